@@ -1,0 +1,532 @@
+//! The one-time access flow: the state machine an end user walks through in the widget.
+//!
+//! ```text
+//! Created ─▶ BankSelected ─▶ CredentialsAccepted ─▶ ScaPassed ─▶ AccountsChosen ─▶ Completed
+//!    │            │  ▲ (wrong password, < 3)   │ ▲ (wrong TAN, < 3)
+//!    └────────────┴──┴─────────────────────────┴─┴──▶ Cancelled | Failed(reason) | Expired
+//! ```
+//! A bank that asks for no SCA goes from `BankSelected` straight to `ScaPassed`. Every
+//! transition checks the link's expiry first. Illegal transitions are errors, never panics.
+
+use std::fmt;
+
+use thiserror::Error;
+use url::Url;
+
+use crate::Timestamp;
+use crate::bank::{AccountDetails, AccountType};
+use crate::ids::{ClientId, FlowId, GrantId, InstitutionId};
+use crate::reference::AccountReference;
+use crate::scope::Scope;
+use crate::secret::AuthorizationCode;
+use crate::values::{Language, RedirectUri, State, SyncPeriod};
+
+/// How many wrong passwords or wrong TANs end a flow.
+pub const MAX_ATTEMPTS: u8 = 3;
+
+/// What the customer asked for when creating the flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowParams {
+    /// Where to send the end user back.
+    pub redirect_uri: RedirectUri,
+    /// Echoed back on the redirect.
+    pub state: Option<State>,
+    /// Widget language.
+    pub language: Language,
+    /// Accounts the customer already knows; the first IBAN's bank code preselects the bank.
+    pub accounts: Vec<AccountReference>,
+    /// Only offer accounts of these types (all when empty).
+    pub account_types: Vec<AccountType>,
+    /// Whether the end user may pick more than one account.
+    pub allow_multi_selection: bool,
+    /// Days of history to fetch.
+    pub sync_period: SyncPeriod,
+    /// A bank to preselect.
+    pub provider_id: Option<InstitutionId>,
+    /// What the resulting grant may read.
+    pub scope: Scope,
+}
+
+impl FlowParams {
+    /// Whether the end user may see `account` under the `account_types` filter.
+    #[must_use]
+    pub fn offers(&self, account: &AccountDetails) -> bool {
+        self.account_types.is_empty() || self.account_types.contains(&account.account_type)
+    }
+
+    /// Whether `account` is one the customer named in `accounts` (to preselect it).
+    #[must_use]
+    pub fn names(&self, account: &AccountDetails) -> bool {
+        self.accounts.iter().any(|r| match r {
+            AccountReference::Iban(i) => account.iban.as_ref() == Some(i),
+            AccountReference::AccountNumber(n) => {
+                account.account_number.as_deref().map(|a| a.trim_start_matches('0')) == Some(n.trim_start_matches('0'))
+            }
+            AccountReference::Pan(p) => account.card_last4.as_deref() == Some(p.last4()),
+        })
+    }
+}
+
+/// An opaque handle to an authenticated session at the bank, issued by the bank connector.
+/// It may grant access to the end user's bank data, so its `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BankSession(String);
+
+impl BankSession {
+    /// Wraps the connector's handle.
+    #[must_use]
+    pub fn new(handle: String) -> Self {
+        Self(handle)
+    }
+
+    /// The handle, for the connector.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for BankSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BankSession([redacted])")
+    }
+}
+
+/// What the bank asks the end user to do for strong customer authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScaChallenge {
+    /// The method's name, e.g. "pushTAN" or "chipTAN".
+    pub method: String,
+    /// The bank's instructions, if any.
+    pub prompt: Option<String>,
+}
+
+/// Why a flow failed. The code is what the customer receives as `error=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureReason {
+    /// Wrong credentials three times.
+    LoginFailed,
+    /// The bank says the login is locked.
+    AccountLocked,
+    /// The bank could not be reached or refused service.
+    BankUnavailable,
+    /// Wrong TAN three times, or the bank rejected the SCA.
+    ScaFailed,
+    /// No account could be offered (none, or none of the requested types).
+    NoAccounts,
+    /// Fetching the data failed.
+    SyncFailed,
+    /// The link expired.
+    LinkExpired,
+}
+
+impl FailureReason {
+    /// The machine-readable code.
+    #[must_use]
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::LoginFailed => "login_failed",
+            Self::AccountLocked => "account_locked",
+            Self::BankUnavailable => "bank_unavailable",
+            Self::ScaFailed => "sca_failed",
+            Self::NoAccounts => "no_accounts",
+            Self::SyncFailed => "sync_failed",
+            Self::LinkExpired => "link_expired",
+        }
+    }
+
+    /// Reads a code back.
+    #[must_use]
+    pub fn parse(code: &str) -> Option<Self> {
+        [
+            Self::LoginFailed, Self::AccountLocked, Self::BankUnavailable, Self::ScaFailed,
+            Self::NoAccounts, Self::SyncFailed, Self::LinkExpired,
+        ]
+        .into_iter()
+        .find(|r| r.code() == code)
+    }
+}
+
+/// Where a flow stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowStatus {
+    /// Waiting for the end user to pick a bank.
+    Created,
+    /// A bank is picked; waiting for the login.
+    BankSelected {
+        /// The bank.
+        institution: InstitutionId,
+    },
+    /// The bank accepted the login and asks for SCA.
+    CredentialsAccepted {
+        /// The bank.
+        institution: InstitutionId,
+        /// The bank session.
+        session: BankSession,
+        /// What the bank asks for.
+        challenge: ScaChallenge,
+    },
+    /// SCA passed; the accounts on offer are known.
+    ScaPassed {
+        /// The bank.
+        institution: InstitutionId,
+        /// The bank session.
+        session: BankSession,
+        /// Accounts the end user may choose from (already filtered by `account_types`).
+        offered: Vec<AccountDetails>,
+    },
+    /// The end user chose accounts; the data is being fetched.
+    AccountsChosen {
+        /// The bank.
+        institution: InstitutionId,
+        /// The bank session.
+        session: BankSession,
+        /// The chosen accounts.
+        chosen: Vec<AccountDetails>,
+    },
+    /// Done: a grant and its code exist.
+    Completed {
+        /// The grant.
+        grant_id: GrantId,
+    },
+    /// The end user cancelled.
+    Cancelled,
+    /// The flow failed.
+    Failed {
+        /// Why.
+        reason: FailureReason,
+    },
+    /// The link expired before the flow was completed.
+    Expired,
+}
+
+impl FlowStatus {
+    /// Whether no further transition is possible.
+    #[must_use]
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Self::Completed { .. } | Self::Cancelled | Self::Failed { .. } | Self::Expired)
+    }
+
+    /// A short name, for errors and logs.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::BankSelected { .. } => "bank_selected",
+            Self::CredentialsAccepted { .. } => "credentials_accepted",
+            Self::ScaPassed { .. } => "sca_passed",
+            Self::AccountsChosen { .. } => "accounts_chosen",
+            Self::Completed { .. } => "completed",
+            Self::Cancelled => "cancelled",
+            Self::Failed { .. } => "failed",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// The bank, once one is selected and while the flow is live.
+    #[must_use]
+    pub fn institution(&self) -> Option<&InstitutionId> {
+        match self {
+            Self::BankSelected { institution }
+            | Self::CredentialsAccepted { institution, .. }
+            | Self::ScaPassed { institution, .. }
+            | Self::AccountsChosen { institution, .. } => Some(institution),
+            _ => None,
+        }
+    }
+}
+
+/// Something that happened in the widget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowEvent {
+    /// The end user picked a bank (or the bank came from the customer's IBAN).
+    BankSelected(InstitutionId),
+    /// The bank rejected the credentials.
+    LoginRejected,
+    /// The bank accepted the credentials and asks for SCA.
+    LoginAccepted {
+        /// The bank session.
+        session: BankSession,
+        /// What the bank asks for.
+        challenge: ScaChallenge,
+    },
+    /// The bank rejected the TAN.
+    TanRejected,
+    /// SCA passed (or was not needed); these accounts exist.
+    ScaPassed {
+        /// The bank session, when the login went straight here without SCA.
+        session: Option<BankSession>,
+        /// Every account the bank returned; the flow keeps those `account_types` allows.
+        accounts: Vec<AccountDetails>,
+    },
+    /// The end user chose these accounts (external ids).
+    AccountsChosen(Vec<String>),
+    /// The data is fetched, the grant created.
+    Completed(GrantId),
+    /// The end user cancelled.
+    Cancelled,
+    /// Something failed for good.
+    Failed(FailureReason),
+}
+
+/// An event that is not allowed now.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum FlowError {
+    /// The link expired; the flow is now `Expired`.
+    #[error("the link has expired")]
+    Expired,
+    /// The flow is already finished.
+    #[error("the flow is already {0}")]
+    Finished(&'static str),
+    /// The event does not fit the current step.
+    #[error("{event} is not possible while the flow is {status}")]
+    IllegalTransition {
+        /// The event.
+        event: &'static str,
+        /// The status.
+        status: &'static str,
+    },
+    /// The chosen accounts are not acceptable.
+    #[error("invalid account selection: {0}")]
+    InvalidSelection(&'static str),
+}
+
+/// A one-time access flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flow {
+    /// Its id.
+    pub id: FlowId,
+    /// The customer that created it.
+    pub client_id: ClientId,
+    /// What the customer asked for.
+    pub params: FlowParams,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// The link's expiry (exclusive).
+    pub expires_at: Timestamp,
+    /// Where it stands.
+    pub status: FlowStatus,
+    /// Wrong passwords so far.
+    pub login_failures: u8,
+    /// Wrong TANs so far.
+    pub tan_failures: u8,
+    /// Bumped on every change, for the store's compare-and-swap.
+    pub version: u64,
+}
+
+impl FlowEvent {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::BankSelected(_) => "bank selection",
+            Self::LoginRejected => "login rejection",
+            Self::LoginAccepted { .. } => "login",
+            Self::TanRejected => "TAN rejection",
+            Self::ScaPassed { .. } => "SCA",
+            Self::AccountsChosen(_) => "account selection",
+            Self::Completed(_) => "completion",
+            Self::Cancelled => "cancellation",
+            Self::Failed(_) => "failure",
+        }
+    }
+}
+
+impl Flow {
+    /// A new flow in `Created`, or `BankSelected` when the bank is already known.
+    #[must_use]
+    pub fn new(
+        id: FlowId,
+        client_id: ClientId,
+        params: FlowParams,
+        now: Timestamp,
+        lifetime: chrono::TimeDelta,
+        preselected: Option<InstitutionId>,
+    ) -> Self {
+        let status = match preselected {
+            Some(institution) => FlowStatus::BankSelected { institution },
+            None => FlowStatus::Created,
+        };
+        Self {
+            id,
+            client_id,
+            params,
+            created_at: now,
+            expires_at: now + lifetime,
+            status,
+            login_failures: 0,
+            tan_failures: 0,
+            version: 0,
+        }
+    }
+
+    /// Moves a live flow past its expiry to `Expired`. Returns whether it did.
+    pub fn expire_if_due(&mut self, now: Timestamp) -> bool {
+        if self.status.is_terminal() || now < self.expires_at {
+            return false;
+        }
+        self.status = FlowStatus::Expired;
+        self.version += 1;
+        true
+    }
+
+    /// Applies an event at `now`.
+    ///
+    /// # Errors
+    /// [`FlowError::Expired`] when the link has expired (the flow is then `Expired` and should
+    /// be saved), [`FlowError::Finished`] after a terminal state, and
+    /// [`FlowError::IllegalTransition`] or [`FlowError::InvalidSelection`] otherwise. On error
+    /// nothing but the expiry changes.
+    pub fn apply(&mut self, event: FlowEvent, now: Timestamp) -> Result<(), FlowError> {
+        if self.expire_if_due(now) {
+            return Err(FlowError::Expired);
+        }
+        if self.status.is_terminal() {
+            return Err(FlowError::Finished(self.status.name()));
+        }
+        let illegal = FlowError::IllegalTransition { event: event.name(), status: self.status.name() };
+        let current = std::mem::replace(&mut self.status, FlowStatus::Created);
+        match self.next(current.clone(), event, illegal) {
+            Ok(status) => {
+                self.status = status;
+                self.version += 1;
+                Ok(())
+            }
+            Err(e) => {
+                self.status = current;
+                Err(e)
+            }
+        }
+    }
+
+    fn next(&mut self, current: FlowStatus, event: FlowEvent, illegal: FlowError) -> Result<FlowStatus, FlowError> {
+        use FlowEvent as E;
+        use FlowStatus as S;
+        Ok(match (current, event) {
+            (_, E::Cancelled) => S::Cancelled,
+            (_, E::Failed(reason)) => S::Failed { reason },
+            (S::Created | S::BankSelected { .. }, E::BankSelected(institution)) => {
+                self.login_failures = 0;
+                S::BankSelected { institution }
+            }
+            (S::BankSelected { institution }, E::LoginRejected) => {
+                self.login_failures = self.login_failures.saturating_add(1);
+                if self.login_failures >= MAX_ATTEMPTS {
+                    S::Failed { reason: FailureReason::LoginFailed }
+                } else {
+                    S::BankSelected { institution }
+                }
+            }
+            (S::BankSelected { institution }, E::LoginAccepted { session, challenge }) => {
+                S::CredentialsAccepted { institution, session, challenge }
+            }
+            (S::CredentialsAccepted { institution, session, challenge }, E::TanRejected) => {
+                self.tan_failures = self.tan_failures.saturating_add(1);
+                if self.tan_failures >= MAX_ATTEMPTS {
+                    S::Failed { reason: FailureReason::ScaFailed }
+                } else {
+                    S::CredentialsAccepted { institution, session, challenge }
+                }
+            }
+            (S::CredentialsAccepted { institution, session, .. }, E::ScaPassed { session: None, accounts }) => {
+                self.offer(institution, session, accounts)
+            }
+            (S::BankSelected { institution }, E::ScaPassed { session: Some(session), accounts }) => {
+                self.offer(institution, session, accounts)
+            }
+            (S::ScaPassed { institution, session, offered }, E::AccountsChosen(ids)) => {
+                let chosen = self.choose(&offered, &ids)?;
+                S::AccountsChosen { institution, session, chosen }
+            }
+            (S::AccountsChosen { .. }, E::Completed(grant_id)) => S::Completed { grant_id },
+            _ => return Err(illegal),
+        })
+    }
+
+    fn offer(&self, institution: InstitutionId, session: BankSession, accounts: Vec<AccountDetails>) -> FlowStatus {
+        let offered: Vec<_> = accounts.into_iter().filter(|a| self.params.offers(a)).collect();
+        if offered.is_empty() {
+            return FlowStatus::Failed { reason: FailureReason::NoAccounts };
+        }
+        FlowStatus::ScaPassed { institution, session, offered }
+    }
+
+    fn choose(&self, offered: &[AccountDetails], ids: &[String]) -> Result<Vec<AccountDetails>, FlowError> {
+        if ids.is_empty() {
+            return Err(FlowError::InvalidSelection("choose at least one account"));
+        }
+        if ids.len() > 1 && !self.params.allow_multi_selection {
+            return Err(FlowError::InvalidSelection("only one account may be chosen"));
+        }
+        let mut chosen: Vec<AccountDetails> = Vec::with_capacity(ids.len());
+        for id in ids {
+            let account = offered
+                .iter()
+                .find(|a| a.external_id == *id)
+                .ok_or(FlowError::InvalidSelection("an account that was not offered"))?;
+            if !chosen.iter().any(|c| c.external_id == *id) {
+                chosen.push(account.clone());
+            }
+        }
+        Ok(chosen)
+    }
+
+    /// The accounts to preselect on the selection page: those the customer named, or all
+    /// (multi-selection) or the first (single selection) when none was named.
+    #[must_use]
+    pub fn preselected(&self) -> Vec<&AccountDetails> {
+        let FlowStatus::ScaPassed { offered, .. } = &self.status else { return Vec::new() };
+        let named: Vec<_> = offered.iter().filter(|a| self.params.names(a)).collect();
+        if !named.is_empty() {
+            return if self.params.allow_multi_selection { named } else { named.into_iter().take(1).collect() };
+        }
+        if self.params.allow_multi_selection { offered.iter().collect() } else { offered.iter().take(1).collect() }
+    }
+}
+
+/// How a flow ends, as the customer is told on the redirect.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Success, with the authorization code.
+    Success(AuthorizationCode),
+    /// The end user cancelled.
+    Cancelled,
+    /// Failure.
+    Failed(FailureReason),
+}
+
+/// The URL the end user is sent back to: `redirect_uri` with `code`, `state`, `success`,
+/// `cancel`, `error` and `flow_id` added to whatever query it had.
+#[must_use]
+pub fn callback_url(params: &FlowParams, flow_id: FlowId, outcome: &Outcome) -> Url {
+    let mut url = params.redirect_uri.url().clone();
+    {
+        let mut q = url.query_pairs_mut();
+        match outcome {
+            Outcome::Success(code) => {
+                q.append_pair("code", code.expose());
+                if let Some(s) = &params.state {
+                    q.append_pair("state", s.as_str());
+                }
+                q.append_pair("success", "true");
+            }
+            Outcome::Cancelled => {
+                q.append_pair("success", "false");
+                q.append_pair("cancel", "true");
+                if let Some(s) = &params.state {
+                    q.append_pair("state", s.as_str());
+                }
+            }
+            Outcome::Failed(reason) => {
+                q.append_pair("success", "false");
+                if let Some(s) = &params.state {
+                    q.append_pair("state", s.as_str());
+                }
+                q.append_pair("error", reason.code());
+            }
+        }
+        q.append_pair("flow_id", &flow_id.to_string());
+    }
+    url
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,250 @@
+use chrono::{TimeDelta, TimeZone};
+use proptest::prelude::*;
+
+use super::*;
+use crate::money::Currency;
+use crate::reference::Iban;
+
+fn t0() -> Timestamp {
+    chrono::Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).single().expect("valid")
+}
+
+fn account(id: &str, t: AccountType) -> AccountDetails {
+    AccountDetails {
+        external_id: id.into(),
+        iban: Iban::from_german("90094815", "2881").ok(),
+        account_number: Some("2881".into()),
+        bank_code: Some("90094815".into()),
+        bic: None,
+        bank_name: "Bank".into(),
+        currency: Currency::EUR,
+        account_type: t,
+        name: id.into(),
+        owner: "Erika Mustermann".into(),
+        is_jointly_managed: false,
+        card_last4: None,
+    }
+}
+
+fn params(multi: bool, types: Vec<AccountType>) -> FlowParams {
+    FlowParams {
+        redirect_uri: RedirectUri::parse("https://app.example/cb?x=1").expect("uri"),
+        state: State::parse("st-1").ok(),
+        language: Language::De,
+        accounts: vec![],
+        account_types: types,
+        allow_multi_selection: multi,
+        sync_period: SyncPeriod::default(),
+        provider_id: None,
+        scope: Scope::FULL,
+    }
+}
+
+fn flow(multi: bool) -> Flow {
+    Flow::new(
+        FlowId::from_random([1; 16]),
+        ClientId::parse("c").expect("id"),
+        params(multi, vec![]),
+        t0(),
+        TimeDelta::hours(1),
+        None,
+    )
+}
+
+fn bank() -> InstitutionId {
+    InstitutionId::parse("sandbox").expect("id")
+}
+
+fn session() -> BankSession {
+    BankSession::new("s".into())
+}
+
+fn challenge() -> ScaChallenge {
+    ScaChallenge { method: "pushTAN".into(), prompt: None }
+}
+
+fn accounts() -> Vec<AccountDetails> {
+    vec![account("giro", AccountType::Giro), account("save", AccountType::Savings)]
+}
+
+#[test]
+fn the_happy_path_reaches_completed() {
+    let now = t0();
+    let mut f = flow(true);
+    f.apply(FlowEvent::BankSelected(bank()), now).expect("select");
+    f.apply(FlowEvent::LoginAccepted { session: session(), challenge: challenge() }, now).expect("login");
+    f.apply(FlowEvent::ScaPassed { session: None, accounts: accounts() }, now).expect("sca");
+    assert_eq!(f.preselected().len(), 2);
+    f.apply(FlowEvent::AccountsChosen(vec!["giro".into()]), now).expect("choose");
+    let gid = GrantId::from_random([3; 16]);
+    f.apply(FlowEvent::Completed(gid), now).expect("complete");
+    assert_eq!(f.status, FlowStatus::Completed { grant_id: gid });
+    assert_eq!(f.version, 5);
+}
+
+#[test]
+fn three_wrong_passwords_fail_the_flow() {
+    let now = t0();
+    let mut f = flow(true);
+    f.apply(FlowEvent::BankSelected(bank()), now).expect("select");
+    f.apply(FlowEvent::LoginRejected, now).expect("1");
+    f.apply(FlowEvent::LoginRejected, now).expect("2");
+    assert!(matches!(f.status, FlowStatus::BankSelected { .. }));
+    f.apply(FlowEvent::LoginRejected, now).expect("3");
+    assert_eq!(f.status, FlowStatus::Failed { reason: FailureReason::LoginFailed });
+    assert_eq!(f.apply(FlowEvent::BankSelected(bank()), now), Err(FlowError::Finished("failed")));
+}
+
+#[test]
+fn three_wrong_tans_fail_the_flow() {
+    let now = t0();
+    let mut f = flow(true);
+    f.apply(FlowEvent::BankSelected(bank()), now).expect("select");
+    f.apply(FlowEvent::LoginAccepted { session: session(), challenge: challenge() }, now).expect("login");
+    for _ in 0..3 {
+        f.apply(FlowEvent::TanRejected, now).expect("tan");
+    }
+    assert_eq!(f.status, FlowStatus::Failed { reason: FailureReason::ScaFailed });
+}
+
+#[test]
+fn an_expired_link_refuses_every_step() {
+    let mut f = flow(true);
+    let late = t0() + TimeDelta::hours(1);
+    assert_eq!(f.apply(FlowEvent::BankSelected(bank()), late), Err(FlowError::Expired));
+    assert_eq!(f.status, FlowStatus::Expired);
+    assert_eq!(f.apply(FlowEvent::Cancelled, late), Err(FlowError::Finished("expired")));
+}
+
+#[test]
+fn illegal_transitions_are_errors_and_change_nothing() {
+    let now = t0();
+    let mut f = flow(true);
+    let before = f.clone();
+    let e = f.apply(FlowEvent::TanRejected, now);
+    assert_eq!(e, Err(FlowError::IllegalTransition { event: "TAN rejection", status: "created" }));
+    assert_eq!(f, before);
+    assert!(f.apply(FlowEvent::Completed(GrantId::from_random([0; 16])), now).is_err());
+    assert_eq!(f, before);
+}
+
+#[test]
+fn single_selection_takes_one_account_and_only_offered_ones() {
+    let now = t0();
+    let mut f = flow(false);
+    f.apply(FlowEvent::BankSelected(bank()), now).expect("select");
+    f.apply(FlowEvent::ScaPassed { session: Some(session()), accounts: accounts() }, now).expect("no sca needed");
+    assert_eq!(f.preselected().len(), 1);
+    let two = FlowEvent::AccountsChosen(vec!["giro".into(), "save".into()]);
+    assert!(matches!(f.apply(two, now), Err(FlowError::InvalidSelection(_))));
+    assert!(matches!(f.apply(FlowEvent::AccountsChosen(vec!["other".into()]), now), Err(FlowError::InvalidSelection(_))));
+    assert!(matches!(f.apply(FlowEvent::AccountsChosen(vec![]), now), Err(FlowError::InvalidSelection(_))));
+    f.apply(FlowEvent::AccountsChosen(vec!["save".into()]), now).expect("one");
+}
+
+#[test]
+fn account_types_filter_what_is_offered() {
+    let now = t0();
+    let mut f = flow(true);
+    f.params.account_types = vec![AccountType::CreditCard];
+    f.apply(FlowEvent::BankSelected(bank()), now).expect("select");
+    f.apply(FlowEvent::ScaPassed { session: Some(session()), accounts: accounts() }, now).expect("sca");
+    assert_eq!(f.status, FlowStatus::Failed { reason: FailureReason::NoAccounts });
+}
+
+#[test]
+fn named_accounts_are_preselected() {
+    let now = t0();
+    let mut f = flow(true);
+    let mut other = account("other", AccountType::Giro);
+    other.iban = Iban::from_german("90094815", "2882").ok();
+    other.account_number = Some("2882".into());
+    f.params.accounts = vec![AccountReference::parse("DE55900948150000002882").expect("iban")];
+    f.apply(FlowEvent::BankSelected(bank()), now).expect("select");
+    f.apply(FlowEvent::ScaPassed { session: Some(session()), accounts: vec![account("giro", AccountType::Giro), other] }, now)
+        .expect("sca");
+    let pre: Vec<_> = f.preselected().into_iter().map(|a| a.external_id.as_str()).collect();
+    assert_eq!(pre, ["other"]);
+}
+
+#[test]
+fn callback_urls_carry_the_outcome() {
+    let f = flow(true);
+    let code = AuthorizationCode::from_presented("fxc_abc").expect("code");
+    let ok = callback_url(&f.params, f.id, &Outcome::Success(code));
+    assert_eq!(
+        ok.as_str(),
+        format!("https://app.example/cb?x=1&code=fxc_abc&state=st-1&success=true&flow_id={}", f.id)
+    );
+    let cancel = callback_url(&f.params, f.id, &Outcome::Cancelled);
+    assert_eq!(cancel.query(), Some(format!("x=1&success=false&cancel=true&state=st-1&flow_id={}", f.id).as_str()));
+    let failed = callback_url(&f.params, f.id, &Outcome::Failed(FailureReason::ScaFailed));
+    assert!(failed.as_str().contains("success=false&state=st-1&error=sca_failed"));
+}
+
+fn event() -> impl Strategy<Value = FlowEvent> {
+    let ids = proptest::collection::vec(prop_oneof![Just("giro".to_owned()), Just("save".to_owned()), Just("card".to_owned())], 0..3);
+    prop_oneof![
+        Just(FlowEvent::BankSelected(bank())),
+        Just(FlowEvent::LoginRejected),
+        Just(FlowEvent::LoginAccepted { session: session(), challenge: challenge() }),
+        Just(FlowEvent::TanRejected),
+        Just(FlowEvent::ScaPassed { session: None, accounts: accounts() }),
+        Just(FlowEvent::ScaPassed { session: Some(session()), accounts: accounts() }),
+        Just(FlowEvent::ScaPassed { session: None, accounts: vec![] }),
+        ids.prop_map(FlowEvent::AccountsChosen),
+        Just(FlowEvent::Completed(GrantId::from_random([9; 16]))),
+        Just(FlowEvent::Cancelled),
+        Just(FlowEvent::Failed(FailureReason::BankUnavailable)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// Whatever the events and their timing, the flow never reaches an illegal state.
+    #[test]
+    fn no_sequence_of_events_reaches_an_illegal_state(
+        multi in any::<bool>(),
+        steps in proptest::collection::vec((event(), 0i64..20), 0..30),
+    ) {
+        let mut f = flow(multi);
+        let mut now = t0();
+        for (ev, minutes) in steps {
+            now += TimeDelta::minutes(minutes);
+            let before = f.clone();
+            let result = f.apply(ev.clone(), now);
+            // Terminal states are absorbing.
+            if before.status.is_terminal() {
+                prop_assert_eq!(&f, &before);
+                prop_assert!(result.is_err());
+            }
+            // Nothing is live past the expiry.
+            if now >= f.expires_at {
+                prop_assert!(f.status.is_terminal());
+            }
+            match &result {
+                Ok(()) => prop_assert_eq!(f.version, before.version + 1),
+                Err(FlowError::Expired) => prop_assert_eq!(&f.status, &FlowStatus::Expired),
+                Err(_) => prop_assert_eq!(&f, &before),
+            }
+            // Completion only follows account selection.
+            if matches!(f.status, FlowStatus::Completed { .. }) && !before.status.is_terminal() {
+                let was_chosen = matches!(before.status, FlowStatus::AccountsChosen { .. });
+                prop_assert!(was_chosen);
+            }
+            prop_assert!(f.login_failures <= MAX_ATTEMPTS && f.tan_failures <= MAX_ATTEMPTS);
+            if f.login_failures >= MAX_ATTEMPTS {
+                prop_assert!(f.status.is_terminal());
+            }
+            match &f.status {
+                FlowStatus::ScaPassed { offered, .. } => prop_assert!(!offered.is_empty()),
+                FlowStatus::AccountsChosen { chosen, .. } => {
+                    prop_assert!(!chosen.is_empty());
+                    prop_assert!(multi || chosen.len() == 1);
+                }
+                _ => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! The finX transaction query: `accounts`, `count`, `offset`, `sort`, `since`, `until`,
+//! `since_type`, `include_pending` and `filter`, parsed once and applied the same way by
+//! every store.
+
+use std::cmp::Ordering;
+
+use rust_decimal::Decimal;
+use thiserror::Error;
+
+use crate::Date;
+use crate::bank::Transaction;
+use crate::ids::{AccountId, TransactionId};
+
+/// A query parameter was not valid.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{field}: {reason}")]
+pub struct QueryError {
+    /// The parameter's name.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+fn err(field: &'static str, reason: impl Into<String>) -> QueryError {
+    QueryError { field, reason: reason.into() }
+}
+
+/// Sort order by booking date, then id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortOrder {
+    /// Newest first (the default).
+    #[default]
+    Desc,
+    /// Oldest first.
+    Asc,
+}
+
+/// Which date `since`/`until` dates compare against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SinceType {
+    /// The booking date (the default).
+    #[default]
+    Booked,
+    /// When finX first saw the transaction.
+    Created,
+    /// When finX last saw it change.
+    Modified,
+}
+
+/// A `since` or `until` bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bound {
+    /// A date, inclusive.
+    Date(Date),
+    /// A transaction, exclusive: everything after (`since`) or before (`until`) it in
+    /// booking order.
+    Transaction(TransactionId),
+}
+
+/// A `filter=key:value` condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxFilter {
+    /// Purpose contains the text (case-insensitive).
+    Purpose(String),
+    /// Counterparty name contains the text (case-insensitive).
+    Person(String),
+    /// Amount equals the value exactly.
+    Amount(Decimal),
+}
+
+/// The raw parameters, as strings straight off the wire.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawTransactionQuery<'a> {
+    /// `accounts`: comma-separated account ids.
+    pub accounts: Option<&'a str>,
+    /// `count`.
+    pub count: Option<&'a str>,
+    /// `offset`.
+    pub offset: Option<&'a str>,
+    /// `sort`.
+    pub sort: Option<&'a str>,
+    /// `since`.
+    pub since: Option<&'a str>,
+    /// `until`.
+    pub until: Option<&'a str>,
+    /// `since_type`.
+    pub since_type: Option<&'a str>,
+    /// `include_pending`.
+    pub include_pending: Option<&'a str>,
+    /// `filter`.
+    pub filter: Option<&'a str>,
+}
+
+/// A valid transaction query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionQuery {
+    /// Restrict to these accounts (all of the grant's when `None`).
+    pub accounts: Option<Vec<AccountId>>,
+    /// Page size, `1..=1000`, default 1000.
+    pub count: u32,
+    /// Items to skip.
+    pub offset: u32,
+    /// Order.
+    pub sort: SortOrder,
+    /// Lower bound.
+    pub since: Option<Bound>,
+    /// Upper bound.
+    pub until: Option<Bound>,
+    /// What date bounds compare against.
+    pub since_type: SinceType,
+    /// Include pending transactions (default false).
+    pub include_pending: bool,
+    /// Extra condition.
+    pub filter: Option<TxFilter>,
+}
+
+impl Default for TransactionQuery {
+    fn default() -> Self {
+        Self {
+            accounts: None,
+            count: Self::MAX_COUNT,
+            offset: 0,
+            sort: SortOrder::Desc,
+            since: None,
+            until: None,
+            since_type: SinceType::Booked,
+            include_pending: false,
+            filter: None,
+        }
+    }
+}
+
+fn parse_bound(field: &'static str, raw: &str) -> Result<Bound, QueryError> {
+    if raw.starts_with(TransactionId::PREFIX) {
+        return TransactionId::parse(raw).map(Bound::Transaction).map_err(|e| err(field, e.to_string()));
+    }
+    Date::parse_from_str(raw, "%Y-%m-%d")
+        .map(Bound::Date)
+        .map_err(|_| err(field, "must be a date (YYYY-MM-DD) or a transaction id"))
+}
+
+fn parse_bool(field: &'static str, raw: &str) -> Result<bool, QueryError> {
+    match raw {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(err(field, "must be true or false")),
+    }
+}
+
+impl TransactionQuery {
+    /// The largest page.
+    pub const MAX_COUNT: u32 = 1000;
+
+    /// Parses the raw parameters, reporting the first invalid one.
+    ///
+    /// # Errors
+    /// [`QueryError`] naming the parameter and the reason.
+    pub fn parse(raw: RawTransactionQuery<'_>) -> Result<Self, QueryError> {
+        let mut q = Self::default();
+        if let Some(a) = raw.accounts {
+            let ids = a
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| AccountId::parse(s).map_err(|e| err("accounts", e.to_string())))
+                .collect::<Result<Vec<_>, _>>()?;
+            if ids.is_empty() {
+                return Err(err("accounts", "must name at least one account id"));
+            }
+            if ids.len() > 100 {
+                return Err(err("accounts", "at most 100 account ids"));
+            }
+            q.accounts = Some(ids);
+        }
+        if let Some(c) = raw.count {
+            q.count = c
+                .parse::<u32>()
+                .ok()
+                .filter(|c| (1..=Self::MAX_COUNT).contains(c))
+                .ok_or_else(|| err("count", format!("must be an integer from 1 to {}", Self::MAX_COUNT)))?;
+        }
+        if let Some(o) = raw.offset {
+            q.offset = o.parse().map_err(|_| err("offset", "must be a non-negative integer"))?;
+        }
+        if let Some(s) = raw.sort {
+            q.sort = match s {
+                "desc" => SortOrder::Desc,
+                "asc" => SortOrder::Asc,
+                _ => return Err(err("sort", "must be asc or desc")),
+            };
+        }
+        q.since = raw.since.map(|s| parse_bound("since", s)).transpose()?;
+        q.until = raw.until.map(|s| parse_bound("until", s)).transpose()?;
+        if let Some(t) = raw.since_type {
+            q.since_type = match t {
+                "booked" => SinceType::Booked,
+                "created" => SinceType::Created,
+                "modified" => SinceType::Modified,
+                _ => return Err(err("since_type", "must be booked, created or modified")),
+            };
+        }
+        if let Some(p) = raw.include_pending {
+            q.include_pending = parse_bool("include_pending", p)?;
+        }
+        if let Some(f) = raw.filter {
+            let (key, value) = f.split_once(':').ok_or_else(|| err("filter", "must be key:value"))?;
+            if value.is_empty() || value.len() > 256 {
+                return Err(err("filter", "value must be 1 to 256 bytes"));
+            }
+            q.filter = Some(match key {
+                "purpose" => TxFilter::Purpose(value.to_lowercase()),
+                "person" => TxFilter::Person(value.to_lowercase()),
+                "amount" => TxFilter::Amount(value.parse().map_err(|_| err("filter", "amount must be a decimal number"))?),
+                _ => return Err(err("filter", "key must be purpose, person or amount")),
+            });
+        }
+        Ok(q)
+    }
+}
+
+/// A query whose transaction-id bounds have been looked up, ready to apply. Stores get this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedQuery {
+    /// The accounts to read, already limited to what the grant may see.
+    pub accounts: Vec<AccountId>,
+    /// Page size.
+    pub count: u32,
+    /// Items to skip.
+    pub offset: u32,
+    /// Order.
+    pub sort: SortOrder,
+    /// Lower bound.
+    pub since: Option<ResolvedBound>,
+    /// Upper bound.
+    pub until: Option<ResolvedBound>,
+    /// What date bounds compare against.
+    pub since_type: SinceType,
+    /// Include pending transactions.
+    pub include_pending: bool,
+    /// Extra condition.
+    pub filter: Option<TxFilter>,
+}
+
+/// A bound with any transaction id replaced by its position in booking order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolvedBound {
+    /// A date, inclusive, compared per `since_type`.
+    Date(Date),
+    /// A position `(booking date, id)`, exclusive.
+    After(Date, TransactionId),
+}
+
+/// The booking order of transactions: by booking date, then id.
+#[must_use]
+pub fn booking_order(a: &Transaction, b: &Transaction) -> Ordering {
+    (a.details.booked_on, &a.id).cmp(&(b.details.booked_on, &b.id))
+}
+
+impl ResolvedQuery {
+    fn date_of(&self, t: &Transaction) -> Date {
+        match self.since_type {
+            SinceType::Booked => t.details.booked_on,
+            SinceType::Created => t.created_at.date_naive(),
+            SinceType::Modified => t.modified_at.date_naive(),
+        }
+    }
+
+    /// Whether `t` passes every condition except paging.
+    #[must_use]
+    pub fn matches(&self, t: &Transaction) -> bool {
+        if !self.accounts.contains(&t.account_id) || (!self.include_pending && !t.details.booked) {
+            return false;
+        }
+        let key = (t.details.booked_on, &t.id);
+        let since_ok = match &self.since {
+            None => true,
+            Some(ResolvedBound::Date(d)) => self.date_of(t) >= *d,
+            Some(ResolvedBound::After(d, id)) => key > (*d, id),
+        };
+        let until_ok = match &self.until {
+            None => true,
+            Some(ResolvedBound::Date(d)) => self.date_of(t) <= *d,
+            Some(ResolvedBound::After(d, id)) => key < (*d, id),
+        };
+        since_ok && until_ok && self.filter.as_ref().is_none_or(|f| filter_matches(f, t))
+    }
+
+    /// Compares two transactions in this query's order.
+    #[must_use]
+    pub fn order(&self, a: &Transaction, b: &Transaction) -> Ordering {
+        match self.sort {
+            SortOrder::Asc => booking_order(a, b),
+            SortOrder::Desc => booking_order(b, a),
+        }
+    }
+
+    /// Applies the query to an unordered collection: the reference semantics every store
+    /// must reproduce.
+    pub fn apply<'a>(&self, all: impl IntoIterator<Item = &'a Transaction>) -> Vec<Transaction> {
+        let mut hits: Vec<&Transaction> = all.into_iter().filter(|t| self.matches(t)).collect();
+        hits.sort_by(|a, b| self.order(a, b));
+        hits.into_iter().skip(self.offset as usize).take(self.count as usize).cloned().collect()
+    }
+}
+
+fn filter_matches(f: &TxFilter, t: &Transaction) -> bool {
+    match f {
+        TxFilter::Purpose(p) => t.details.purpose.as_deref().is_some_and(|s| s.to_lowercase().contains(p)),
+        TxFilter::Person(p) => t.details.counterparty.name.as_deref().is_some_and(|s| s.to_lowercase().contains(p)),
+        TxFilter::Amount(a) => t.details.amount.amount() == *a,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_reference() {
+        let q = TransactionQuery::parse(RawTransactionQuery::default()).expect("valid");
+        assert_eq!(q.count, 1000);
+        assert_eq!(q.offset, 0);
+        assert_eq!(q.sort, SortOrder::Desc);
+        assert!(!q.include_pending);
+    }
+
+    #[test]
+    fn every_bad_parameter_is_named() {
+        let cases: [(RawTransactionQuery<'_>, &str); 9] = [
+            (RawTransactionQuery { count: Some("0"), ..Default::default() }, "count"),
+            (RawTransactionQuery { count: Some("1001"), ..Default::default() }, "count"),
+            (RawTransactionQuery { offset: Some("-1"), ..Default::default() }, "offset"),
+            (RawTransactionQuery { sort: Some("up"), ..Default::default() }, "sort"),
+            (RawTransactionQuery { since: Some("2026-13-01"), ..Default::default() }, "since"),
+            (RawTransactionQuery { until: Some("yesterday"), ..Default::default() }, "until"),
+            (RawTransactionQuery { include_pending: Some("yes"), ..Default::default() }, "include_pending"),
+            (RawTransactionQuery { accounts: Some("B12"), ..Default::default() }, "accounts"),
+            (RawTransactionQuery { filter: Some("colour:red"), ..Default::default() }, "filter"),
+        ];
+        for (raw, field) in cases {
+            assert_eq!(TransactionQuery::parse(raw).map_err(|e| e.field), Err(field));
+        }
+    }
+
+    #[test]
+    fn bounds_are_dates_or_transaction_ids() {
+        let q = TransactionQuery::parse(RawTransactionQuery {
+            since: Some("2026-01-31"),
+            until: Some("T0123abc"),
+            filter: Some("amount:-12.30"),
+            ..Default::default()
+        })
+        .expect("valid");
+        assert!(matches!(q.since, Some(Bound::Date(_))));
+        assert!(matches!(q.until, Some(Bound::Transaction(_))));
+        assert_eq!(q.filter, Some(TxFilter::Amount(Decimal::new(-1230, 2))));
+    }
+}
