@@ -254,8 +254,8 @@ pub enum FlowEvent {
     TanRejected,
     /// SCA passed (or was not needed); these accounts exist.
     ScaPassed {
-        /// The bank session, when the login went straight here without SCA.
-        session: Option<BankSession>,
+        /// The bank session to continue in.
+        session: BankSession,
         /// Every account the bank returned; the flow keeps those `account_types` allows.
         accounts: Vec<AccountDetails>,
     },
@@ -426,10 +426,7 @@ impl Flow {
                     S::CredentialsAccepted { institution, session, challenge }
                 }
             }
-            (S::CredentialsAccepted { institution, session, .. }, E::ScaPassed { session: None, accounts }) => {
-                self.offer(institution, session, accounts)
-            }
-            (S::BankSelected { institution }, E::ScaPassed { session: Some(session), accounts }) => {
+            (S::CredentialsAccepted { institution, .. } | S::BankSelected { institution }, E::ScaPassed { session, accounts }) => {
                 self.offer(institution, session, accounts)
             }
             (S::ScaPassed { institution, session, offered }, E::AccountsChosen(ids)) => {

@@ -1,1 +1,25 @@
-//! Ports.
+//! The ports of finX: the traits the application core needs from the outside world.
+//!
+//! Each trait lives here alone; its implementations live in sibling adapter crates
+//! (`finx-store-memory`, `finx-bank-sandbox`, `finx-system`, ...). Every method states its
+//! contract in MUST words; the conformance suite in `finx-tests` holds every store to it.
+//!
+//! With the `mock` feature every trait gets a `mockall` mock (`MockFlowStore`, ...), for unit
+//! tests of the core.
+
+mod bank;
+mod error;
+mod store;
+mod system;
+
+pub use bank::{BankConnector, BankCredentials, BankError, LoginOutcome};
+pub use error::{BoxError, RedeemFailure, RotateFailure, StoreError};
+pub use store::{BankDataStore, Client, ClientRegistry, FlowStore, GrantStore, PurgeReport, SyncReport};
+pub use system::{Clock, SecretGenerator};
+
+#[cfg(feature = "mock")]
+pub use bank::MockBankConnector;
+#[cfg(feature = "mock")]
+pub use store::{MockBankDataStore, MockClientRegistry, MockFlowStore, MockGrantStore};
+#[cfg(feature = "mock")]
+pub use system::{MockClock, MockSecretGenerator};

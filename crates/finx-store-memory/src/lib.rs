@@ -1,1 +1,319 @@
-//! Memory store.
+//! The in-memory store: every finX storage port over maps behind one lock each.
+//!
+//! Each operation takes its lock once and does all its checks and writes under it, which is
+//! what makes `redeem_code`, `rotate_refresh_token` and `update_flow` atomic. Grants are kept
+//! as [`GrantFamily`] values, the domain's reference model of the token rules, so this store
+//! is also the yardstick the SQL stores are compared against.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+
+use async_trait::async_trait;
+use finx_domain::Timestamp;
+use finx_domain::bank::{Account, Transaction, TransactionDetails};
+use finx_domain::flow::Flow;
+use finx_domain::ids::{AccountId, ClientId, FlowId, GrantId, TransactionId};
+use finx_domain::query::ResolvedQuery;
+use finx_domain::secret::TokenHash;
+use finx_domain::token::{
+    AccessTokenRecord, CodeRecord, Grant, GrantFamily, IssuedTokens, RedeemError, RefreshTokenRecord, RotateError,
+};
+use finx_ports::{
+    BankDataStore, Client, ClientRegistry, FlowStore, GrantStore, PurgeReport, RedeemFailure, RotateFailure,
+    StoreError, SyncReport,
+};
+
+/// Every store in memory. Cheap to create; nothing survives a restart.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    clients: RwLock<BTreeMap<ClientId, Client>>,
+    flows: RwLock<HashMap<FlowId, Flow>>,
+    grants: Mutex<Grants>,
+    data: RwLock<BankData>,
+}
+
+#[derive(Debug, Default)]
+struct Grants {
+    families: HashMap<GrantId, GrantFamily>,
+    /// Index from any credential hash to its grant.
+    by_hash: HashMap<[u8; 32], GrantId>,
+}
+
+#[derive(Debug, Default)]
+struct BankData {
+    accounts: HashMap<AccountId, Account>,
+    transactions: HashMap<TransactionId, Transaction>,
+    by_account: HashMap<AccountId, Vec<TransactionId>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// A poisoned lock means a panic happened while the data was being changed. Every change
+/// here is made only after all checks passed, so the data is still consistent: go on.
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn lock<T>(l: &Mutex<T>) -> MutexGuard<'_, T> {
+    l.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[async_trait]
+impl ClientRegistry for MemoryStore {
+    async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
+        let mut clients = write(&self.clients);
+        if clients.contains_key(&client.id) {
+            return Err(StoreError::Conflict("client id exists"));
+        }
+        clients.insert(client.id.clone(), client.clone());
+        Ok(())
+    }
+
+    async fn find_client(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
+        Ok(read(&self.clients).get(id).cloned())
+    }
+
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+        Ok(read(&self.clients).values().cloned().collect())
+    }
+}
+
+#[async_trait]
+impl FlowStore for MemoryStore {
+    async fn insert_flow(&self, flow: &Flow) -> Result<(), StoreError> {
+        let mut flows = write(&self.flows);
+        if flows.contains_key(&flow.id) {
+            return Err(StoreError::Conflict("flow id exists"));
+        }
+        flows.insert(flow.id, flow.clone());
+        Ok(())
+    }
+
+    async fn find_flow(&self, id: FlowId) -> Result<Option<Flow>, StoreError> {
+        Ok(read(&self.flows).get(&id).cloned())
+    }
+
+    async fn update_flow(&self, flow: &Flow, expected_version: u64) -> Result<(), StoreError> {
+        let mut flows = write(&self.flows);
+        let stored = flows.get_mut(&flow.id).ok_or(StoreError::Conflict("flow does not exist"))?;
+        if stored.version != expected_version {
+            return Err(StoreError::Conflict("flow was changed concurrently"));
+        }
+        *stored = flow.clone();
+        Ok(())
+    }
+}
+
+impl Grants {
+    fn family_of(&self, hash: &TokenHash) -> Option<&GrantFamily> {
+        self.by_hash.get(hash.as_bytes()).and_then(|g| self.families.get(g))
+    }
+
+    fn family_of_mut(&mut self, hash: &TokenHash) -> Option<&mut GrantFamily> {
+        let id = self.by_hash.get(hash.as_bytes())?;
+        self.families.get_mut(id)
+    }
+
+    fn index(&mut self, tokens: &IssuedTokens) {
+        self.by_hash.insert(*tokens.access.hash.as_bytes(), tokens.access.grant_id);
+        if let Some(r) = &tokens.refresh {
+            self.by_hash.insert(*r.hash.as_bytes(), r.grant_id);
+        }
+    }
+
+    fn is_taken(&self, tokens: &IssuedTokens) -> bool {
+        self.by_hash.contains_key(tokens.access.hash.as_bytes())
+            || tokens.refresh.as_ref().is_some_and(|r| self.by_hash.contains_key(r.hash.as_bytes()))
+    }
+}
+
+#[async_trait]
+impl GrantStore for MemoryStore {
+    async fn insert_grant(&self, grant: &Grant, code: &CodeRecord) -> Result<(), StoreError> {
+        let mut g = lock(&self.grants);
+        if g.families.contains_key(&grant.id) || g.by_hash.contains_key(code.hash.as_bytes()) {
+            return Err(StoreError::Conflict("grant or code exists"));
+        }
+        g.by_hash.insert(*code.hash.as_bytes(), grant.id);
+        g.families.insert(grant.id, GrantFamily::new(grant.clone(), code.clone()));
+        Ok(())
+    }
+
+    async fn find_code(&self, code: &TokenHash) -> Result<Option<(CodeRecord, Grant)>, StoreError> {
+        let g = lock(&self.grants);
+        Ok(g.family_of(code).filter(|f| f.code.hash == *code).map(|f| (f.code.clone(), f.grant.clone())))
+    }
+
+    async fn redeem_code(&self, code: &TokenHash, now: Timestamp, tokens: &IssuedTokens) -> Result<Grant, RedeemFailure> {
+        let mut g = lock(&self.grants);
+        if g.is_taken(tokens) {
+            return Err(StoreError::Conflict("token hash exists").into());
+        }
+        let family = g.family_of_mut(code).filter(|f| f.code.hash == *code).ok_or(RedeemError::NotFound)?;
+        family.redeem_code(now, tokens.clone())?;
+        let grant = family.grant.clone();
+        g.index(tokens);
+        Ok(grant)
+    }
+
+    async fn find_refresh_token(&self, token: &TokenHash) -> Result<Option<(RefreshTokenRecord, Grant)>, StoreError> {
+        let g = lock(&self.grants);
+        Ok(g.family_of(token).and_then(|f| {
+            f.refresh_tokens.iter().find(|t| t.hash == *token).map(|t| (t.clone(), f.grant.clone()))
+        }))
+    }
+
+    async fn rotate_refresh_token(&self, old: &TokenHash, now: Timestamp, tokens: &IssuedTokens) -> Result<Grant, RotateFailure> {
+        let mut g = lock(&self.grants);
+        if g.is_taken(tokens) {
+            return Err(StoreError::Conflict("token hash exists").into());
+        }
+        let family = g.family_of_mut(old).ok_or(RotateError::NotFound)?;
+        family.rotate(old, now, tokens.clone())?;
+        let grant = family.grant.clone();
+        g.index(tokens);
+        Ok(grant)
+    }
+
+    async fn find_access_token(&self, token: &TokenHash) -> Result<Option<(AccessTokenRecord, Grant)>, StoreError> {
+        let g = lock(&self.grants);
+        Ok(g.family_of(token).and_then(|f| {
+            f.access_tokens.iter().find(|t| t.hash == *token).map(|t| (t.clone(), f.grant.clone()))
+        }))
+    }
+
+    async fn find_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
+        Ok(lock(&self.grants).families.get(&id).map(|f| f.grant.clone()))
+    }
+
+    async fn revoke_grant(&self, id: GrantId, now: Timestamp) -> Result<(), StoreError> {
+        if let Some(f) = lock(&self.grants).families.get_mut(&id) {
+            f.revoke(now);
+        }
+        Ok(())
+    }
+
+    async fn revoke_access_token(&self, token: &TokenHash, now: Timestamp) -> Result<bool, StoreError> {
+        let mut g = lock(&self.grants);
+        let Some(family) = g.family_of_mut(token) else { return Ok(false) };
+        let grant_live = !family.grant.is_revoked();
+        let Some(t) = family.access_tokens.iter_mut().find(|t| t.hash == *token) else { return Ok(false) };
+        let was_live = grant_live && t.revoked_at.is_none() && now < t.expires_at;
+        t.revoked_at.get_or_insert(now);
+        Ok(was_live)
+    }
+
+    async fn purge(&self, before: Timestamp) -> Result<PurgeReport, StoreError> {
+        let mut g = lock(&self.grants);
+        let mut report = PurgeReport::default();
+        let mut dropped: Vec<[u8; 32]> = Vec::new();
+        for f in g.families.values_mut() {
+            let (a, r) = (f.access_tokens.len(), f.refresh_tokens.len());
+            dropped.extend(f.access_tokens.iter().filter(|t| t.expires_at <= before).map(|t| *t.hash.as_bytes()));
+            dropped.extend(f.refresh_tokens.iter().filter(|t| t.expires_at <= before).map(|t| *t.hash.as_bytes()));
+            f.purge(before);
+            report.access_tokens += (a - f.access_tokens.len()) as u64;
+            report.refresh_tokens += (r - f.refresh_tokens.len()) as u64;
+        }
+        // A family whose code has expired and that holds no token any more is dead: drop it
+        // whole, code included.
+        let dead: Vec<GrantId> = g
+            .families
+            .values()
+            .filter(|f| f.code.expires_at <= before && f.access_tokens.is_empty() && f.refresh_tokens.is_empty())
+            .map(|f| f.grant.id)
+            .collect();
+        for id in dead {
+            if let Some(f) = g.families.remove(&id) {
+                dropped.push(*f.code.hash.as_bytes());
+                report.codes += 1;
+            }
+        }
+        for h in dropped {
+            g.by_hash.remove(&h);
+        }
+        Ok(report)
+    }
+}
+
+#[async_trait]
+impl BankDataStore for MemoryStore {
+    async fn upsert_account(&self, account: &Account) -> Result<(), StoreError> {
+        write(&self.data).accounts.insert(account.id.clone(), account.clone());
+        Ok(())
+    }
+
+    async fn sync_transactions(
+        &self,
+        account: &AccountId,
+        transactions: &[TransactionDetails],
+        now: Timestamp,
+    ) -> Result<SyncReport, StoreError> {
+        let mut guard = write(&self.data);
+        let data = &mut *guard;
+        let mut report = SyncReport::default();
+        let mut seen = std::collections::HashSet::new();
+        for details in transactions {
+            let id = Transaction::id_for(account, &details.external_id);
+            seen.insert(id.clone());
+            match data.transactions.get_mut(&id) {
+                Some(t) if t.details == *details => {}
+                Some(t) => {
+                    t.details = details.clone();
+                    t.modified_at = now;
+                    report.updated += 1;
+                }
+                None => {
+                    data.transactions.insert(
+                        id.clone(),
+                        Transaction { id: id.clone(), account_id: account.clone(), details: details.clone(), created_at: now, modified_at: now },
+                    );
+                    data.by_account.entry(account.clone()).or_default().push(id);
+                    report.inserted += 1;
+                }
+            }
+        }
+        let ids = data.by_account.entry(account.clone()).or_default();
+        let stale: Vec<TransactionId> = ids
+            .iter()
+            .filter(|id| !seen.contains(*id) && data.transactions.get(*id).is_some_and(|t| !t.details.booked))
+            .cloned()
+            .collect();
+        ids.retain(|id| !stale.contains(id));
+        for id in &stale {
+            data.transactions.remove(id);
+        }
+        report.removed = stale.len() as u64;
+        Ok(report)
+    }
+
+    async fn find_accounts(&self, ids: &[AccountId]) -> Result<Vec<Account>, StoreError> {
+        let data = read(&self.data);
+        Ok(ids.iter().filter_map(|id| data.accounts.get(id).cloned()).collect())
+    }
+
+    async fn query_transactions(&self, query: &ResolvedQuery) -> Result<Vec<Transaction>, StoreError> {
+        let data = read(&self.data);
+        let candidates = query
+            .accounts
+            .iter()
+            .filter_map(|a| data.by_account.get(a))
+            .flatten()
+            .filter_map(|id| data.transactions.get(id));
+        Ok(query.apply(candidates))
+    }
+
+    async fn find_transaction(&self, id: &TransactionId) -> Result<Option<Transaction>, StoreError> {
+        Ok(read(&self.data).transactions.get(id).cloned())
+    }
+}

@@ -73,7 +73,7 @@ fn the_happy_path_reaches_completed() {
     let mut f = flow(true);
     f.apply(FlowEvent::BankSelected(bank()), now).expect("select");
     f.apply(FlowEvent::LoginAccepted { session: session(), challenge: challenge() }, now).expect("login");
-    f.apply(FlowEvent::ScaPassed { session: None, accounts: accounts() }, now).expect("sca");
+    f.apply(FlowEvent::ScaPassed { session: session(), accounts: accounts() }, now).expect("sca");
     assert_eq!(f.preselected().len(), 2);
     f.apply(FlowEvent::AccountsChosen(vec!["giro".into()]), now).expect("choose");
     let gid = GrantId::from_random([3; 16]);
@@ -133,7 +133,7 @@ fn single_selection_takes_one_account_and_only_offered_ones() {
     let now = t0();
     let mut f = flow(false);
     f.apply(FlowEvent::BankSelected(bank()), now).expect("select");
-    f.apply(FlowEvent::ScaPassed { session: Some(session()), accounts: accounts() }, now).expect("no sca needed");
+    f.apply(FlowEvent::ScaPassed { session: session(), accounts: accounts() }, now).expect("no sca needed");
     assert_eq!(f.preselected().len(), 1);
     let two = FlowEvent::AccountsChosen(vec!["giro".into(), "save".into()]);
     assert!(matches!(f.apply(two, now), Err(FlowError::InvalidSelection(_))));
@@ -148,7 +148,7 @@ fn account_types_filter_what_is_offered() {
     let mut f = flow(true);
     f.params.account_types = vec![AccountType::CreditCard];
     f.apply(FlowEvent::BankSelected(bank()), now).expect("select");
-    f.apply(FlowEvent::ScaPassed { session: Some(session()), accounts: accounts() }, now).expect("sca");
+    f.apply(FlowEvent::ScaPassed { session: session(), accounts: accounts() }, now).expect("sca");
     assert_eq!(f.status, FlowStatus::Failed { reason: FailureReason::NoAccounts });
 }
 
@@ -161,7 +161,7 @@ fn named_accounts_are_preselected() {
     other.account_number = Some("2882".into());
     f.params.accounts = vec![AccountReference::parse("DE55900948150000002882").expect("iban")];
     f.apply(FlowEvent::BankSelected(bank()), now).expect("select");
-    f.apply(FlowEvent::ScaPassed { session: Some(session()), accounts: vec![account("giro", AccountType::Giro), other] }, now)
+    f.apply(FlowEvent::ScaPassed { session: session(), accounts: vec![account("giro", AccountType::Giro), other] }, now)
         .expect("sca");
     let pre: Vec<_> = f.preselected().into_iter().map(|a| a.external_id.as_str()).collect();
     assert_eq!(pre, ["other"]);
@@ -189,9 +189,8 @@ fn event() -> impl Strategy<Value = FlowEvent> {
         Just(FlowEvent::LoginRejected),
         Just(FlowEvent::LoginAccepted { session: session(), challenge: challenge() }),
         Just(FlowEvent::TanRejected),
-        Just(FlowEvent::ScaPassed { session: None, accounts: accounts() }),
-        Just(FlowEvent::ScaPassed { session: Some(session()), accounts: accounts() }),
-        Just(FlowEvent::ScaPassed { session: None, accounts: vec![] }),
+        Just(FlowEvent::ScaPassed { session: session(), accounts: accounts() }),
+        Just(FlowEvent::ScaPassed { session: session(), accounts: vec![] }),
         ids.prop_map(FlowEvent::AccountsChosen),
         Just(FlowEvent::Completed(GrantId::from_random([9; 16]))),
         Just(FlowEvent::Cancelled),

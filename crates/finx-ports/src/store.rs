@@ -1,0 +1,157 @@
+use async_trait::async_trait;
+use finx_domain::Timestamp;
+use finx_domain::bank::{Account, Transaction, TransactionDetails};
+use finx_domain::flow::Flow;
+use finx_domain::ids::{AccountId, ClientId, FlowId, GrantId, TransactionId};
+use finx_domain::query::ResolvedQuery;
+use finx_domain::scope::Scope;
+use finx_domain::secret::TokenHash;
+use finx_domain::token::{AccessTokenRecord, CodeRecord, Grant, IssuedTokens, RefreshTokenRecord};
+use finx_domain::values::RedirectUri;
+
+use crate::error::{RedeemFailure, RotateFailure, StoreError};
+
+/// A registered customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    /// Its id.
+    pub id: ClientId,
+    /// Display name.
+    pub name: String,
+    /// Keyed hash of its secret; the secret itself is never stored.
+    pub secret_hash: TokenHash,
+    /// Where its end users may be sent back.
+    pub redirect_uris: Vec<RedirectUri>,
+    /// The most its grants may read.
+    pub scope: Scope,
+    /// Registration time.
+    pub created_at: Timestamp,
+}
+
+/// The registered customers.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait ClientRegistry: Send + Sync {
+    /// Registers a client. MUST fail with [`StoreError::Conflict`] when the id is taken, and
+    /// leave the existing client unchanged.
+    async fn insert_client(&self, client: &Client) -> Result<(), StoreError>;
+
+    /// One client; `None` when unknown.
+    async fn find_client(&self, id: &ClientId) -> Result<Option<Client>, StoreError>;
+
+    /// Every client, ordered by id.
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
+}
+
+/// The one-time access flows.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait FlowStore: Send + Sync {
+    /// Stores a new flow. MUST fail with [`StoreError::Conflict`] when the id exists.
+    async fn insert_flow(&self, flow: &Flow) -> Result<(), StoreError>;
+
+    /// One flow; `None` when unknown.
+    async fn find_flow(&self, id: FlowId) -> Result<Option<Flow>, StoreError>;
+
+    /// Replaces a flow if and only if the stored one has version `expected_version`.
+    /// MUST be atomic (a compare-and-swap): of two updates from the same version exactly one
+    /// wins, and the other gets [`StoreError::Conflict`] and changes nothing.
+    async fn update_flow(&self, flow: &Flow, expected_version: u64) -> Result<(), StoreError>;
+}
+
+/// What a purge removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    /// Codes removed.
+    pub codes: u64,
+    /// Access tokens removed.
+    pub access_tokens: u64,
+    /// Refresh tokens removed.
+    pub refresh_tokens: u64,
+}
+
+/// Grants and every credential issued from them, kept by keyed hash only.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    /// Stores a new grant with its code. MUST fail with [`StoreError::Conflict`] when the
+    /// grant id or the code hash exists.
+    async fn insert_grant(&self, grant: &Grant, code: &CodeRecord) -> Result<(), StoreError>;
+
+    /// The code with this hash and its grant; `None` when unknown. Used codes MUST still be
+    /// found (replay detection).
+    async fn find_code(&self, code: &TokenHash) -> Result<Option<(CodeRecord, Grant)>, StoreError>;
+
+    /// Redeems a code and stores `tokens`, per [`check_redeem`](finx_domain::token::check_redeem).
+    /// MUST be atomic: of any number of concurrent calls for one code, across processes,
+    /// exactly one succeeds. A call on a used code MUST revoke the grant and fail with
+    /// `AlreadyUsed { grant_id }`. Returns the grant.
+    async fn redeem_code(&self, code: &TokenHash, now: Timestamp, tokens: &IssuedTokens) -> Result<Grant, RedeemFailure>;
+
+    /// The refresh token with this hash and its grant; `None` when unknown. Used tokens MUST
+    /// be found until purged (reuse detection).
+    async fn find_refresh_token(&self, token: &TokenHash) -> Result<Option<(RefreshTokenRecord, Grant)>, StoreError>;
+
+    /// Marks a refresh token used and stores `tokens`, per
+    /// [`check_rotate`](finx_domain::token::check_rotate). MUST be atomic: of any number of
+    /// concurrent calls for one token, across processes, exactly one succeeds. A call on a
+    /// used token MUST revoke the grant and fail with `Reused { grant_id }`. Returns the grant.
+    async fn rotate_refresh_token(&self, old: &TokenHash, now: Timestamp, tokens: &IssuedTokens) -> Result<Grant, RotateFailure>;
+
+    /// The access token with this hash and its grant; `None` when unknown.
+    async fn find_access_token(&self, token: &TokenHash) -> Result<Option<(AccessTokenRecord, Grant)>, StoreError>;
+
+    /// One grant; `None` when unknown.
+    async fn find_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError>;
+
+    /// Revokes a grant and so every token issued from it. MUST be idempotent, keeping the
+    /// first revocation time; unknown ids are not an error.
+    async fn revoke_grant(&self, id: GrantId, now: Timestamp) -> Result<(), StoreError>;
+
+    /// Revokes one access token. Returns whether a live token was revoked.
+    async fn revoke_access_token(&self, token: &TokenHash, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// Deletes codes and tokens whose expiry lies before `before`. Used refresh tokens MUST
+    /// NOT be deleted before they expire: reuse detection depends on them.
+    async fn purge(&self, before: Timestamp) -> Result<PurgeReport, StoreError>;
+}
+
+/// What a sync changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// New transactions.
+    pub inserted: u64,
+    /// Transactions whose details changed.
+    pub updated: u64,
+    /// Pending transactions that the bank no longer reports (booked under another id, or
+    /// dropped).
+    pub removed: u64,
+}
+
+/// Accounts, balances and transactions fetched from banks.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait BankDataStore: Send + Sync {
+    /// Inserts or replaces an account (by id), with its balance and sync status.
+    async fn upsert_account(&self, account: &Account) -> Result<(), StoreError>;
+
+    /// Stores what the bank reported for one account. For each item, MUST insert it under
+    /// [`Transaction::id_for`] or update it in place, keeping `created_at` and setting
+    /// `modified_at` to `now` only when its details changed; MUST delete the account's pending
+    /// transactions not in `transactions`. MUST be atomic.
+    async fn sync_transactions(
+        &self,
+        account: &AccountId,
+        transactions: &[TransactionDetails],
+        now: Timestamp,
+    ) -> Result<SyncReport, StoreError>;
+
+    /// The accounts with these ids that exist, in the order given.
+    async fn find_accounts(&self, ids: &[AccountId]) -> Result<Vec<Account>, StoreError>;
+
+    /// Transactions per [`ResolvedQuery::apply`]: the same filter, order and page.
+    async fn query_transactions(&self, query: &ResolvedQuery) -> Result<Vec<Transaction>, StoreError>;
+
+    /// One transaction; `None` when unknown.
+    async fn find_transaction(&self, id: &TransactionId) -> Result<Option<Transaction>, StoreError>;
+}
