@@ -1,1 +1,101 @@
-//! Core.
+//! The finX application core: the use cases of the one-time access flow, the token endpoint
+//! and the data API, written against the ports only.
+//!
+//! [`Finx`] holds the ports and the settings. Adapters call its methods: the HTTP adapter for
+//! the customer API and the widget, the server binary for administration.
+
+mod access;
+mod clients;
+mod data;
+mod error;
+mod tokens;
+mod widget;
+
+use std::sync::Arc;
+
+use finx_domain::Timestamp;
+use finx_domain::secret::{MalformedSecret, TokenHasher};
+use finx_domain::token::Lifetimes;
+use finx_ports::{BankConnector, BankDataStore, ClientRegistry, Clock, FlowStore, GrantStore, SecretGenerator};
+
+pub use access::OnetimeAccessRequest;
+pub use clients::{NewClient, RegisteredClient};
+pub use data::Authorization;
+pub use error::CoreError;
+pub use tokens::TokenResponse;
+pub use widget::{LoginStep, WidgetView};
+
+/// The adapters the core runs on.
+#[derive(Clone)]
+pub struct Ports {
+    /// Registered customers.
+    pub clients: Arc<dyn ClientRegistry>,
+    /// Flows.
+    pub flows: Arc<dyn FlowStore>,
+    /// Grants and tokens.
+    pub grants: Arc<dyn GrantStore>,
+    /// Bank data.
+    pub data: Arc<dyn BankDataStore>,
+    /// The way to the banks.
+    pub bank: Arc<dyn BankConnector>,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+    /// Randomness.
+    pub random: Arc<dyn SecretGenerator>,
+}
+
+/// Settings of the core.
+#[derive(Clone)]
+pub struct Settings {
+    /// Lifetimes of links, codes and tokens.
+    pub lifetimes: Lifetimes,
+    /// The key of the keyed hash under which every secret is stored (at least 16 bytes;
+    /// 32 random bytes recommended). Changing it invalidates every token and client secret.
+    pub hash_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings").field("lifetimes", &self.lifetimes).field("hash_key", &"[redacted]").finish()
+    }
+}
+
+/// The finX use cases.
+#[derive(Clone)]
+pub struct Finx {
+    ports: Ports,
+    hasher: TokenHasher,
+    lifetimes: Lifetimes,
+}
+
+impl Finx {
+    /// Wires the core.
+    ///
+    /// # Errors
+    /// When the hash key is shorter than 16 bytes.
+    pub fn new(ports: Ports, settings: Settings) -> Result<Self, MalformedSecret> {
+        Ok(Self { ports, hasher: TokenHasher::new(&settings.hash_key)?, lifetimes: settings.lifetimes })
+    }
+
+    /// The lifetimes in force.
+    #[must_use]
+    pub fn lifetimes(&self) -> Lifetimes {
+        self.lifetimes
+    }
+
+    fn now(&self) -> Timestamp {
+        self.ports.clock.now()
+    }
+
+    /// Deletes codes and tokens that expired before now (the cleanup job). Used refresh
+    /// tokens are kept until they expire, so reuse is still detected.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn purge_expired(&self) -> Result<finx_ports::PurgeReport, CoreError> {
+        Ok(self.ports.grants.purge(self.now()).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests;

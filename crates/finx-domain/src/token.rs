@@ -95,6 +95,8 @@ pub struct AccessTokenRecord {
     pub issued_at: Timestamp,
     /// Expiry (exclusive).
     pub expires_at: Timestamp,
+    /// What it may read: the grant's scope, or less when a refresh narrowed it.
+    pub scope: Scope,
     /// When it was revoked on its own (RFC 7009), if it was.
     pub revoked_at: Option<Timestamp>,
 }
@@ -336,7 +338,7 @@ mod tests {
     fn tokens(n: u32, g: GrantId, now: Timestamp) -> IssuedTokens {
         let l = Lifetimes::default();
         IssuedTokens {
-            access: AccessTokenRecord { hash: hash(n), grant_id: g, issued_at: now, expires_at: now + l.access, revoked_at: None },
+            access: AccessTokenRecord { hash: hash(n), grant_id: g, issued_at: now, expires_at: now + l.access, scope: Scope::FULL, revoked_at: None },
             refresh: Some(RefreshTokenRecord { hash: hash(n + 1_000_000), grant_id: g, issued_at: now, expires_at: now + l.refresh, used_at: None }),
         }
     }

@@ -1,0 +1,156 @@
+use finx_domain::bank::{Account, Balance, Transaction};
+use finx_domain::ids::{AccessId, AccountId, ClientId, GrantId, TransactionId};
+use finx_domain::query::{Bound, ResolvedBound, ResolvedQuery, TransactionQuery};
+use finx_domain::scope::{Scope, ScopeItem};
+use finx_domain::secret::AccessToken;
+use finx_domain::token::access_token_usable;
+
+use crate::error::invalid;
+use crate::{CoreError, Finx};
+
+/// What a valid bearer token allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorization {
+    /// The grant.
+    pub grant_id: GrantId,
+    /// The customer.
+    pub client_id: ClientId,
+    /// The bank connection.
+    pub access_id: AccessId,
+    /// The accounts it sees.
+    pub account_ids: Vec<AccountId>,
+    /// What it may read.
+    pub scope: Scope,
+}
+
+impl Authorization {
+    fn require(&self, item: ScopeItem) -> Result<(), CoreError> {
+        if self.scope.contains(item) { Ok(()) } else { Err(CoreError::InsufficientScope(item)) }
+    }
+
+    fn require_account(&self, id: &AccountId) -> Result<(), CoreError> {
+        if self.account_ids.contains(id) { Ok(()) } else { Err(CoreError::NotFound("account")) }
+    }
+
+    /// Hides the balance when the token may not read balances.
+    fn shape(&self, mut account: Account) -> Account {
+        if !self.scope.contains(ScopeItem::Balance) {
+            account.balance = None;
+        }
+        account
+    }
+}
+
+impl Finx {
+    /// Checks a bearer access token.
+    ///
+    /// # Errors
+    /// [`CoreError::InvalidToken`] when it is malformed, unknown, expired or revoked.
+    pub async fn authorize(&self, bearer: &str) -> Result<Authorization, CoreError> {
+        let token = AccessToken::from_presented(bearer).map_err(|_| CoreError::InvalidToken)?;
+        let (record, grant) = self.ports.grants.find_access_token(&self.hasher.hash(&token)).await?.ok_or(CoreError::InvalidToken)?;
+        if !access_token_usable(&record, &grant, self.now()) {
+            return Err(CoreError::InvalidToken);
+        }
+        Ok(Authorization {
+            grant_id: grant.id,
+            client_id: grant.client_id,
+            access_id: grant.access_id,
+            account_ids: grant.account_ids,
+            scope: record.scope,
+        })
+    }
+
+    /// The accounts the end user consented to (step 3 of the guide).
+    ///
+    /// # Errors
+    /// [`CoreError::InsufficientScope`] without `accounts=ro`.
+    pub async fn list_accounts(&self, auth: &Authorization) -> Result<Vec<Account>, CoreError> {
+        auth.require(ScopeItem::Accounts)?;
+        let accounts = self.ports.data.find_accounts(&auth.account_ids).await?;
+        Ok(accounts.into_iter().map(|a| auth.shape(a)).collect())
+    }
+
+    /// One account.
+    ///
+    /// # Errors
+    /// [`CoreError::NotFound`] when the grant does not see it.
+    pub async fn get_account(&self, auth: &Authorization, id: &str) -> Result<Account, CoreError> {
+        auth.require(ScopeItem::Accounts)?;
+        let account = self.account(auth, id).await?;
+        Ok(auth.shape(account))
+    }
+
+    /// One account's balance.
+    ///
+    /// # Errors
+    /// [`CoreError::InsufficientScope`] without `balance=ro`; [`CoreError::NotFound`].
+    pub async fn get_balance(&self, auth: &Authorization, id: &str) -> Result<Balance, CoreError> {
+        auth.require(ScopeItem::Balance)?;
+        self.account(auth, id).await?.balance.ok_or(CoreError::NotFound("balance"))
+    }
+
+    /// Transactions per the finX query.
+    ///
+    /// # Errors
+    /// [`CoreError::InsufficientScope`] without `transactions=ro`; [`CoreError::NotFound`]
+    /// for an account the grant does not see; [`CoreError::Invalid`] for a `since`/`until`
+    /// transaction it does not see.
+    pub async fn list_transactions(&self, auth: &Authorization, query: TransactionQuery) -> Result<Vec<Transaction>, CoreError> {
+        auth.require(ScopeItem::Transactions)?;
+        let accounts = match query.accounts {
+            Some(ids) => {
+                for id in &ids {
+                    auth.require_account(id)?;
+                }
+                ids
+            }
+            None => auth.account_ids.clone(),
+        };
+        let resolved = ResolvedQuery {
+            accounts,
+            count: query.count,
+            offset: query.offset,
+            sort: query.sort,
+            since: self.resolve(auth, "since", query.since).await?,
+            until: self.resolve(auth, "until", query.until).await?,
+            since_type: query.since_type,
+            include_pending: query.include_pending,
+            filter: query.filter,
+        };
+        Ok(self.ports.data.query_transactions(&resolved).await?)
+    }
+
+    /// One transaction.
+    ///
+    /// # Errors
+    /// [`CoreError::NotFound`] when the grant does not see it.
+    pub async fn get_transaction(&self, auth: &Authorization, id: &str) -> Result<Transaction, CoreError> {
+        auth.require(ScopeItem::Transactions)?;
+        let id = TransactionId::parse(id).map_err(|_| CoreError::NotFound("transaction"))?;
+        self.visible_transaction(auth, &id).await?.ok_or(CoreError::NotFound("transaction"))
+    }
+
+    async fn account(&self, auth: &Authorization, id: &str) -> Result<Account, CoreError> {
+        let id = AccountId::parse(id).map_err(|_| CoreError::NotFound("account"))?;
+        auth.require_account(&id)?;
+        let found = self.ports.data.find_accounts(std::slice::from_ref(&id)).await?;
+        found.into_iter().next().ok_or(CoreError::NotFound("account"))
+    }
+
+    async fn visible_transaction(&self, auth: &Authorization, id: &TransactionId) -> Result<Option<Transaction>, CoreError> {
+        let t = self.ports.data.find_transaction(id).await?;
+        Ok(t.filter(|t| auth.account_ids.contains(&t.account_id)))
+    }
+
+    async fn resolve(&self, auth: &Authorization, field: &'static str, bound: Option<Bound>) -> Result<Option<ResolvedBound>, CoreError> {
+        Ok(match bound {
+            None => None,
+            Some(Bound::Date(d)) => Some(ResolvedBound::Date(d)),
+            Some(Bound::Transaction(id)) => {
+                let t = self.visible_transaction(auth, &id).await?.ok_or_else(|| invalid(field, "unknown transaction"))?;
+                Some(ResolvedBound::After(t.details.booked_on, t.id))
+            }
+        })
+    }
+}

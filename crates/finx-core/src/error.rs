@@ -1,0 +1,71 @@
+use finx_domain::flow::{FailureReason, FlowError};
+use finx_domain::scope::{ScopeError, ScopeItem};
+use finx_ports::{BankError, StoreError};
+use thiserror::Error;
+
+/// Why a use case refused or failed. The HTTP adapter maps each variant to one status and
+/// one wire error, in one place.
+#[derive(Debug, Error)]
+pub enum CoreError {
+    /// A request value is invalid.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Client authentication failed (unknown client or wrong secret).
+    #[error("client authentication failed")]
+    InvalidClient,
+    /// The client may not do this with this token (RFC 7009 `unauthorized_client`).
+    #[error("the token was not issued to this client")]
+    UnauthorizedClient,
+    /// The requested scope is unknown or wider than allowed.
+    #[error(transparent)]
+    InvalidScope(#[from] ScopeError),
+    /// The code or refresh token is invalid, expired, used or not this client's
+    /// (RFC 6749 `invalid_grant`).
+    #[error("invalid grant: {0}")]
+    InvalidGrant(&'static str),
+    /// The bearer token is missing, unknown, expired or revoked.
+    #[error("invalid or expired access token")]
+    InvalidToken,
+    /// The token lacks a scope.
+    #[error("the access token lacks the scope {}", .0.as_str())]
+    InsufficientScope(ScopeItem),
+    /// The thing asked for does not exist, or not for this caller.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The flow does not allow this step now.
+    #[error(transparent)]
+    Flow(#[from] FlowError),
+    /// The bank rejected the credentials; the end user may try again.
+    #[error("login credentials invalid; {attempts_left} attempts left")]
+    CredentialsInvalid {
+        /// Tries left before the flow fails.
+        attempts_left: u8,
+    },
+    /// The bank rejected the TAN; the end user may try again.
+    #[error("TAN invalid; {attempts_left} attempts left")]
+    TanInvalid {
+        /// Tries left before the flow fails.
+        attempts_left: u8,
+    },
+    /// The flow failed for good with this reason.
+    #[error("the flow failed: {}", .0.code())]
+    FlowFailed(FailureReason),
+    /// Another request changed the same flow at the same time.
+    #[error("the resource is busy; try again")]
+    Busy,
+    /// The bank connector failed in a way the flow does not absorb.
+    #[error("bank error")]
+    Bank(#[from] BankError),
+    /// The store failed.
+    #[error("storage error")]
+    Store(#[from] StoreError),
+}
+
+pub(crate) fn invalid(field: &'static str, reason: impl ToString) -> CoreError {
+    CoreError::Invalid { field, reason: reason.to_string() }
+}

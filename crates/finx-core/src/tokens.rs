@@ -1,0 +1,142 @@
+use finx_domain::Timestamp;
+use finx_domain::ids::GrantId;
+use finx_domain::scope::Scope;
+use finx_domain::secret::{AccessToken, AuthorizationCode, RefreshToken};
+use finx_domain::token::{AccessTokenRecord, IssuedTokens, RedeemError, RefreshTokenRecord, RotateError, issues_refresh_tokens};
+use finx_ports::{Client, RedeemFailure, RotateFailure};
+
+use crate::{CoreError, Finx};
+
+/// What `POST /auth/token` answers.
+#[derive(Debug)]
+pub struct TokenResponse {
+    /// The bearer token.
+    pub access_token: AccessToken,
+    /// Seconds until it expires.
+    pub expires_in: i64,
+    /// What it may read.
+    pub scope: Scope,
+    /// The new refresh token, when the grant has `offline`. The one presented before is now
+    /// used and must be replaced by the caller.
+    pub refresh_token: Option<RefreshToken>,
+}
+
+impl Finx {
+    /// Exchanges an authorization code (step 2 of the guide).
+    ///
+    /// # Errors
+    /// [`CoreError::InvalidGrant`] for an unknown, expired or used code, a code of another
+    /// client, or a `redirect_uri` that differs from the flow's. A used code also revokes
+    /// every token of its grant.
+    pub async fn exchange_code(&self, client: &Client, code: &str, redirect_uri: &str) -> Result<TokenResponse, CoreError> {
+        let code = AuthorizationCode::from_presented(code).map_err(|_| CoreError::InvalidGrant("malformed code"))?;
+        let hash = self.hasher.hash(&code);
+        let (_, grant) = self.ports.grants.find_code(&hash).await?.ok_or(CoreError::InvalidGrant("unknown code"))?;
+        if grant.client_id != client.id {
+            return Err(CoreError::InvalidGrant("the code was issued to another client"));
+        }
+        if grant.redirect_uri.as_str() != redirect_uri {
+            return Err(CoreError::InvalidGrant("redirect_uri does not match the one of the flow"));
+        }
+        let now = self.now();
+        let (response, issued) = self.mint(grant.id, grant.scope, grant.scope, now);
+        match self.ports.grants.redeem_code(&hash, now, &issued).await {
+            Ok(_) => Ok(response),
+            Err(RedeemFailure::Rejected(e)) => Err(CoreError::InvalidGrant(match e {
+                RedeemError::NotFound => "unknown code",
+                RedeemError::Expired => "the code has expired",
+                RedeemError::AlreadyUsed { .. } => "the code was already used; every token of its grant is revoked",
+                RedeemError::Revoked => "the grant was revoked",
+            })),
+            Err(RedeemFailure::Store(e)) => Err(e.into()),
+        }
+    }
+
+    /// Rotates a refresh token: a new access token and a new refresh token; the presented one
+    /// stops working. `scope` may narrow the new access token's scope.
+    ///
+    /// # Errors
+    /// [`CoreError::InvalidGrant`] for an unknown, expired, used or foreign refresh token; a
+    /// reused one also revokes every token of its grant. [`CoreError::InvalidScope`] for a
+    /// wider scope.
+    pub async fn refresh(&self, client: &Client, refresh_token: &str, scope: Option<&str>) -> Result<TokenResponse, CoreError> {
+        let token = RefreshToken::from_presented(refresh_token).map_err(|_| CoreError::InvalidGrant("malformed refresh token"))?;
+        let hash = self.hasher.hash(&token);
+        let (_, grant) = self.ports.grants.find_refresh_token(&hash).await?.ok_or(CoreError::InvalidGrant("unknown refresh token"))?;
+        if grant.client_id != client.id {
+            return Err(CoreError::InvalidGrant("the refresh token was issued to another client"));
+        }
+        let requested = scope.map(Scope::parse).transpose()?;
+        let access_scope = Scope::narrow(grant.scope, requested)?;
+        let now = self.now();
+        let (response, issued) = self.mint(grant.id, grant.scope, access_scope, now);
+        match self.ports.grants.rotate_refresh_token(&hash, now, &issued).await {
+            Ok(_) => Ok(response),
+            Err(RotateFailure::Rejected(e)) => Err(CoreError::InvalidGrant(match e {
+                RotateError::NotFound => "unknown refresh token",
+                RotateError::Expired => "the refresh token has expired",
+                RotateError::Reused { .. } => "the refresh token was already used; every token of its grant is revoked",
+                RotateError::Revoked => "the grant was revoked",
+            })),
+            Err(RotateFailure::Store(e)) => Err(e.into()),
+        }
+    }
+
+    /// Revokes a token (RFC 7009): a refresh token revokes its whole grant, an access token
+    /// only itself. Unknown tokens are not an error.
+    ///
+    /// # Errors
+    /// [`CoreError::UnauthorizedClient`] when the token belongs to another client.
+    pub async fn revoke(&self, client: &Client, token: &str) -> Result<(), CoreError> {
+        let now = self.now();
+        if let Ok(refresh) = RefreshToken::from_presented(token) {
+            if let Some((_, grant)) = self.ports.grants.find_refresh_token(&self.hasher.hash(&refresh)).await? {
+                if grant.client_id != client.id {
+                    return Err(CoreError::UnauthorizedClient);
+                }
+                self.ports.grants.revoke_grant(grant.id, now).await?;
+                return Ok(());
+            }
+        }
+        if let Ok(access) = AccessToken::from_presented(token) {
+            let hash = self.hasher.hash(&access);
+            if let Some((_, grant)) = self.ports.grants.find_access_token(&hash).await? {
+                if grant.client_id != client.id {
+                    return Err(CoreError::UnauthorizedClient);
+                }
+                self.ports.grants.revoke_access_token(&hash, now).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes a new access token (and refresh token, under `offline`) for a grant.
+    fn mint(&self, grant_id: GrantId, grant_scope: Scope, access_scope: Scope, now: Timestamp) -> (TokenResponse, IssuedTokens) {
+        let access = AccessToken::from_random(self.ports.random.bytes32());
+        let refresh = issues_refresh_tokens(grant_scope).then(|| RefreshToken::from_random(self.ports.random.bytes32()));
+        let issued = IssuedTokens {
+            access: AccessTokenRecord {
+                hash: self.hasher.hash(&access),
+                grant_id,
+                issued_at: now,
+                expires_at: now + self.lifetimes.access,
+                scope: access_scope,
+                revoked_at: None,
+            },
+            refresh: refresh.as_ref().map(|r| RefreshTokenRecord {
+                hash: self.hasher.hash(r),
+                grant_id,
+                issued_at: now,
+                expires_at: now + self.lifetimes.refresh,
+                used_at: None,
+            }),
+        };
+        let response = TokenResponse {
+            access_token: access,
+            expires_in: self.lifetimes.access.num_seconds(),
+            scope: access_scope,
+            refresh_token: refresh,
+        };
+        (response, issued)
+    }
+}
