@@ -1,0 +1,148 @@
+//! Shared fixtures: a settable clock, sample records.
+
+use std::sync::Mutex;
+
+use chrono::{TimeDelta, TimeZone};
+use finx_domain::Timestamp;
+use finx_domain::bank::{Account, AccountDetails, AccountType, Balance, BalanceStatus, Counterparty, SyncStatus, TransactionDetails, TransactionType};
+use finx_domain::ids::{AccessId, ClientId, FlowId, GrantId};
+use finx_domain::money::{Currency, Money};
+use finx_domain::reference::Iban;
+use finx_domain::scope::Scope;
+use finx_domain::secret::TokenHash;
+use finx_domain::token::{AccessTokenRecord, CodeRecord, Grant, IssuedTokens, Lifetimes, RefreshTokenRecord};
+use finx_domain::values::RedirectUri;
+use finx_ports::Clock;
+use rust_decimal::Decimal;
+
+/// A clock that stands still until moved.
+#[derive(Debug)]
+pub struct TestClock(Mutex<Timestamp>);
+
+impl TestClock {
+    /// A clock at `at`.
+    #[must_use]
+    pub fn at(at: Timestamp) -> Self {
+        Self(Mutex::new(at))
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: TimeDelta) {
+        let mut t = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *t += by;
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A fixed instant all fixtures start from.
+#[must_use]
+pub fn t0() -> Timestamp {
+    chrono::Utc.with_ymd_and_hms(2026, 6, 15, 9, 30, 0).single().unwrap_or_default()
+}
+
+/// A hash unique per `n` and `salt`.
+#[must_use]
+pub fn hash(salt: u8, n: u32) -> TokenHash {
+    let mut b = [salt; 32];
+    b[..4].copy_from_slice(&n.to_be_bytes());
+    TokenHash::from_bytes(b)
+}
+
+/// A unique id source so one store instance can serve many checks.
+#[must_use]
+pub fn unique16(salt: u8, n: u32) -> [u8; 16] {
+    let mut b = [salt; 16];
+    b[..4].copy_from_slice(&n.to_be_bytes());
+    b
+}
+
+/// A grant with its code (hash `hash(1, n)`), issued at `now`.
+#[must_use]
+pub fn grant_with_code(n: u32, now: Timestamp) -> (Grant, CodeRecord) {
+    let grant = Grant {
+        id: GrantId::from_random(unique16(2, n)),
+        client_id: ClientId::parse("conformance-client").unwrap_or_else(|_| unreachable!()),
+        flow_id: FlowId::from_random(unique16(3, n)),
+        access_id: AccessId::derive(&["conformance", &n.to_string()]),
+        account_ids: vec![Account::id_for(&AccessId::derive(&["c"]), &format!("acct-{n}"))],
+        scope: Scope::FULL,
+        redirect_uri: RedirectUri::parse("https://app.example/cb?tenant=ü").unwrap_or_else(|_| unreachable!()),
+        created_at: now,
+        revoked_at: None,
+    };
+    let code = CodeRecord { hash: hash(1, n), grant_id: grant.id, issued_at: now, expires_at: now + Lifetimes::default().code, used_at: None };
+    (grant, code)
+}
+
+/// Tokens for grant `g`: access `hash(4, n)`, refresh `hash(5, n)`.
+#[must_use]
+pub fn tokens(g: &Grant, n: u32, now: Timestamp) -> IssuedTokens {
+    let l = Lifetimes::default();
+    IssuedTokens {
+        access: AccessTokenRecord { hash: hash(4, n), grant_id: g.id, issued_at: now, expires_at: now + l.access, scope: g.scope, revoked_at: None },
+        refresh: Some(RefreshTokenRecord { hash: hash(5, n), grant_id: g.id, issued_at: now, expires_at: now + l.refresh, used_at: None }),
+    }
+}
+
+/// An account with every field set, unicode included.
+#[must_use]
+pub fn account(access: &AccessId, external: &str, now: Timestamp) -> Account {
+    let details = AccountDetails {
+        external_id: external.into(),
+        iban: Iban::from_german("90094815", "2881").ok(),
+        account_number: Some("2881".into()),
+        bank_code: Some("90094815".into()),
+        bic: Some("FINXDEB1XXX".into()),
+        bank_name: "Bänk Ümlaut & Söhne".into(),
+        currency: Currency::EUR,
+        account_type: AccountType::Giro,
+        name: "Girokonto 🏦".into(),
+        owner: "Jürgen Groß".into(),
+        is_jointly_managed: true,
+        card_last4: Some("1234".into()),
+    };
+    Account {
+        id: Account::id_for(access, external),
+        access_id: access.clone(),
+        details,
+        balance: Some(Balance {
+            amount: Money::new(Decimal::new(1_234_567_890_123_499, 2), Currency::EUR),
+            date: now.date_naive(),
+            status: BalanceStatus::Available,
+        }),
+        status: SyncStatus { synced_at: now, succeeded_at: None, message: Some("Bank sagt: später".into()) },
+    }
+}
+
+/// A transaction with every field set; `n` varies the date, amount and ids.
+#[must_use]
+pub fn transaction(n: u32, booked: bool, start: Timestamp) -> TransactionDetails {
+    let day = start.date_naive() - TimeDelta::days(i64::from(n % 40));
+    let amounts = [Decimal::new(-1, 2), Decimal::new(1_234_567_890_123_499, 2), Decimal::new(-4_250, 2), Decimal::new(300_000, 2)];
+    TransactionDetails {
+        external_id: format!("{}-{n}", if booked { "b" } else { "p" }),
+        amount: Money::new(amounts[(n % 4) as usize], Currency::EUR),
+        counterparty: Counterparty {
+            name: Some(format!("Bäckerei Größe №{n} — 日本")),
+            iban: Iban::from_german("90094816", &format!("{}", 1000 + n)).ok(),
+            bic: Some("SPMUDEM1XXX".into()),
+            account_number: Some(format!("{}", 1000 + n)),
+            bank_code: Some("90094816".into()),
+        },
+        purpose: Some(format!("EREF+E{n} MREF+M-{n} CRED+DE98ZZZ09999999999 SVWZ+Brötchen 🥐 {n}")),
+        booked_on: day,
+        value_date: day + TimeDelta::days(1),
+        booked,
+        booking_text: Some("SEPA-LASTSCHRIFT".into()),
+        transaction_type: if n % 2 == 0 { TransactionType::DirectDebit } else { TransactionType::ElectronicCash },
+        creditor_id: Some("DE98ZZZ09999999999".into()),
+        mandate_reference: Some(format!("M-{n}")),
+        end_to_end_reference: Some(format!("E{n}")),
+        sepa_purpose_code: (n % 3 == 0).then(|| "SALA".into()),
+    }
+}
