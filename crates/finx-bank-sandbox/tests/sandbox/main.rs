@@ -1,0 +1,5 @@
+//! The sandbox bank through its public API: login scenarios, sessions and the data.
+
+mod data;
+mod login;
+mod support;
