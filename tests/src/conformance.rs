@@ -14,14 +14,23 @@ use finx_domain::query::{ResolvedBound, ResolvedQuery, SinceType, SortOrder, TxF
 use finx_domain::scope::Scope;
 use finx_domain::token::{RedeemError, RotateError};
 use finx_domain::values::{Language, RedirectUri, State, SyncPeriod};
-use finx_ports::{BankDataStore, Client, ClientRegistry, FlowStore, GrantStore, RedeemFailure, RotateFailure, StoreError};
+use finx_ports::{
+    BankDataStore, Client, ClientRegistry, FlowStore, GrantStore, RedeemFailure, RotateFailure,
+    StoreError,
+};
 use rust_decimal::Decimal;
 
 use crate::fixtures::{account, grant_with_code, hash, t0, tokens, transaction, unique16};
 
 /// Every storage port at once.
-pub trait Store: ClientRegistry + FlowStore + GrantStore + BankDataStore + Send + Sync + 'static {}
-impl<T: ClientRegistry + FlowStore + GrantStore + BankDataStore + Send + Sync + 'static> Store for T {}
+pub trait Store:
+    ClientRegistry + FlowStore + GrantStore + BankDataStore + Send + Sync + 'static
+{
+}
+impl<T: ClientRegistry + FlowStore + GrantStore + BankDataStore + Send + Sync + 'static> Store
+    for T
+{
+}
 
 /// Expands to one `#[tokio::test]` per conformance check for the store built by `$make`
 /// (an async expression yielding `Arc<impl Store>`).
@@ -58,7 +67,8 @@ macro_rules! conformance_suite {
 
 fn flow(n: u32) -> Flow {
     let params = FlowParams {
-        redirect_uri: RedirectUri::parse("https://app.example/cb").unwrap_or_else(|_| unreachable!()),
+        redirect_uri: RedirectUri::parse("https://app.example/cb")
+            .unwrap_or_else(|_| unreachable!()),
         state: State::parse("ßtate ✓").ok(),
         language: Language::En,
         accounts: vec![],
@@ -68,7 +78,14 @@ fn flow(n: u32) -> Flow {
         provider_id: None,
         scope: Scope::parse("accounts=ro offline").unwrap_or(Scope::FULL),
     };
-    Flow::new(FlowId::from_random(unique16(9, n)), ClientId::parse("c").unwrap_or_else(|_| unreachable!()), params, t0(), TimeDelta::hours(1), None)
+    Flow::new(
+        FlowId::from_random(unique16(9, n)),
+        ClientId::parse("c").unwrap_or_else(|_| unreachable!()),
+        params,
+        t0(),
+        TimeDelta::hours(1),
+        None,
+    )
 }
 
 /// `insert_client` refuses a taken id and `list_clients` orders by id.
@@ -84,28 +101,64 @@ pub async fn clients_are_unique_and_listed_by_id(store: Arc<impl Store>) {
         scope: Scope::parse("accounts=ro offline").unwrap_or(Scope::FULL),
         created_at: t0(),
     };
-    store.insert_client(&mk("zeta", "Zeta")).await.expect("insert");
-    store.insert_client(&mk("alpha", "Älpha")).await.expect("insert");
+    store
+        .insert_client(&mk("zeta", "Zeta"))
+        .await
+        .expect("insert");
+    store
+        .insert_client(&mk("alpha", "Älpha"))
+        .await
+        .expect("insert");
     let dup = store.insert_client(&mk("zeta", "Other")).await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
-    let found = store.find_client(&ClientId::parse("zeta").expect("id")).await.expect("find").expect("exists");
-    assert_eq!(found, mk("zeta", "Zeta"), "a conflicting insert must not change the client");
-    let ids: Vec<_> = store.list_clients().await.expect("list").into_iter().map(|c| c.id.to_string()).collect();
+    let found = store
+        .find_client(&ClientId::parse("zeta").expect("id"))
+        .await
+        .expect("find")
+        .expect("exists");
+    assert_eq!(
+        found,
+        mk("zeta", "Zeta"),
+        "a conflicting insert must not change the client"
+    );
+    let ids: Vec<_> = store
+        .list_clients()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|c| c.id.to_string())
+        .collect();
     let pos = |s: &str| ids.iter().position(|i| i == s).expect("listed");
     assert!(pos("alpha") < pos("zeta"));
-    assert!(store.find_client(&ClientId::parse("nobody").expect("id")).await.expect("find").is_none());
+    assert!(
+        store
+            .find_client(&ClientId::parse("nobody").expect("id"))
+            .await
+            .expect("find")
+            .is_none()
+    );
 }
 
 /// Flows round-trip; `update_flow` is a compare-and-swap on the version.
 pub async fn flows_round_trip_and_update_by_compare_and_swap(store: Arc<impl Store>) {
     let mut f = flow(1);
     store.insert_flow(&f).await.expect("insert");
-    assert!(matches!(store.insert_flow(&f).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.insert_flow(&f).await,
+        Err(StoreError::Conflict(_))
+    ));
     assert_eq!(store.find_flow(f.id).await.expect("find"), Some(f.clone()));
     let v = f.version;
-    f.apply(finx_domain::flow::FlowEvent::Cancelled, t0()).expect("cancel");
-    store.update_flow(&f, v).await.expect("update from the stored version");
-    assert!(matches!(store.update_flow(&f, v).await, Err(StoreError::Conflict(_))), "a stale version must lose");
+    f.apply(finx_domain::flow::FlowEvent::Cancelled, t0())
+        .expect("cancel");
+    store
+        .update_flow(&f, v)
+        .await
+        .expect("update from the stored version");
+    assert!(
+        matches!(store.update_flow(&f, v).await, Err(StoreError::Conflict(_))),
+        "a stale version must lose"
+    );
     let stored = store.find_flow(f.id).await.expect("find").expect("exists");
     assert_eq!(stored.status, FlowStatus::Cancelled);
     assert_eq!(stored.version, v + 1);
@@ -142,23 +195,79 @@ pub async fn a_code_is_redeemed_once_and_replay_revokes_the_grant(store: Arc<imp
     let now = t0();
     let (g, code) = grant_with_code(10, now);
     store.insert_grant(&g, &code).await.expect("insert");
-    assert!(matches!(store.insert_grant(&g, &code).await, Err(StoreError::Conflict(_))));
-    let (found, fg) = store.find_code(&code.hash).await.expect("find").expect("exists");
-    assert_eq!((found, fg), (code.clone(), g.clone()), "grant and code round-trip");
-    let redeemed = store.redeem_code(&code.hash, now, &tokens(&g, 10, now)).await.expect("redeem");
+    assert!(matches!(
+        store.insert_grant(&g, &code).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let (found, fg) = store
+        .find_code(&code.hash)
+        .await
+        .expect("find")
+        .expect("exists");
+    assert_eq!(
+        (found, fg),
+        (code.clone(), g.clone()),
+        "grant and code round-trip"
+    );
+    let redeemed = store
+        .redeem_code(&code.hash, now, &tokens(&g, 10, now))
+        .await
+        .expect("redeem");
     assert_eq!(redeemed.id, g.id);
-    let (a, ag) = store.find_access_token(&hash(4, 10)).await.expect("find").expect("access token stored");
+    let (a, ag) = store
+        .find_access_token(&hash(4, 10))
+        .await
+        .expect("find")
+        .expect("access token stored");
     assert_eq!(a, tokens(&g, 10, now).access);
     assert!(!ag.is_revoked());
-    let replay = store.redeem_code(&code.hash, now, &tokens(&g, 11, now)).await;
-    assert!(matches!(replay, Err(RedeemFailure::Rejected(RedeemError::AlreadyUsed { grant_id })) if grant_id == g.id), "{replay:?}");
-    assert!(store.find_grant(g.id).await.expect("find").expect("exists").is_revoked(), "replay revokes the grant");
-    let (_, after) = store.find_refresh_token(&hash(5, 10)).await.expect("find").expect("kept");
+    let replay = store
+        .redeem_code(&code.hash, now, &tokens(&g, 11, now))
+        .await;
+    assert!(
+        matches!(replay, Err(RedeemFailure::Rejected(RedeemError::AlreadyUsed { grant_id })) if grant_id == g.id),
+        "{replay:?}"
+    );
+    assert!(
+        store
+            .find_grant(g.id)
+            .await
+            .expect("find")
+            .expect("exists")
+            .is_revoked(),
+        "replay revokes the grant"
+    );
+    let (_, after) = store
+        .find_refresh_token(&hash(5, 10))
+        .await
+        .expect("find")
+        .expect("kept");
     assert!(after.is_revoked());
-    assert!(store.find_access_token(&hash(4, 11)).await.expect("find").is_none(), "a failed redemption stores nothing");
-    assert!(store.find_code(&code.hash).await.expect("find").expect("used codes are still found").0.used_at.is_some());
-    let unknown = store.redeem_code(&hash(1, 999_999), now, &tokens(&g, 12, now)).await;
-    assert!(matches!(unknown, Err(RedeemFailure::Rejected(RedeemError::NotFound))), "{unknown:?}");
+    assert!(
+        store
+            .find_access_token(&hash(4, 11))
+            .await
+            .expect("find")
+            .is_none(),
+        "a failed redemption stores nothing"
+    );
+    assert!(
+        store
+            .find_code(&code.hash)
+            .await
+            .expect("find")
+            .expect("used codes are still found")
+            .0
+            .used_at
+            .is_some()
+    );
+    let unknown = store
+        .redeem_code(&hash(1, 999_999), now, &tokens(&g, 12, now))
+        .await;
+    assert!(
+        matches!(unknown, Err(RedeemFailure::Rejected(RedeemError::NotFound))),
+        "{unknown:?}"
+    );
 }
 
 /// 64 concurrent redemptions of one code: exactly one wins.
@@ -169,13 +278,17 @@ pub async fn concurrent_code_redemptions_have_exactly_one_winner(store: Arc<impl
     let mut tasks = Vec::new();
     for i in 0..64u32 {
         let (store, g, h) = (store.clone(), g.clone(), code.hash);
-        tasks.push(tokio::spawn(async move { store.redeem_code(&h, now, &tokens(&g, 1000 + i, now)).await }));
+        tasks.push(tokio::spawn(async move {
+            store.redeem_code(&h, now, &tokens(&g, 1000 + i, now)).await
+        }));
     }
     let mut wins = 0;
     for t in tasks {
         match t.await.expect("join") {
             Ok(_) => wins += 1,
-            Err(RedeemFailure::Rejected(RedeemError::AlreadyUsed { .. } | RedeemError::Revoked)) => {}
+            Err(RedeemFailure::Rejected(
+                RedeemError::AlreadyUsed { .. } | RedeemError::Revoked,
+            )) => {}
             Err(e) => panic!("unexpected {e:?}"),
         }
     }
@@ -188,20 +301,55 @@ pub async fn refresh_rotation_detects_reuse_and_revokes_the_family(store: Arc<im
     let now = t0();
     let (g, code) = grant_with_code(30, now);
     store.insert_grant(&g, &code).await.expect("insert");
-    store.redeem_code(&code.hash, now, &tokens(&g, 30, now)).await.expect("redeem");
+    store
+        .redeem_code(&code.hash, now, &tokens(&g, 30, now))
+        .await
+        .expect("redeem");
     let later = now + TimeDelta::minutes(5);
-    store.rotate_refresh_token(&hash(5, 30), later, &tokens(&g, 31, later)).await.expect("rotate");
-    let (old, _) = store.find_refresh_token(&hash(5, 30)).await.expect("find").expect("used token kept");
+    store
+        .rotate_refresh_token(&hash(5, 30), later, &tokens(&g, 31, later))
+        .await
+        .expect("rotate");
+    let (old, _) = store
+        .find_refresh_token(&hash(5, 30))
+        .await
+        .expect("find")
+        .expect("used token kept");
     assert_eq!(old.used_at, Some(later));
-    let (new, _) = store.find_refresh_token(&hash(5, 31)).await.expect("find").expect("new token stored");
+    let (new, _) = store
+        .find_refresh_token(&hash(5, 31))
+        .await
+        .expect("find")
+        .expect("new token stored");
     assert_eq!(new, tokens(&g, 31, later).refresh.expect("refresh"));
-    let reuse = store.rotate_refresh_token(&hash(5, 30), later, &tokens(&g, 32, later)).await;
-    assert!(matches!(reuse, Err(RotateFailure::Rejected(RotateError::Reused { grant_id })) if grant_id == g.id), "{reuse:?}");
-    let newest = store.rotate_refresh_token(&hash(5, 31), later, &tokens(&g, 33, later)).await;
-    assert!(matches!(newest, Err(RotateFailure::Rejected(RotateError::Revoked))), "{newest:?}");
-    assert!(store.find_refresh_token(&hash(5, 33)).await.expect("find").is_none());
-    let unknown = store.rotate_refresh_token(&hash(5, 888_888), later, &tokens(&g, 34, later)).await;
-    assert!(matches!(unknown, Err(RotateFailure::Rejected(RotateError::NotFound))), "{unknown:?}");
+    let reuse = store
+        .rotate_refresh_token(&hash(5, 30), later, &tokens(&g, 32, later))
+        .await;
+    assert!(
+        matches!(reuse, Err(RotateFailure::Rejected(RotateError::Reused { grant_id })) if grant_id == g.id),
+        "{reuse:?}"
+    );
+    let newest = store
+        .rotate_refresh_token(&hash(5, 31), later, &tokens(&g, 33, later))
+        .await;
+    assert!(
+        matches!(newest, Err(RotateFailure::Rejected(RotateError::Revoked))),
+        "{newest:?}"
+    );
+    assert!(
+        store
+            .find_refresh_token(&hash(5, 33))
+            .await
+            .expect("find")
+            .is_none()
+    );
+    let unknown = store
+        .rotate_refresh_token(&hash(5, 888_888), later, &tokens(&g, 34, later))
+        .await;
+    assert!(
+        matches!(unknown, Err(RotateFailure::Rejected(RotateError::NotFound))),
+        "{unknown:?}"
+    );
 }
 
 /// 64 concurrent rotations of one refresh token: exactly one wins.
@@ -209,11 +357,18 @@ pub async fn concurrent_refreshes_of_one_token_have_exactly_one_winner(store: Ar
     let now = t0();
     let (g, code) = grant_with_code(40, now);
     store.insert_grant(&g, &code).await.expect("insert");
-    store.redeem_code(&code.hash, now, &tokens(&g, 40, now)).await.expect("redeem");
+    store
+        .redeem_code(&code.hash, now, &tokens(&g, 40, now))
+        .await
+        .expect("redeem");
     let mut tasks = Vec::new();
     for i in 0..64u32 {
         let (store, g) = (store.clone(), g.clone());
-        tasks.push(tokio::spawn(async move { store.rotate_refresh_token(&hash(5, 40), now, &tokens(&g, 2000 + i, now)).await }));
+        tasks.push(tokio::spawn(async move {
+            store
+                .rotate_refresh_token(&hash(5, 40), now, &tokens(&g, 2000 + i, now))
+                .await
+        }));
     }
     let mut winners = Vec::new();
     for (i, t) in tasks.into_iter().enumerate() {
@@ -226,7 +381,12 @@ pub async fn concurrent_refreshes_of_one_token_have_exactly_one_winner(store: Ar
     assert_eq!(winners.len(), 1, "exactly one rotation wins");
     let mut stored = 0;
     for i in 0..64u32 {
-        if store.find_refresh_token(&hash(5, 2000 + i)).await.expect("find").is_some() {
+        if store
+            .find_refresh_token(&hash(5, 2000 + i))
+            .await
+            .expect("find")
+            .is_some()
+        {
             stored += 1;
         }
     }
@@ -239,14 +399,41 @@ pub async fn expired_codes_and_refresh_tokens_are_refused(store: Arc<impl Store>
     let (g, code) = grant_with_code(50, now);
     store.insert_grant(&g, &code).await.expect("insert");
     let late = code.expires_at;
-    let r = store.redeem_code(&code.hash, late, &tokens(&g, 50, late)).await;
-    assert!(matches!(r, Err(RedeemFailure::Rejected(RedeemError::Expired))), "{r:?}");
+    let r = store
+        .redeem_code(&code.hash, late, &tokens(&g, 50, late))
+        .await;
+    assert!(
+        matches!(r, Err(RedeemFailure::Rejected(RedeemError::Expired))),
+        "{r:?}"
+    );
     let just_in_time = code.expires_at - TimeDelta::seconds(1);
-    store.redeem_code(&code.hash, just_in_time, &tokens(&g, 51, just_in_time)).await.expect("redeem just in time");
-    let refresh_expiry = tokens(&g, 51, just_in_time).refresh.expect("refresh").expires_at;
-    let r = store.rotate_refresh_token(&hash(5, 51), refresh_expiry, &tokens(&g, 52, refresh_expiry)).await;
-    assert!(matches!(r, Err(RotateFailure::Rejected(RotateError::Expired))), "{r:?}");
-    assert!(!store.find_grant(g.id).await.expect("find").expect("exists").is_revoked());
+    store
+        .redeem_code(&code.hash, just_in_time, &tokens(&g, 51, just_in_time))
+        .await
+        .expect("redeem just in time");
+    let refresh_expiry = tokens(&g, 51, just_in_time)
+        .refresh
+        .expect("refresh")
+        .expires_at;
+    let r = store
+        .rotate_refresh_token(
+            &hash(5, 51),
+            refresh_expiry,
+            &tokens(&g, 52, refresh_expiry),
+        )
+        .await;
+    assert!(
+        matches!(r, Err(RotateFailure::Rejected(RotateError::Expired))),
+        "{r:?}"
+    );
+    assert!(
+        !store
+            .find_grant(g.id)
+            .await
+            .expect("find")
+            .expect("exists")
+            .is_revoked()
+    );
 }
 
 /// Revoking a grant is idempotent, keeps the first time, and is seen through every token.
@@ -254,18 +441,65 @@ pub async fn revocation_is_idempotent_and_covers_every_token(store: Arc<impl Sto
     let now = t0();
     let (g, code) = grant_with_code(60, now);
     store.insert_grant(&g, &code).await.expect("insert");
-    store.redeem_code(&code.hash, now, &tokens(&g, 60, now)).await.expect("redeem");
-    assert!(store.revoke_access_token(&hash(4, 60), now).await.expect("revoke"), "a live token was revoked");
-    assert!(!store.revoke_access_token(&hash(4, 60), now).await.expect("revoke"), "already revoked");
-    assert!(!store.revoke_access_token(&hash(4, 777_777), now).await.expect("revoke"), "unknown");
-    let (a, _) = store.find_access_token(&hash(4, 60)).await.expect("find").expect("kept");
+    store
+        .redeem_code(&code.hash, now, &tokens(&g, 60, now))
+        .await
+        .expect("redeem");
+    assert!(
+        store
+            .revoke_access_token(&hash(4, 60), now)
+            .await
+            .expect("revoke"),
+        "a live token was revoked"
+    );
+    assert!(
+        !store
+            .revoke_access_token(&hash(4, 60), now)
+            .await
+            .expect("revoke"),
+        "already revoked"
+    );
+    assert!(
+        !store
+            .revoke_access_token(&hash(4, 777_777), now)
+            .await
+            .expect("revoke"),
+        "unknown"
+    );
+    let (a, _) = store
+        .find_access_token(&hash(4, 60))
+        .await
+        .expect("find")
+        .expect("kept");
     assert_eq!(a.revoked_at, Some(now));
     store.revoke_grant(g.id, now).await.expect("revoke");
-    store.revoke_grant(g.id, now + TimeDelta::hours(1)).await.expect("again");
-    store.revoke_grant(finx_domain::ids::GrantId::from_random(unique16(99, 60)), now).await.expect("unknown is fine");
-    assert_eq!(store.find_grant(g.id).await.expect("find").expect("exists").revoked_at, Some(now));
-    let r = store.rotate_refresh_token(&hash(5, 60), now, &tokens(&g, 61, now)).await;
-    assert!(matches!(r, Err(RotateFailure::Rejected(RotateError::Revoked))), "{r:?}");
+    store
+        .revoke_grant(g.id, now + TimeDelta::hours(1))
+        .await
+        .expect("again");
+    store
+        .revoke_grant(
+            finx_domain::ids::GrantId::from_random(unique16(99, 60)),
+            now,
+        )
+        .await
+        .expect("unknown is fine");
+    assert_eq!(
+        store
+            .find_grant(g.id)
+            .await
+            .expect("find")
+            .expect("exists")
+            .revoked_at,
+        Some(now)
+    );
+    let r = store
+        .rotate_refresh_token(&hash(5, 60), now, &tokens(&g, 61, now))
+        .await;
+    assert!(
+        matches!(r, Err(RotateFailure::Rejected(RotateError::Revoked))),
+        "{r:?}"
+    );
 }
 
 /// Purge drops what expired and keeps used refresh tokens until their own expiry.
@@ -274,18 +508,57 @@ pub async fn purge_keeps_used_refresh_tokens_until_they_expire(store: Arc<impl S
     let now = t0() + TimeDelta::days(3650);
     let (g, code) = grant_with_code(70, now);
     store.insert_grant(&g, &code).await.expect("insert");
-    store.redeem_code(&code.hash, now, &tokens(&g, 70, now)).await.expect("redeem");
-    store.rotate_refresh_token(&hash(5, 70), now, &tokens(&g, 71, now)).await.expect("rotate");
+    store
+        .redeem_code(&code.hash, now, &tokens(&g, 70, now))
+        .await
+        .expect("redeem");
+    store
+        .rotate_refresh_token(&hash(5, 70), now, &tokens(&g, 71, now))
+        .await
+        .expect("rotate");
     let report = store.purge(now + TimeDelta::days(1)).await.expect("purge");
     assert!(report.access_tokens >= 2, "{report:?}");
-    assert!(store.find_access_token(&hash(4, 70)).await.expect("find").is_none());
-    assert!(store.find_refresh_token(&hash(5, 70)).await.expect("find").is_some(), "used token kept for reuse detection");
-    let reuse = store.rotate_refresh_token(&hash(5, 70), now + TimeDelta::days(1), &tokens(&g, 72, now)).await;
-    assert!(matches!(reuse, Err(RotateFailure::Rejected(RotateError::Reused { .. }))), "{reuse:?}");
+    assert!(
+        store
+            .find_access_token(&hash(4, 70))
+            .await
+            .expect("find")
+            .is_none()
+    );
+    assert!(
+        store
+            .find_refresh_token(&hash(5, 70))
+            .await
+            .expect("find")
+            .is_some(),
+        "used token kept for reuse detection"
+    );
+    let reuse = store
+        .rotate_refresh_token(&hash(5, 70), now + TimeDelta::days(1), &tokens(&g, 72, now))
+        .await;
+    assert!(
+        matches!(
+            reuse,
+            Err(RotateFailure::Rejected(RotateError::Reused { .. }))
+        ),
+        "{reuse:?}"
+    );
     let report = store.purge(now + TimeDelta::days(91)).await.expect("purge");
     assert!(report.refresh_tokens >= 2, "{report:?}");
-    assert!(store.find_refresh_token(&hash(5, 70)).await.expect("find").is_none());
-    assert!(store.find_refresh_token(&hash(5, 71)).await.expect("find").is_none());
+    assert!(
+        store
+            .find_refresh_token(&hash(5, 70))
+            .await
+            .expect("find")
+            .is_none()
+    );
+    assert!(
+        store
+            .find_refresh_token(&hash(5, 71))
+            .await
+            .expect("find")
+            .is_none()
+    );
 }
 
 /// Accounts keep every field exactly, and `find_accounts` keeps the order asked for.
@@ -300,27 +573,59 @@ pub async fn accounts_round_trip_every_field(store: Arc<impl Store>) {
     b.status.message = None;
     store.upsert_account(&a).await.expect("upsert");
     store.upsert_account(&b).await.expect("upsert");
-    let found = store.find_accounts(&[b.id.clone(), a.id.clone(), account(&access, "none", t0()).id]).await.expect("find");
+    let found = store
+        .find_accounts(&[
+            b.id.clone(),
+            a.id.clone(),
+            account(&access, "none", t0()).id,
+        ])
+        .await
+        .expect("find");
     assert_eq!(found, vec![b.clone(), a.clone()]);
     let mut changed = a.clone();
     changed.details.name = "Neuer Name".into();
     store.upsert_account(&changed).await.expect("upsert again");
-    assert_eq!(store.find_accounts(std::slice::from_ref(&a.id)).await.expect("find"), vec![changed]);
+    assert_eq!(
+        store
+            .find_accounts(std::slice::from_ref(&a.id))
+            .await
+            .expect("find"),
+        vec![changed]
+    );
 }
 
 /// Transactions keep every field exactly: `-0.01`, `12345678901234.99`, unicode.
 pub async fn transactions_round_trip_every_field(store: Arc<impl Store>) {
     let account_id = account(&AccessId::derive(&["conformance-tx"]), "giro", t0()).id;
     let items: Vec<TransactionDetails> = (0..8).map(|n| transaction(n, n % 3 != 0, t0())).collect();
-    let report = store.sync_transactions(&account_id, &items, t0()).await.expect("sync");
+    let report = store
+        .sync_transactions(&account_id, &items, t0())
+        .await
+        .expect("sync");
     assert_eq!(report.inserted, 8);
     for d in &items {
         let id = Transaction::id_for(&account_id, &d.external_id);
-        let t = store.find_transaction(&id).await.expect("find").expect("stored");
-        assert_eq!(t, Transaction { id, account_id: account_id.clone(), details: d.clone(), created_at: t0(), modified_at: t0() });
+        let t = store
+            .find_transaction(&id)
+            .await
+            .expect("find")
+            .expect("stored");
+        assert_eq!(
+            t,
+            Transaction {
+                id,
+                account_id: account_id.clone(),
+                details: d.clone(),
+                created_at: t0(),
+                modified_at: t0()
+            }
+        );
     }
     let amounts: Vec<Decimal> = items.iter().map(|d| d.amount.amount()).collect();
-    assert!(amounts.contains(&Decimal::new(-1, 2)) && amounts.contains(&Decimal::new(1_234_567_890_123_499, 2)));
+    assert!(
+        amounts.contains(&Decimal::new(-1, 2))
+            && amounts.contains(&Decimal::new(1_234_567_890_123_499, 2))
+    );
 }
 
 /// A resync updates in place (keeping `created_at`), and drops pending items the bank no
@@ -329,23 +634,57 @@ pub async fn sync_updates_in_place_and_drops_vanished_pending_transactions(store
     let account_id = account(&AccessId::derive(&["conformance-sync"]), "giro", t0()).id;
     let pending = transaction(1, false, t0());
     let booked = transaction(2, true, t0());
-    store.sync_transactions(&account_id, &[pending.clone(), booked.clone()], t0()).await.expect("sync");
+    store
+        .sync_transactions(&account_id, &[pending.clone(), booked.clone()], t0())
+        .await
+        .expect("sync");
     let later = t0() + TimeDelta::days(2);
     let mut posted = pending.clone();
     posted.external_id = "b-1".into();
     posted.booked = true;
-    posted.amount = finx_domain::money::Money::new(Decimal::new(-4_712, 2), posted.amount.currency());
+    posted.amount =
+        finx_domain::money::Money::new(Decimal::new(-4_712, 2), posted.amount.currency());
     let mut changed = booked.clone();
     changed.purpose = Some("korrigiert".into());
-    let report = store.sync_transactions(&account_id, &[posted.clone(), changed.clone()], later).await.expect("resync");
-    assert_eq!((report.inserted, report.updated, report.removed), (1, 1, 1), "{report:?}");
-    assert!(store.find_transaction(&Transaction::id_for(&account_id, &pending.external_id)).await.expect("find").is_none());
-    let t = store.find_transaction(&Transaction::id_for(&account_id, &booked.external_id)).await.expect("find").expect("kept");
-    assert_eq!((t.created_at, t.modified_at, t.details), (t0(), later, changed.clone()));
-    let same = store.sync_transactions(&account_id, &[posted, changed], later + TimeDelta::days(1)).await.expect("again");
-    assert_eq!((same.inserted, same.updated, same.removed), (0, 0, 0), "an unchanged resync changes nothing");
+    let report = store
+        .sync_transactions(&account_id, &[posted.clone(), changed.clone()], later)
+        .await
+        .expect("resync");
+    assert_eq!(
+        (report.inserted, report.updated, report.removed),
+        (1, 1, 1),
+        "{report:?}"
+    );
+    assert!(
+        store
+            .find_transaction(&Transaction::id_for(&account_id, &pending.external_id))
+            .await
+            .expect("find")
+            .is_none()
+    );
+    let t = store
+        .find_transaction(&Transaction::id_for(&account_id, &booked.external_id))
+        .await
+        .expect("find")
+        .expect("kept");
+    assert_eq!(
+        (t.created_at, t.modified_at, t.details),
+        (t0(), later, changed.clone())
+    );
+    let same = store
+        .sync_transactions(&account_id, &[posted, changed], later + TimeDelta::days(1))
+        .await
+        .expect("again");
+    assert_eq!(
+        (same.inserted, same.updated, same.removed),
+        (0, 0, 0),
+        "an unchanged resync changes nothing"
+    );
     // A booked transaction the bank stops reporting (outside the window) stays.
-    store.sync_transactions(&account_id, &[], later).await.expect("empty sync");
+    store
+        .sync_transactions(&account_id, &[], later)
+        .await
+        .expect("empty sync");
     assert!(store.find_transaction(&t.id).await.expect("find").is_some());
 }
 
@@ -356,15 +695,34 @@ pub async fn queries_match_the_reference_semantics(store: Arc<impl Store>) {
     let a1 = account(&access, "one", t0()).id;
     let a2 = account(&access, "two", t0()).id;
     let other = account(&access, "three", t0()).id;
-    let mk = |range: std::ops::Range<u32>| range.map(|n| transaction(n, n % 5 != 0, t0())).collect::<Vec<_>>();
-    store.sync_transactions(&a1, &mk(0..60), t0()).await.expect("sync");
-    store.sync_transactions(&a2, &mk(100..140), t0() + TimeDelta::days(1)).await.expect("sync");
-    store.sync_transactions(&other, &mk(200..210), t0()).await.expect("sync");
+    let mk = |range: std::ops::Range<u32>| {
+        range
+            .map(|n| transaction(n, n % 5 != 0, t0()))
+            .collect::<Vec<_>>()
+    };
+    store
+        .sync_transactions(&a1, &mk(0..60), t0())
+        .await
+        .expect("sync");
+    store
+        .sync_transactions(&a2, &mk(100..140), t0() + TimeDelta::days(1))
+        .await
+        .expect("sync");
+    store
+        .sync_transactions(&other, &mk(200..210), t0())
+        .await
+        .expect("sync");
     let mut all = Vec::new();
     for (acc, range) in [(&a1, 0..60), (&a2, 100..140), (&other, 200..210)] {
         for n in range {
             let d = transaction(n, n % 5 != 0, t0());
-            all.push(store.find_transaction(&Transaction::id_for(acc, &d.external_id)).await.expect("find").expect("stored"));
+            all.push(
+                store
+                    .find_transaction(&Transaction::id_for(acc, &d.external_id))
+                    .await
+                    .expect("find")
+                    .expect("stored"),
+            );
         }
     }
     let pivot = all[17].clone();
@@ -382,19 +740,75 @@ pub async fn queries_match_the_reference_semantics(store: Arc<impl Store>) {
     };
     let queries = vec![
         base.clone(),
-        ResolvedQuery { sort: SortOrder::Asc, include_pending: true, ..base.clone() },
-        ResolvedQuery { count: 7, offset: 5, ..base.clone() },
-        ResolvedQuery { count: 7, offset: 95, ..base.clone() },
-        ResolvedQuery { accounts: vec![a2.clone()], ..base.clone() },
-        ResolvedQuery { since: Some(ResolvedBound::Date(day - TimeDelta::days(10))), until: Some(ResolvedBound::Date(day - TimeDelta::days(3))), ..base.clone() },
-        ResolvedQuery { since: Some(ResolvedBound::After(pivot.details.booked_on, pivot.id.clone())), count: 9, ..base.clone() },
-        ResolvedQuery { until: Some(ResolvedBound::After(pivot.details.booked_on, pivot.id.clone())), sort: SortOrder::Asc, include_pending: true, ..base.clone() },
-        ResolvedQuery { since_type: SinceType::Created, since: Some(ResolvedBound::Date(day + TimeDelta::days(1))), ..base.clone() },
-        ResolvedQuery { since_type: SinceType::Modified, until: Some(ResolvedBound::Date(day)), include_pending: true, ..base.clone() },
-        ResolvedQuery { filter: Some(TxFilter::Amount(Decimal::new(-1, 2))), ..base.clone() },
-        ResolvedQuery { filter: Some(TxFilter::Purpose("brötchen 🥐 10".into())), include_pending: true, ..base.clone() },
-        ResolvedQuery { filter: Some(TxFilter::Person("bäckerei größe №12".into())), ..base.clone() },
-        ResolvedQuery { accounts: vec![], ..base.clone() },
+        ResolvedQuery {
+            sort: SortOrder::Asc,
+            include_pending: true,
+            ..base.clone()
+        },
+        ResolvedQuery {
+            count: 7,
+            offset: 5,
+            ..base.clone()
+        },
+        ResolvedQuery {
+            count: 7,
+            offset: 95,
+            ..base.clone()
+        },
+        ResolvedQuery {
+            accounts: vec![a2.clone()],
+            ..base.clone()
+        },
+        ResolvedQuery {
+            since: Some(ResolvedBound::Date(day - TimeDelta::days(10))),
+            until: Some(ResolvedBound::Date(day - TimeDelta::days(3))),
+            ..base.clone()
+        },
+        ResolvedQuery {
+            since: Some(ResolvedBound::After(
+                pivot.details.booked_on,
+                pivot.id.clone(),
+            )),
+            count: 9,
+            ..base.clone()
+        },
+        ResolvedQuery {
+            until: Some(ResolvedBound::After(
+                pivot.details.booked_on,
+                pivot.id.clone(),
+            )),
+            sort: SortOrder::Asc,
+            include_pending: true,
+            ..base.clone()
+        },
+        ResolvedQuery {
+            since_type: SinceType::Created,
+            since: Some(ResolvedBound::Date(day + TimeDelta::days(1))),
+            ..base.clone()
+        },
+        ResolvedQuery {
+            since_type: SinceType::Modified,
+            until: Some(ResolvedBound::Date(day)),
+            include_pending: true,
+            ..base.clone()
+        },
+        ResolvedQuery {
+            filter: Some(TxFilter::Amount(Decimal::new(-1, 2))),
+            ..base.clone()
+        },
+        ResolvedQuery {
+            filter: Some(TxFilter::Purpose("brötchen 🥐 10".into())),
+            include_pending: true,
+            ..base.clone()
+        },
+        ResolvedQuery {
+            filter: Some(TxFilter::Person("bäckerei größe №12".into())),
+            ..base.clone()
+        },
+        ResolvedQuery {
+            accounts: vec![],
+            ..base.clone()
+        },
     ];
     for q in queries {
         let got = store.query_transactions(&q).await.expect("query");

@@ -4,13 +4,18 @@ use std::sync::Mutex;
 
 use chrono::{TimeDelta, TimeZone};
 use finx_domain::Timestamp;
-use finx_domain::bank::{Account, AccountDetails, AccountType, Balance, BalanceStatus, Counterparty, SyncStatus, TransactionDetails, TransactionType};
+use finx_domain::bank::{
+    Account, AccountDetails, AccountType, Balance, BalanceStatus, Counterparty, SyncStatus,
+    TransactionDetails, TransactionType,
+};
 use finx_domain::ids::{AccessId, ClientId, FlowId, GrantId};
 use finx_domain::money::{Currency, Money};
 use finx_domain::reference::Iban;
 use finx_domain::scope::Scope;
 use finx_domain::secret::TokenHash;
-use finx_domain::token::{AccessTokenRecord, CodeRecord, Grant, IssuedTokens, Lifetimes, RefreshTokenRecord};
+use finx_domain::token::{
+    AccessTokenRecord, CodeRecord, Grant, IssuedTokens, Lifetimes, RefreshTokenRecord,
+};
 use finx_domain::values::RedirectUri;
 use finx_ports::Clock;
 use rust_decimal::Decimal;
@@ -28,21 +33,30 @@ impl TestClock {
 
     /// Moves the clock forward.
     pub fn advance(&self, by: TimeDelta) {
-        let mut t = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut t = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *t += by;
     }
 }
 
 impl Clock for TestClock {
     fn now(&self) -> Timestamp {
-        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
 /// A fixed instant all fixtures start from.
 #[must_use]
 pub fn t0() -> Timestamp {
-    chrono::Utc.with_ymd_and_hms(2026, 6, 15, 9, 30, 0).single().unwrap_or_default()
+    chrono::Utc
+        .with_ymd_and_hms(2026, 6, 15, 9, 30, 0)
+        .single()
+        .unwrap_or_default()
 }
 
 /// A hash unique per `n` and `salt`.
@@ -69,13 +83,23 @@ pub fn grant_with_code(n: u32, now: Timestamp) -> (Grant, CodeRecord) {
         client_id: ClientId::parse("conformance-client").unwrap_or_else(|_| unreachable!()),
         flow_id: FlowId::from_random(unique16(3, n)),
         access_id: AccessId::derive(&["conformance", &n.to_string()]),
-        account_ids: vec![Account::id_for(&AccessId::derive(&["c"]), &format!("acct-{n}"))],
+        account_ids: vec![Account::id_for(
+            &AccessId::derive(&["c"]),
+            &format!("acct-{n}"),
+        )],
         scope: Scope::FULL,
-        redirect_uri: RedirectUri::parse("https://app.example/cb?tenant=ü").unwrap_or_else(|_| unreachable!()),
+        redirect_uri: RedirectUri::parse("https://app.example/cb?tenant=ü")
+            .unwrap_or_else(|_| unreachable!()),
         created_at: now,
         revoked_at: None,
     };
-    let code = CodeRecord { hash: hash(1, n), grant_id: grant.id, issued_at: now, expires_at: now + Lifetimes::default().code, used_at: None };
+    let code = CodeRecord {
+        hash: hash(1, n),
+        grant_id: grant.id,
+        issued_at: now,
+        expires_at: now + Lifetimes::default().code,
+        used_at: None,
+    };
     (grant, code)
 }
 
@@ -84,8 +108,21 @@ pub fn grant_with_code(n: u32, now: Timestamp) -> (Grant, CodeRecord) {
 pub fn tokens(g: &Grant, n: u32, now: Timestamp) -> IssuedTokens {
     let l = Lifetimes::default();
     IssuedTokens {
-        access: AccessTokenRecord { hash: hash(4, n), grant_id: g.id, issued_at: now, expires_at: now + l.access, scope: g.scope, revoked_at: None },
-        refresh: Some(RefreshTokenRecord { hash: hash(5, n), grant_id: g.id, issued_at: now, expires_at: now + l.refresh, used_at: None }),
+        access: AccessTokenRecord {
+            hash: hash(4, n),
+            grant_id: g.id,
+            issued_at: now,
+            expires_at: now + l.access,
+            scope: g.scope,
+            revoked_at: None,
+        },
+        refresh: Some(RefreshTokenRecord {
+            hash: hash(5, n),
+            grant_id: g.id,
+            issued_at: now,
+            expires_at: now + l.refresh,
+            used_at: None,
+        }),
     }
 }
 
@@ -115,7 +152,11 @@ pub fn account(access: &AccessId, external: &str, now: Timestamp) -> Account {
             date: now.date_naive(),
             status: BalanceStatus::Available,
         }),
-        status: SyncStatus { synced_at: now, succeeded_at: None, message: Some("Bank sagt: später".into()) },
+        status: SyncStatus {
+            synced_at: now,
+            succeeded_at: None,
+            message: Some("Bank sagt: später".into()),
+        },
     }
 }
 
@@ -123,7 +164,12 @@ pub fn account(access: &AccessId, external: &str, now: Timestamp) -> Account {
 #[must_use]
 pub fn transaction(n: u32, booked: bool, start: Timestamp) -> TransactionDetails {
     let day = start.date_naive() - TimeDelta::days(i64::from(n % 40));
-    let amounts = [Decimal::new(-1, 2), Decimal::new(1_234_567_890_123_499, 2), Decimal::new(-4_250, 2), Decimal::new(300_000, 2)];
+    let amounts = [
+        Decimal::new(-1, 2),
+        Decimal::new(1_234_567_890_123_499, 2),
+        Decimal::new(-4_250, 2),
+        Decimal::new(300_000, 2),
+    ];
     TransactionDetails {
         external_id: format!("{}-{n}", if booked { "b" } else { "p" }),
         amount: Money::new(amounts[(n % 4) as usize], Currency::EUR),
@@ -134,15 +180,89 @@ pub fn transaction(n: u32, booked: bool, start: Timestamp) -> TransactionDetails
             account_number: Some(format!("{}", 1000 + n)),
             bank_code: Some("90094816".into()),
         },
-        purpose: Some(format!("EREF+E{n} MREF+M-{n} CRED+DE98ZZZ09999999999 SVWZ+Brötchen 🥐 {n}")),
+        purpose: Some(format!(
+            "EREF+E{n} MREF+M-{n} CRED+DE98ZZZ09999999999 SVWZ+Brötchen 🥐 {n}"
+        )),
         booked_on: day,
         value_date: day + TimeDelta::days(1),
         booked,
         booking_text: Some("SEPA-LASTSCHRIFT".into()),
-        transaction_type: if n % 2 == 0 { TransactionType::DirectDebit } else { TransactionType::ElectronicCash },
+        transaction_type: if n % 2 == 0 {
+            TransactionType::DirectDebit
+        } else {
+            TransactionType::ElectronicCash
+        },
         creditor_id: Some("DE98ZZZ09999999999".into()),
         mandate_reference: Some(format!("M-{n}")),
         end_to_end_reference: Some(format!("E{n}")),
         sepa_purpose_code: (n % 3 == 0).then(|| "SALA".into()),
+    }
+}
+
+/// The core wired to real in-process adapters: memory store, sandbox bank, OS randomness
+/// and a [`TestClock`].
+pub struct App {
+    /// The use cases.
+    pub finx: finx_core::Finx,
+    /// The clock everything reads (the sandbox bank included).
+    pub clock: std::sync::Arc<TestClock>,
+    /// The store.
+    pub store: std::sync::Arc<finx_store_memory::MemoryStore>,
+    /// The demo client.
+    pub client: finx_ports::Client,
+    /// Its secret.
+    pub secret: finx_domain::secret::ClientSecret,
+}
+
+/// The redirect URI the demo client registers.
+pub const REDIRECT: &str = "https://app.example/callback";
+
+impl App {
+    /// A fresh app at [`t0`] with one registered client, `demo-app`.
+    ///
+    /// # Panics
+    /// When the wiring fails, which is a bug in the test setup.
+    pub async fn new() -> Self {
+        use std::sync::Arc;
+        let clock = Arc::new(TestClock::at(t0()));
+        let store = Arc::new(finx_store_memory::MemoryStore::new());
+        let bank = finx_bank_sandbox::SandboxBank::new(
+            finx_bank_sandbox::SandboxConfig {
+                slow_delay: std::time::Duration::from_millis(10),
+                ..Default::default()
+            },
+            clock.clone(),
+        );
+        let ports = finx_core::Ports {
+            clients: store.clone(),
+            flows: store.clone(),
+            grants: store.clone(),
+            data: store.clone(),
+            bank: Arc::new(bank),
+            clock: clock.clone(),
+            random: Arc::new(finx_system::OsRandom),
+        };
+        let settings = finx_core::Settings {
+            lifetimes: Lifetimes::default(),
+            hash_key: b"test-hash-key-0123456789abcdef!!".to_vec(),
+        };
+        let finx = finx_core::Finx::new(ports, settings).expect("valid key");
+        let registered = finx
+            .register_client(finx_core::NewClient {
+                id: Some("demo-app".into()),
+                name: "Demo App".into(),
+                redirect_uris: vec![REDIRECT.into()],
+                scope: None,
+                secret: None,
+            })
+            .await
+            .expect("register");
+        Self {
+            finx,
+            clock,
+            store,
+            client: registered.client,
+            secret: registered.secret,
+        }
     }
 }
