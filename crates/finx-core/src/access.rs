@@ -39,13 +39,27 @@ impl Finx {
     ///
     /// # Errors
     /// [`CoreError::Invalid`] naming the first bad field; [`CoreError::InvalidScope`].
-    pub async fn create_onetime_access(&self, client: &Client, req: OnetimeAccessRequest) -> Result<Flow, CoreError> {
-        let redirect_uri = RedirectUri::parse(&req.redirect_uri).map_err(|e| invalid("redirect_uri", e))?;
+    pub async fn create_onetime_access(
+        &self,
+        client: &Client,
+        req: OnetimeAccessRequest,
+    ) -> Result<Flow, CoreError> {
+        let redirect_uri =
+            RedirectUri::parse(&req.redirect_uri).map_err(|e| invalid("redirect_uri", e))?;
         if !redirect_uri.is_allowed_by(&client.redirect_uris) {
             return Err(invalid("redirect_uri", "is not registered for this client"));
         }
-        let state = req.state.as_deref().map(State::parse).transpose().map_err(|e| invalid("state", e))?;
-        let language = req.language.as_deref().map(Language::from_tag).unwrap_or_default();
+        let state = req
+            .state
+            .as_deref()
+            .map(State::parse)
+            .transpose()
+            .map_err(|e| invalid("state", e))?;
+        let language = req
+            .language
+            .as_deref()
+            .map(Language::from_tag)
+            .unwrap_or_default();
         if req.accounts.len() > 20 {
             return Err(invalid("accounts", "at most 20 accounts"));
         }
@@ -57,17 +71,34 @@ impl Finx {
         let account_types = req
             .account_types
             .iter()
-            .map(|t| AccountType::parse(t).ok_or_else(|| invalid("account_types", format!("unknown account type {t:?}"))))
+            .map(|t| {
+                AccountType::parse(t)
+                    .ok_or_else(|| invalid("account_types", format!("unknown account type {t:?}")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        let sync_period = req.sync_period.map(SyncPeriod::new).transpose().map_err(|e| invalid("sync_period", e))?.unwrap_or_default();
+        let sync_period = req
+            .sync_period
+            .map(SyncPeriod::new)
+            .transpose()
+            .map_err(|e| invalid("sync_period", e))?
+            .unwrap_or_default();
         let requested = req.scope.as_deref().map(Scope::parse).transpose()?;
         let scope = Scope::narrow(client.scope, requested)?;
-        let provider_id = req.provider_id.as_deref().map(InstitutionId::parse).transpose().map_err(|e| invalid("provider_id", e))?;
+        let provider_id = req
+            .provider_id
+            .as_deref()
+            .map(InstitutionId::parse)
+            .transpose()
+            .map_err(|e| invalid("provider_id", e))?;
 
         let preselected = match &provider_id {
             Some(id) => {
                 let found = self.ports.bank.institution(id).await?;
-                Some(found.ok_or_else(|| invalid("provider_id", "unknown provider"))?.id)
+                Some(
+                    found
+                        .ok_or_else(|| invalid("provider_id", "unknown provider"))?
+                        .id,
+                )
             }
             None => self.bank_of(&accounts).await?,
         };
@@ -95,10 +126,18 @@ impl Finx {
     }
 
     /// The bank named by the first IBAN with a known bank code.
-    async fn bank_of(&self, accounts: &[AccountReference]) -> Result<Option<InstitutionId>, CoreError> {
+    async fn bank_of(
+        &self,
+        accounts: &[AccountReference],
+    ) -> Result<Option<InstitutionId>, CoreError> {
         for r in accounts {
             if let (AccountReference::Iban(iban), Some(code)) = (r, r.bank_code()) {
-                if let Some(i) = self.ports.bank.resolve_bank_code(iban.country(), code).await? {
+                if let Some(i) = self
+                    .ports
+                    .bank
+                    .resolve_bank_code(iban.country(), code)
+                    .await?
+                {
                     return Ok(Some(i.id));
                 }
             }

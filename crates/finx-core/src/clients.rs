@@ -40,7 +40,8 @@ impl Finx {
     pub async fn register_client(&self, new: NewClient) -> Result<RegisteredClient, CoreError> {
         let id = match new.id {
             Some(id) => ClientId::parse(&id).map_err(|e| invalid("id", e))?,
-            None => ClientId::parse(&format!("client-{}", hex(&self.ports.random.bytes16()))).map_err(|e| invalid("id", e))?,
+            None => ClientId::parse(&format!("client-{}", hex(&self.ports.random.bytes16())))
+                .map_err(|e| invalid("id", e))?,
         };
         let name = new.name.trim().to_owned();
         if name.is_empty() || name.chars().count() > 200 {
@@ -54,8 +55,15 @@ impl Finx {
             .iter()
             .map(|u| RedirectUri::parse(u).map_err(|e| invalid("redirect_uri", e)))
             .collect::<Result<Vec<_>, _>>()?;
-        let scope = new.scope.as_deref().map(Scope::parse).transpose()?.unwrap_or(Scope::FULL);
-        let secret = new.secret.unwrap_or_else(|| ClientSecret::from_random(self.ports.random.bytes32()));
+        let scope = new
+            .scope
+            .as_deref()
+            .map(Scope::parse)
+            .transpose()?
+            .unwrap_or(Scope::FULL);
+        let secret = new
+            .secret
+            .unwrap_or_else(|| ClientSecret::from_random(self.ports.random.bytes32()));
         let client = Client {
             id,
             name,
@@ -74,9 +82,12 @@ impl Finx {
     /// # Errors
     /// [`CoreError::InvalidClient`] for anything but a match.
     pub async fn authenticate_client(&self, id: &str, secret: &str) -> Result<Client, CoreError> {
-        let presented = ClientSecret::from_presented(secret).map_err(|_| CoreError::InvalidClient)?;
+        let presented =
+            ClientSecret::from_presented(secret).map_err(|_| CoreError::InvalidClient)?;
         let hash = self.hasher.hash(&presented);
-        let Ok(id) = ClientId::parse(id) else { return Err(CoreError::InvalidClient) };
+        let Ok(id) = ClientId::parse(id) else {
+            return Err(CoreError::InvalidClient);
+        };
         match self.ports.clients.find_client(&id).await? {
             Some(client) if client.secret_hash == hash => Ok(client),
             _ => Err(CoreError::InvalidClient),

@@ -25,11 +25,19 @@ pub struct Authorization {
 
 impl Authorization {
     fn require(&self, item: ScopeItem) -> Result<(), CoreError> {
-        if self.scope.contains(item) { Ok(()) } else { Err(CoreError::InsufficientScope(item)) }
+        if self.scope.contains(item) {
+            Ok(())
+        } else {
+            Err(CoreError::InsufficientScope(item))
+        }
     }
 
     fn require_account(&self, id: &AccountId) -> Result<(), CoreError> {
-        if self.account_ids.contains(id) { Ok(()) } else { Err(CoreError::NotFound("account")) }
+        if self.account_ids.contains(id) {
+            Ok(())
+        } else {
+            Err(CoreError::NotFound("account"))
+        }
     }
 
     /// Hides the balance when the token may not read balances.
@@ -48,7 +56,12 @@ impl Finx {
     /// [`CoreError::InvalidToken`] when it is malformed, unknown, expired or revoked.
     pub async fn authorize(&self, bearer: &str) -> Result<Authorization, CoreError> {
         let token = AccessToken::from_presented(bearer).map_err(|_| CoreError::InvalidToken)?;
-        let (record, grant) = self.ports.grants.find_access_token(&self.hasher.hash(&token)).await?.ok_or(CoreError::InvalidToken)?;
+        let (record, grant) = self
+            .ports
+            .grants
+            .find_access_token(&self.hasher.hash(&token))
+            .await?
+            .ok_or(CoreError::InvalidToken)?;
         if !access_token_usable(&record, &grant, self.now()) {
             return Err(CoreError::InvalidToken);
         }
@@ -87,7 +100,10 @@ impl Finx {
     /// [`CoreError::InsufficientScope`] without `balance=ro`; [`CoreError::NotFound`].
     pub async fn get_balance(&self, auth: &Authorization, id: &str) -> Result<Balance, CoreError> {
         auth.require(ScopeItem::Balance)?;
-        self.account(auth, id).await?.balance.ok_or(CoreError::NotFound("balance"))
+        self.account(auth, id)
+            .await?
+            .balance
+            .ok_or(CoreError::NotFound("balance"))
     }
 
     /// Transactions per the finX query.
@@ -96,7 +112,11 @@ impl Finx {
     /// [`CoreError::InsufficientScope`] without `transactions=ro`; [`CoreError::NotFound`]
     /// for an account the grant does not see; [`CoreError::Invalid`] for a `since`/`until`
     /// transaction it does not see.
-    pub async fn list_transactions(&self, auth: &Authorization, query: TransactionQuery) -> Result<Vec<Transaction>, CoreError> {
+    pub async fn list_transactions(
+        &self,
+        auth: &Authorization,
+        query: TransactionQuery,
+    ) -> Result<Vec<Transaction>, CoreError> {
         auth.require(ScopeItem::Transactions)?;
         let accounts = match query.accounts {
             Some(ids) => {
@@ -125,30 +145,55 @@ impl Finx {
     ///
     /// # Errors
     /// [`CoreError::NotFound`] when the grant does not see it.
-    pub async fn get_transaction(&self, auth: &Authorization, id: &str) -> Result<Transaction, CoreError> {
+    pub async fn get_transaction(
+        &self,
+        auth: &Authorization,
+        id: &str,
+    ) -> Result<Transaction, CoreError> {
         auth.require(ScopeItem::Transactions)?;
         let id = TransactionId::parse(id).map_err(|_| CoreError::NotFound("transaction"))?;
-        self.visible_transaction(auth, &id).await?.ok_or(CoreError::NotFound("transaction"))
+        self.visible_transaction(auth, &id)
+            .await?
+            .ok_or(CoreError::NotFound("transaction"))
     }
 
     async fn account(&self, auth: &Authorization, id: &str) -> Result<Account, CoreError> {
         let id = AccountId::parse(id).map_err(|_| CoreError::NotFound("account"))?;
         auth.require_account(&id)?;
-        let found = self.ports.data.find_accounts(std::slice::from_ref(&id)).await?;
-        found.into_iter().next().ok_or(CoreError::NotFound("account"))
+        let found = self
+            .ports
+            .data
+            .find_accounts(std::slice::from_ref(&id))
+            .await?;
+        found
+            .into_iter()
+            .next()
+            .ok_or(CoreError::NotFound("account"))
     }
 
-    async fn visible_transaction(&self, auth: &Authorization, id: &TransactionId) -> Result<Option<Transaction>, CoreError> {
+    async fn visible_transaction(
+        &self,
+        auth: &Authorization,
+        id: &TransactionId,
+    ) -> Result<Option<Transaction>, CoreError> {
         let t = self.ports.data.find_transaction(id).await?;
         Ok(t.filter(|t| auth.account_ids.contains(&t.account_id)))
     }
 
-    async fn resolve(&self, auth: &Authorization, field: &'static str, bound: Option<Bound>) -> Result<Option<ResolvedBound>, CoreError> {
+    async fn resolve(
+        &self,
+        auth: &Authorization,
+        field: &'static str,
+        bound: Option<Bound>,
+    ) -> Result<Option<ResolvedBound>, CoreError> {
         Ok(match bound {
             None => None,
             Some(Bound::Date(d)) => Some(ResolvedBound::Date(d)),
             Some(Bound::Transaction(id)) => {
-                let t = self.visible_transaction(auth, &id).await?.ok_or_else(|| invalid(field, "unknown transaction"))?;
+                let t = self
+                    .visible_transaction(auth, &id)
+                    .await?
+                    .ok_or_else(|| invalid(field, "unknown transaction"))?;
                 Some(ResolvedBound::After(t.details.booked_on, t.id))
             }
         })

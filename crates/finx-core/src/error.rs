@@ -67,5 +67,8 @@ pub enum CoreError {
 }
 
 pub(crate) fn invalid(field: &'static str, reason: impl ToString) -> CoreError {
-    CoreError::Invalid { field, reason: reason.to_string() }
+    CoreError::Invalid {
+        field,
+        reason: reason.to_string(),
+    }
 }

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use finx_domain::Timestamp;
 use finx_domain::secret::{MalformedSecret, TokenHasher};
 use finx_domain::token::Lifetimes;
-use finx_ports::{BankConnector, BankDataStore, ClientRegistry, Clock, FlowStore, GrantStore, SecretGenerator};
+use finx_ports::{
+    BankConnector, BankDataStore, ClientRegistry, Clock, FlowStore, GrantStore, SecretGenerator,
+};
 
 pub use access::OnetimeAccessRequest;
 pub use clients::{NewClient, RegisteredClient};
@@ -56,7 +58,10 @@ pub struct Settings {
 
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings").field("lifetimes", &self.lifetimes).field("hash_key", &"[redacted]").finish()
+        f.debug_struct("Settings")
+            .field("lifetimes", &self.lifetimes)
+            .field("hash_key", &"[redacted]")
+            .finish()
     }
 }
 
@@ -74,7 +79,11 @@ impl Finx {
     /// # Errors
     /// When the hash key is shorter than 16 bytes.
     pub fn new(ports: Ports, settings: Settings) -> Result<Self, MalformedSecret> {
-        Ok(Self { ports, hasher: TokenHasher::new(&settings.hash_key)?, lifetimes: settings.lifetimes })
+        Ok(Self {
+            ports,
+            hasher: TokenHasher::new(&settings.hash_key)?,
+            lifetimes: settings.lifetimes,
+        })
     }
 
     /// The lifetimes in force.

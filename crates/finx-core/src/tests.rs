@@ -11,11 +11,13 @@ use finx_domain::ids::{AccessId, ClientId, FlowId, GrantId, InstitutionId};
 use finx_domain::money::Currency;
 use finx_domain::scope::Scope;
 use finx_domain::secret::{ClientSecret, TokenHash, TokenHasher};
-use finx_domain::token::{AccessTokenRecord, CodeRecord, Grant, Lifetimes, RefreshTokenRecord, RotateError};
+use finx_domain::token::{
+    AccessTokenRecord, CodeRecord, Grant, Lifetimes, RefreshTokenRecord, RotateError,
+};
 use finx_domain::values::{Language, RedirectUri, SyncPeriod};
 use finx_ports::{
-    BankCredentials, BankError, Client, MockBankConnector, MockBankDataStore, MockClientRegistry, MockClock, MockFlowStore,
-    MockGrantStore, MockSecretGenerator, RotateFailure, StoreError,
+    BankCredentials, BankError, Client, MockBankConnector, MockBankDataStore, MockClientRegistry,
+    MockClock, MockFlowStore, MockGrantStore, MockSecretGenerator, RotateFailure, StoreError,
 };
 
 use crate::{CoreError, Finx, OnetimeAccessRequest, Ports, Settings};
@@ -23,7 +25,10 @@ use crate::{CoreError, Finx, OnetimeAccessRequest, Ports, Settings};
 const KEY: [u8; 32] = [7; 32];
 
 fn t0() -> Timestamp {
-    chrono::Utc.with_ymd_and_hms(2026, 5, 4, 10, 0, 0).single().expect("valid")
+    chrono::Utc
+        .with_ymd_and_hms(2026, 5, 4, 10, 0, 0)
+        .single()
+        .expect("valid")
 }
 
 struct Mocks {
@@ -51,8 +56,12 @@ impl Mocks {
         let mut random = MockSecretGenerator::new();
         let n = Arc::new(AtomicU8::new(1));
         let m = n.clone();
-        random.expect_bytes32().returning(move || [n.fetch_add(1, Ordering::Relaxed); 32]);
-        random.expect_bytes16().returning(move || [m.fetch_add(1, Ordering::Relaxed); 16]);
+        random
+            .expect_bytes32()
+            .returning(move || [n.fetch_add(1, Ordering::Relaxed); 32]);
+        random
+            .expect_bytes16()
+            .returning(move || [m.fetch_add(1, Ordering::Relaxed); 16]);
         let ports = Ports {
             clients: Arc::new(self.clients),
             flows: Arc::new(self.flows),
@@ -62,7 +71,14 @@ impl Mocks {
             clock: Arc::new(clock),
             random: Arc::new(random),
         };
-        Finx::new(ports, Settings { lifetimes: Lifetimes::default(), hash_key: KEY.to_vec() }).expect("key")
+        Finx::new(
+            ports,
+            Settings {
+                lifetimes: Lifetimes::default(),
+                hash_key: KEY.to_vec(),
+            },
+        )
+        .expect("key")
     }
 }
 
@@ -96,7 +112,13 @@ fn grant(client_id: &str) -> Grant {
 }
 
 fn code_record(g: &Grant) -> CodeRecord {
-    CodeRecord { hash: TokenHash::from_bytes([1; 32]), grant_id: g.id, issued_at: t0(), expires_at: t0() + TimeDelta::hours(1), used_at: None }
+    CodeRecord {
+        hash: TokenHash::from_bytes([1; 32]),
+        grant_id: g.id,
+        issued_at: t0(),
+        expires_at: t0() + TimeDelta::hours(1),
+        used_at: None,
+    }
 }
 
 fn flow(status: FlowStatus) -> Flow {
@@ -111,7 +133,14 @@ fn flow(status: FlowStatus) -> Flow {
         provider_id: None,
         scope: Scope::FULL,
     };
-    let mut f = Flow::new(FlowId::from_random([5; 16]), ClientId::parse("app").expect("id"), params, t0(), TimeDelta::hours(1), None);
+    let mut f = Flow::new(
+        FlowId::from_random([5; 16]),
+        ClientId::parse("app").expect("id"),
+        params,
+        t0(),
+        TimeDelta::hours(1),
+        None,
+    );
     f.status = status;
     f
 }
@@ -121,18 +150,32 @@ fn sandbox() -> InstitutionId {
 }
 
 fn creds(secret: &str) -> BankCredentials {
-    BankCredentials { user: "demo".into(), secret: secret.into() }
+    BankCredentials {
+        user: "demo".into(),
+        secret: secret.into(),
+    }
 }
 
 #[tokio::test]
 async fn a_client_secret_is_checked_against_its_keyed_hash() {
     let mut m = Mocks::new();
-    m.clients.expect_find_client().returning(|id| Ok((id.as_str() == "app").then(|| client("app"))));
+    m.clients
+        .expect_find_client()
+        .returning(|id| Ok((id.as_str() == "app").then(|| client("app"))));
     let finx = m.build();
     assert!(finx.authenticate_client("app", "fxs_right").await.is_ok());
-    assert!(matches!(finx.authenticate_client("app", "fxs_wrong").await, Err(CoreError::InvalidClient)));
-    assert!(matches!(finx.authenticate_client("nobody", "fxs_right").await, Err(CoreError::InvalidClient)));
-    assert!(matches!(finx.authenticate_client("bad id", "x").await, Err(CoreError::InvalidClient)));
+    assert!(matches!(
+        finx.authenticate_client("app", "fxs_wrong").await,
+        Err(CoreError::InvalidClient)
+    ));
+    assert!(matches!(
+        finx.authenticate_client("nobody", "fxs_right").await,
+        Err(CoreError::InvalidClient)
+    ));
+    assert!(matches!(
+        finx.authenticate_client("bad id", "x").await,
+        Err(CoreError::InvalidClient)
+    ));
 }
 
 #[tokio::test]
@@ -140,27 +183,53 @@ async fn an_unregistered_redirect_uri_creates_no_flow() {
     let mut m = Mocks::new();
     m.flows.expect_insert_flow().never();
     let finx = m.build();
-    let req = OnetimeAccessRequest { redirect_uri: "https://evil.example/cb".into(), ..Default::default() };
-    let err = finx.create_onetime_access(&client("app"), req).await.expect_err("refused");
-    assert!(matches!(err, CoreError::Invalid { field: "redirect_uri", .. }), "{err:?}");
+    let req = OnetimeAccessRequest {
+        redirect_uri: "https://evil.example/cb".into(),
+        ..Default::default()
+    };
+    let err = finx
+        .create_onetime_access(&client("app"), req)
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(
+            err,
+            CoreError::Invalid {
+                field: "redirect_uri",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
 async fn an_iban_preselects_its_bank() {
     let mut m = Mocks::new();
-    m.bank.expect_resolve_bank_code().withf(|c, code| c == "DE" && code == "90094815").returning(|_, _| {
-        Ok(Some(Institution {
-            id: sandbox(),
-            name: "finX Sandbox Bank".into(),
-            bic: None,
-            bank_code: Some("90094815".into()),
-            country: "DE".into(),
-            login_fields: LoginFields { user_label: "u".into(), secret_label: "p".into() },
-        }))
-    });
+    m.bank
+        .expect_resolve_bank_code()
+        .withf(|c, code| c == "DE" && code == "90094815")
+        .returning(|_, _| {
+            Ok(Some(Institution {
+                id: sandbox(),
+                name: "finX Sandbox Bank".into(),
+                bic: None,
+                bank_code: Some("90094815".into()),
+                country: "DE".into(),
+                login_fields: LoginFields {
+                    user_label: "u".into(),
+                    secret_label: "p".into(),
+                },
+            }))
+        });
     m.flows
         .expect_insert_flow()
-        .withf(|f| f.status == FlowStatus::BankSelected { institution: sandbox() })
+        .withf(|f| {
+            f.status
+                == FlowStatus::BankSelected {
+                    institution: sandbox(),
+                }
+        })
         .times(1)
         .returning(|_| Ok(()));
     let finx = m.build();
@@ -169,7 +238,10 @@ async fn an_iban_preselects_its_bank() {
         accounts: vec!["DE82900948150000002881".into()],
         ..Default::default()
     };
-    let flow = finx.create_onetime_access(&client("app"), req).await.expect("created");
+    let flow = finx
+        .create_onetime_access(&client("app"), req)
+        .await
+        .expect("created");
     assert_eq!(flow.expires_at, t0() + TimeDelta::hours(1));
 }
 
@@ -177,50 +249,115 @@ async fn an_iban_preselects_its_bank() {
 async fn a_bad_field_is_named_and_nothing_is_stored() {
     let finx = Mocks::new().build();
     let cases = [
-        (OnetimeAccessRequest { state: Some(String::new()), ..Default::default() }, "state"),
-        (OnetimeAccessRequest { sync_period: Some(731), ..Default::default() }, "sync_period"),
-        (OnetimeAccessRequest { accounts: vec!["DE00123".into()], ..Default::default() }, "accounts"),
-        (OnetimeAccessRequest { account_types: vec!["Piggy bank".into()], ..Default::default() }, "account_types"),
+        (
+            OnetimeAccessRequest {
+                state: Some(String::new()),
+                ..Default::default()
+            },
+            "state",
+        ),
+        (
+            OnetimeAccessRequest {
+                sync_period: Some(731),
+                ..Default::default()
+            },
+            "sync_period",
+        ),
+        (
+            OnetimeAccessRequest {
+                accounts: vec!["DE00123".into()],
+                ..Default::default()
+            },
+            "accounts",
+        ),
+        (
+            OnetimeAccessRequest {
+                account_types: vec!["Piggy bank".into()],
+                ..Default::default()
+            },
+            "account_types",
+        ),
     ];
     for (mut req, field) in cases {
         req.redirect_uri = "https://app.example/cb".into();
-        let err = finx.create_onetime_access(&client("app"), req).await.expect_err("refused");
-        assert!(matches!(err, CoreError::Invalid { field: f, .. } if f == field), "{field}: {err:?}");
+        let err = finx
+            .create_onetime_access(&client("app"), req)
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(err, CoreError::Invalid { field: f, .. } if f == field),
+            "{field}: {err:?}"
+        );
     }
 }
 
 #[tokio::test]
 async fn the_third_wrong_password_fails_the_flow() {
     let mut m = Mocks::new();
-    let mut f = flow(FlowStatus::BankSelected { institution: sandbox() });
+    let mut f = flow(FlowStatus::BankSelected {
+        institution: sandbox(),
+    });
     f.login_failures = 2;
-    m.flows.expect_find_flow().returning(move |_| Ok(Some(f.clone())));
-    m.bank.expect_start_login().returning(|_, _| Err(BankError::InvalidCredentials));
+    m.flows
+        .expect_find_flow()
+        .returning(move |_| Ok(Some(f.clone())));
+    m.bank
+        .expect_start_login()
+        .returning(|_, _| Err(BankError::InvalidCredentials));
     m.flows
         .expect_update_flow()
-        .withf(|f, v| *v == 0 && f.status == FlowStatus::Failed { reason: FailureReason::LoginFailed })
+        .withf(|f, v| {
+            *v == 0
+                && f.status
+                    == FlowStatus::Failed {
+                        reason: FailureReason::LoginFailed,
+                    }
+        })
         .times(1)
         .returning(|_, _| Ok(()));
     let finx = m.build();
-    let err = finx.submit_credentials(FlowId::from_random([5; 16]), &creds("nope")).await.expect_err("failed");
-    assert!(matches!(err, CoreError::FlowFailed(FailureReason::LoginFailed)), "{err:?}");
+    let err = finx
+        .submit_credentials(FlowId::from_random([5; 16]), &creds("nope"))
+        .await
+        .expect_err("failed");
+    assert!(
+        matches!(err, CoreError::FlowFailed(FailureReason::LoginFailed)),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_wrong_password_with_tries_left_says_how_many() {
     let mut m = Mocks::new();
-    m.flows.expect_find_flow().returning(|_| Ok(Some(flow(FlowStatus::BankSelected { institution: sandbox() }))));
-    m.bank.expect_start_login().returning(|_, _| Err(BankError::InvalidCredentials));
-    m.flows.expect_update_flow().withf(|f, _| f.login_failures == 1).returning(|_, _| Ok(()));
+    m.flows.expect_find_flow().returning(|_| {
+        Ok(Some(flow(FlowStatus::BankSelected {
+            institution: sandbox(),
+        })))
+    });
+    m.bank
+        .expect_start_login()
+        .returning(|_, _| Err(BankError::InvalidCredentials));
+    m.flows
+        .expect_update_flow()
+        .withf(|f, _| f.login_failures == 1)
+        .returning(|_, _| Ok(()));
     let finx = m.build();
-    let err = finx.submit_credentials(FlowId::from_random([5; 16]), &creds("nope")).await.expect_err("rejected");
-    assert!(matches!(err, CoreError::CredentialsInvalid { attempts_left: 2 }), "{err:?}");
+    let err = finx
+        .submit_credentials(FlowId::from_random([5; 16]), &creds("nope"))
+        .await
+        .expect_err("rejected");
+    assert!(
+        matches!(err, CoreError::CredentialsInvalid { attempts_left: 2 }),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_lost_compare_and_swap_answers_busy() {
     let mut m = Mocks::new();
-    m.flows.expect_find_flow().returning(|_| Ok(Some(flow(FlowStatus::Created))));
+    m.flows
+        .expect_find_flow()
+        .returning(|_| Ok(Some(flow(FlowStatus::Created))));
     m.bank.expect_institution().returning(|_| {
         Ok(Some(Institution {
             id: sandbox(),
@@ -228,22 +365,35 @@ async fn a_lost_compare_and_swap_answers_busy() {
             bic: None,
             bank_code: None,
             country: "DE".into(),
-            login_fields: LoginFields { user_label: "u".into(), secret_label: "p".into() },
+            login_fields: LoginFields {
+                user_label: "u".into(),
+                secret_label: "p".into(),
+            },
         }))
     });
-    m.flows.expect_update_flow().returning(|_, _| Err(StoreError::Conflict("changed")));
+    m.flows
+        .expect_update_flow()
+        .returning(|_, _| Err(StoreError::Conflict("changed")));
     let finx = m.build();
-    let err = finx.select_bank(FlowId::from_random([5; 16]), "sandbox-90094815").await.expect_err("busy");
+    let err = finx
+        .select_bank(FlowId::from_random([5; 16]), "sandbox-90094815")
+        .await
+        .expect_err("busy");
     assert!(matches!(err, CoreError::Busy), "{err:?}");
 }
 
 #[tokio::test]
 async fn a_login_is_refused_before_the_bank_is_asked_when_the_flow_is_finished() {
     let mut m = Mocks::new();
-    m.flows.expect_find_flow().returning(|_| Ok(Some(flow(FlowStatus::Cancelled))));
+    m.flows
+        .expect_find_flow()
+        .returning(|_| Ok(Some(flow(FlowStatus::Cancelled))));
     m.bank.expect_start_login().never();
     let finx = m.build();
-    let err = finx.submit_credentials(FlowId::from_random([5; 16]), &creds("demo")).await.expect_err("finished");
+    let err = finx
+        .submit_credentials(FlowId::from_random([5; 16]), &creds("demo"))
+        .await
+        .expect_err("finished");
     assert!(matches!(err, CoreError::Flow(_)), "{err:?}");
 }
 
@@ -252,11 +402,23 @@ async fn an_expired_link_is_saved_as_expired_and_refused() {
     let mut m = Mocks::new();
     let mut f = flow(FlowStatus::Created);
     f.expires_at = t0();
-    m.flows.expect_find_flow().returning(move |_| Ok(Some(f.clone())));
-    m.flows.expect_update_flow().withf(|f, _| f.status == FlowStatus::Expired).times(1).returning(|_, _| Ok(()));
+    m.flows
+        .expect_find_flow()
+        .returning(move |_| Ok(Some(f.clone())));
+    m.flows
+        .expect_update_flow()
+        .withf(|f, _| f.status == FlowStatus::Expired)
+        .times(1)
+        .returning(|_, _| Ok(()));
     let finx = m.build();
-    let err = finx.cancel(FlowId::from_random([5; 16])).await.expect_err("expired");
-    assert!(matches!(err, CoreError::Flow(finx_domain::flow::FlowError::Expired)), "{err:?}");
+    let err = finx
+        .cancel(FlowId::from_random([5; 16]))
+        .await
+        .expect_err("expired");
+    assert!(
+        matches!(err, CoreError::Flow(finx_domain::flow::FlowError::Expired)),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -268,7 +430,10 @@ async fn a_code_of_another_client_is_refused_without_being_redeemed() {
     });
     m.grants.expect_redeem_code().never();
     let finx = m.build();
-    let err = finx.exchange_code(&client("app"), "fxc_abc", "https://app.example/cb").await.expect_err("refused");
+    let err = finx
+        .exchange_code(&client("app"), "fxc_abc", "https://app.example/cb")
+        .await
+        .expect_err("refused");
     assert!(matches!(err, CoreError::InvalidGrant(_)), "{err:?}");
 }
 
@@ -281,7 +446,10 @@ async fn a_different_redirect_uri_is_refused_without_redeeming() {
     });
     m.grants.expect_redeem_code().never();
     let finx = m.build();
-    let err = finx.exchange_code(&client("app"), "fxc_abc", "https://app.example/cb2").await.expect_err("refused");
+    let err = finx
+        .exchange_code(&client("app"), "fxc_abc", "https://app.example/cb2")
+        .await
+        .expect_err("refused");
     assert!(matches!(err, CoreError::InvalidGrant(_)), "{err:?}");
 }
 
@@ -296,16 +464,28 @@ async fn a_code_exchange_issues_hashed_tokens_with_the_guide_lifetimes() {
         .expect_redeem_code()
         .withf(|_, now, t| {
             t.access.expires_at == *now + TimeDelta::hours(1)
-                && t.refresh.as_ref().is_some_and(|r| r.expires_at == *now + TimeDelta::days(90))
+                && t.refresh
+                    .as_ref()
+                    .is_some_and(|r| r.expires_at == *now + TimeDelta::days(90))
         })
         .times(1)
         .returning(|_, _, _| Ok(grant("app")));
     let finx = m.build();
-    let t = finx.exchange_code(&client("app"), "fxc_abc", "https://app.example/cb").await.expect("tokens");
+    let t = finx
+        .exchange_code(&client("app"), "fxc_abc", "https://app.example/cb")
+        .await
+        .expect("tokens");
     assert_eq!(t.expires_in, 3600);
-    assert_eq!(t.scope.to_string(), "accounts=ro balance=ro transactions=ro offline");
+    assert_eq!(
+        t.scope.to_string(),
+        "accounts=ro balance=ro transactions=ro offline"
+    );
     assert!(t.access_token.expose().starts_with("fxa_"));
-    assert!(t.refresh_token.as_ref().is_some_and(|r| r.expose().starts_with("fxr_")));
+    assert!(
+        t.refresh_token
+            .as_ref()
+            .is_some_and(|r| r.expose().starts_with("fxr_"))
+    );
 }
 
 #[tokio::test]
@@ -313,13 +493,29 @@ async fn a_reused_refresh_token_surfaces_as_invalid_grant() {
     let mut m = Mocks::new();
     m.grants.expect_find_refresh_token().returning(|h| {
         let g = grant("app");
-        let r = RefreshTokenRecord { hash: *h, grant_id: g.id, issued_at: t0(), expires_at: t0() + TimeDelta::days(90), used_at: Some(t0()) };
+        let r = RefreshTokenRecord {
+            hash: *h,
+            grant_id: g.id,
+            issued_at: t0(),
+            expires_at: t0() + TimeDelta::days(90),
+            used_at: Some(t0()),
+        };
         Ok(Some((r, g)))
     });
-    m.grants.expect_rotate_refresh_token().returning(|_, _, _| Err(RotateFailure::Rejected(RotateError::Reused { grant_id: grant("app").id })));
+    m.grants.expect_rotate_refresh_token().returning(|_, _, _| {
+        Err(RotateFailure::Rejected(RotateError::Reused {
+            grant_id: grant("app").id,
+        }))
+    });
     let finx = m.build();
-    let err = finx.refresh(&client("app"), "fxr_old", None).await.expect_err("reused");
-    assert!(matches!(err, CoreError::InvalidGrant(msg) if msg.contains("revoked")), "{err:?}");
+    let err = finx
+        .refresh(&client("app"), "fxr_old", None)
+        .await
+        .expect_err("reused");
+    assert!(
+        matches!(err, CoreError::InvalidGrant(msg) if msg.contains("revoked")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -328,16 +524,34 @@ async fn a_refresh_may_narrow_but_not_widen_the_scope() {
     m.grants.expect_find_refresh_token().returning(|h| {
         let mut g = grant("app");
         g.scope = Scope::parse("accounts=ro offline").expect("scope");
-        let r = RefreshTokenRecord { hash: *h, grant_id: g.id, issued_at: t0(), expires_at: t0() + TimeDelta::days(90), used_at: None };
+        let r = RefreshTokenRecord {
+            hash: *h,
+            grant_id: g.id,
+            issued_at: t0(),
+            expires_at: t0() + TimeDelta::days(90),
+            used_at: None,
+        };
         Ok(Some((r, g)))
     });
-    m.grants.expect_rotate_refresh_token().times(1).returning(|_, _, _| Ok(grant("app")));
+    m.grants
+        .expect_rotate_refresh_token()
+        .times(1)
+        .returning(|_, _, _| Ok(grant("app")));
     let finx = m.build();
-    let err = finx.refresh(&client("app"), "fxr_x", Some("accounts=ro transactions=ro")).await.expect_err("wider");
+    let err = finx
+        .refresh(&client("app"), "fxr_x", Some("accounts=ro transactions=ro"))
+        .await
+        .expect_err("wider");
     assert!(matches!(err, CoreError::InvalidScope(_)), "{err:?}");
-    let ok = finx.refresh(&client("app"), "fxr_x", Some("accounts=ro")).await.expect("narrower");
+    let ok = finx
+        .refresh(&client("app"), "fxr_x", Some("accounts=ro"))
+        .await
+        .expect("narrower");
     assert_eq!(ok.scope.to_string(), "accounts=ro");
-    assert!(ok.refresh_token.is_some(), "the grant keeps offline, so a refresh token is still issued");
+    assert!(
+        ok.refresh_token.is_some(),
+        "the grant keeps offline, so a refresh token is still issued"
+    );
 }
 
 #[tokio::test]
@@ -345,12 +559,25 @@ async fn an_expired_access_token_is_refused() {
     let mut m = Mocks::new();
     m.grants.expect_find_access_token().returning(|h| {
         let g = grant("app");
-        let a = AccessTokenRecord { hash: *h, grant_id: g.id, issued_at: t0() - TimeDelta::hours(1), expires_at: t0(), scope: Scope::FULL, revoked_at: None };
+        let a = AccessTokenRecord {
+            hash: *h,
+            grant_id: g.id,
+            issued_at: t0() - TimeDelta::hours(1),
+            expires_at: t0(),
+            scope: Scope::FULL,
+            revoked_at: None,
+        };
         Ok(Some((a, g)))
     });
     let finx = m.build();
-    assert!(matches!(finx.authorize("fxa_abc").await, Err(CoreError::InvalidToken)));
-    assert!(matches!(finx.authorize("").await, Err(CoreError::InvalidToken)));
+    assert!(matches!(
+        finx.authorize("fxa_abc").await,
+        Err(CoreError::InvalidToken)
+    ));
+    assert!(matches!(
+        finx.authorize("").await,
+        Err(CoreError::InvalidToken)
+    ));
 }
 
 #[tokio::test]
@@ -377,11 +604,18 @@ async fn balances_are_hidden_without_the_balance_scope() {
                     card_last4: None,
                 },
                 balance: Some(finx_domain::bank::Balance {
-                    amount: finx_domain::money::Money::new(rust_decimal::Decimal::ONE, Currency::EUR),
+                    amount: finx_domain::money::Money::new(
+                        rust_decimal::Decimal::ONE,
+                        Currency::EUR,
+                    ),
                     date: t0().date_naive(),
                     status: finx_domain::bank::BalanceStatus::Booked,
                 }),
-                status: finx_domain::bank::SyncStatus { synced_at: t0(), succeeded_at: Some(t0()), message: None },
+                status: finx_domain::bank::SyncStatus {
+                    synced_at: t0(),
+                    succeeded_at: Some(t0()),
+                    message: None,
+                },
             })
             .collect())
     });
@@ -397,10 +631,19 @@ async fn balances_are_hidden_without_the_balance_scope() {
     let accounts = finx.list_accounts(&auth).await.expect("accounts");
     assert_eq!(accounts.len(), 1);
     assert!(accounts[0].balance.is_none());
-    assert!(matches!(finx.get_balance(&auth, id.as_str()).await, Err(CoreError::InsufficientScope(_))));
-    assert!(matches!(finx.list_transactions(&auth, Default::default()).await, Err(CoreError::InsufficientScope(_))));
+    assert!(matches!(
+        finx.get_balance(&auth, id.as_str()).await,
+        Err(CoreError::InsufficientScope(_))
+    ));
+    assert!(matches!(
+        finx.list_transactions(&auth, Default::default()).await,
+        Err(CoreError::InsufficientScope(_))
+    ));
     let other = finx_domain::ids::AccountId::derive(&["b"]);
-    assert!(matches!(finx.get_account(&auth, other.as_str()).await, Err(CoreError::NotFound("account"))));
+    assert!(matches!(
+        finx.get_account(&auth, other.as_str()).await,
+        Err(CoreError::NotFound("account"))
+    ));
 }
 
 #[tokio::test]
@@ -410,28 +653,41 @@ async fn a_tan_step_continues_with_the_session_the_bank_returned() {
         Ok(Some(flow(FlowStatus::CredentialsAccepted {
             institution: sandbox(),
             session: BankSession::new("pending".into()),
-            challenge: finx_domain::flow::ScaChallenge { method: "pushTAN".into(), prompt: None },
+            challenge: finx_domain::flow::ScaChallenge {
+                method: "pushTAN".into(),
+                prompt: None,
+            },
         })))
     });
-    m.bank.expect_submit_sca().returning(|_, _| Ok(BankSession::new("authorized".into())));
-    m.bank.expect_accounts().withf(|s| s.expose() == "authorized").returning(|_| {
-        Ok(vec![AccountDetails {
-            external_id: "giro".into(),
-            iban: None,
-            account_number: None,
-            bank_code: None,
-            bic: None,
-            bank_name: "b".into(),
-            currency: Currency::EUR,
-            account_type: AccountType::Giro,
-            name: "Giro".into(),
-            owner: "E".into(),
-            is_jointly_managed: false,
-            card_last4: None,
-        }])
-    });
+    m.bank
+        .expect_submit_sca()
+        .returning(|_, _| Ok(BankSession::new("authorized".into())));
+    m.bank
+        .expect_accounts()
+        .withf(|s| s.expose() == "authorized")
+        .returning(|_| {
+            Ok(vec![AccountDetails {
+                external_id: "giro".into(),
+                iban: None,
+                account_number: None,
+                bank_code: None,
+                bic: None,
+                bank_name: "b".into(),
+                currency: Currency::EUR,
+                account_type: AccountType::Giro,
+                name: "Giro".into(),
+                owner: "E".into(),
+                is_jointly_managed: false,
+                card_last4: None,
+            }])
+        });
     m.flows.expect_update_flow().returning(|_, _| Ok(()));
     let finx = m.build();
-    let f = finx.submit_tan(FlowId::from_random([5; 16]), "123456").await.expect("sca passed");
-    assert!(matches!(f.status, FlowStatus::ScaPassed { ref session, .. } if session.expose() == "authorized"));
+    let f = finx
+        .submit_tan(FlowId::from_random([5; 16]), "123456")
+        .await
+        .expect("sca passed");
+    assert!(
+        matches!(f.status, FlowStatus::ScaPassed { ref session, .. } if session.expose() == "authorized")
+    );
 }

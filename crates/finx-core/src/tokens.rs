@@ -2,7 +2,10 @@ use finx_domain::Timestamp;
 use finx_domain::ids::GrantId;
 use finx_domain::scope::Scope;
 use finx_domain::secret::{AccessToken, AuthorizationCode, RefreshToken};
-use finx_domain::token::{AccessTokenRecord, IssuedTokens, RedeemError, RefreshTokenRecord, RotateError, issues_refresh_tokens};
+use finx_domain::token::{
+    AccessTokenRecord, IssuedTokens, RedeemError, RefreshTokenRecord, RotateError,
+    issues_refresh_tokens,
+};
 use finx_ports::{Client, RedeemFailure, RotateFailure};
 
 use crate::{CoreError, Finx};
@@ -28,15 +31,30 @@ impl Finx {
     /// [`CoreError::InvalidGrant`] for an unknown, expired or used code, a code of another
     /// client, or a `redirect_uri` that differs from the flow's. A used code also revokes
     /// every token of its grant.
-    pub async fn exchange_code(&self, client: &Client, code: &str, redirect_uri: &str) -> Result<TokenResponse, CoreError> {
-        let code = AuthorizationCode::from_presented(code).map_err(|_| CoreError::InvalidGrant("malformed code"))?;
+    pub async fn exchange_code(
+        &self,
+        client: &Client,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<TokenResponse, CoreError> {
+        let code = AuthorizationCode::from_presented(code)
+            .map_err(|_| CoreError::InvalidGrant("malformed code"))?;
         let hash = self.hasher.hash(&code);
-        let (_, grant) = self.ports.grants.find_code(&hash).await?.ok_or(CoreError::InvalidGrant("unknown code"))?;
+        let (_, grant) = self
+            .ports
+            .grants
+            .find_code(&hash)
+            .await?
+            .ok_or(CoreError::InvalidGrant("unknown code"))?;
         if grant.client_id != client.id {
-            return Err(CoreError::InvalidGrant("the code was issued to another client"));
+            return Err(CoreError::InvalidGrant(
+                "the code was issued to another client",
+            ));
         }
         if grant.redirect_uri.as_str() != redirect_uri {
-            return Err(CoreError::InvalidGrant("redirect_uri does not match the one of the flow"));
+            return Err(CoreError::InvalidGrant(
+                "redirect_uri does not match the one of the flow",
+            ));
         }
         let now = self.now();
         let (response, issued) = self.mint(grant.id, grant.scope, grant.scope, now);
@@ -45,7 +63,9 @@ impl Finx {
             Err(RedeemFailure::Rejected(e)) => Err(CoreError::InvalidGrant(match e {
                 RedeemError::NotFound => "unknown code",
                 RedeemError::Expired => "the code has expired",
-                RedeemError::AlreadyUsed { .. } => "the code was already used; every token of its grant is revoked",
+                RedeemError::AlreadyUsed { .. } => {
+                    "the code was already used; every token of its grant is revoked"
+                }
                 RedeemError::Revoked => "the grant was revoked",
             })),
             Err(RedeemFailure::Store(e)) => Err(e.into()),
@@ -59,23 +79,43 @@ impl Finx {
     /// [`CoreError::InvalidGrant`] for an unknown, expired, used or foreign refresh token; a
     /// reused one also revokes every token of its grant. [`CoreError::InvalidScope`] for a
     /// wider scope.
-    pub async fn refresh(&self, client: &Client, refresh_token: &str, scope: Option<&str>) -> Result<TokenResponse, CoreError> {
-        let token = RefreshToken::from_presented(refresh_token).map_err(|_| CoreError::InvalidGrant("malformed refresh token"))?;
+    pub async fn refresh(
+        &self,
+        client: &Client,
+        refresh_token: &str,
+        scope: Option<&str>,
+    ) -> Result<TokenResponse, CoreError> {
+        let token = RefreshToken::from_presented(refresh_token)
+            .map_err(|_| CoreError::InvalidGrant("malformed refresh token"))?;
         let hash = self.hasher.hash(&token);
-        let (_, grant) = self.ports.grants.find_refresh_token(&hash).await?.ok_or(CoreError::InvalidGrant("unknown refresh token"))?;
+        let (_, grant) = self
+            .ports
+            .grants
+            .find_refresh_token(&hash)
+            .await?
+            .ok_or(CoreError::InvalidGrant("unknown refresh token"))?;
         if grant.client_id != client.id {
-            return Err(CoreError::InvalidGrant("the refresh token was issued to another client"));
+            return Err(CoreError::InvalidGrant(
+                "the refresh token was issued to another client",
+            ));
         }
         let requested = scope.map(Scope::parse).transpose()?;
         let access_scope = Scope::narrow(grant.scope, requested)?;
         let now = self.now();
         let (response, issued) = self.mint(grant.id, grant.scope, access_scope, now);
-        match self.ports.grants.rotate_refresh_token(&hash, now, &issued).await {
+        match self
+            .ports
+            .grants
+            .rotate_refresh_token(&hash, now, &issued)
+            .await
+        {
             Ok(_) => Ok(response),
             Err(RotateFailure::Rejected(e)) => Err(CoreError::InvalidGrant(match e {
                 RotateError::NotFound => "unknown refresh token",
                 RotateError::Expired => "the refresh token has expired",
-                RotateError::Reused { .. } => "the refresh token was already used; every token of its grant is revoked",
+                RotateError::Reused { .. } => {
+                    "the refresh token was already used; every token of its grant is revoked"
+                }
                 RotateError::Revoked => "the grant was revoked",
             })),
             Err(RotateFailure::Store(e)) => Err(e.into()),
@@ -90,7 +130,12 @@ impl Finx {
     pub async fn revoke(&self, client: &Client, token: &str) -> Result<(), CoreError> {
         let now = self.now();
         if let Ok(refresh) = RefreshToken::from_presented(token) {
-            if let Some((_, grant)) = self.ports.grants.find_refresh_token(&self.hasher.hash(&refresh)).await? {
+            if let Some((_, grant)) = self
+                .ports
+                .grants
+                .find_refresh_token(&self.hasher.hash(&refresh))
+                .await?
+            {
                 if grant.client_id != client.id {
                     return Err(CoreError::UnauthorizedClient);
                 }
@@ -111,9 +156,16 @@ impl Finx {
     }
 
     /// Makes a new access token (and refresh token, under `offline`) for a grant.
-    fn mint(&self, grant_id: GrantId, grant_scope: Scope, access_scope: Scope, now: Timestamp) -> (TokenResponse, IssuedTokens) {
+    fn mint(
+        &self,
+        grant_id: GrantId,
+        grant_scope: Scope,
+        access_scope: Scope,
+        now: Timestamp,
+    ) -> (TokenResponse, IssuedTokens) {
         let access = AccessToken::from_random(self.ports.random.bytes32());
-        let refresh = issues_refresh_tokens(grant_scope).then(|| RefreshToken::from_random(self.ports.random.bytes32()));
+        let refresh = issues_refresh_tokens(grant_scope)
+            .then(|| RefreshToken::from_random(self.ports.random.bytes32()));
         let issued = IssuedTokens {
             access: AccessTokenRecord {
                 hash: self.hasher.hash(&access),

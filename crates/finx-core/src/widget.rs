@@ -1,6 +1,8 @@
 use chrono::TimeDelta;
 use finx_domain::bank::{Account, BalanceStatus, Institution, SyncStatus};
-use finx_domain::flow::{FailureReason, Flow, FlowError, FlowEvent, FlowStatus, Outcome, callback_url};
+use finx_domain::flow::{
+    FailureReason, Flow, FlowError, FlowEvent, FlowStatus, Outcome, callback_url,
+};
 use finx_domain::ids::{AccessId, FlowId, GrantId, InstitutionId};
 use finx_domain::secret::AuthorizationCode;
 use finx_domain::token::{CodeRecord, Grant};
@@ -29,7 +31,10 @@ pub struct WidgetView {
 }
 
 fn illegal(event: &'static str, flow: &Flow) -> CoreError {
-    CoreError::Flow(FlowError::IllegalTransition { event, status: flow.status.name() })
+    CoreError::Flow(FlowError::IllegalTransition {
+        event,
+        status: flow.status.name(),
+    })
 }
 
 impl Finx {
@@ -62,7 +67,8 @@ impl Finx {
     /// # Errors
     /// [`CoreError::Invalid`] for an unknown bank; [`CoreError::Flow`] when not allowed now.
     pub async fn select_bank(&self, id: FlowId, institution: &str) -> Result<Flow, CoreError> {
-        let institution = InstitutionId::parse(institution).map_err(|e| invalid("institution", e))?;
+        let institution =
+            InstitutionId::parse(institution).map_err(|e| invalid("institution", e))?;
         if self.ports.bank.institution(&institution).await?.is_none() {
             return Err(invalid("institution", "unknown bank"));
         }
@@ -75,19 +81,35 @@ impl Finx {
     /// # Errors
     /// [`CoreError::CredentialsInvalid`] while tries are left; [`CoreError::FlowFailed`]
     /// when the flow ended (three wrong passwords, locked, bank unavailable).
-    pub async fn submit_credentials(&self, id: FlowId, credentials: &BankCredentials) -> Result<LoginStep, CoreError> {
-        if credentials.user.is_empty() || credentials.user.len() > 256 || credentials.secret.len() > 256 {
-            return Err(invalid("credentials", "user name and PIN must be 1 to 256 bytes"));
+    pub async fn submit_credentials(
+        &self,
+        id: FlowId,
+        credentials: &BankCredentials,
+    ) -> Result<LoginStep, CoreError> {
+        if credentials.user.is_empty()
+            || credentials.user.len() > 256
+            || credentials.secret.len() > 256
+        {
+            return Err(invalid(
+                "credentials",
+                "user name and PIN must be 1 to 256 bytes",
+            ));
         }
         let flow = self.load_live(id).await?;
-        let FlowStatus::BankSelected { institution } = &flow.status else { return Err(illegal("login", &flow)) };
+        let FlowStatus::BankSelected { institution } = &flow.status else {
+            return Err(illegal("login", &flow));
+        };
         let outcome = self.ports.bank.start_login(institution, credentials).await;
         let event = match outcome {
-            Ok(LoginOutcome::ScaRequired { session, challenge }) => FlowEvent::LoginAccepted { session, challenge },
-            Ok(LoginOutcome::Authenticated { session }) => match self.ports.bank.accounts(&session).await {
-                Ok(accounts) => FlowEvent::ScaPassed { session, accounts },
-                Err(e) => FlowEvent::Failed(bank_failure(&e, FailureReason::BankUnavailable)),
-            },
+            Ok(LoginOutcome::ScaRequired { session, challenge }) => {
+                FlowEvent::LoginAccepted { session, challenge }
+            }
+            Ok(LoginOutcome::Authenticated { session }) => {
+                match self.ports.bank.accounts(&session).await {
+                    Ok(accounts) => FlowEvent::ScaPassed { session, accounts },
+                    Err(e) => FlowEvent::Failed(bank_failure(&e, FailureReason::BankUnavailable)),
+                }
+            }
             Err(BankError::InvalidCredentials) => FlowEvent::LoginRejected,
             Err(e) => FlowEvent::Failed(bank_failure(&e, FailureReason::BankUnavailable)),
         };
@@ -95,9 +117,9 @@ impl Finx {
         match &flow.status {
             FlowStatus::CredentialsAccepted { .. } => Ok(LoginStep::ScaRequired),
             FlowStatus::ScaPassed { .. } => Ok(LoginStep::AccountsOffered),
-            FlowStatus::BankSelected { .. } => {
-                Err(CoreError::CredentialsInvalid { attempts_left: finx_domain::flow::MAX_ATTEMPTS - flow.login_failures })
-            }
+            FlowStatus::BankSelected { .. } => Err(CoreError::CredentialsInvalid {
+                attempts_left: finx_domain::flow::MAX_ATTEMPTS - flow.login_failures,
+            }),
             _ => Err(failure_of(&flow)),
         }
     }
@@ -112,7 +134,9 @@ impl Finx {
             return Err(invalid("tan", "must be 1 to 64 characters"));
         }
         let flow = self.load_live(id).await?;
-        let FlowStatus::CredentialsAccepted { session, .. } = &flow.status else { return Err(illegal("SCA", &flow)) };
+        let FlowStatus::CredentialsAccepted { session, .. } = &flow.status else {
+            return Err(illegal("SCA", &flow));
+        };
         let event = match self.ports.bank.submit_sca(session, tan).await {
             Ok(session) => match self.ports.bank.accounts(&session).await {
                 Ok(accounts) => FlowEvent::ScaPassed { session, accounts },
@@ -124,9 +148,9 @@ impl Finx {
         let flow = self.step(flow, event).await?;
         match &flow.status {
             FlowStatus::ScaPassed { .. } => Ok(flow),
-            FlowStatus::CredentialsAccepted { .. } => {
-                Err(CoreError::TanInvalid { attempts_left: finx_domain::flow::MAX_ATTEMPTS - flow.tan_failures })
-            }
+            FlowStatus::CredentialsAccepted { .. } => Err(CoreError::TanInvalid {
+                attempts_left: finx_domain::flow::MAX_ATTEMPTS - flow.tan_failures,
+            }),
             _ => Err(failure_of(&flow)),
         }
     }
@@ -135,9 +159,14 @@ impl Finx {
     ///
     /// # Errors
     /// [`CoreError::Flow`] with `InvalidSelection` for a bad choice.
-    pub async fn choose_accounts(&self, id: FlowId, external_ids: Vec<String>) -> Result<Flow, CoreError> {
+    pub async fn choose_accounts(
+        &self,
+        id: FlowId,
+        external_ids: Vec<String>,
+    ) -> Result<Flow, CoreError> {
         let flow = self.load_live(id).await?;
-        self.step(flow, FlowEvent::AccountsChosen(external_ids)).await
+        self.step(flow, FlowEvent::AccountsChosen(external_ids))
+            .await
     }
 
     /// Fetches the chosen accounts' data (`sync_period` days), creates the grant and its
@@ -148,7 +177,10 @@ impl Finx {
     /// [`CoreError::Busy`] when another request completed it at the same time.
     pub async fn complete(&self, id: FlowId) -> Result<Url, CoreError> {
         let flow = self.load_live(id).await?;
-        let FlowStatus::AccountsChosen { session, chosen, .. } = &flow.status else {
+        let FlowStatus::AccountsChosen {
+            session, chosen, ..
+        } = &flow.status
+        else {
             return Err(illegal("completion", &flow));
         };
         let now = self.now();
@@ -158,14 +190,27 @@ impl Finx {
         let mut fetched = Vec::with_capacity(chosen.len());
         for details in chosen {
             let data = async {
-                let balances = self.ports.bank.balances(session, &details.external_id).await?;
-                let txs = self.ports.bank.transactions(session, &details.external_id, from, today).await?;
+                let balances = self
+                    .ports
+                    .bank
+                    .balances(session, &details.external_id)
+                    .await?;
+                let txs = self
+                    .ports
+                    .bank
+                    .transactions(session, &details.external_id, from, today)
+                    .await?;
                 Ok::<_, BankError>((balances, txs))
             };
             match data.await {
                 Ok(d) => fetched.push((details, d)),
                 Err(e) => {
-                    let flow = self.step(flow, FlowEvent::Failed(bank_failure(&e, FailureReason::SyncFailed))).await?;
+                    let flow = self
+                        .step(
+                            flow,
+                            FlowEvent::Failed(bank_failure(&e, FailureReason::SyncFailed)),
+                        )
+                        .await?;
                     return Err(failure_of(&flow));
                 }
             }
@@ -176,11 +221,22 @@ impl Finx {
                 id: Account::id_for(&access_id, &details.external_id),
                 access_id: access_id.clone(),
                 details: details.clone(),
-                balance: balances.iter().find(|b| b.status == BalanceStatus::Booked).or(balances.first()).cloned(),
-                status: SyncStatus { synced_at: now, succeeded_at: Some(now), message: None },
+                balance: balances
+                    .iter()
+                    .find(|b| b.status == BalanceStatus::Booked)
+                    .or(balances.first())
+                    .cloned(),
+                status: SyncStatus {
+                    synced_at: now,
+                    succeeded_at: Some(now),
+                    message: None,
+                },
             };
             self.ports.data.upsert_account(&account).await?;
-            self.ports.data.sync_transactions(&account.id, &txs, now).await?;
+            self.ports
+                .data
+                .sync_transactions(&account.id, &txs, now)
+                .await?;
             account_ids.push(account.id);
         }
 
@@ -206,7 +262,9 @@ impl Finx {
         self.ports.grants.insert_grant(&grant, &record).await?;
         // The grant exists before the flow says so; if another request completed the flow
         // first, this grant's code is never shown to anyone and is revoked at once.
-        let completed = self.step(flow.clone(), FlowEvent::Completed(grant.id)).await;
+        let completed = self
+            .step(flow.clone(), FlowEvent::Completed(grant.id))
+            .await;
         if let Err(e) = completed {
             self.ports.grants.revoke_grant(grant.id, now).await?;
             return Err(e);
@@ -235,18 +293,32 @@ impl Finx {
             FlowStatus::Expired => FailureReason::LinkExpired,
             _ => return Err(illegal("failure redirect", &flow)),
         };
-        Ok(callback_url(&flow.params, flow.id, &Outcome::Failed(reason)))
+        Ok(callback_url(
+            &flow.params,
+            flow.id,
+            &Outcome::Failed(reason),
+        ))
     }
 
     /// Loads a flow, marking it expired (and saving that) when its link has run out.
     async fn load_flow(&self, id: FlowId) -> Result<Flow, CoreError> {
-        let mut flow = self.ports.flows.find_flow(id).await?.ok_or(CoreError::NotFound("flow"))?;
+        let mut flow = self
+            .ports
+            .flows
+            .find_flow(id)
+            .await?
+            .ok_or(CoreError::NotFound("flow"))?;
         let version = flow.version;
         if flow.expire_if_due(self.now()) {
             match self.ports.flows.update_flow(&flow, version).await {
                 // Someone else changed it meanwhile; what they stored wins.
                 Err(StoreError::Conflict(_)) => {
-                    flow = self.ports.flows.find_flow(id).await?.ok_or(CoreError::NotFound("flow"))?;
+                    flow = self
+                        .ports
+                        .flows
+                        .find_flow(id)
+                        .await?
+                        .ok_or(CoreError::NotFound("flow"))?;
                 }
                 other => other?,
             }

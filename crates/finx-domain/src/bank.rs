@@ -68,7 +68,14 @@ pub enum AccountType {
 }
 
 impl AccountType {
-    const ALL: [Self; 6] = [Self::Giro, Self::Savings, Self::CreditCard, Self::Loan, Self::Depot, Self::Unknown];
+    const ALL: [Self; 6] = [
+        Self::Giro,
+        Self::Savings,
+        Self::CreditCard,
+        Self::Loan,
+        Self::Depot,
+        Self::Unknown,
+    ];
 
     /// The finX name.
     #[must_use]
@@ -86,7 +93,9 @@ impl AccountType {
     /// Reads a finX name (case-insensitive).
     #[must_use]
     pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(raw.trim()))
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(raw.trim()))
     }
 }
 
@@ -196,8 +205,14 @@ pub enum TransactionType {
 
 impl TransactionType {
     const ALL: [Self; 8] = [
-        Self::Transfer, Self::StandingOrder, Self::DirectDebit, Self::SalaryOrRent,
-        Self::ElectronicCash, Self::Atm, Self::ChargesOrInterest, Self::Unknown,
+        Self::Transfer,
+        Self::StandingOrder,
+        Self::DirectDebit,
+        Self::SalaryOrRent,
+        Self::ElectronicCash,
+        Self::Atm,
+        Self::ChargesOrInterest,
+        Self::Unknown,
     ];
 
     /// The finX name.
@@ -218,7 +233,9 @@ impl TransactionType {
     /// Reads a finX name (case-insensitive).
     #[must_use]
     pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(raw.trim()))
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(raw.trim()))
     }
 }
 
@@ -304,7 +321,10 @@ mod tests {
             bic: Some("FINXDEB1XXX".into()),
             bank_code: Some("90094815".into()),
             country: "DE".into(),
-            login_fields: LoginFields { user_label: "u".into(), secret_label: "p".into() },
+            login_fields: LoginFields {
+                user_label: "u".into(),
+                secret_label: "p".into(),
+            },
         };
         assert!(i.matches("sandbox"));
         assert!(i.matches("finxdeb1"));

@@ -60,7 +60,11 @@ impl FlowParams {
         self.accounts.iter().any(|r| match r {
             AccountReference::Iban(i) => account.iban.as_ref() == Some(i),
             AccountReference::AccountNumber(n) => {
-                account.account_number.as_deref().map(|a| a.trim_start_matches('0')) == Some(n.trim_start_matches('0'))
+                account
+                    .account_number
+                    .as_deref()
+                    .map(|a| a.trim_start_matches('0'))
+                    == Some(n.trim_start_matches('0'))
             }
             AccountReference::Pan(p) => account.card_last4.as_deref() == Some(p.last4()),
         })
@@ -139,8 +143,13 @@ impl FailureReason {
     #[must_use]
     pub fn parse(code: &str) -> Option<Self> {
         [
-            Self::LoginFailed, Self::AccountLocked, Self::BankUnavailable, Self::ScaFailed,
-            Self::NoAccounts, Self::SyncFailed, Self::LinkExpired,
+            Self::LoginFailed,
+            Self::AccountLocked,
+            Self::BankUnavailable,
+            Self::ScaFailed,
+            Self::NoAccounts,
+            Self::SyncFailed,
+            Self::LinkExpired,
         ]
         .into_iter()
         .find(|r| r.code() == code)
@@ -204,7 +213,10 @@ impl FlowStatus {
     /// Whether no further transition is possible.
     #[must_use]
     pub fn is_terminal(&self) -> bool {
-        matches!(self, Self::Completed { .. } | Self::Cancelled | Self::Failed { .. } | Self::Expired)
+        matches!(
+            self,
+            Self::Completed { .. } | Self::Cancelled | Self::Failed { .. } | Self::Expired
+        )
     }
 
     /// A short name, for errors and logs.
@@ -382,7 +394,10 @@ impl Flow {
         if self.status.is_terminal() {
             return Err(FlowError::Finished(self.status.name()));
         }
-        let illegal = FlowError::IllegalTransition { event: event.name(), status: self.status.name() };
+        let illegal = FlowError::IllegalTransition {
+            event: event.name(),
+            status: self.status.name(),
+        };
         let current = std::mem::replace(&mut self.status, FlowStatus::Created);
         match self.next(current.clone(), event, illegal) {
             Ok(status) => {
@@ -397,7 +412,12 @@ impl Flow {
         }
     }
 
-    fn next(&mut self, current: FlowStatus, event: FlowEvent, illegal: FlowError) -> Result<FlowStatus, FlowError> {
+    fn next(
+        &mut self,
+        current: FlowStatus,
+        event: FlowEvent,
+        illegal: FlowError,
+    ) -> Result<FlowStatus, FlowError> {
         use FlowEvent as E;
         use FlowStatus as S;
         Ok(match (current, event) {
@@ -410,55 +430,105 @@ impl Flow {
             (S::BankSelected { institution }, E::LoginRejected) => {
                 self.login_failures = self.login_failures.saturating_add(1);
                 if self.login_failures >= MAX_ATTEMPTS {
-                    S::Failed { reason: FailureReason::LoginFailed }
+                    S::Failed {
+                        reason: FailureReason::LoginFailed,
+                    }
                 } else {
                     S::BankSelected { institution }
                 }
             }
             (S::BankSelected { institution }, E::LoginAccepted { session, challenge }) => {
-                S::CredentialsAccepted { institution, session, challenge }
-            }
-            (S::CredentialsAccepted { institution, session, challenge }, E::TanRejected) => {
-                self.tan_failures = self.tan_failures.saturating_add(1);
-                if self.tan_failures >= MAX_ATTEMPTS {
-                    S::Failed { reason: FailureReason::ScaFailed }
-                } else {
-                    S::CredentialsAccepted { institution, session, challenge }
+                S::CredentialsAccepted {
+                    institution,
+                    session,
+                    challenge,
                 }
             }
-            (S::CredentialsAccepted { institution, .. } | S::BankSelected { institution }, E::ScaPassed { session, accounts }) => {
-                self.offer(institution, session, accounts)
+            (
+                S::CredentialsAccepted {
+                    institution,
+                    session,
+                    challenge,
+                },
+                E::TanRejected,
+            ) => {
+                self.tan_failures = self.tan_failures.saturating_add(1);
+                if self.tan_failures >= MAX_ATTEMPTS {
+                    S::Failed {
+                        reason: FailureReason::ScaFailed,
+                    }
+                } else {
+                    S::CredentialsAccepted {
+                        institution,
+                        session,
+                        challenge,
+                    }
+                }
             }
-            (S::ScaPassed { institution, session, offered }, E::AccountsChosen(ids)) => {
+            (
+                S::CredentialsAccepted { institution, .. } | S::BankSelected { institution },
+                E::ScaPassed { session, accounts },
+            ) => self.offer(institution, session, accounts),
+            (
+                S::ScaPassed {
+                    institution,
+                    session,
+                    offered,
+                },
+                E::AccountsChosen(ids),
+            ) => {
                 let chosen = self.choose(&offered, &ids)?;
-                S::AccountsChosen { institution, session, chosen }
+                S::AccountsChosen {
+                    institution,
+                    session,
+                    chosen,
+                }
             }
             (S::AccountsChosen { .. }, E::Completed(grant_id)) => S::Completed { grant_id },
             _ => return Err(illegal),
         })
     }
 
-    fn offer(&self, institution: InstitutionId, session: BankSession, accounts: Vec<AccountDetails>) -> FlowStatus {
-        let offered: Vec<_> = accounts.into_iter().filter(|a| self.params.offers(a)).collect();
+    fn offer(
+        &self,
+        institution: InstitutionId,
+        session: BankSession,
+        accounts: Vec<AccountDetails>,
+    ) -> FlowStatus {
+        let offered: Vec<_> = accounts
+            .into_iter()
+            .filter(|a| self.params.offers(a))
+            .collect();
         if offered.is_empty() {
-            return FlowStatus::Failed { reason: FailureReason::NoAccounts };
+            return FlowStatus::Failed {
+                reason: FailureReason::NoAccounts,
+            };
         }
-        FlowStatus::ScaPassed { institution, session, offered }
+        FlowStatus::ScaPassed {
+            institution,
+            session,
+            offered,
+        }
     }
 
-    fn choose(&self, offered: &[AccountDetails], ids: &[String]) -> Result<Vec<AccountDetails>, FlowError> {
+    fn choose(
+        &self,
+        offered: &[AccountDetails],
+        ids: &[String],
+    ) -> Result<Vec<AccountDetails>, FlowError> {
         if ids.is_empty() {
             return Err(FlowError::InvalidSelection("choose at least one account"));
         }
         if ids.len() > 1 && !self.params.allow_multi_selection {
-            return Err(FlowError::InvalidSelection("only one account may be chosen"));
+            return Err(FlowError::InvalidSelection(
+                "only one account may be chosen",
+            ));
         }
         let mut chosen: Vec<AccountDetails> = Vec::with_capacity(ids.len());
         for id in ids {
-            let account = offered
-                .iter()
-                .find(|a| a.external_id == *id)
-                .ok_or(FlowError::InvalidSelection("an account that was not offered"))?;
+            let account = offered.iter().find(|a| a.external_id == *id).ok_or(
+                FlowError::InvalidSelection("an account that was not offered"),
+            )?;
             if !chosen.iter().any(|c| c.external_id == *id) {
                 chosen.push(account.clone());
             }
@@ -470,12 +540,22 @@ impl Flow {
     /// (multi-selection) or the first (single selection) when none was named.
     #[must_use]
     pub fn preselected(&self) -> Vec<&AccountDetails> {
-        let FlowStatus::ScaPassed { offered, .. } = &self.status else { return Vec::new() };
+        let FlowStatus::ScaPassed { offered, .. } = &self.status else {
+            return Vec::new();
+        };
         let named: Vec<_> = offered.iter().filter(|a| self.params.names(a)).collect();
         if !named.is_empty() {
-            return if self.params.allow_multi_selection { named } else { named.into_iter().take(1).collect() };
+            return if self.params.allow_multi_selection {
+                named
+            } else {
+                named.into_iter().take(1).collect()
+            };
         }
-        if self.params.allow_multi_selection { offered.iter().collect() } else { offered.iter().take(1).collect() }
+        if self.params.allow_multi_selection {
+            offered.iter().collect()
+        } else {
+            offered.iter().take(1).collect()
+        }
     }
 }
 

@@ -142,7 +142,11 @@ fn digest_hex(parts: &[&str]) -> String {
         h.update((p.len() as u64).to_be_bytes());
         h.update(p.as_bytes());
     }
-    h.finalize().iter().take(10).map(|b| format!("{b:02x}")).collect()
+    h.finalize()
+        .iter()
+        .take(10)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A customer (OAuth client) id: 1 to 128 of `A-Z a-z 0-9 . _ -`.
@@ -156,11 +160,16 @@ impl ClientId {
     /// [`IdError`] when empty, too long or with other characters.
     pub fn parse(raw: &str) -> Result<Self, IdError> {
         let ok = (1..=128).contains(&raw.len())
-            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
         if ok {
             Ok(Self(raw.to_owned()))
         } else {
-            Err(IdError { kind: "client id", reason: "must be 1 to 128 of A-Z a-z 0-9 . _ -" })
+            Err(IdError {
+                kind: "client id",
+                reason: "must be 1 to 128 of A-Z a-z 0-9 . _ -",
+            })
         }
     }
 
@@ -194,11 +203,16 @@ impl InstitutionId {
     /// [`IdError`] for anything else.
     pub fn parse(raw: &str) -> Result<Self, IdError> {
         let ok = (1..=64).contains(&raw.len())
-            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
         if ok {
             Ok(Self(raw.to_owned()))
         } else {
-            Err(IdError { kind: "institution id", reason: "must be 1 to 64 of A-Z a-z 0-9 . _ -" })
+            Err(IdError {
+                kind: "institution id",
+                reason: "must be 1 to 64 of A-Z a-z 0-9 . _ -",
+            })
         }
     }
 

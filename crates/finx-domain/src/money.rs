@@ -30,7 +30,10 @@ impl Currency {
     /// # Errors
     /// [`CurrencyError`] for anything else.
     pub fn parse(raw: &str) -> Result<Self, CurrencyError> {
-        let known = KNOWN.iter().find(|c| **c == raw).ok_or_else(|| CurrencyError(raw.chars().take(8).collect()))?;
+        let known = KNOWN
+            .iter()
+            .find(|c| **c == raw)
+            .ok_or_else(|| CurrencyError(raw.chars().take(8).collect()))?;
         let b = known.as_bytes();
         Ok(Self([b[0], b[1], b[2]]))
     }

@@ -22,7 +22,10 @@ pub struct QueryError {
 }
 
 fn err(field: &'static str, reason: impl Into<String>) -> QueryError {
-    QueryError { field, reason: reason.into() }
+    QueryError {
+        field,
+        reason: reason.into(),
+    }
 }
 
 /// Sort order by booking date, then id.
@@ -132,7 +135,9 @@ impl Default for TransactionQuery {
 
 fn parse_bound(field: &'static str, raw: &str) -> Result<Bound, QueryError> {
     if raw.starts_with(TransactionId::PREFIX) {
-        return TransactionId::parse(raw).map(Bound::Transaction).map_err(|e| err(field, e.to_string()));
+        return TransactionId::parse(raw)
+            .map(Bound::Transaction)
+            .map_err(|e| err(field, e.to_string()));
     }
     Date::parse_from_str(raw, "%Y-%m-%d")
         .map(Bound::Date)
@@ -177,10 +182,17 @@ impl TransactionQuery {
                 .parse::<u32>()
                 .ok()
                 .filter(|c| (1..=Self::MAX_COUNT).contains(c))
-                .ok_or_else(|| err("count", format!("must be an integer from 1 to {}", Self::MAX_COUNT)))?;
+                .ok_or_else(|| {
+                    err(
+                        "count",
+                        format!("must be an integer from 1 to {}", Self::MAX_COUNT),
+                    )
+                })?;
         }
         if let Some(o) = raw.offset {
-            q.offset = o.parse().map_err(|_| err("offset", "must be a non-negative integer"))?;
+            q.offset = o
+                .parse()
+                .map_err(|_| err("offset", "must be a non-negative integer"))?;
         }
         if let Some(s) = raw.sort {
             q.sort = match s {
@@ -203,14 +215,20 @@ impl TransactionQuery {
             q.include_pending = parse_bool("include_pending", p)?;
         }
         if let Some(f) = raw.filter {
-            let (key, value) = f.split_once(':').ok_or_else(|| err("filter", "must be key:value"))?;
+            let (key, value) = f
+                .split_once(':')
+                .ok_or_else(|| err("filter", "must be key:value"))?;
             if value.is_empty() || value.len() > 256 {
                 return Err(err("filter", "value must be 1 to 256 bytes"));
             }
             q.filter = Some(match key {
                 "purpose" => TxFilter::Purpose(value.to_lowercase()),
                 "person" => TxFilter::Person(value.to_lowercase()),
-                "amount" => TxFilter::Amount(value.parse().map_err(|_| err("filter", "amount must be a decimal number"))?),
+                "amount" => TxFilter::Amount(
+                    value
+                        .parse()
+                        .map_err(|_| err("filter", "amount must be a decimal number"))?,
+                ),
                 _ => return Err(err("filter", "key must be purpose, person or amount")),
             });
         }
@@ -299,14 +317,27 @@ impl ResolvedQuery {
     pub fn apply<'a>(&self, all: impl IntoIterator<Item = &'a Transaction>) -> Vec<Transaction> {
         let mut hits: Vec<&Transaction> = all.into_iter().filter(|t| self.matches(t)).collect();
         hits.sort_by(|a, b| self.order(a, b));
-        hits.into_iter().skip(self.offset as usize).take(self.count as usize).cloned().collect()
+        hits.into_iter()
+            .skip(self.offset as usize)
+            .take(self.count as usize)
+            .cloned()
+            .collect()
     }
 }
 
 fn filter_matches(f: &TxFilter, t: &Transaction) -> bool {
     match f {
-        TxFilter::Purpose(p) => t.details.purpose.as_deref().is_some_and(|s| s.to_lowercase().contains(p)),
-        TxFilter::Person(p) => t.details.counterparty.name.as_deref().is_some_and(|s| s.to_lowercase().contains(p)),
+        TxFilter::Purpose(p) => t
+            .details
+            .purpose
+            .as_deref()
+            .is_some_and(|s| s.to_lowercase().contains(p)),
+        TxFilter::Person(p) => t
+            .details
+            .counterparty
+            .name
+            .as_deref()
+            .is_some_and(|s| s.to_lowercase().contains(p)),
         TxFilter::Amount(a) => t.details.amount.amount() == *a,
     }
 }
@@ -327,18 +358,75 @@ mod tests {
     #[test]
     fn every_bad_parameter_is_named() {
         let cases: [(RawTransactionQuery<'_>, &str); 9] = [
-            (RawTransactionQuery { count: Some("0"), ..Default::default() }, "count"),
-            (RawTransactionQuery { count: Some("1001"), ..Default::default() }, "count"),
-            (RawTransactionQuery { offset: Some("-1"), ..Default::default() }, "offset"),
-            (RawTransactionQuery { sort: Some("up"), ..Default::default() }, "sort"),
-            (RawTransactionQuery { since: Some("2026-13-01"), ..Default::default() }, "since"),
-            (RawTransactionQuery { until: Some("yesterday"), ..Default::default() }, "until"),
-            (RawTransactionQuery { include_pending: Some("yes"), ..Default::default() }, "include_pending"),
-            (RawTransactionQuery { accounts: Some("B12"), ..Default::default() }, "accounts"),
-            (RawTransactionQuery { filter: Some("colour:red"), ..Default::default() }, "filter"),
+            (
+                RawTransactionQuery {
+                    count: Some("0"),
+                    ..Default::default()
+                },
+                "count",
+            ),
+            (
+                RawTransactionQuery {
+                    count: Some("1001"),
+                    ..Default::default()
+                },
+                "count",
+            ),
+            (
+                RawTransactionQuery {
+                    offset: Some("-1"),
+                    ..Default::default()
+                },
+                "offset",
+            ),
+            (
+                RawTransactionQuery {
+                    sort: Some("up"),
+                    ..Default::default()
+                },
+                "sort",
+            ),
+            (
+                RawTransactionQuery {
+                    since: Some("2026-13-01"),
+                    ..Default::default()
+                },
+                "since",
+            ),
+            (
+                RawTransactionQuery {
+                    until: Some("yesterday"),
+                    ..Default::default()
+                },
+                "until",
+            ),
+            (
+                RawTransactionQuery {
+                    include_pending: Some("yes"),
+                    ..Default::default()
+                },
+                "include_pending",
+            ),
+            (
+                RawTransactionQuery {
+                    accounts: Some("B12"),
+                    ..Default::default()
+                },
+                "accounts",
+            ),
+            (
+                RawTransactionQuery {
+                    filter: Some("colour:red"),
+                    ..Default::default()
+                },
+                "filter",
+            ),
         ];
         for (raw, field) in cases {
-            assert_eq!(TransactionQuery::parse(raw).map_err(|e| e.field), Err(field));
+            assert_eq!(
+                TransactionQuery::parse(raw).map_err(|e| e.field),
+                Err(field)
+            );
         }
     }
 

@@ -21,12 +21,43 @@ pub enum ReferenceError {
 
 /// IBAN lengths by country (ISO 13616 registry, SEPA countries and a few more).
 const IBAN_LENGTHS: &[(&str, usize)] = &[
-    ("AD", 24), ("AT", 20), ("BE", 16), ("BG", 22), ("CH", 21), ("CY", 28), ("CZ", 24),
-    ("DE", 22), ("DK", 18), ("EE", 20), ("ES", 24), ("FI", 18), ("FR", 27), ("GB", 22),
-    ("GI", 23), ("GR", 27), ("HR", 21), ("HU", 28), ("IE", 22), ("IS", 26), ("IT", 27),
-    ("LI", 21), ("LT", 20), ("LU", 20), ("LV", 21), ("MC", 27), ("MT", 31), ("NL", 18),
-    ("NO", 15), ("PL", 28), ("PT", 25), ("RO", 24), ("SE", 24), ("SI", 19), ("SK", 24),
-    ("SM", 27), ("VA", 22),
+    ("AD", 24),
+    ("AT", 20),
+    ("BE", 16),
+    ("BG", 22),
+    ("CH", 21),
+    ("CY", 28),
+    ("CZ", 24),
+    ("DE", 22),
+    ("DK", 18),
+    ("EE", 20),
+    ("ES", 24),
+    ("FI", 18),
+    ("FR", 27),
+    ("GB", 22),
+    ("GI", 23),
+    ("GR", 27),
+    ("HR", 21),
+    ("HU", 28),
+    ("IE", 22),
+    ("IS", 26),
+    ("IT", 27),
+    ("LI", 21),
+    ("LT", 20),
+    ("LU", 20),
+    ("LV", 21),
+    ("MC", 27),
+    ("MT", 31),
+    ("NL", 18),
+    ("NO", 15),
+    ("PL", 28),
+    ("PT", 25),
+    ("RO", 24),
+    ("SE", 24),
+    ("SI", 19),
+    ("SK", 24),
+    ("SM", 27),
+    ("VA", 22),
 ];
 
 /// Where the national bank code sits in the BBAN, for the countries where we know it.
@@ -68,7 +99,9 @@ impl Iban {
             || !bytes[..2].iter().all(u8::is_ascii_uppercase)
             || !bytes[2..4].iter().all(u8::is_ascii_digit)
         {
-            return Err(ReferenceError::Iban("must start with a country code and two check digits"));
+            return Err(ReferenceError::Iban(
+                "must start with a country code and two check digits",
+            ));
         }
         let country = &s[..2];
         let expected = IBAN_LENGTHS
@@ -129,7 +162,9 @@ impl Iban {
             || account_number.len() > 10
             || !account_number.bytes().all(|b| b.is_ascii_digit())
         {
-            return Err(ReferenceError::Iban("account number must be one to ten digits"));
+            return Err(ReferenceError::Iban(
+                "account number must be one to ten digits",
+            ));
         }
         let bban = format!("{bank_code}{account_number:0>10}");
         let check = 98 - mod97(bban.chars().chain("DE00".chars()));
@@ -154,7 +189,11 @@ fn mod97(chars: impl Iterator<Item = char>) -> u32 {
     let mut acc: u32 = 0;
     for c in chars {
         let v = c.to_digit(36).unwrap_or(0);
-        acc = if v >= 10 { (acc * 100 + v) % 97 } else { (acc * 10 + v) % 97 };
+        acc = if v >= 10 {
+            (acc * 100 + v) % 97
+        } else {
+            (acc * 10 + v) % 97
+        };
     }
     acc
 }
@@ -179,7 +218,11 @@ impl Pan {
             .enumerate()
             .map(|(i, b)| {
                 let d = u32::from(b - b'0');
-                if i % 2 == 1 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d }
+                if i % 2 == 1 {
+                    if d * 2 > 9 { d * 2 - 9 } else { d * 2 }
+                } else {
+                    d
+                }
             })
             .sum();
         if sum % 10 != 0 {
@@ -229,7 +272,8 @@ impl AccountReference {
         if compact.len() >= 2 && compact.as_bytes()[..2].iter().all(u8::is_ascii_alphabetic) {
             return Iban::parse(raw).map(Self::Iban);
         }
-        if compact.is_empty() || compact.len() > 30 || !compact.bytes().all(|b| b.is_ascii_digit()) {
+        if compact.is_empty() || compact.len() > 30 || !compact.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(ReferenceError::Unrecognised);
         }
         if (12..=19).contains(&compact.len()) {
@@ -266,7 +310,14 @@ mod tests {
 
     #[test]
     fn bad_ibans_are_rejected() {
-        for bad in ["DE83900948150000002881", "DE8290094815000000288", "XX82900948150000002881", "DE82-9009", "", "DE"] {
+        for bad in [
+            "DE83900948150000002881",
+            "DE8290094815000000288",
+            "XX82900948150000002881",
+            "DE82-9009",
+            "",
+            "DE",
+        ] {
             assert!(Iban::parse(bad).is_err(), "{bad}");
         }
         assert!(Iban::parse("GB82 WEST 1234 5698 7654 32").is_ok());
@@ -281,9 +332,18 @@ mod tests {
 
     #[test]
     fn references_are_classified() {
-        assert!(matches!(AccountReference::parse("DE82900948150000002881"), Ok(AccountReference::Iban(_))));
-        assert!(matches!(AccountReference::parse("4111 1111 1111 1111"), Ok(AccountReference::Pan(_))));
-        assert!(matches!(AccountReference::parse("2881"), Ok(AccountReference::AccountNumber(_))));
+        assert!(matches!(
+            AccountReference::parse("DE82900948150000002881"),
+            Ok(AccountReference::Iban(_))
+        ));
+        assert!(matches!(
+            AccountReference::parse("4111 1111 1111 1111"),
+            Ok(AccountReference::Pan(_))
+        ));
+        assert!(matches!(
+            AccountReference::parse("2881"),
+            Ok(AccountReference::AccountNumber(_))
+        ));
         assert!(AccountReference::parse("hello").is_err());
         assert!(AccountReference::parse("").is_err());
         let pan = Pan::parse("4111111111111111").expect("valid");

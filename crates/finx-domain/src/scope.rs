@@ -29,7 +29,12 @@ pub enum ScopeItem {
 }
 
 impl ScopeItem {
-    const ALL: [Self; 4] = [Self::Accounts, Self::Balance, Self::Transactions, Self::Offline];
+    const ALL: [Self; 4] = [
+        Self::Accounts,
+        Self::Balance,
+        Self::Transactions,
+        Self::Offline,
+    ];
 
     fn bit(self) -> u8 {
         1 << (self as u8)
@@ -99,7 +104,9 @@ impl Scope {
 
     /// The items, in canonical order.
     pub fn items(self) -> impl Iterator<Item = ScopeItem> {
-        ScopeItem::ALL.into_iter().filter(move |i| self.contains(*i))
+        ScopeItem::ALL
+            .into_iter()
+            .filter(move |i| self.contains(*i))
     }
 }
 
@@ -124,7 +131,10 @@ mod tests {
     fn scopes_round_trip_in_canonical_order() {
         let s = Scope::parse("offline  transactions=ro accounts=ro balance=ro").expect("valid");
         assert_eq!(s, Scope::FULL);
-        assert_eq!(s.to_string(), "accounts=ro balance=ro transactions=ro offline");
+        assert_eq!(
+            s.to_string(),
+            "accounts=ro balance=ro transactions=ro offline"
+        );
         assert!(Scope::parse("accounts=rw").is_err());
     }
 
@@ -134,6 +144,9 @@ mod tests {
         let narrower = Scope::parse("accounts=ro").expect("valid");
         assert_eq!(Scope::narrow(allowed, Some(narrower)), Ok(narrower));
         assert_eq!(Scope::narrow(allowed, None), Ok(allowed));
-        assert_eq!(Scope::narrow(allowed, Some(Scope::FULL)), Err(ScopeError::Widening));
+        assert_eq!(
+            Scope::narrow(allowed, Some(Scope::FULL)),
+            Err(ScopeError::Widening)
+        );
     }
 }

@@ -110,8 +110,15 @@ pub trait HashableSecret {
 }
 
 /// The keyed hash (HMAC-SHA256) of a secret: what stores keep and look up by.
-#[derive(Clone, Copy, Hash)]
+#[derive(Clone, Copy)]
 pub struct TokenHash([u8; 32]);
+
+impl std::hash::Hash for TokenHash {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Equal hashes have equal bytes, so hashing the bytes agrees with `PartialEq`.
+        self.0.hash(state);
+    }
+}
 
 impl TokenHash {
     /// Wraps 32 bytes read back from a store.
@@ -143,7 +150,8 @@ impl TokenHash {
         }
         let mut out = [0u8; 32];
         for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16).map_err(|_| bad())?;
+            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16)
+                .map_err(|_| bad())?;
         }
         Ok(Self(out))
     }

@@ -193,7 +193,11 @@ pub fn check_redeem(code: &CodeRecord, grant: &Grant, now: Timestamp) -> Result<
 ///
 /// # Errors
 /// The [`RotateError`] that applies, checked in the order: revoked, reused, expired.
-pub fn check_rotate(token: &RefreshTokenRecord, grant: &Grant, now: Timestamp) -> Result<(), RotateError> {
+pub fn check_rotate(
+    token: &RefreshTokenRecord,
+    grant: &Grant,
+    now: Timestamp,
+) -> Result<(), RotateError> {
     if grant.is_revoked() {
         return Err(RotateError::Revoked);
     }
@@ -235,7 +239,12 @@ impl GrantFamily {
     /// A new family, holding only its code.
     #[must_use]
     pub fn new(grant: Grant, code: CodeRecord) -> Self {
-        Self { grant, code, access_tokens: Vec::new(), refresh_tokens: Vec::new() }
+        Self {
+            grant,
+            code,
+            access_tokens: Vec::new(),
+            refresh_tokens: Vec::new(),
+        }
     }
 
     /// Redeems the code, issuing `tokens`. A second redemption revokes the family.
@@ -257,8 +266,17 @@ impl GrantFamily {
     ///
     /// # Errors
     /// [`RotateError::NotFound`] when `old` is not of this family, else see [`check_rotate`].
-    pub fn rotate(&mut self, old: &TokenHash, now: Timestamp, tokens: IssuedTokens) -> Result<(), RotateError> {
-        let idx = self.refresh_tokens.iter().position(|t| t.hash == *old).ok_or(RotateError::NotFound)?;
+    pub fn rotate(
+        &mut self,
+        old: &TokenHash,
+        now: Timestamp,
+        tokens: IssuedTokens,
+    ) -> Result<(), RotateError> {
+        let idx = self
+            .refresh_tokens
+            .iter()
+            .position(|t| t.hash == *old)
+            .ok_or(RotateError::NotFound)?;
         let checked = check_rotate(&self.refresh_tokens[idx], &self.grant, now);
         if let Err(RotateError::Reused { .. }) = checked {
             self.revoke(now);
@@ -276,12 +294,16 @@ impl GrantFamily {
 
     /// Refresh tokens that would rotate at `now`.
     pub fn live_refresh_tokens(&self, now: Timestamp) -> impl Iterator<Item = &RefreshTokenRecord> {
-        self.refresh_tokens.iter().filter(move |t| check_rotate(t, &self.grant, now).is_ok())
+        self.refresh_tokens
+            .iter()
+            .filter(move |t| check_rotate(t, &self.grant, now).is_ok())
     }
 
     /// Access tokens usable at `now`.
     pub fn live_access_tokens(&self, now: Timestamp) -> impl Iterator<Item = &AccessTokenRecord> {
-        self.access_tokens.iter().filter(move |t| access_token_usable(t, &self.grant, now))
+        self.access_tokens
+            .iter()
+            .filter(move |t| access_token_usable(t, &self.grant, now))
     }
 
     /// Drops used and expired refresh tokens and expired access tokens whose expiry lies
@@ -306,7 +328,10 @@ mod tests {
     use super::*;
 
     fn t0() -> Timestamp {
-        chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("valid")
+        chrono::Utc
+            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+            .single()
+            .expect("valid")
     }
 
     fn hash(n: u32) -> TokenHash {
@@ -331,15 +356,34 @@ mod tests {
 
     fn family(now: Timestamp) -> GrantFamily {
         let g = grant(now);
-        let code = CodeRecord { hash: hash(0), grant_id: g.id, issued_at: now, expires_at: now + Lifetimes::default().code, used_at: None };
+        let code = CodeRecord {
+            hash: hash(0),
+            grant_id: g.id,
+            issued_at: now,
+            expires_at: now + Lifetimes::default().code,
+            used_at: None,
+        };
         GrantFamily::new(g, code)
     }
 
     fn tokens(n: u32, g: GrantId, now: Timestamp) -> IssuedTokens {
         let l = Lifetimes::default();
         IssuedTokens {
-            access: AccessTokenRecord { hash: hash(n), grant_id: g, issued_at: now, expires_at: now + l.access, scope: Scope::FULL, revoked_at: None },
-            refresh: Some(RefreshTokenRecord { hash: hash(n + 1_000_000), grant_id: g, issued_at: now, expires_at: now + l.refresh, used_at: None }),
+            access: AccessTokenRecord {
+                hash: hash(n),
+                grant_id: g,
+                issued_at: now,
+                expires_at: now + l.access,
+                scope: Scope::FULL,
+                revoked_at: None,
+            },
+            refresh: Some(RefreshTokenRecord {
+                hash: hash(n + 1_000_000),
+                grant_id: g,
+                issued_at: now,
+                expires_at: now + l.refresh,
+                used_at: None,
+            }),
         }
     }
 
@@ -350,7 +394,10 @@ mod tests {
         let gid = f.grant.id;
         assert_eq!(f.redeem_code(now, tokens(1, gid, now)), Ok(()));
         assert_eq!(f.live_refresh_tokens(now).count(), 1);
-        assert_eq!(f.redeem_code(now, tokens(2, gid, now)), Err(RedeemError::AlreadyUsed { grant_id: gid }));
+        assert_eq!(
+            f.redeem_code(now, tokens(2, gid, now)),
+            Err(RedeemError::AlreadyUsed { grant_id: gid })
+        );
         assert!(f.grant.is_revoked());
         assert_eq!(f.live_refresh_tokens(now).count(), 0);
         assert_eq!(f.live_access_tokens(now).count(), 0);
@@ -362,7 +409,10 @@ mod tests {
         let mut f = family(now);
         let gid = f.grant.id;
         let late = now + TimeDelta::hours(1);
-        assert_eq!(f.redeem_code(late, tokens(1, gid, late)), Err(RedeemError::Expired));
+        assert_eq!(
+            f.redeem_code(late, tokens(1, gid, late)),
+            Err(RedeemError::Expired)
+        );
         assert!(!f.grant.is_revoked());
     }
 
@@ -372,9 +422,14 @@ mod tests {
         let mut f = family(now);
         let gid = f.grant.id;
         f.redeem_code(now, tokens(1, gid, now)).expect("redeem");
-        f.rotate(&hash(1_000_001), now, tokens(2, gid, now)).expect("rotate");
+        f.rotate(&hash(1_000_001), now, tokens(2, gid, now))
+            .expect("rotate");
         f.purge(now + TimeDelta::days(1));
-        assert_eq!(f.refresh_tokens.len(), 2, "used token kept for reuse detection");
+        assert_eq!(
+            f.refresh_tokens.len(),
+            2,
+            "used token kept for reuse detection"
+        );
         assert_eq!(f.access_tokens.len(), 0, "expired access tokens dropped");
         f.purge(now + TimeDelta::days(91));
         assert!(f.refresh_tokens.is_empty());
@@ -383,7 +438,10 @@ mod tests {
     #[derive(Debug, Clone)]
     enum Op {
         /// Rotate the refresh token issued `back` rotations ago (0 = the newest).
-        Rotate { back: usize, after_minutes: i64 },
+        Rotate {
+            back: usize,
+            after_minutes: i64,
+        },
         RedeemAgain,
         Revoke,
     }

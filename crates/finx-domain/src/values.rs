@@ -232,7 +232,10 @@ mod tests {
 
     #[test]
     fn redirect_uri_matches_exactly_except_loopback_ports() {
-        let reg = [uri("https://app.example.com/cb"), uri("http://127.0.0.1/cb")];
+        let reg = [
+            uri("https://app.example.com/cb"),
+            uri("http://127.0.0.1/cb"),
+        ];
         assert!(uri("https://app.example.com/cb").is_allowed_by(&reg));
         assert!(!uri("https://app.example.com/cb2").is_allowed_by(&reg));
         assert!(!uri("https://app.example.com/cb?a=1").is_allowed_by(&reg));

@@ -1,10 +1,10 @@
 use std::fmt;
 
 use async_trait::async_trait;
+use finx_domain::Date;
 use finx_domain::bank::{AccountDetails, Balance, Institution, TransactionDetails};
 use finx_domain::flow::{BankSession, ScaChallenge};
 use finx_domain::ids::InstitutionId;
-use finx_domain::Date;
 use thiserror::Error;
 
 use crate::error::BoxError;
@@ -20,7 +20,10 @@ pub struct BankCredentials {
 
 impl fmt::Debug for BankCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BankCredentials").field("user", &self.user).field("secret", &"[redacted]").finish()
+        f.debug_struct("BankCredentials")
+            .field("user", &self.user)
+            .field("secret", &"[redacted]")
+            .finish()
     }
 }
 
@@ -77,7 +80,12 @@ pub trait BankConnector: Send + Sync {
     /// Banks whose name contains `query` or whose BIC or bank code equals it
     /// ([`Institution::matches`]). The default filters [`institutions`](Self::institutions).
     async fn search_institutions(&self, query: &str) -> Result<Vec<Institution>, BankError> {
-        Ok(self.institutions().await?.into_iter().filter(|i| i.matches(query)).collect())
+        Ok(self
+            .institutions()
+            .await?
+            .into_iter()
+            .filter(|i| i.matches(query))
+            .collect())
     }
 
     /// One bank by id; `None` when unknown.
@@ -86,7 +94,11 @@ pub trait BankConnector: Send + Sync {
     }
 
     /// The bank with national bank code `bank_code` in `country`; `None` when unknown.
-    async fn resolve_bank_code(&self, country: &str, bank_code: &str) -> Result<Option<Institution>, BankError> {
+    async fn resolve_bank_code(
+        &self,
+        country: &str,
+        bank_code: &str,
+    ) -> Result<Option<Institution>, BankError> {
         Ok(self
             .institutions()
             .await?
@@ -96,7 +108,11 @@ pub trait BankConnector: Send + Sync {
 
     /// Logs in. MUST answer [`BankError::InvalidCredentials`] for wrong credentials (so the
     /// core can count attempts), and MUST NOT log the secret.
-    async fn start_login(&self, institution: &InstitutionId, credentials: &BankCredentials) -> Result<LoginOutcome, BankError>;
+    async fn start_login(
+        &self,
+        institution: &InstitutionId,
+        credentials: &BankCredentials,
+    ) -> Result<LoginOutcome, BankError>;
 
     /// Answers the SCA challenge of `session`, returning the session to use from now on (a
     /// connector may keep its state in the handle, so the core MUST continue with the
@@ -109,7 +125,11 @@ pub trait BankConnector: Send + Sync {
     async fn accounts(&self, session: &BankSession) -> Result<Vec<AccountDetails>, BankError>;
 
     /// The balances of one account.
-    async fn balances(&self, session: &BankSession, account: &str) -> Result<Vec<Balance>, BankError>;
+    async fn balances(
+        &self,
+        session: &BankSession,
+        account: &str,
+    ) -> Result<Vec<Balance>, BankError>;
 
     /// Booked and pending transactions of one account booked from `from` to `to`, inclusive.
     /// External ids MUST be stable across calls, so a resync does not duplicate anything.

@@ -14,7 +14,9 @@ mod system;
 
 pub use bank::{BankConnector, BankCredentials, BankError, LoginOutcome};
 pub use error::{BoxError, RedeemFailure, RotateFailure, StoreError};
-pub use store::{BankDataStore, Client, ClientRegistry, FlowStore, GrantStore, PurgeReport, SyncReport};
+pub use store::{
+    BankDataStore, Client, ClientRegistry, FlowStore, GrantStore, PurgeReport, SyncReport,
+};
 pub use system::{Clock, SecretGenerator};
 
 #[cfg(feature = "mock")]

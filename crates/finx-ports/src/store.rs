@@ -86,20 +86,36 @@ pub trait GrantStore: Send + Sync {
     /// MUST be atomic: of any number of concurrent calls for one code, across processes,
     /// exactly one succeeds. A call on a used code MUST revoke the grant and fail with
     /// `AlreadyUsed { grant_id }`. Returns the grant.
-    async fn redeem_code(&self, code: &TokenHash, now: Timestamp, tokens: &IssuedTokens) -> Result<Grant, RedeemFailure>;
+    async fn redeem_code(
+        &self,
+        code: &TokenHash,
+        now: Timestamp,
+        tokens: &IssuedTokens,
+    ) -> Result<Grant, RedeemFailure>;
 
     /// The refresh token with this hash and its grant; `None` when unknown. Used tokens MUST
     /// be found until purged (reuse detection).
-    async fn find_refresh_token(&self, token: &TokenHash) -> Result<Option<(RefreshTokenRecord, Grant)>, StoreError>;
+    async fn find_refresh_token(
+        &self,
+        token: &TokenHash,
+    ) -> Result<Option<(RefreshTokenRecord, Grant)>, StoreError>;
 
     /// Marks a refresh token used and stores `tokens`, per
     /// [`check_rotate`](finx_domain::token::check_rotate). MUST be atomic: of any number of
     /// concurrent calls for one token, across processes, exactly one succeeds. A call on a
     /// used token MUST revoke the grant and fail with `Reused { grant_id }`. Returns the grant.
-    async fn rotate_refresh_token(&self, old: &TokenHash, now: Timestamp, tokens: &IssuedTokens) -> Result<Grant, RotateFailure>;
+    async fn rotate_refresh_token(
+        &self,
+        old: &TokenHash,
+        now: Timestamp,
+        tokens: &IssuedTokens,
+    ) -> Result<Grant, RotateFailure>;
 
     /// The access token with this hash and its grant; `None` when unknown.
-    async fn find_access_token(&self, token: &TokenHash) -> Result<Option<(AccessTokenRecord, Grant)>, StoreError>;
+    async fn find_access_token(
+        &self,
+        token: &TokenHash,
+    ) -> Result<Option<(AccessTokenRecord, Grant)>, StoreError>;
 
     /// One grant; `None` when unknown.
     async fn find_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError>;
@@ -109,7 +125,11 @@ pub trait GrantStore: Send + Sync {
     async fn revoke_grant(&self, id: GrantId, now: Timestamp) -> Result<(), StoreError>;
 
     /// Revokes one access token. Returns whether a live token was revoked.
-    async fn revoke_access_token(&self, token: &TokenHash, now: Timestamp) -> Result<bool, StoreError>;
+    async fn revoke_access_token(
+        &self,
+        token: &TokenHash,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
 
     /// Deletes codes and tokens whose expiry lies before `before`. Used refresh tokens MUST
     /// NOT be deleted before they expire: reuse detection depends on them.
@@ -150,8 +170,12 @@ pub trait BankDataStore: Send + Sync {
     async fn find_accounts(&self, ids: &[AccountId]) -> Result<Vec<Account>, StoreError>;
 
     /// Transactions per [`ResolvedQuery::apply`]: the same filter, order and page.
-    async fn query_transactions(&self, query: &ResolvedQuery) -> Result<Vec<Transaction>, StoreError>;
+    async fn query_transactions(
+        &self,
+        query: &ResolvedQuery,
+    ) -> Result<Vec<Transaction>, StoreError>;
 
     /// One transaction; `None` when unknown.
-    async fn find_transaction(&self, id: &TransactionId) -> Result<Option<Transaction>, StoreError>;
+    async fn find_transaction(&self, id: &TransactionId)
+    -> Result<Option<Transaction>, StoreError>;
 }

@@ -16,11 +16,12 @@ use finx_domain::ids::{AccountId, ClientId, FlowId, GrantId, TransactionId};
 use finx_domain::query::ResolvedQuery;
 use finx_domain::secret::TokenHash;
 use finx_domain::token::{
-    AccessTokenRecord, CodeRecord, Grant, GrantFamily, IssuedTokens, RedeemError, RefreshTokenRecord, RotateError,
+    AccessTokenRecord, CodeRecord, Grant, GrantFamily, IssuedTokens, RedeemError,
+    RefreshTokenRecord, RotateError,
 };
 use finx_ports::{
-    BankDataStore, Client, ClientRegistry, FlowStore, GrantStore, PurgeReport, RedeemFailure, RotateFailure,
-    StoreError, SyncReport,
+    BankDataStore, Client, ClientRegistry, FlowStore, GrantStore, PurgeReport, RedeemFailure,
+    RotateFailure, StoreError, SyncReport,
 };
 
 /// Every store in memory. Cheap to create; nothing survives a restart.
@@ -105,7 +106,9 @@ impl FlowStore for MemoryStore {
 
     async fn update_flow(&self, flow: &Flow, expected_version: u64) -> Result<(), StoreError> {
         let mut flows = write(&self.flows);
-        let stored = flows.get_mut(&flow.id).ok_or(StoreError::Conflict("flow does not exist"))?;
+        let stored = flows
+            .get_mut(&flow.id)
+            .ok_or(StoreError::Conflict("flow does not exist"))?;
         if stored.version != expected_version {
             return Err(StoreError::Conflict("flow was changed concurrently"));
         }
@@ -116,7 +119,9 @@ impl FlowStore for MemoryStore {
 
 impl Grants {
     fn family_of(&self, hash: &TokenHash) -> Option<&GrantFamily> {
-        self.by_hash.get(hash.as_bytes()).and_then(|g| self.families.get(g))
+        self.by_hash
+            .get(hash.as_bytes())
+            .and_then(|g| self.families.get(g))
     }
 
     fn family_of_mut(&mut self, hash: &TokenHash) -> Option<&mut GrantFamily> {
@@ -125,7 +130,8 @@ impl Grants {
     }
 
     fn index(&mut self, tokens: &IssuedTokens) {
-        self.by_hash.insert(*tokens.access.hash.as_bytes(), tokens.access.grant_id);
+        self.by_hash
+            .insert(*tokens.access.hash.as_bytes(), tokens.access.grant_id);
         if let Some(r) = &tokens.refresh {
             self.by_hash.insert(*r.hash.as_bytes(), r.grant_id);
         }
@@ -133,7 +139,10 @@ impl Grants {
 
     fn is_taken(&self, tokens: &IssuedTokens) -> bool {
         self.by_hash.contains_key(tokens.access.hash.as_bytes())
-            || tokens.refresh.as_ref().is_some_and(|r| self.by_hash.contains_key(r.hash.as_bytes()))
+            || tokens
+                .refresh
+                .as_ref()
+                .is_some_and(|r| self.by_hash.contains_key(r.hash.as_bytes()))
     }
 }
 
@@ -145,35 +154,57 @@ impl GrantStore for MemoryStore {
             return Err(StoreError::Conflict("grant or code exists"));
         }
         g.by_hash.insert(*code.hash.as_bytes(), grant.id);
-        g.families.insert(grant.id, GrantFamily::new(grant.clone(), code.clone()));
+        g.families
+            .insert(grant.id, GrantFamily::new(grant.clone(), code.clone()));
         Ok(())
     }
 
     async fn find_code(&self, code: &TokenHash) -> Result<Option<(CodeRecord, Grant)>, StoreError> {
         let g = lock(&self.grants);
-        Ok(g.family_of(code).filter(|f| f.code.hash == *code).map(|f| (f.code.clone(), f.grant.clone())))
+        Ok(g.family_of(code)
+            .filter(|f| f.code.hash == *code)
+            .map(|f| (f.code.clone(), f.grant.clone())))
     }
 
-    async fn redeem_code(&self, code: &TokenHash, now: Timestamp, tokens: &IssuedTokens) -> Result<Grant, RedeemFailure> {
+    async fn redeem_code(
+        &self,
+        code: &TokenHash,
+        now: Timestamp,
+        tokens: &IssuedTokens,
+    ) -> Result<Grant, RedeemFailure> {
         let mut g = lock(&self.grants);
         if g.is_taken(tokens) {
             return Err(StoreError::Conflict("token hash exists").into());
         }
-        let family = g.family_of_mut(code).filter(|f| f.code.hash == *code).ok_or(RedeemError::NotFound)?;
+        let family = g
+            .family_of_mut(code)
+            .filter(|f| f.code.hash == *code)
+            .ok_or(RedeemError::NotFound)?;
         family.redeem_code(now, tokens.clone())?;
         let grant = family.grant.clone();
         g.index(tokens);
         Ok(grant)
     }
 
-    async fn find_refresh_token(&self, token: &TokenHash) -> Result<Option<(RefreshTokenRecord, Grant)>, StoreError> {
+    async fn find_refresh_token(
+        &self,
+        token: &TokenHash,
+    ) -> Result<Option<(RefreshTokenRecord, Grant)>, StoreError> {
         let g = lock(&self.grants);
         Ok(g.family_of(token).and_then(|f| {
-            f.refresh_tokens.iter().find(|t| t.hash == *token).map(|t| (t.clone(), f.grant.clone()))
+            f.refresh_tokens
+                .iter()
+                .find(|t| t.hash == *token)
+                .map(|t| (t.clone(), f.grant.clone()))
         }))
     }
 
-    async fn rotate_refresh_token(&self, old: &TokenHash, now: Timestamp, tokens: &IssuedTokens) -> Result<Grant, RotateFailure> {
+    async fn rotate_refresh_token(
+        &self,
+        old: &TokenHash,
+        now: Timestamp,
+        tokens: &IssuedTokens,
+    ) -> Result<Grant, RotateFailure> {
         let mut g = lock(&self.grants);
         if g.is_taken(tokens) {
             return Err(StoreError::Conflict("token hash exists").into());
@@ -185,15 +216,24 @@ impl GrantStore for MemoryStore {
         Ok(grant)
     }
 
-    async fn find_access_token(&self, token: &TokenHash) -> Result<Option<(AccessTokenRecord, Grant)>, StoreError> {
+    async fn find_access_token(
+        &self,
+        token: &TokenHash,
+    ) -> Result<Option<(AccessTokenRecord, Grant)>, StoreError> {
         let g = lock(&self.grants);
         Ok(g.family_of(token).and_then(|f| {
-            f.access_tokens.iter().find(|t| t.hash == *token).map(|t| (t.clone(), f.grant.clone()))
+            f.access_tokens
+                .iter()
+                .find(|t| t.hash == *token)
+                .map(|t| (t.clone(), f.grant.clone()))
         }))
     }
 
     async fn find_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
-        Ok(lock(&self.grants).families.get(&id).map(|f| f.grant.clone()))
+        Ok(lock(&self.grants)
+            .families
+            .get(&id)
+            .map(|f| f.grant.clone()))
     }
 
     async fn revoke_grant(&self, id: GrantId, now: Timestamp) -> Result<(), StoreError> {
@@ -203,11 +243,19 @@ impl GrantStore for MemoryStore {
         Ok(())
     }
 
-    async fn revoke_access_token(&self, token: &TokenHash, now: Timestamp) -> Result<bool, StoreError> {
+    async fn revoke_access_token(
+        &self,
+        token: &TokenHash,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let mut g = lock(&self.grants);
-        let Some(family) = g.family_of_mut(token) else { return Ok(false) };
+        let Some(family) = g.family_of_mut(token) else {
+            return Ok(false);
+        };
         let grant_live = !family.grant.is_revoked();
-        let Some(t) = family.access_tokens.iter_mut().find(|t| t.hash == *token) else { return Ok(false) };
+        let Some(t) = family.access_tokens.iter_mut().find(|t| t.hash == *token) else {
+            return Ok(false);
+        };
         let was_live = grant_live && t.revoked_at.is_none() && now < t.expires_at;
         t.revoked_at.get_or_insert(now);
         Ok(was_live)
@@ -219,8 +267,18 @@ impl GrantStore for MemoryStore {
         let mut dropped: Vec<[u8; 32]> = Vec::new();
         for f in g.families.values_mut() {
             let (a, r) = (f.access_tokens.len(), f.refresh_tokens.len());
-            dropped.extend(f.access_tokens.iter().filter(|t| t.expires_at <= before).map(|t| *t.hash.as_bytes()));
-            dropped.extend(f.refresh_tokens.iter().filter(|t| t.expires_at <= before).map(|t| *t.hash.as_bytes()));
+            dropped.extend(
+                f.access_tokens
+                    .iter()
+                    .filter(|t| t.expires_at <= before)
+                    .map(|t| *t.hash.as_bytes()),
+            );
+            dropped.extend(
+                f.refresh_tokens
+                    .iter()
+                    .filter(|t| t.expires_at <= before)
+                    .map(|t| *t.hash.as_bytes()),
+            );
             f.purge(before);
             report.access_tokens += (a - f.access_tokens.len()) as u64;
             report.refresh_tokens += (r - f.refresh_tokens.len()) as u64;
@@ -230,7 +288,11 @@ impl GrantStore for MemoryStore {
         let dead: Vec<GrantId> = g
             .families
             .values()
-            .filter(|f| f.code.expires_at <= before && f.access_tokens.is_empty() && f.refresh_tokens.is_empty())
+            .filter(|f| {
+                f.code.expires_at <= before
+                    && f.access_tokens.is_empty()
+                    && f.refresh_tokens.is_empty()
+            })
             .map(|f| f.grant.id)
             .collect();
         for id in dead {
@@ -249,7 +311,9 @@ impl GrantStore for MemoryStore {
 #[async_trait]
 impl BankDataStore for MemoryStore {
     async fn upsert_account(&self, account: &Account) -> Result<(), StoreError> {
-        write(&self.data).accounts.insert(account.id.clone(), account.clone());
+        write(&self.data)
+            .accounts
+            .insert(account.id.clone(), account.clone());
         Ok(())
     }
 
@@ -276,7 +340,13 @@ impl BankDataStore for MemoryStore {
                 None => {
                     data.transactions.insert(
                         id.clone(),
-                        Transaction { id: id.clone(), account_id: account.clone(), details: details.clone(), created_at: now, modified_at: now },
+                        Transaction {
+                            id: id.clone(),
+                            account_id: account.clone(),
+                            details: details.clone(),
+                            created_at: now,
+                            modified_at: now,
+                        },
                     );
                     data.by_account.entry(account.clone()).or_default().push(id);
                     report.inserted += 1;
@@ -286,7 +356,13 @@ impl BankDataStore for MemoryStore {
         let ids = data.by_account.entry(account.clone()).or_default();
         let stale: Vec<TransactionId> = ids
             .iter()
-            .filter(|id| !seen.contains(*id) && data.transactions.get(*id).is_some_and(|t| !t.details.booked))
+            .filter(|id| {
+                !seen.contains(*id)
+                    && data
+                        .transactions
+                        .get(*id)
+                        .is_some_and(|t| !t.details.booked)
+            })
             .cloned()
             .collect();
         ids.retain(|id| !stale.contains(id));
@@ -299,10 +375,16 @@ impl BankDataStore for MemoryStore {
 
     async fn find_accounts(&self, ids: &[AccountId]) -> Result<Vec<Account>, StoreError> {
         let data = read(&self.data);
-        Ok(ids.iter().filter_map(|id| data.accounts.get(id).cloned()).collect())
+        Ok(ids
+            .iter()
+            .filter_map(|id| data.accounts.get(id).cloned())
+            .collect())
     }
 
-    async fn query_transactions(&self, query: &ResolvedQuery) -> Result<Vec<Transaction>, StoreError> {
+    async fn query_transactions(
+        &self,
+        query: &ResolvedQuery,
+    ) -> Result<Vec<Transaction>, StoreError> {
         let data = read(&self.data);
         let candidates = query
             .accounts
@@ -313,7 +395,10 @@ impl BankDataStore for MemoryStore {
         Ok(query.apply(candidates))
     }
 
-    async fn find_transaction(&self, id: &TransactionId) -> Result<Option<Transaction>, StoreError> {
+    async fn find_transaction(
+        &self,
+        id: &TransactionId,
+    ) -> Result<Option<Transaction>, StoreError> {
         Ok(read(&self.data).transactions.get(id).cloned())
     }
 }

@@ -6,7 +6,10 @@ use crate::money::Currency;
 use crate::reference::Iban;
 
 fn t0() -> Timestamp {
-    chrono::Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).single().expect("valid")
+    chrono::Utc
+        .with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
+        .single()
+        .expect("valid")
 }
 
 fn account(id: &str, t: AccountType) -> AccountDetails {
@@ -60,22 +63,44 @@ fn session() -> BankSession {
 }
 
 fn challenge() -> ScaChallenge {
-    ScaChallenge { method: "pushTAN".into(), prompt: None }
+    ScaChallenge {
+        method: "pushTAN".into(),
+        prompt: None,
+    }
 }
 
 fn accounts() -> Vec<AccountDetails> {
-    vec![account("giro", AccountType::Giro), account("save", AccountType::Savings)]
+    vec![
+        account("giro", AccountType::Giro),
+        account("save", AccountType::Savings),
+    ]
 }
 
 #[test]
 fn the_happy_path_reaches_completed() {
     let now = t0();
     let mut f = flow(true);
-    f.apply(FlowEvent::BankSelected(bank()), now).expect("select");
-    f.apply(FlowEvent::LoginAccepted { session: session(), challenge: challenge() }, now).expect("login");
-    f.apply(FlowEvent::ScaPassed { session: session(), accounts: accounts() }, now).expect("sca");
+    f.apply(FlowEvent::BankSelected(bank()), now)
+        .expect("select");
+    f.apply(
+        FlowEvent::LoginAccepted {
+            session: session(),
+            challenge: challenge(),
+        },
+        now,
+    )
+    .expect("login");
+    f.apply(
+        FlowEvent::ScaPassed {
+            session: session(),
+            accounts: accounts(),
+        },
+        now,
+    )
+    .expect("sca");
     assert_eq!(f.preselected().len(), 2);
-    f.apply(FlowEvent::AccountsChosen(vec!["giro".into()]), now).expect("choose");
+    f.apply(FlowEvent::AccountsChosen(vec!["giro".into()]), now)
+        .expect("choose");
     let gid = GrantId::from_random([3; 16]);
     f.apply(FlowEvent::Completed(gid), now).expect("complete");
     assert_eq!(f.status, FlowStatus::Completed { grant_id: gid });
@@ -86,34 +111,62 @@ fn the_happy_path_reaches_completed() {
 fn three_wrong_passwords_fail_the_flow() {
     let now = t0();
     let mut f = flow(true);
-    f.apply(FlowEvent::BankSelected(bank()), now).expect("select");
+    f.apply(FlowEvent::BankSelected(bank()), now)
+        .expect("select");
     f.apply(FlowEvent::LoginRejected, now).expect("1");
     f.apply(FlowEvent::LoginRejected, now).expect("2");
     assert!(matches!(f.status, FlowStatus::BankSelected { .. }));
     f.apply(FlowEvent::LoginRejected, now).expect("3");
-    assert_eq!(f.status, FlowStatus::Failed { reason: FailureReason::LoginFailed });
-    assert_eq!(f.apply(FlowEvent::BankSelected(bank()), now), Err(FlowError::Finished("failed")));
+    assert_eq!(
+        f.status,
+        FlowStatus::Failed {
+            reason: FailureReason::LoginFailed
+        }
+    );
+    assert_eq!(
+        f.apply(FlowEvent::BankSelected(bank()), now),
+        Err(FlowError::Finished("failed"))
+    );
 }
 
 #[test]
 fn three_wrong_tans_fail_the_flow() {
     let now = t0();
     let mut f = flow(true);
-    f.apply(FlowEvent::BankSelected(bank()), now).expect("select");
-    f.apply(FlowEvent::LoginAccepted { session: session(), challenge: challenge() }, now).expect("login");
+    f.apply(FlowEvent::BankSelected(bank()), now)
+        .expect("select");
+    f.apply(
+        FlowEvent::LoginAccepted {
+            session: session(),
+            challenge: challenge(),
+        },
+        now,
+    )
+    .expect("login");
     for _ in 0..3 {
         f.apply(FlowEvent::TanRejected, now).expect("tan");
     }
-    assert_eq!(f.status, FlowStatus::Failed { reason: FailureReason::ScaFailed });
+    assert_eq!(
+        f.status,
+        FlowStatus::Failed {
+            reason: FailureReason::ScaFailed
+        }
+    );
 }
 
 #[test]
 fn an_expired_link_refuses_every_step() {
     let mut f = flow(true);
     let late = t0() + TimeDelta::hours(1);
-    assert_eq!(f.apply(FlowEvent::BankSelected(bank()), late), Err(FlowError::Expired));
+    assert_eq!(
+        f.apply(FlowEvent::BankSelected(bank()), late),
+        Err(FlowError::Expired)
+    );
     assert_eq!(f.status, FlowStatus::Expired);
-    assert_eq!(f.apply(FlowEvent::Cancelled, late), Err(FlowError::Finished("expired")));
+    assert_eq!(
+        f.apply(FlowEvent::Cancelled, late),
+        Err(FlowError::Finished("expired"))
+    );
 }
 
 #[test]
@@ -122,9 +175,18 @@ fn illegal_transitions_are_errors_and_change_nothing() {
     let mut f = flow(true);
     let before = f.clone();
     let e = f.apply(FlowEvent::TanRejected, now);
-    assert_eq!(e, Err(FlowError::IllegalTransition { event: "TAN rejection", status: "created" }));
+    assert_eq!(
+        e,
+        Err(FlowError::IllegalTransition {
+            event: "TAN rejection",
+            status: "created"
+        })
+    );
     assert_eq!(f, before);
-    assert!(f.apply(FlowEvent::Completed(GrantId::from_random([0; 16])), now).is_err());
+    assert!(
+        f.apply(FlowEvent::Completed(GrantId::from_random([0; 16])), now)
+            .is_err()
+    );
     assert_eq!(f, before);
 }
 
@@ -132,14 +194,32 @@ fn illegal_transitions_are_errors_and_change_nothing() {
 fn single_selection_takes_one_account_and_only_offered_ones() {
     let now = t0();
     let mut f = flow(false);
-    f.apply(FlowEvent::BankSelected(bank()), now).expect("select");
-    f.apply(FlowEvent::ScaPassed { session: session(), accounts: accounts() }, now).expect("no sca needed");
+    f.apply(FlowEvent::BankSelected(bank()), now)
+        .expect("select");
+    f.apply(
+        FlowEvent::ScaPassed {
+            session: session(),
+            accounts: accounts(),
+        },
+        now,
+    )
+    .expect("no sca needed");
     assert_eq!(f.preselected().len(), 1);
     let two = FlowEvent::AccountsChosen(vec!["giro".into(), "save".into()]);
-    assert!(matches!(f.apply(two, now), Err(FlowError::InvalidSelection(_))));
-    assert!(matches!(f.apply(FlowEvent::AccountsChosen(vec!["other".into()]), now), Err(FlowError::InvalidSelection(_))));
-    assert!(matches!(f.apply(FlowEvent::AccountsChosen(vec![]), now), Err(FlowError::InvalidSelection(_))));
-    f.apply(FlowEvent::AccountsChosen(vec!["save".into()]), now).expect("one");
+    assert!(matches!(
+        f.apply(two, now),
+        Err(FlowError::InvalidSelection(_))
+    ));
+    assert!(matches!(
+        f.apply(FlowEvent::AccountsChosen(vec!["other".into()]), now),
+        Err(FlowError::InvalidSelection(_))
+    ));
+    assert!(matches!(
+        f.apply(FlowEvent::AccountsChosen(vec![]), now),
+        Err(FlowError::InvalidSelection(_))
+    ));
+    f.apply(FlowEvent::AccountsChosen(vec!["save".into()]), now)
+        .expect("one");
 }
 
 #[test]
@@ -147,9 +227,22 @@ fn account_types_filter_what_is_offered() {
     let now = t0();
     let mut f = flow(true);
     f.params.account_types = vec![AccountType::CreditCard];
-    f.apply(FlowEvent::BankSelected(bank()), now).expect("select");
-    f.apply(FlowEvent::ScaPassed { session: session(), accounts: accounts() }, now).expect("sca");
-    assert_eq!(f.status, FlowStatus::Failed { reason: FailureReason::NoAccounts });
+    f.apply(FlowEvent::BankSelected(bank()), now)
+        .expect("select");
+    f.apply(
+        FlowEvent::ScaPassed {
+            session: session(),
+            accounts: accounts(),
+        },
+        now,
+    )
+    .expect("sca");
+    assert_eq!(
+        f.status,
+        FlowStatus::Failed {
+            reason: FailureReason::NoAccounts
+        }
+    );
 }
 
 #[test]
@@ -160,10 +253,21 @@ fn named_accounts_are_preselected() {
     other.iban = Iban::from_german("90094815", "2882").ok();
     other.account_number = Some("2882".into());
     f.params.accounts = vec![AccountReference::parse("DE55900948150000002882").expect("iban")];
-    f.apply(FlowEvent::BankSelected(bank()), now).expect("select");
-    f.apply(FlowEvent::ScaPassed { session: session(), accounts: vec![account("giro", AccountType::Giro), other] }, now)
-        .expect("sca");
-    let pre: Vec<_> = f.preselected().into_iter().map(|a| a.external_id.as_str()).collect();
+    f.apply(FlowEvent::BankSelected(bank()), now)
+        .expect("select");
+    f.apply(
+        FlowEvent::ScaPassed {
+            session: session(),
+            accounts: vec![account("giro", AccountType::Giro), other],
+        },
+        now,
+    )
+    .expect("sca");
+    let pre: Vec<_> = f
+        .preselected()
+        .into_iter()
+        .map(|a| a.external_id.as_str())
+        .collect();
     assert_eq!(pre, ["other"]);
 }
 
@@ -174,23 +278,49 @@ fn callback_urls_carry_the_outcome() {
     let ok = callback_url(&f.params, f.id, &Outcome::Success(code));
     assert_eq!(
         ok.as_str(),
-        format!("https://app.example/cb?x=1&code=fxc_abc&state=st-1&success=true&flow_id={}", f.id)
+        format!(
+            "https://app.example/cb?x=1&code=fxc_abc&state=st-1&success=true&flow_id={}",
+            f.id
+        )
     );
     let cancel = callback_url(&f.params, f.id, &Outcome::Cancelled);
-    assert_eq!(cancel.query(), Some(format!("x=1&success=false&cancel=true&state=st-1&flow_id={}", f.id).as_str()));
+    assert_eq!(
+        cancel.query(),
+        Some(format!("x=1&success=false&cancel=true&state=st-1&flow_id={}", f.id).as_str())
+    );
     let failed = callback_url(&f.params, f.id, &Outcome::Failed(FailureReason::ScaFailed));
-    assert!(failed.as_str().contains("success=false&state=st-1&error=sca_failed"));
+    assert!(
+        failed
+            .as_str()
+            .contains("success=false&state=st-1&error=sca_failed")
+    );
 }
 
 fn event() -> impl Strategy<Value = FlowEvent> {
-    let ids = proptest::collection::vec(prop_oneof![Just("giro".to_owned()), Just("save".to_owned()), Just("card".to_owned())], 0..3);
+    let ids = proptest::collection::vec(
+        prop_oneof![
+            Just("giro".to_owned()),
+            Just("save".to_owned()),
+            Just("card".to_owned())
+        ],
+        0..3,
+    );
     prop_oneof![
         Just(FlowEvent::BankSelected(bank())),
         Just(FlowEvent::LoginRejected),
-        Just(FlowEvent::LoginAccepted { session: session(), challenge: challenge() }),
+        Just(FlowEvent::LoginAccepted {
+            session: session(),
+            challenge: challenge()
+        }),
         Just(FlowEvent::TanRejected),
-        Just(FlowEvent::ScaPassed { session: session(), accounts: accounts() }),
-        Just(FlowEvent::ScaPassed { session: session(), accounts: vec![] }),
+        Just(FlowEvent::ScaPassed {
+            session: session(),
+            accounts: accounts()
+        }),
+        Just(FlowEvent::ScaPassed {
+            session: session(),
+            accounts: vec![]
+        }),
         ids.prop_map(FlowEvent::AccountsChosen),
         Just(FlowEvent::Completed(GrantId::from_random([9; 16]))),
         Just(FlowEvent::Cancelled),
