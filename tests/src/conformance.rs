@@ -12,7 +12,7 @@ use finx_domain::flow::{Flow, FlowParams, FlowStatus};
 use finx_domain::ids::{AccessId, ClientId, FlowId};
 use finx_domain::query::{ResolvedBound, ResolvedQuery, SinceType, SortOrder, TxFilter};
 use finx_domain::scope::Scope;
-use finx_domain::token::{RedeemError, RotateError};
+use finx_domain::token::{CodeRecord, RedeemError, RotateError};
 use finx_domain::values::{Language, RedirectUri, State, SyncPeriod};
 use finx_ports::{
     BankDataStore, Client, ClientRegistry, FlowStore, GrantStore, RedeemFailure, RotateFailure,
@@ -40,7 +40,8 @@ macro_rules! conformance_suite {
         $crate::conformance_suite!(@tests $make;
             clients_are_unique_and_listed_by_id,
             flows_round_trip_and_update_by_compare_and_swap,
-            concurrent_flow_updates_have_one_winner,
+                        concurrent_flow_updates_have_one_winner,
+            expired_flows_are_purged,
             a_code_is_redeemed_once_and_replay_revokes_the_grant,
             concurrent_code_redemptions_have_exactly_one_winner,
             refresh_rotation_detects_reuse_and_revokes_the_family,
@@ -49,7 +50,8 @@ macro_rules! conformance_suite {
             revocation_is_idempotent_and_covers_every_token,
             purge_keeps_used_refresh_tokens_until_they_expire,
             accounts_round_trip_every_field,
-            transactions_round_trip_every_field,
+                        transactions_round_trip_every_field,
+            deleting_a_connection_deletes_its_accounts_and_transactions,
             sync_updates_in_place_and_drops_vanished_pending_transactions,
             queries_match_the_reference_semantics,
         );
@@ -174,7 +176,7 @@ pub async fn concurrent_flow_updates_have_one_winner(store: Arc<impl Store>) {
         let store = store.clone();
         let mut next = f.clone();
         tasks.push(tokio::spawn(async move {
-            next.login_failures = i;
+            next.login_attempts = i;
             next.version += 1;
             store.update_flow(&next, f.version).await
         }));
@@ -190,6 +192,19 @@ pub async fn concurrent_flow_updates_have_one_winner(store: Arc<impl Store>) {
     assert_eq!(wins, 1);
 }
 
+/// `purge_flows` deletes the flows whose link expired before the given time, and only them.
+pub async fn expired_flows_are_purged(store: Arc<impl Store>) {
+    let old = flow(4);
+    let mut young = flow(5);
+    young.expires_at = old.expires_at + TimeDelta::hours(2);
+    store.insert_flow(&old).await.expect("insert");
+    store.insert_flow(&young).await.expect("insert");
+    let n = store.purge_flows(old.expires_at).await.expect("purge");
+    assert!(n >= 1, "{n}");
+    assert!(store.find_flow(old.id).await.expect("find").is_none());
+    assert!(store.find_flow(young.id).await.expect("find").is_some());
+}
+
 /// A code redeems once; a second redemption fails `AlreadyUsed` and revokes the grant.
 pub async fn a_code_is_redeemed_once_and_replay_revokes_the_grant(store: Arc<impl Store>) {
     let now = t0();
@@ -199,6 +214,24 @@ pub async fn a_code_is_redeemed_once_and_replay_revokes_the_grant(store: Arc<imp
         store.insert_grant(&g, &code).await,
         Err(StoreError::Conflict(_))
     ));
+    let (other, _) = grant_with_code(11, now);
+    let reused = store
+        .insert_grant(
+            &other,
+            &CodeRecord {
+                grant_id: other.id,
+                ..code.clone()
+            },
+        )
+        .await;
+    assert!(
+        matches!(reused, Err(StoreError::Conflict(_))),
+        "a code hash is unique: {reused:?}"
+    );
+    assert!(
+        store.find_grant(other.id).await.expect("find").is_none(),
+        "nothing of a refused grant is stored"
+    );
     let (found, fg) = store
         .find_code(&code.hash)
         .await
@@ -628,6 +661,49 @@ pub async fn transactions_round_trip_every_field(store: Arc<impl Store>) {
     );
 }
 
+/// `delete_access` removes a connection's accounts and their transactions, nothing else.
+pub async fn deleting_a_connection_deletes_its_accounts_and_transactions(store: Arc<impl Store>) {
+    let gone = AccessId::derive(&["conformance-delete"]);
+    let kept = AccessId::derive(&["conformance-keep"]);
+    let (g1, g2, k) = (
+        account(&gone, "giro", t0()),
+        account(&gone, "card", t0()),
+        account(&kept, "giro", t0()),
+    );
+    for a in [&g1, &g2, &k] {
+        store.upsert_account(a).await.expect("upsert");
+        store
+            .sync_transactions(
+                &a.id,
+                &[transaction(1, true, t0()), transaction(2, false, t0())],
+                t0(),
+            )
+            .await
+            .expect("sync");
+    }
+    assert_eq!(store.delete_access(&gone).await.expect("delete"), 2);
+    assert!(
+        store
+            .find_accounts(&[g1.id.clone(), g2.id.clone()])
+            .await
+            .expect("find")
+            .is_empty()
+    );
+    let t = Transaction::id_for(&g1.id, &transaction(1, true, t0()).external_id);
+    assert!(store.find_transaction(&t).await.expect("find").is_none());
+    assert_eq!(
+        store
+            .find_accounts(std::slice::from_ref(&k.id))
+            .await
+            .expect("find")
+            .len(),
+        1
+    );
+    let kt = Transaction::id_for(&k.id, &transaction(1, true, t0()).external_id);
+    assert!(store.find_transaction(&kt).await.expect("find").is_some());
+    assert_eq!(store.delete_access(&gone).await.expect("again"), 0);
+}
+
 /// A resync updates in place (keeping `created_at`), and drops pending items the bank no
 /// longer reports.
 pub async fn sync_updates_in_place_and_drops_vanished_pending_transactions(store: Arc<impl Store>) {
@@ -807,6 +883,11 @@ pub async fn queries_match_the_reference_semantics(store: Arc<impl Store>) {
         },
         ResolvedQuery {
             accounts: vec![],
+            ..base.clone()
+        },
+        ResolvedQuery {
+            accounts: vec![a2.clone(), a1.clone(), a2.clone()],
+            count: 50,
             ..base.clone()
         },
     ];

@@ -223,12 +223,26 @@ impl App {
     /// # Panics
     /// When the wiring fails, which is a bug in the test setup.
     pub async fn new() -> Self {
+        Self::with(std::time::Duration::from_millis(10), |bank| bank).await
+    }
+
+    /// A fresh app whose sandbox's slow user waits `slow_delay`, with the bank wrapped by
+    /// `wrap` (to count or delay calls).
+    ///
+    /// # Panics
+    /// When the wiring fails, which is a bug in the test setup.
+    pub async fn with(
+        slow_delay: std::time::Duration,
+        wrap: impl FnOnce(
+            std::sync::Arc<dyn finx_ports::BankConnector>,
+        ) -> std::sync::Arc<dyn finx_ports::BankConnector>,
+    ) -> Self {
         use std::sync::Arc;
         let clock = Arc::new(TestClock::at(t0()));
         let store = Arc::new(finx_store_memory::MemoryStore::new());
         let bank = finx_bank_sandbox::SandboxBank::new(
             finx_bank_sandbox::SandboxConfig {
-                slow_delay: std::time::Duration::from_millis(10),
+                slow_delay,
                 ..Default::default()
             },
             clock.clone(),
@@ -238,7 +252,7 @@ impl App {
             flows: store.clone(),
             grants: store.clone(),
             data: store.clone(),
-            bank: Arc::new(bank),
+            bank: wrap(Arc::new(bank)),
             clock: clock.clone(),
             random: Arc::new(finx_system::OsRandom),
         };
@@ -264,5 +278,79 @@ impl App {
             client: registered.client,
             secret: registered.secret,
         }
+    }
+}
+
+/// A bank connector that counts logins and TAN submissions, then hands them on.
+pub struct CountingBank {
+    inner: std::sync::Arc<dyn finx_ports::BankConnector>,
+    /// `start_login` calls so far.
+    pub logins: std::sync::atomic::AtomicUsize,
+    /// `submit_sca` calls so far.
+    pub tans: std::sync::atomic::AtomicUsize,
+}
+
+impl CountingBank {
+    /// Wraps `inner`.
+    #[must_use]
+    pub fn new(inner: std::sync::Arc<dyn finx_ports::BankConnector>) -> Self {
+        Self {
+            inner,
+            logins: 0.into(),
+            tans: 0.into(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl finx_ports::BankConnector for CountingBank {
+    async fn institutions(
+        &self,
+    ) -> Result<Vec<finx_domain::bank::Institution>, finx_ports::BankError> {
+        self.inner.institutions().await
+    }
+
+    async fn start_login(
+        &self,
+        institution: &finx_domain::ids::InstitutionId,
+        credentials: &finx_ports::BankCredentials,
+    ) -> Result<finx_ports::LoginOutcome, finx_ports::BankError> {
+        self.logins
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.start_login(institution, credentials).await
+    }
+
+    async fn submit_sca(
+        &self,
+        session: &finx_domain::flow::BankSession,
+        tan: &str,
+    ) -> Result<finx_domain::flow::BankSession, finx_ports::BankError> {
+        self.tans.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.submit_sca(session, tan).await
+    }
+
+    async fn accounts(
+        &self,
+        session: &finx_domain::flow::BankSession,
+    ) -> Result<Vec<AccountDetails>, finx_ports::BankError> {
+        self.inner.accounts(session).await
+    }
+
+    async fn balances(
+        &self,
+        session: &finx_domain::flow::BankSession,
+        account: &str,
+    ) -> Result<Vec<Balance>, finx_ports::BankError> {
+        self.inner.balances(session, account).await
+    }
+
+    async fn transactions(
+        &self,
+        session: &finx_domain::flow::BankSession,
+        account: &str,
+        from: finx_domain::Date,
+        to: finx_domain::Date,
+    ) -> Result<Vec<TransactionDetails>, finx_ports::BankError> {
+        self.inner.transactions(session, account, from, to).await
     }
 }

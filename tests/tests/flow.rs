@@ -774,14 +774,22 @@ async fn a_narrow_scope_limits_what_the_token_reads() {
         .authorize(t.access_token.expose())
         .await
         .expect("bearer");
-    assert!(
-        app.finx
-            .list_accounts(&auth)
-            .await
-            .expect("accounts")
-            .iter()
-            .all(|a| a.balance.is_none())
+    let accounts = app.finx.list_accounts(&auth).await.expect("accounts");
+    assert_eq!(
+        accounts.len(),
+        3,
+        "giro, savings and card were all preselected and chosen"
     );
+    assert!(
+        accounts.iter().all(|a| a.balance.is_none()),
+        "no balance=ro, no balance"
+    );
+    assert!(matches!(
+        app.finx.get_balance(&auth, accounts[0].id.as_str()).await,
+        Err(CoreError::InsufficientScope(
+            finx_domain::scope::ScopeItem::Balance
+        ))
+    ));
     assert!(matches!(
         app.finx
             .list_transactions(&auth, TransactionQuery::default())

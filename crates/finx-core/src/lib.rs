@@ -96,13 +96,16 @@ impl Finx {
         self.ports.clock.now()
     }
 
-    /// Deletes codes and tokens that expired before now (the cleanup job). Used refresh
-    /// tokens are kept until they expire, so reuse is still detected.
+    /// Deletes codes, tokens and flows that expired before now (the cleanup job). Used
+    /// refresh tokens are kept until they expire, so reuse is still detected.
     ///
     /// # Errors
     /// When the store fails.
     pub async fn purge_expired(&self) -> Result<finx_ports::PurgeReport, CoreError> {
-        Ok(self.ports.grants.purge(self.now()).await?)
+        let now = self.now();
+        let mut report = self.ports.grants.purge(now).await?;
+        report.flows = self.ports.flows.purge_flows(now).await?;
+        Ok(report)
     }
 }
 

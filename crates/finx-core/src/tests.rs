@@ -156,6 +156,26 @@ fn creds(secret: &str) -> BankCredentials {
     }
 }
 
+/// Makes the mocked flow store keep one flow and apply updates as a compare-and-swap,
+/// so that steps which save and re-read see their own writes.
+fn stateful_flow(m: &mut Mocks, flow: Flow) -> Arc<std::sync::Mutex<Flow>> {
+    let cell = Arc::new(std::sync::Mutex::new(flow));
+    let read = cell.clone();
+    m.flows
+        .expect_find_flow()
+        .returning(move |_| Ok(Some(read.lock().expect("lock").clone())));
+    let write = cell.clone();
+    m.flows.expect_update_flow().returning(move |f, v| {
+        let mut stored = write.lock().expect("lock");
+        if stored.version != v {
+            return Err(StoreError::Conflict("changed"));
+        }
+        *stored = f.clone();
+        Ok(())
+    });
+    cell
+}
+
 #[tokio::test]
 async fn a_client_secret_is_checked_against_its_keyed_hash() {
     let mut m = Mocks::new();
@@ -297,24 +317,12 @@ async fn the_third_wrong_password_fails_the_flow() {
     let mut f = flow(FlowStatus::BankSelected {
         institution: sandbox(),
     });
-    f.login_failures = 2;
-    m.flows
-        .expect_find_flow()
-        .returning(move |_| Ok(Some(f.clone())));
+    f.login_attempts = 2;
     m.bank
         .expect_start_login()
-        .returning(|_, _| Err(BankError::InvalidCredentials));
-    m.flows
-        .expect_update_flow()
-        .withf(|f, v| {
-            *v == 0
-                && f.status
-                    == FlowStatus::Failed {
-                        reason: FailureReason::LoginFailed,
-                    }
-        })
         .times(1)
-        .returning(|_, _| Ok(()));
+        .returning(|_, _| Err(BankError::InvalidCredentials));
+    let stored = stateful_flow(&mut m, f);
     let finx = m.build();
     let err = finx
         .submit_credentials(FlowId::from_random([5; 16]), &creds("nope"))
@@ -324,23 +332,28 @@ async fn the_third_wrong_password_fails_the_flow() {
         matches!(err, CoreError::FlowFailed(FailureReason::LoginFailed)),
         "{err:?}"
     );
+    let stored = stored.lock().expect("lock").clone();
+    assert_eq!(
+        stored.status,
+        FlowStatus::Failed {
+            reason: FailureReason::LoginFailed
+        }
+    );
+    assert_eq!(stored.login_attempts, 3);
 }
 
 #[tokio::test]
 async fn a_wrong_password_with_tries_left_says_how_many() {
     let mut m = Mocks::new();
-    m.flows.expect_find_flow().returning(|_| {
-        Ok(Some(flow(FlowStatus::BankSelected {
-            institution: sandbox(),
-        })))
-    });
     m.bank
         .expect_start_login()
         .returning(|_, _| Err(BankError::InvalidCredentials));
-    m.flows
-        .expect_update_flow()
-        .withf(|f, _| f.login_failures == 1)
-        .returning(|_, _| Ok(()));
+    let stored = stateful_flow(
+        &mut m,
+        flow(FlowStatus::BankSelected {
+            institution: sandbox(),
+        }),
+    );
     let finx = m.build();
     let err = finx
         .submit_credentials(FlowId::from_random([5; 16]), &creds("nope"))
@@ -348,6 +361,60 @@ async fn a_wrong_password_with_tries_left_says_how_many() {
         .expect_err("rejected");
     assert!(
         matches!(err, CoreError::CredentialsInvalid { attempts_left: 2 }),
+        "{err:?}"
+    );
+    assert_eq!(stored.lock().expect("lock").login_attempts, 1);
+}
+
+#[tokio::test]
+async fn used_up_tries_never_reach_the_bank() {
+    let mut m = Mocks::new();
+    // Three tries are in flight (counted, not yet answered): a fourth must not start.
+    let mut f = flow(FlowStatus::BankSelected {
+        institution: sandbox(),
+    });
+    f.login_attempts = 3;
+    m.bank.expect_start_login().never();
+    stateful_flow(&mut m, f);
+    let finx = m.build();
+    let err = finx
+        .submit_credentials(FlowId::from_random([5; 16]), &creds("guess"))
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(
+            err,
+            CoreError::Flow(finx_domain::flow::FlowError::AttemptsExhausted)
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_try_is_counted_before_the_bank_is_asked() {
+    let mut m = Mocks::new();
+    let stored = stateful_flow(
+        &mut m,
+        flow(FlowStatus::BankSelected {
+            institution: sandbox(),
+        }),
+    );
+    let seen = stored.clone();
+    m.bank.expect_start_login().returning(move |_, _| {
+        assert_eq!(
+            seen.lock().expect("lock").login_attempts,
+            1,
+            "the try is saved before the bank call"
+        );
+        Err(BankError::Unavailable("down".into()))
+    });
+    let finx = m.build();
+    let err = finx
+        .submit_credentials(FlowId::from_random([5; 16]), &creds("demo"))
+        .await
+        .expect_err("failed");
+    assert!(
+        matches!(err, CoreError::FlowFailed(FailureReason::BankUnavailable)),
         "{err:?}"
     );
 }
@@ -456,6 +523,10 @@ async fn a_different_redirect_uri_is_refused_without_redeeming() {
 #[tokio::test]
 async fn a_code_exchange_issues_hashed_tokens_with_the_guide_lifetimes() {
     let mut m = Mocks::new();
+    let issued = Arc::new(std::sync::Mutex::new(
+        None::<finx_domain::token::IssuedTokens>,
+    ));
+    let sink = issued.clone();
     m.grants.expect_find_code().returning(|_| {
         let g = grant("app");
         Ok(Some((code_record(&g), g)))
@@ -469,12 +540,32 @@ async fn a_code_exchange_issues_hashed_tokens_with_the_guide_lifetimes() {
                     .is_some_and(|r| r.expires_at == *now + TimeDelta::days(90))
         })
         .times(1)
-        .returning(|_, _, _| Ok(grant("app")));
+        .returning(move |_, _, t| {
+            *sink.lock().expect("lock") = Some(t.clone());
+            Ok(grant("app"))
+        });
     let finx = m.build();
+    // The customer may send the registered URI in another spelling of the same URL.
     let t = finx
-        .exchange_code(&client("app"), "fxc_abc", "https://app.example/cb")
+        .exchange_code(&client("app"), "fxc_abc", "HTTPS://APP.example:443/cb")
         .await
         .expect("tokens");
+    let stored = issued
+        .lock()
+        .expect("lock")
+        .clone()
+        .expect("tokens were stored");
+    assert_eq!(
+        stored.access.hash,
+        hasher().hash(&t.access_token),
+        "the store gets the keyed hash of the token handed out"
+    );
+    let refresh = t.refresh_token.as_ref().expect("refresh");
+    assert_eq!(
+        stored.refresh.as_ref().map(|r| r.hash),
+        Some(hasher().hash(refresh))
+    );
+    assert_eq!(stored.access.scope, Scope::FULL);
     assert_eq!(t.expires_in, 3600);
     assert_eq!(
         t.scope.to_string(),
@@ -535,6 +626,7 @@ async fn a_refresh_may_narrow_but_not_widen_the_scope() {
     });
     m.grants
         .expect_rotate_refresh_token()
+        .withf(|_, _, t| t.access.scope == Scope::parse("accounts=ro").expect("scope"))
         .times(1)
         .returning(|_, _, _| Ok(grant("app")));
     let finx = m.build();
@@ -649,16 +741,16 @@ async fn balances_are_hidden_without_the_balance_scope() {
 #[tokio::test]
 async fn a_tan_step_continues_with_the_session_the_bank_returned() {
     let mut m = Mocks::new();
-    m.flows.expect_find_flow().returning(|_| {
-        Ok(Some(flow(FlowStatus::CredentialsAccepted {
-            institution: sandbox(),
-            session: BankSession::new("pending".into()),
-            challenge: finx_domain::flow::ScaChallenge {
-                method: "pushTAN".into(),
-                prompt: None,
-            },
-        })))
+    let mut f = flow(FlowStatus::CredentialsAccepted {
+        institution: sandbox(),
+        session: BankSession::new("pending".into()),
+        challenge: finx_domain::flow::ScaChallenge {
+            method: "pushTAN".into(),
+            prompt: None,
+        },
     });
+    f.login_attempts = 1;
+    stateful_flow(&mut m, f);
     m.bank
         .expect_submit_sca()
         .returning(|_, _| Ok(BankSession::new("authorized".into())));
@@ -681,7 +773,6 @@ async fn a_tan_step_continues_with_the_session_the_bank_returned() {
                 card_last4: None,
             }])
         });
-    m.flows.expect_update_flow().returning(|_, _| Ok(()));
     let finx = m.build();
     let f = finx
         .submit_tan(FlowId::from_random([5; 16]), "123456")

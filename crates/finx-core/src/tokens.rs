@@ -6,6 +6,7 @@ use finx_domain::token::{
     AccessTokenRecord, IssuedTokens, RedeemError, RefreshTokenRecord, RotateError,
     issues_refresh_tokens,
 };
+use finx_domain::values::RedirectUri;
 use finx_ports::{Client, RedeemFailure, RotateFailure};
 
 use crate::{CoreError, Finx};
@@ -51,7 +52,9 @@ impl Finx {
                 "the code was issued to another client",
             ));
         }
-        if grant.redirect_uri.as_str() != redirect_uri {
+        // Both sides parsed the same way, so `https://app.example` matches the stored
+        // `https://app.example/` and an explicit default port matches none.
+        if RedirectUri::parse(redirect_uri).ok().as_ref() != Some(&grant.redirect_uri) {
             return Err(CoreError::InvalidGrant(
                 "redirect_uri does not match the one of the flow",
             ));

@@ -1,7 +1,7 @@
 use chrono::TimeDelta;
 use finx_domain::bank::{Account, BalanceStatus, Institution, SyncStatus};
 use finx_domain::flow::{
-    FailureReason, Flow, FlowError, FlowEvent, FlowStatus, Outcome, callback_url,
+    FailureReason, Flow, FlowError, FlowEvent, FlowStatus, MAX_ATTEMPTS, Outcome, callback_url,
 };
 use finx_domain::ids::{AccessId, FlowId, GrantId, InstitutionId};
 use finx_domain::secret::AuthorizationCode;
@@ -11,6 +11,9 @@ use url::Url;
 
 use crate::error::invalid;
 use crate::{CoreError, Finx};
+
+/// How often a step re-reads the flow when another request changed it meanwhile.
+const CAS_RETRIES: usize = 5;
 
 /// How far a login got.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,11 +79,13 @@ impl Finx {
         self.step(flow, FlowEvent::BankSelected(institution)).await
     }
 
-    /// The end user logs in at the selected bank.
+    /// The end user logs in at the selected bank. The try is counted before the bank is
+    /// asked, so no interleaving of requests gets more than three tries per flow.
     ///
     /// # Errors
     /// [`CoreError::CredentialsInvalid`] while tries are left; [`CoreError::FlowFailed`]
-    /// when the flow ended (three wrong passwords, locked, bank unavailable).
+    /// when the flow ended (three wrong passwords, locked, bank unavailable);
+    /// [`CoreError::Flow`] with `AttemptsExhausted` when the tries are used up.
     pub async fn submit_credentials(
         &self,
         id: FlowId,
@@ -99,8 +104,9 @@ impl Finx {
         let FlowStatus::BankSelected { institution } = &flow.status else {
             return Err(illegal("login", &flow));
         };
-        let outcome = self.ports.bank.start_login(institution, credentials).await;
-        let event = match outcome {
+        let institution = institution.clone();
+        self.step(flow, FlowEvent::LoginStarted).await?;
+        let event = match self.ports.bank.start_login(&institution, credentials).await {
             Ok(LoginOutcome::ScaRequired { session, challenge }) => {
                 FlowEvent::LoginAccepted { session, challenge }
             }
@@ -113,18 +119,18 @@ impl Finx {
             Err(BankError::InvalidCredentials) => FlowEvent::LoginRejected,
             Err(e) => FlowEvent::Failed(bank_failure(&e, FailureReason::BankUnavailable)),
         };
-        let flow = self.step(flow, event).await?;
+        let flow = self.step_latest(id, event).await?;
         match &flow.status {
             FlowStatus::CredentialsAccepted { .. } => Ok(LoginStep::ScaRequired),
             FlowStatus::ScaPassed { .. } => Ok(LoginStep::AccountsOffered),
             FlowStatus::BankSelected { .. } => Err(CoreError::CredentialsInvalid {
-                attempts_left: finx_domain::flow::MAX_ATTEMPTS - flow.login_failures,
+                attempts_left: MAX_ATTEMPTS.saturating_sub(flow.login_attempts),
             }),
             _ => Err(failure_of(&flow)),
         }
     }
 
-    /// The end user enters the TAN.
+    /// The end user enters the TAN. The try is counted before the bank is asked.
     ///
     /// # Errors
     /// [`CoreError::TanInvalid`] while tries are left; [`CoreError::FlowFailed`] when the
@@ -137,7 +143,9 @@ impl Finx {
         let FlowStatus::CredentialsAccepted { session, .. } = &flow.status else {
             return Err(illegal("SCA", &flow));
         };
-        let event = match self.ports.bank.submit_sca(session, tan).await {
+        let session = session.clone();
+        self.step(flow, FlowEvent::TanStarted).await?;
+        let event = match self.ports.bank.submit_sca(&session, tan).await {
             Ok(session) => match self.ports.bank.accounts(&session).await {
                 Ok(accounts) => FlowEvent::ScaPassed { session, accounts },
                 Err(e) => FlowEvent::Failed(bank_failure(&e, FailureReason::BankUnavailable)),
@@ -145,11 +153,11 @@ impl Finx {
             Err(BankError::InvalidTan) => FlowEvent::TanRejected,
             Err(e) => FlowEvent::Failed(bank_failure(&e, FailureReason::ScaFailed)),
         };
-        let flow = self.step(flow, event).await?;
+        let flow = self.step_latest(id, event).await?;
         match &flow.status {
             FlowStatus::ScaPassed { .. } => Ok(flow),
             FlowStatus::CredentialsAccepted { .. } => Err(CoreError::TanInvalid {
-                attempts_left: finx_domain::flow::MAX_ATTEMPTS - flow.tan_failures,
+                attempts_left: MAX_ATTEMPTS.saturating_sub(flow.tan_attempts),
             }),
             _ => Err(failure_of(&flow)),
         }
@@ -172,12 +180,20 @@ impl Finx {
     /// Fetches the chosen accounts' data (`sync_period` days), creates the grant and its
     /// code, completes the flow and returns the redirect to the customer.
     ///
+    /// The flow is claimed (`Syncing`) before the bank is asked, so the data is fetched once.
+    /// If the flow is cancelled or expires while the data is fetched, the grant is revoked
+    /// and the fetched data deleted: nothing is left without an owner.
+    ///
     /// # Errors
     /// [`CoreError::FlowFailed`] when the bank fails (the flow is then failed);
-    /// [`CoreError::Busy`] when another request completed it at the same time.
+    /// [`CoreError::Busy`] when another request claimed it first.
     pub async fn complete(&self, id: FlowId) -> Result<Url, CoreError> {
         let flow = self.load_live(id).await?;
-        let FlowStatus::AccountsChosen {
+        if !matches!(flow.status, FlowStatus::AccountsChosen { .. }) {
+            return Err(illegal("completion", &flow));
+        }
+        let flow = self.step(flow, FlowEvent::SyncStarted).await?;
+        let FlowStatus::Syncing {
             session, chosen, ..
         } = &flow.status
         else {
@@ -205,12 +221,8 @@ impl Finx {
             match data.await {
                 Ok(d) => fetched.push((details, d)),
                 Err(e) => {
-                    let flow = self
-                        .step(
-                            flow,
-                            FlowEvent::Failed(bank_failure(&e, FailureReason::SyncFailed)),
-                        )
-                        .await?;
+                    let failed = FlowEvent::Failed(bank_failure(&e, FailureReason::SyncFailed));
+                    let flow = self.step_latest(id, failed).await?;
                     return Err(failure_of(&flow));
                 }
             }
@@ -245,7 +257,7 @@ impl Finx {
             id: GrantId::from_random(self.ports.random.bytes16()),
             client_id: flow.client_id.clone(),
             flow_id: flow.id,
-            access_id,
+            access_id: access_id.clone(),
             account_ids,
             scope: flow.params.scope,
             redirect_uri: flow.params.redirect_uri.clone(),
@@ -260,13 +272,11 @@ impl Finx {
             used_at: None,
         };
         self.ports.grants.insert_grant(&grant, &record).await?;
-        // The grant exists before the flow says so; if another request completed the flow
-        // first, this grant's code is never shown to anyone and is revoked at once.
-        let completed = self
-            .step(flow.clone(), FlowEvent::Completed(grant.id))
-            .await;
-        if let Err(e) = completed {
+        // The grant exists before the flow says so. If the flow was cancelled or expired
+        // meanwhile, the code is never shown, the grant is revoked and the data deleted.
+        if let Err(e) = self.step_latest(id, FlowEvent::Completed(grant.id)).await {
             self.ports.grants.revoke_grant(grant.id, now).await?;
+            self.ports.data.delete_access(&access_id).await?;
             return Err(e);
         }
         Ok(callback_url(&flow.params, flow.id, &Outcome::Success(code)))
@@ -336,7 +346,8 @@ impl Finx {
         }
     }
 
-    /// Applies an event and saves the flow with a compare-and-swap.
+    /// Applies an event to the flow as loaded and saves it with a compare-and-swap: the
+    /// step is refused ([`CoreError::Busy`]) when anything changed since.
     async fn step(&self, mut flow: Flow, event: FlowEvent) -> Result<Flow, CoreError> {
         let version = flow.version;
         let applied = flow.apply(event, self.now());
@@ -348,6 +359,19 @@ impl Finx {
         }
         self.save(&flow, version).await?;
         Ok(flow)
+    }
+
+    /// Applies the outcome of a bank call to the latest version of the flow, re-reading it
+    /// when another request changed it meanwhile: the bank's answer must not be lost.
+    async fn step_latest(&self, id: FlowId, event: FlowEvent) -> Result<Flow, CoreError> {
+        for _ in 0..CAS_RETRIES {
+            let flow = self.load_flow(id).await?;
+            match self.step(flow, event.clone()).await {
+                Err(CoreError::Busy) => continue,
+                other => return other,
+            }
+        }
+        Err(CoreError::Busy)
     }
 
     async fn save(&self, flow: &Flow, version: u64) -> Result<(), CoreError> {

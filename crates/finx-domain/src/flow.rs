@@ -1,12 +1,16 @@
 //! The one-time access flow: the state machine an end user walks through in the widget.
 //!
 //! ```text
-//! Created ─▶ BankSelected ─▶ CredentialsAccepted ─▶ ScaPassed ─▶ AccountsChosen ─▶ Completed
-//!    │            │  ▲ (wrong password, < 3)   │ ▲ (wrong TAN, < 3)
+//! Created ─▶ BankSelected ─▶ CredentialsAccepted ─▶ ScaPassed ─▶ AccountsChosen ─▶ Syncing ─▶ Completed
+//!    │            │  ▲ (login tries < 3)       │ ▲ (TAN tries < 3)
 //!    └────────────┴──┴─────────────────────────┴─┴──▶ Cancelled | Failed(reason) | Expired
 //! ```
 //! A bank that asks for no SCA goes from `BankSelected` straight to `ScaPassed`. Every
 //! transition checks the link's expiry first. Illegal transitions are errors, never panics.
+//!
+//! A login or TAN try is counted when it starts (`LoginStarted`, `TanStarted`), before the
+//! bank is asked, and counters are never reset: three tries per flow, however the requests
+//! interleave. `Syncing` claims the flow before the data is fetched, so it is fetched once.
 
 use std::fmt;
 
@@ -184,8 +188,17 @@ pub enum FlowStatus {
         /// Accounts the end user may choose from (already filtered by `account_types`).
         offered: Vec<AccountDetails>,
     },
-    /// The end user chose accounts; the data is being fetched.
+    /// The end user chose accounts.
     AccountsChosen {
+        /// The bank.
+        institution: InstitutionId,
+        /// The bank session.
+        session: BankSession,
+        /// The chosen accounts.
+        chosen: Vec<AccountDetails>,
+    },
+    /// The chosen accounts' data is being fetched.
+    Syncing {
         /// The bank.
         institution: InstitutionId,
         /// The bank session.
@@ -228,6 +241,7 @@ impl FlowStatus {
             Self::CredentialsAccepted { .. } => "credentials_accepted",
             Self::ScaPassed { .. } => "sca_passed",
             Self::AccountsChosen { .. } => "accounts_chosen",
+            Self::Syncing { .. } => "syncing",
             Self::Completed { .. } => "completed",
             Self::Cancelled => "cancelled",
             Self::Failed { .. } => "failed",
@@ -242,7 +256,8 @@ impl FlowStatus {
             Self::BankSelected { institution }
             | Self::CredentialsAccepted { institution, .. }
             | Self::ScaPassed { institution, .. }
-            | Self::AccountsChosen { institution, .. } => Some(institution),
+            | Self::AccountsChosen { institution, .. }
+            | Self::Syncing { institution, .. } => Some(institution),
             _ => None,
         }
     }
@@ -253,6 +268,9 @@ impl FlowStatus {
 pub enum FlowEvent {
     /// The end user picked a bank (or the bank came from the customer's IBAN).
     BankSelected(InstitutionId),
+    /// A login try starts; it counts whatever the bank answers. Refused once
+    /// [`MAX_ATTEMPTS`] tries were made.
+    LoginStarted,
     /// The bank rejected the credentials.
     LoginRejected,
     /// The bank accepted the credentials and asks for SCA.
@@ -262,6 +280,8 @@ pub enum FlowEvent {
         /// What the bank asks for.
         challenge: ScaChallenge,
     },
+    /// A TAN try starts; refused once [`MAX_ATTEMPTS`] tries were made.
+    TanStarted,
     /// The bank rejected the TAN.
     TanRejected,
     /// SCA passed (or was not needed); these accounts exist.
@@ -273,6 +293,8 @@ pub enum FlowEvent {
     },
     /// The end user chose these accounts (external ids).
     AccountsChosen(Vec<String>),
+    /// Fetching the data starts.
+    SyncStarted,
     /// The data is fetched, the grant created.
     Completed(GrantId),
     /// The end user cancelled.
@@ -298,6 +320,9 @@ pub enum FlowError {
         /// The status.
         status: &'static str,
     },
+    /// Every login or TAN try of this flow is used up.
+    #[error("no tries left")]
+    AttemptsExhausted,
     /// The chosen accounts are not acceptable.
     #[error("invalid account selection: {0}")]
     InvalidSelection(&'static str),
@@ -318,10 +343,10 @@ pub struct Flow {
     pub expires_at: Timestamp,
     /// Where it stands.
     pub status: FlowStatus,
-    /// Wrong passwords so far.
-    pub login_failures: u8,
-    /// Wrong TANs so far.
-    pub tan_failures: u8,
+    /// Login tries made so far (never reset).
+    pub login_attempts: u8,
+    /// TAN tries made so far (never reset).
+    pub tan_attempts: u8,
     /// Bumped on every change, for the store's compare-and-swap.
     pub version: u64,
 }
@@ -330,11 +355,14 @@ impl FlowEvent {
     fn name(&self) -> &'static str {
         match self {
             Self::BankSelected(_) => "bank selection",
+            Self::LoginStarted => "login",
             Self::LoginRejected => "login rejection",
             Self::LoginAccepted { .. } => "login",
+            Self::TanStarted => "TAN entry",
             Self::TanRejected => "TAN rejection",
             Self::ScaPassed { .. } => "SCA",
             Self::AccountsChosen(_) => "account selection",
+            Self::SyncStarted => "data fetch",
             Self::Completed(_) => "completion",
             Self::Cancelled => "cancellation",
             Self::Failed(_) => "failure",
@@ -364,8 +392,8 @@ impl Flow {
             created_at: now,
             expires_at: now + lifetime,
             status,
-            login_failures: 0,
-            tan_failures: 0,
+            login_attempts: 0,
+            tan_attempts: 0,
             version: 0,
         }
     }
@@ -424,12 +452,17 @@ impl Flow {
             (_, E::Cancelled) => S::Cancelled,
             (_, E::Failed(reason)) => S::Failed { reason },
             (S::Created | S::BankSelected { .. }, E::BankSelected(institution)) => {
-                self.login_failures = 0;
                 S::BankSelected { institution }
             }
-            (S::BankSelected { institution }, E::LoginRejected) => {
-                self.login_failures = self.login_failures.saturating_add(1);
-                if self.login_failures >= MAX_ATTEMPTS {
+            (S::BankSelected { institution }, E::LoginStarted) => {
+                if self.login_attempts >= MAX_ATTEMPTS {
+                    return Err(FlowError::AttemptsExhausted);
+                }
+                self.login_attempts += 1;
+                S::BankSelected { institution }
+            }
+            (S::BankSelected { institution }, E::LoginRejected) if self.login_attempts > 0 => {
+                if self.login_attempts >= MAX_ATTEMPTS {
                     S::Failed {
                         reason: FailureReason::LoginFailed,
                     }
@@ -437,7 +470,27 @@ impl Flow {
                     S::BankSelected { institution }
                 }
             }
-            (S::BankSelected { institution }, E::LoginAccepted { session, challenge }) => {
+            (S::BankSelected { institution }, E::LoginAccepted { session, challenge })
+                if self.login_attempts > 0 =>
+            {
+                S::CredentialsAccepted {
+                    institution,
+                    session,
+                    challenge,
+                }
+            }
+            (
+                S::CredentialsAccepted {
+                    institution,
+                    session,
+                    challenge,
+                },
+                E::TanStarted,
+            ) => {
+                if self.tan_attempts >= MAX_ATTEMPTS {
+                    return Err(FlowError::AttemptsExhausted);
+                }
+                self.tan_attempts += 1;
                 S::CredentialsAccepted {
                     institution,
                     session,
@@ -451,9 +504,8 @@ impl Flow {
                     challenge,
                 },
                 E::TanRejected,
-            ) => {
-                self.tan_failures = self.tan_failures.saturating_add(1);
-                if self.tan_failures >= MAX_ATTEMPTS {
+            ) if self.tan_attempts > 0 => {
+                if self.tan_attempts >= MAX_ATTEMPTS {
                     S::Failed {
                         reason: FailureReason::ScaFailed,
                     }
@@ -465,10 +517,16 @@ impl Flow {
                     }
                 }
             }
-            (
-                S::CredentialsAccepted { institution, .. } | S::BankSelected { institution },
-                E::ScaPassed { session, accounts },
-            ) => self.offer(institution, session, accounts),
+            (S::CredentialsAccepted { institution, .. }, E::ScaPassed { session, accounts })
+                if self.tan_attempts > 0 =>
+            {
+                self.offer(institution, session, accounts)
+            }
+            (S::BankSelected { institution }, E::ScaPassed { session, accounts })
+                if self.login_attempts > 0 =>
+            {
+                self.offer(institution, session, accounts)
+            }
             (
                 S::ScaPassed {
                     institution,
@@ -484,7 +542,19 @@ impl Flow {
                     chosen,
                 }
             }
-            (S::AccountsChosen { .. }, E::Completed(grant_id)) => S::Completed { grant_id },
+            (
+                S::AccountsChosen {
+                    institution,
+                    session,
+                    chosen,
+                },
+                E::SyncStarted,
+            ) => S::Syncing {
+                institution,
+                session,
+                chosen,
+            },
+            (S::Syncing { .. }, E::Completed(grant_id)) => S::Completed { grant_id },
             _ => return Err(illegal),
         })
     }

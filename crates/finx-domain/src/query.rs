@@ -172,6 +172,15 @@ impl TransactionQuery {
             if ids.is_empty() {
                 return Err(err("accounts", "must name at least one account id"));
             }
+            // Each account once, in the order first named: a repeated id must not repeat
+            // its transactions.
+            let mut unique: Vec<AccountId> = Vec::with_capacity(ids.len());
+            for id in ids {
+                if !unique.contains(&id) {
+                    unique.push(id);
+                }
+            }
+            let ids = unique;
             if ids.len() > 100 {
                 return Err(err("accounts", "at most 100 account ids"));
             }
@@ -442,5 +451,229 @@ mod tests {
         assert!(matches!(q.since, Some(Bound::Date(_))));
         assert!(matches!(q.until, Some(Bound::Transaction(_))));
         assert_eq!(q.filter, Some(TxFilter::Amount(Decimal::new(-1230, 2))));
+    }
+
+    mod apply {
+        use chrono::{NaiveDate, TimeZone};
+
+        use super::super::*;
+        use crate::bank::{Counterparty, TransactionDetails, TransactionType};
+        use crate::money::{Currency, Money};
+
+        fn day(d: u32) -> Date {
+            NaiveDate::from_ymd_opt(2026, 3, d).unwrap_or_default()
+        }
+
+        fn tx(
+            id: &str,
+            account: &AccountId,
+            booked_on: u32,
+            booked: bool,
+            cents: i64,
+            purpose: &str,
+            who: &str,
+        ) -> Transaction {
+            let at = chrono::Utc
+                .with_ymd_and_hms(2026, 3, booked_on, 12, 0, 0)
+                .single()
+                .unwrap_or_default();
+            Transaction {
+                id: TransactionId::parse(id).unwrap_or_else(|_| TransactionId::derive(&[id])),
+                account_id: account.clone(),
+                details: TransactionDetails {
+                    external_id: id.into(),
+                    amount: Money::new(Decimal::new(cents, 2), Currency::EUR),
+                    counterparty: Counterparty {
+                        name: Some(who.into()),
+                        ..Default::default()
+                    },
+                    purpose: Some(purpose.into()),
+                    booked_on: day(booked_on),
+                    value_date: day(booked_on),
+                    booked,
+                    booking_text: None,
+                    transaction_type: TransactionType::Transfer,
+                    creditor_id: None,
+                    mandate_reference: None,
+                    end_to_end_reference: None,
+                    sepa_purpose_code: None,
+                },
+                created_at: at,
+                modified_at: at + chrono::TimeDelta::days(1),
+            }
+        }
+
+        struct Set {
+            a: AccountId,
+            b: AccountId,
+            all: Vec<Transaction>,
+        }
+
+        fn set() -> Set {
+            let a = AccountId::derive(&["a"]);
+            let b = AccountId::derive(&["b"]);
+            let all = vec![
+                tx("T01", &a, 1, true, -1000, "Miete März", "Vermieter"),
+                tx("T02", &a, 2, true, 250000, "Gehalt", "Arbeitgeber"),
+                tx(
+                    "T03",
+                    &a,
+                    2,
+                    true,
+                    -499,
+                    "GRÖẞE Brötchen",
+                    "Bäckerei Müller",
+                ),
+                tx("T04", &b, 3, true, -1230, "Strom", "Stadtwerke"),
+                tx("T05", &a, 4, false, -4500, "Tankstelle", "Aral"),
+                tx("T06", &a, 5, true, -1230, "Kino", "Cinestar"),
+            ];
+            Set { a, b, all }
+        }
+
+        fn ids(v: &[Transaction]) -> Vec<&str> {
+            v.iter().map(|t| t.id.as_str()).collect()
+        }
+
+        fn q(s: &Set) -> ResolvedQuery {
+            ResolvedQuery {
+                accounts: vec![s.a.clone(), s.b.clone()],
+                count: 1000,
+                offset: 0,
+                sort: SortOrder::Desc,
+                since: None,
+                until: None,
+                since_type: SinceType::Booked,
+                include_pending: false,
+                filter: None,
+            }
+        }
+
+        #[test]
+        fn booked_only_newest_first_with_ids_breaking_ties() {
+            let s = set();
+            assert_eq!(
+                ids(&q(&s).apply(&s.all)),
+                ["T06", "T04", "T03", "T02", "T01"]
+            );
+            let asc = ResolvedQuery {
+                sort: SortOrder::Asc,
+                include_pending: true,
+                ..q(&s)
+            };
+            assert_eq!(
+                ids(&asc.apply(&s.all)),
+                ["T01", "T02", "T03", "T04", "T05", "T06"]
+            );
+        }
+
+        #[test]
+        fn only_the_named_accounts_are_read() {
+            let s = set();
+            let only_b = ResolvedQuery {
+                accounts: vec![s.b.clone()],
+                ..q(&s)
+            };
+            assert_eq!(ids(&only_b.apply(&s.all)), ["T04"]);
+            let none = ResolvedQuery {
+                accounts: vec![],
+                ..q(&s)
+            };
+            assert!(none.apply(&s.all).is_empty());
+        }
+
+        #[test]
+        fn paging_applies_after_sorting() {
+            let s = set();
+            let page = ResolvedQuery {
+                count: 2,
+                offset: 1,
+                ..q(&s)
+            };
+            assert_eq!(ids(&page.apply(&s.all)), ["T04", "T03"]);
+            let past = ResolvedQuery {
+                count: 2,
+                offset: 10,
+                ..q(&s)
+            };
+            assert!(past.apply(&s.all).is_empty());
+        }
+
+        #[test]
+        fn date_bounds_are_inclusive_and_transaction_bounds_exclusive() {
+            let s = set();
+            let dates = ResolvedQuery {
+                since: Some(ResolvedBound::Date(day(2))),
+                until: Some(ResolvedBound::Date(day(3))),
+                ..q(&s)
+            };
+            assert_eq!(ids(&dates.apply(&s.all)), ["T04", "T03", "T02"]);
+            let t02 = TransactionId::parse("T02").unwrap_or_else(|_| unreachable!());
+            let after = ResolvedQuery {
+                since: Some(ResolvedBound::After(day(2), t02.clone())),
+                ..q(&s)
+            };
+            assert_eq!(ids(&after.apply(&s.all)), ["T06", "T04", "T03"]);
+            let before = ResolvedQuery {
+                until: Some(ResolvedBound::After(day(2), t02)),
+                ..q(&s)
+            };
+            assert_eq!(ids(&before.apply(&s.all)), ["T01"]);
+        }
+
+        #[test]
+        fn since_type_picks_the_date_compared() {
+            let s = set();
+            // modified_at is a day after booking: modified since the 5th means booked the 4th on.
+            let modified = ResolvedQuery {
+                since_type: SinceType::Modified,
+                since: Some(ResolvedBound::Date(day(5))),
+                include_pending: true,
+                ..q(&s)
+            };
+            assert_eq!(ids(&modified.apply(&s.all)), ["T06", "T05"]);
+            let created = ResolvedQuery {
+                since_type: SinceType::Created,
+                until: Some(ResolvedBound::Date(day(1))),
+                ..q(&s)
+            };
+            assert_eq!(ids(&created.apply(&s.all)), ["T01"]);
+        }
+
+        #[test]
+        fn filters_are_case_insensitive_and_amounts_exact() {
+            let s = set();
+            let purpose = ResolvedQuery {
+                filter: Some(TxFilter::Purpose("größe".into())),
+                ..q(&s)
+            };
+            assert_eq!(ids(&purpose.apply(&s.all)), ["T03"]);
+            let person = ResolvedQuery {
+                filter: Some(TxFilter::Person("müller".into())),
+                ..q(&s)
+            };
+            assert_eq!(ids(&person.apply(&s.all)), ["T03"]);
+            let amount = ResolvedQuery {
+                filter: Some(TxFilter::Amount(Decimal::new(-123, 1))),
+                ..q(&s)
+            };
+            assert_eq!(ids(&amount.apply(&s.all)), ["T06", "T04"]);
+        }
+
+        #[test]
+        fn repeated_accounts_are_read_once() {
+            let raw = RawTransactionQuery {
+                accounts: Some("Aab,Acd,Aab"),
+                ..Default::default()
+            };
+            let parsed = TransactionQuery::parse(raw).unwrap_or_default();
+            let names: Vec<_> = parsed
+                .accounts
+                .unwrap_or_default()
+                .iter()
+                .map(|a| a.as_str().to_owned())
+                .collect();
+            assert_eq!(names, ["Aab", "Acd"]);
+        }
     }
 }

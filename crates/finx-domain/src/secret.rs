@@ -145,7 +145,7 @@ impl TokenHash {
     /// [`MalformedSecret`] unless exactly 64 hex digits.
     pub fn from_hex(hex: &str) -> Result<Self, MalformedSecret> {
         let bad = || MalformedSecret("token hash");
-        if hex.len() != 64 {
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad());
         }
         let mut out = [0u8; 32];
@@ -234,6 +234,11 @@ mod tests {
         let hash = h1.hash(&a);
         assert_eq!(TokenHash::from_hex(&hash.to_hex()), Ok(hash));
         assert!(TokenHasher::new(b"short").is_err());
+        let signed = format!("+f{}", &hash.to_hex()[2..]);
+        assert!(
+            TokenHash::from_hex(&signed).is_err(),
+            "a sign is not a hex digit"
+        );
     }
 
     #[test]

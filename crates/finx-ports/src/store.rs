@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use finx_domain::Timestamp;
 use finx_domain::bank::{Account, Transaction, TransactionDetails};
 use finx_domain::flow::Flow;
-use finx_domain::ids::{AccountId, ClientId, FlowId, GrantId, TransactionId};
+use finx_domain::ids::{AccessId, AccountId, ClientId, FlowId, GrantId, TransactionId};
 use finx_domain::query::ResolvedQuery;
 use finx_domain::scope::Scope;
 use finx_domain::secret::TokenHash;
@@ -57,6 +57,10 @@ pub trait FlowStore: Send + Sync {
     /// MUST be atomic (a compare-and-swap): of two updates from the same version exactly one
     /// wins, and the other gets [`StoreError::Conflict`] and changes nothing.
     async fn update_flow(&self, flow: &Flow, expected_version: u64) -> Result<(), StoreError>;
+
+    /// Deletes flows whose link expired before `before`, whatever their status; returns how
+    /// many. Live flows hold bank sessions, so they MUST NOT outlive their link for long.
+    async fn purge_flows(&self, before: Timestamp) -> Result<u64, StoreError>;
 }
 
 /// What a purge removed.
@@ -68,6 +72,8 @@ pub struct PurgeReport {
     pub access_tokens: u64,
     /// Refresh tokens removed.
     pub refresh_tokens: u64,
+    /// Flows removed.
+    pub flows: u64,
 }
 
 /// Grants and every credential issued from them, kept by keyed hash only.
@@ -178,4 +184,8 @@ pub trait BankDataStore: Send + Sync {
     /// One transaction; `None` when unknown.
     async fn find_transaction(&self, id: &TransactionId)
     -> Result<Option<Transaction>, StoreError>;
+
+    /// Deletes every account of the bank connection `access_id` and their transactions;
+    /// returns how many accounts. MUST be atomic; unknown ids are not an error.
+    async fn delete_access(&self, access_id: &AccessId) -> Result<u64, StoreError>;
 }

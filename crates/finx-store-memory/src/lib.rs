@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use finx_domain::Timestamp;
 use finx_domain::bank::{Account, Transaction, TransactionDetails};
 use finx_domain::flow::Flow;
-use finx_domain::ids::{AccountId, ClientId, FlowId, GrantId, TransactionId};
+use finx_domain::ids::{AccessId, AccountId, ClientId, FlowId, GrantId, TransactionId};
 use finx_domain::query::ResolvedQuery;
 use finx_domain::secret::TokenHash;
 use finx_domain::token::{
@@ -114,6 +114,13 @@ impl FlowStore for MemoryStore {
         }
         *stored = flow.clone();
         Ok(())
+    }
+
+    async fn purge_flows(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let mut flows = write(&self.flows);
+        let n = flows.len();
+        flows.retain(|_, f| f.expires_at > before);
+        Ok((n - flows.len()) as u64)
     }
 }
 
@@ -386,9 +393,10 @@ impl BankDataStore for MemoryStore {
         query: &ResolvedQuery,
     ) -> Result<Vec<Transaction>, StoreError> {
         let data = read(&self.data);
-        let candidates = query
-            .accounts
-            .iter()
+        // Each account once, even if the query names it twice.
+        let accounts: std::collections::BTreeSet<&AccountId> = query.accounts.iter().collect();
+        let candidates = accounts
+            .into_iter()
             .filter_map(|a| data.by_account.get(a))
             .flatten()
             .filter_map(|id| data.transactions.get(id));
@@ -400,5 +408,23 @@ impl BankDataStore for MemoryStore {
         id: &TransactionId,
     ) -> Result<Option<Transaction>, StoreError> {
         Ok(read(&self.data).transactions.get(id).cloned())
+    }
+
+    async fn delete_access(&self, access_id: &AccessId) -> Result<u64, StoreError> {
+        let mut guard = write(&self.data);
+        let data = &mut *guard;
+        let gone: Vec<AccountId> = data
+            .accounts
+            .values()
+            .filter(|a| a.access_id == *access_id)
+            .map(|a| a.id.clone())
+            .collect();
+        for id in &gone {
+            data.accounts.remove(id);
+            for t in data.by_account.remove(id).unwrap_or_default() {
+                data.transactions.remove(&t);
+            }
+        }
+        Ok(gone.len() as u64)
     }
 }

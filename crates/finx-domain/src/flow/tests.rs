@@ -76,12 +76,8 @@ fn accounts() -> Vec<AccountDetails> {
     ]
 }
 
-#[test]
-fn the_happy_path_reaches_completed() {
-    let now = t0();
-    let mut f = flow(true);
-    f.apply(FlowEvent::BankSelected(bank()), now)
-        .expect("select");
+fn login(f: &mut Flow, now: Timestamp) {
+    f.apply(FlowEvent::LoginStarted, now).expect("try");
     f.apply(
         FlowEvent::LoginAccepted {
             session: session(),
@@ -90,6 +86,16 @@ fn the_happy_path_reaches_completed() {
         now,
     )
     .expect("login");
+}
+
+#[test]
+fn the_happy_path_reaches_completed() {
+    let now = t0();
+    let mut f = flow(true);
+    f.apply(FlowEvent::BankSelected(bank()), now)
+        .expect("select");
+    login(&mut f, now);
+    f.apply(FlowEvent::TanStarted, now).expect("tan try");
     f.apply(
         FlowEvent::ScaPassed {
             session: session(),
@@ -102,21 +108,33 @@ fn the_happy_path_reaches_completed() {
     f.apply(FlowEvent::AccountsChosen(vec!["giro".into()]), now)
         .expect("choose");
     let gid = GrantId::from_random([3; 16]);
+    assert!(
+        f.apply(FlowEvent::Completed(gid), now).is_err(),
+        "completion needs the sync to have started"
+    );
+    f.apply(FlowEvent::SyncStarted, now).expect("sync");
+    assert!(
+        f.apply(FlowEvent::SyncStarted, now).is_err(),
+        "the data is fetched once"
+    );
     f.apply(FlowEvent::Completed(gid), now).expect("complete");
     assert_eq!(f.status, FlowStatus::Completed { grant_id: gid });
-    assert_eq!(f.version, 5);
+    assert_eq!(f.version, 8);
 }
 
 #[test]
-fn three_wrong_passwords_fail_the_flow() {
+fn three_login_tries_then_a_rejection_fail_the_flow() {
     let now = t0();
     let mut f = flow(true);
     f.apply(FlowEvent::BankSelected(bank()), now)
         .expect("select");
-    f.apply(FlowEvent::LoginRejected, now).expect("1");
-    f.apply(FlowEvent::LoginRejected, now).expect("2");
-    assert!(matches!(f.status, FlowStatus::BankSelected { .. }));
-    f.apply(FlowEvent::LoginRejected, now).expect("3");
+    for _ in 0..2 {
+        f.apply(FlowEvent::LoginStarted, now).expect("try");
+        f.apply(FlowEvent::LoginRejected, now).expect("rejected");
+        assert!(matches!(f.status, FlowStatus::BankSelected { .. }));
+    }
+    f.apply(FlowEvent::LoginStarted, now).expect("third try");
+    f.apply(FlowEvent::LoginRejected, now).expect("rejected");
     assert_eq!(
         f.status,
         FlowStatus::Failed {
@@ -130,20 +148,50 @@ fn three_wrong_passwords_fail_the_flow() {
 }
 
 #[test]
+fn tries_are_counted_when_they_start_and_never_reset() {
+    let now = t0();
+    let mut f = flow(true);
+    f.apply(FlowEvent::BankSelected(bank()), now)
+        .expect("select");
+    // Three tries in flight at once: the fourth is refused before any bank is asked.
+    for _ in 0..3 {
+        f.apply(FlowEvent::LoginStarted, now).expect("try");
+    }
+    assert_eq!(
+        f.apply(FlowEvent::LoginStarted, now),
+        Err(FlowError::AttemptsExhausted)
+    );
+    // Picking the bank again does not give tries back.
+    f.apply(
+        FlowEvent::BankSelected(InstitutionId::parse("other").expect("id")),
+        now,
+    )
+    .expect("reselect");
+    assert_eq!(
+        f.apply(FlowEvent::LoginStarted, now),
+        Err(FlowError::AttemptsExhausted)
+    );
+    assert_eq!(f.login_attempts, 3);
+    // A rejection without a try is not a transition.
+    let mut fresh = flow(true);
+    fresh
+        .apply(FlowEvent::BankSelected(bank()), now)
+        .expect("select");
+    assert!(matches!(
+        fresh.apply(FlowEvent::LoginRejected, now),
+        Err(FlowError::IllegalTransition { .. })
+    ));
+}
+
+#[test]
 fn three_wrong_tans_fail_the_flow() {
     let now = t0();
     let mut f = flow(true);
     f.apply(FlowEvent::BankSelected(bank()), now)
         .expect("select");
-    f.apply(
-        FlowEvent::LoginAccepted {
-            session: session(),
-            challenge: challenge(),
-        },
-        now,
-    )
-    .expect("login");
+    login(&mut f, now);
     for _ in 0..3 {
+        f.apply(FlowEvent::TanStarted, now).expect("tan try");
         f.apply(FlowEvent::TanRejected, now).expect("tan");
     }
     assert_eq!(
@@ -151,6 +199,17 @@ fn three_wrong_tans_fail_the_flow() {
         FlowStatus::Failed {
             reason: FailureReason::ScaFailed
         }
+    );
+    let mut g = flow(true);
+    g.apply(FlowEvent::BankSelected(bank()), now)
+        .expect("select");
+    login(&mut g, now);
+    for _ in 0..3 {
+        g.apply(FlowEvent::TanStarted, now).expect("tan try");
+    }
+    assert_eq!(
+        g.apply(FlowEvent::TanStarted, now),
+        Err(FlowError::AttemptsExhausted)
     );
 }
 
@@ -196,6 +255,7 @@ fn single_selection_takes_one_account_and_only_offered_ones() {
     let mut f = flow(false);
     f.apply(FlowEvent::BankSelected(bank()), now)
         .expect("select");
+    f.apply(FlowEvent::LoginStarted, now).expect("try");
     f.apply(
         FlowEvent::ScaPassed {
             session: session(),
@@ -229,6 +289,7 @@ fn account_types_filter_what_is_offered() {
     f.params.account_types = vec![AccountType::CreditCard];
     f.apply(FlowEvent::BankSelected(bank()), now)
         .expect("select");
+    f.apply(FlowEvent::LoginStarted, now).expect("try");
     f.apply(
         FlowEvent::ScaPassed {
             session: session(),
@@ -255,6 +316,7 @@ fn named_accounts_are_preselected() {
     f.params.accounts = vec![AccountReference::parse("DE55900948150000002882").expect("iban")];
     f.apply(FlowEvent::BankSelected(bank()), now)
         .expect("select");
+    f.apply(FlowEvent::LoginStarted, now).expect("try");
     f.apply(
         FlowEvent::ScaPassed {
             session: session(),
@@ -307,11 +369,13 @@ fn event() -> impl Strategy<Value = FlowEvent> {
     );
     prop_oneof![
         Just(FlowEvent::BankSelected(bank())),
+        Just(FlowEvent::LoginStarted),
         Just(FlowEvent::LoginRejected),
         Just(FlowEvent::LoginAccepted {
             session: session(),
             challenge: challenge()
         }),
+        Just(FlowEvent::TanStarted),
         Just(FlowEvent::TanRejected),
         Just(FlowEvent::ScaPassed {
             session: session(),
@@ -322,6 +386,7 @@ fn event() -> impl Strategy<Value = FlowEvent> {
             accounts: vec![]
         }),
         ids.prop_map(FlowEvent::AccountsChosen),
+        Just(FlowEvent::SyncStarted),
         Just(FlowEvent::Completed(GrantId::from_random([9; 16]))),
         Just(FlowEvent::Cancelled),
         Just(FlowEvent::Failed(FailureReason::BankUnavailable)),
@@ -357,18 +422,31 @@ proptest! {
                 Err(FlowError::Expired) => prop_assert_eq!(&f.status, &FlowStatus::Expired),
                 Err(_) => prop_assert_eq!(&f, &before),
             }
-            // Completion only follows account selection.
+            // Completion only follows the sync, which only follows account selection.
             if matches!(f.status, FlowStatus::Completed { .. }) && !before.status.is_terminal() {
+                let was_syncing = matches!(before.status, FlowStatus::Syncing { .. });
+                prop_assert!(was_syncing);
+            }
+            if matches!(f.status, FlowStatus::Syncing { .. }) && result.is_ok() {
                 let was_chosen = matches!(before.status, FlowStatus::AccountsChosen { .. });
                 prop_assert!(was_chosen);
             }
-            prop_assert!(f.login_failures <= MAX_ATTEMPTS && f.tan_failures <= MAX_ATTEMPTS);
-            if f.login_failures >= MAX_ATTEMPTS {
-                prop_assert!(f.status.is_terminal());
+            // Tries only grow, never past the limit, and only through their start events.
+            prop_assert!(f.login_attempts <= MAX_ATTEMPTS && f.tan_attempts <= MAX_ATTEMPTS);
+            prop_assert!(f.login_attempts >= before.login_attempts && f.tan_attempts >= before.tan_attempts);
+            if f.login_attempts > before.login_attempts {
+                prop_assert_eq!(&ev, &FlowEvent::LoginStarted);
+            }
+            if f.tan_attempts > before.tan_attempts {
+                prop_assert_eq!(&ev, &FlowEvent::TanStarted);
+            }
+            // A password is never tried against the bank more than MAX_ATTEMPTS times.
+            if ev == FlowEvent::LoginStarted && before.login_attempts >= MAX_ATTEMPTS {
+                prop_assert!(result.is_err());
             }
             match &f.status {
                 FlowStatus::ScaPassed { offered, .. } => prop_assert!(!offered.is_empty()),
-                FlowStatus::AccountsChosen { chosen, .. } => {
+                FlowStatus::AccountsChosen { chosen, .. } | FlowStatus::Syncing { chosen, .. } => {
                     prop_assert!(!chosen.is_empty());
                     prop_assert!(multi || chosen.len() == 1);
                 }
