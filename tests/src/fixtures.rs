@@ -207,12 +207,15 @@ pub struct App {
     /// The clock everything reads (the sandbox bank included).
     pub clock: std::sync::Arc<TestClock>,
     /// The store.
-    pub store: std::sync::Arc<finx_store_memory::MemoryStore>,
+    pub store: std::sync::Arc<dyn crate::conformance::Store>,
     /// The demo client.
     pub client: finx_ports::Client,
     /// Its secret.
     pub secret: finx_domain::secret::ClientSecret,
 }
+
+/// The demo client's secret.
+pub const DEMO_SECRET: &str = "fxs_test-secret-0123456789";
 
 /// The redirect URI the demo client registers.
 pub const REDIRECT: &str = "https://app.example/callback";
@@ -226,6 +229,14 @@ impl App {
         Self::with(std::time::Duration::from_millis(10), |bank| bank).await
     }
 
+    /// A fresh app like [`App::new`], on `store`.
+    ///
+    /// # Panics
+    /// When the wiring fails.
+    pub async fn on(store: std::sync::Arc<dyn crate::conformance::Store>) -> Self {
+        Self::build(store, std::time::Duration::from_millis(10), |bank| bank).await
+    }
+
     /// A fresh app whose sandbox's slow user waits `slow_delay`, with the bank wrapped by
     /// `wrap` (to count or delay calls).
     ///
@@ -237,9 +248,24 @@ impl App {
             std::sync::Arc<dyn finx_ports::BankConnector>,
         ) -> std::sync::Arc<dyn finx_ports::BankConnector>,
     ) -> Self {
+        Self::build(
+            std::sync::Arc::new(finx_store_memory::MemoryStore::new()),
+            slow_delay,
+            wrap,
+        )
+        .await
+    }
+
+    async fn build(
+        store: std::sync::Arc<dyn crate::conformance::Store>,
+        slow_delay: std::time::Duration,
+        wrap: impl FnOnce(
+            std::sync::Arc<dyn finx_ports::BankConnector>,
+        ) -> std::sync::Arc<dyn finx_ports::BankConnector>,
+    ) -> Self {
         use std::sync::Arc;
         let clock = Arc::new(TestClock::at(t0()));
-        let store = Arc::new(finx_store_memory::MemoryStore::new());
+
         let bank = finx_bank_sandbox::SandboxBank::new(
             finx_bank_sandbox::SandboxConfig {
                 slow_delay,
@@ -261,22 +287,32 @@ impl App {
             hash_key: b"test-hash-key-0123456789abcdef!!".to_vec(),
         };
         let finx = finx_core::Finx::new(ports, settings).expect("valid key");
+        // A fixed secret, so an app reopened on the same database finds its client again.
+        let secret =
+            finx_domain::secret::ClientSecret::from_presented(DEMO_SECRET).expect("valid secret");
         let registered = finx
             .register_client(finx_core::NewClient {
                 id: Some("demo-app".into()),
                 name: "Demo App".into(),
                 redirect_uris: vec![REDIRECT.into()],
                 scope: None,
-                secret: None,
+                secret: Some(secret.clone()),
             })
-            .await
-            .expect("register");
+            .await;
+        let client = match registered {
+            Ok(r) => r.client,
+            Err(finx_core::CoreError::Store(finx_ports::StoreError::Conflict(_))) => finx
+                .authenticate_client("demo-app", DEMO_SECRET)
+                .await
+                .expect("the existing demo client"),
+            Err(e) => panic!("register: {e:?}"),
+        };
         Self {
             finx,
             clock,
             store,
-            client: registered.client,
-            secret: registered.secret,
+            client,
+            secret,
         }
     }
 }

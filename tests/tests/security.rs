@@ -10,7 +10,7 @@ use finx_domain::bank::Account;
 use finx_domain::flow::{FailureReason, FlowError, FlowStatus};
 use finx_domain::ids::{AccessId, FlowId};
 use finx_domain::query::{RawTransactionQuery, TransactionQuery};
-use finx_ports::{BankCredentials, BankDataStore};
+use finx_ports::BankCredentials;
 use finx_tests::fixtures::{App, CountingBank, REDIRECT};
 
 fn creds(user: &str, secret: &str) -> BankCredentials {

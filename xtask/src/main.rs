@@ -71,18 +71,31 @@ fn ci() -> Result<()> {
         ]),
     )?;
     check_arch()?;
-    test_workspace()?;
+    // One throwaway PostgreSQL for the whole run; the tests create a database each.
+    eprintln!("\n== starting a throwaway PostgreSQL");
+    let pg = finx_pgtest::PgCluster::start().map_err(|e| {
+        format!("{e}\nThe PostgreSQL tests cannot be skipped: install Debian's postgresql-15 (.ci/run does).")
+    })?;
+    eprintln!(
+        "PostgreSQL on 127.0.0.1:{} in {}",
+        pg.port(),
+        pg.dir().display()
+    );
+    let result = test_workspace(&pg.url("postgres"));
+    drop(pg);
+    result?;
     eprintln!("\n== ci: all green");
     Ok(())
 }
 
 /// Runs every test, passing the output through, and closes with one plain tally line
 /// (`tests: N passed, N failed`) so the last line never reads as a run of no tests.
-fn test_workspace() -> Result<()> {
+fn test_workspace(postgres_url: &str) -> Result<()> {
     use std::io::{BufRead, BufReader, Write};
     eprintln!("\n== cargo test");
     let mut child = cargo()
         .args(["test", "--workspace", "--locked", "--no-fail-fast"])
+        .env("FINX_TEST_POSTGRES_URL", postgres_url)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| format!("cargo test: could not start: {e}"))?;
@@ -124,7 +137,12 @@ fn count_before(summary: &str, word: &str) -> u64 {
 }
 
 /// Crates that are adapters: each may depend on ports and domain, never on another adapter.
-const ADAPTERS: &[&str] = &["finx-store-memory", "finx-bank-sandbox", "finx-system"];
+const ADAPTERS: &[&str] = &[
+    "finx-store-memory",
+    "finx-store-sql",
+    "finx-bank-sandbox",
+    "finx-system",
+];
 
 /// Crates the domain must never reach, directly or not.
 const DOMAIN_FORBIDDEN: &[&str] = &[

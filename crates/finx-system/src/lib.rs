@@ -1,6 +1,6 @@
 //! The real clock and the operating system's randomness, as finX ports.
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use finx_ports::{Clock, SecretGenerator};
 
 /// The system clock.
@@ -9,7 +9,8 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> chrono::DateTime<Utc> {
-        Utc::now()
+        // Stores keep microseconds; cutting here makes every store read back what it got.
+        Utc::now().trunc_subsecs(6)
     }
 }
 
@@ -46,5 +47,10 @@ mod tests {
     fn random_bytes_differ() {
         assert_ne!(OsRandom.bytes32(), OsRandom.bytes32());
         assert_ne!(OsRandom.bytes16(), [0; 16]);
+        assert_eq!(
+            SystemClock.now().timestamp_subsec_nanos() % 1000,
+            0,
+            "whole microseconds"
+        );
     }
 }

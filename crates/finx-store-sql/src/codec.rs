@@ -1,0 +1,439 @@
+//! Conversions between domain values and what the tables hold.
+
+use chrono::DateTime;
+use finx_domain::Timestamp;
+use finx_domain::bank::{AccountDetails, AccountType};
+use finx_domain::flow::{BankSession, FailureReason, Flow, FlowParams, FlowStatus, ScaChallenge};
+use finx_domain::ids::{ClientId, FlowId, GrantId, InstitutionId};
+use finx_domain::money::Currency;
+use finx_domain::reference::{AccountReference, Iban, Pan};
+use finx_domain::scope::Scope;
+use finx_domain::values::{Language, RedirectUri, State, SyncPeriod};
+use finx_ports::StoreError;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::corrupt;
+
+/// Microseconds since the epoch: what every instant column holds.
+pub(crate) fn micros(t: Timestamp) -> i64 {
+    t.timestamp_micros()
+}
+
+/// An instant column read back.
+pub(crate) fn instant(us: i64) -> Result<Timestamp, StoreError> {
+    DateTime::from_timestamp_micros(us).ok_or_else(|| corrupt("instant"))
+}
+
+/// An optional instant column read back.
+pub(crate) fn opt_instant(us: Option<i64>) -> Result<Option<Timestamp>, StoreError> {
+    us.map(instant).transpose()
+}
+
+/// Money columns hold integers in 1/10 000 of the unit: exact for every amount with at most
+/// four decimals and up to ±922 trillion units.
+const MINOR_DIGITS: u32 = 4;
+
+/// An amount as (units of 1/10 000, original scale).
+pub(crate) fn to_minor(amount: Decimal) -> Result<(i64, i64), StoreError> {
+    use rust_decimal::prelude::ToPrimitive;
+    let scale = amount.scale();
+    if scale > MINOR_DIGITS {
+        return Err(StoreError::Unexpected(
+            format!("amount {amount} has more than {MINOR_DIGITS} decimals").into(),
+        ));
+    }
+    let minor = amount
+        .checked_mul(Decimal::from(10_i64.pow(MINOR_DIGITS)))
+        .and_then(|m| m.to_i64())
+        .ok_or_else(|| {
+            StoreError::Unexpected(format!("amount {amount} is too large to store").into())
+        })?;
+    Ok((minor, i64::from(scale)))
+}
+
+/// An amount read back, with the scale it was stored with.
+pub(crate) fn from_minor(minor: i64, scale: i64) -> Result<Decimal, StoreError> {
+    let scale = u32::try_from(scale)
+        .ok()
+        .filter(|s| *s <= MINOR_DIGITS)
+        .ok_or_else(|| corrupt("amount scale"))?;
+    let mut d = Decimal::new(minor, MINOR_DIGITS);
+    d.rescale(scale);
+    Ok(d)
+}
+
+/// The minor units an amount filter compares with; `None` when no stored amount can equal it.
+pub(crate) fn filter_minor(amount: Decimal) -> Option<i64> {
+    to_minor(amount).ok().map(|(m, _)| m)
+}
+
+pub(crate) fn json<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Unexpected(Box::new(e)))
+}
+
+pub(crate) fn from_json<'a, T: Deserialize<'a>>(
+    text: &'a str,
+    what: &'static str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|_| corrupt(what))
+}
+
+pub(crate) fn parse<T, E>(r: Result<T, E>, what: &'static str) -> Result<T, StoreError> {
+    r.map_err(|_| corrupt(what))
+}
+
+/// An account as the flow document keeps it.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct AccountDoc {
+    external_id: String,
+    iban: Option<String>,
+    account_number: Option<String>,
+    bank_code: Option<String>,
+    bic: Option<String>,
+    bank_name: String,
+    currency: String,
+    account_type: String,
+    name: String,
+    owner: String,
+    is_jointly_managed: bool,
+    card_last4: Option<String>,
+}
+
+impl AccountDoc {
+    fn of(a: &AccountDetails) -> Self {
+        Self {
+            external_id: a.external_id.clone(),
+            iban: a.iban.as_ref().map(ToString::to_string),
+            account_number: a.account_number.clone(),
+            bank_code: a.bank_code.clone(),
+            bic: a.bic.clone(),
+            bank_name: a.bank_name.clone(),
+            currency: a.currency.as_str().to_owned(),
+            account_type: a.account_type.as_str().to_owned(),
+            name: a.name.clone(),
+            owner: a.owner.clone(),
+            is_jointly_managed: a.is_jointly_managed,
+            card_last4: a.card_last4.clone(),
+        }
+    }
+
+    fn into_domain(self) -> Result<AccountDetails, StoreError> {
+        Ok(AccountDetails {
+            external_id: self.external_id,
+            iban: self
+                .iban
+                .as_deref()
+                .map(Iban::parse)
+                .transpose()
+                .map_err(|_| corrupt("IBAN"))?,
+            account_number: self.account_number,
+            bank_code: self.bank_code,
+            bic: self.bic,
+            bank_name: self.bank_name,
+            currency: parse(Currency::parse(&self.currency), "currency")?,
+            account_type: AccountType::parse(&self.account_type)
+                .ok_or_else(|| corrupt("account type"))?,
+            name: self.name,
+            owner: self.owner,
+            is_jointly_managed: self.is_jointly_managed,
+            card_last4: self.card_last4,
+        })
+    }
+}
+
+fn docs(accounts: &[AccountDetails]) -> Vec<AccountDoc> {
+    accounts.iter().map(AccountDoc::of).collect()
+}
+
+fn undoc(accounts: Vec<AccountDoc>) -> Result<Vec<AccountDetails>, StoreError> {
+    accounts.into_iter().map(AccountDoc::into_domain).collect()
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum StatusDoc {
+    Created,
+    BankSelected {
+        institution: String,
+    },
+    CredentialsAccepted {
+        institution: String,
+        session: String,
+        method: String,
+        prompt: Option<String>,
+    },
+    ScaPassed {
+        institution: String,
+        session: String,
+        offered: Vec<AccountDoc>,
+    },
+    AccountsChosen {
+        institution: String,
+        session: String,
+        chosen: Vec<AccountDoc>,
+    },
+    Syncing {
+        institution: String,
+        session: String,
+        chosen: Vec<AccountDoc>,
+    },
+    Completed {
+        grant_id: String,
+    },
+    Cancelled,
+    Failed {
+        reason: String,
+    },
+    Expired,
+}
+
+/// Everything of a flow that has no column of its own.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct FlowDoc {
+    redirect_uri: String,
+    state: Option<String>,
+    language: String,
+    /// Tagged: `iban:…`, `account:…` or `pan:…`.
+    accounts: Vec<String>,
+    account_types: Vec<String>,
+    allow_multi_selection: bool,
+    sync_period: u16,
+    provider_id: Option<String>,
+    scope: String,
+    login_attempts: u8,
+    tan_attempts: u8,
+    status: StatusDoc,
+}
+
+fn reference_text(r: &AccountReference) -> String {
+    match r {
+        AccountReference::Iban(i) => format!("iban:{i}"),
+        AccountReference::AccountNumber(n) => format!("account:{n}"),
+        AccountReference::Pan(p) => format!("pan:{}", p.as_str()),
+    }
+}
+
+fn reference(text: &str) -> Result<AccountReference, StoreError> {
+    let bad = || corrupt("account reference");
+    let (kind, value) = text.split_once(':').ok_or_else(bad)?;
+    match kind {
+        "iban" => Iban::parse(value)
+            .map(AccountReference::Iban)
+            .map_err(|_| bad()),
+        "account" => Ok(AccountReference::AccountNumber(value.to_owned())),
+        "pan" => Pan::parse(value)
+            .map(AccountReference::Pan)
+            .map_err(|_| bad()),
+        _ => Err(bad()),
+    }
+}
+
+impl FlowDoc {
+    pub(crate) fn of(flow: &Flow) -> Self {
+        let p = &flow.params;
+        let status = match &flow.status {
+            FlowStatus::Created => StatusDoc::Created,
+            FlowStatus::BankSelected { institution } => StatusDoc::BankSelected {
+                institution: institution.to_string(),
+            },
+            FlowStatus::CredentialsAccepted {
+                institution,
+                session,
+                challenge,
+            } => StatusDoc::CredentialsAccepted {
+                institution: institution.to_string(),
+                session: session.expose().to_owned(),
+                method: challenge.method.clone(),
+                prompt: challenge.prompt.clone(),
+            },
+            FlowStatus::ScaPassed {
+                institution,
+                session,
+                offered,
+            } => StatusDoc::ScaPassed {
+                institution: institution.to_string(),
+                session: session.expose().to_owned(),
+                offered: docs(offered),
+            },
+            FlowStatus::AccountsChosen {
+                institution,
+                session,
+                chosen,
+            } => StatusDoc::AccountsChosen {
+                institution: institution.to_string(),
+                session: session.expose().to_owned(),
+                chosen: docs(chosen),
+            },
+            FlowStatus::Syncing {
+                institution,
+                session,
+                chosen,
+            } => StatusDoc::Syncing {
+                institution: institution.to_string(),
+                session: session.expose().to_owned(),
+                chosen: docs(chosen),
+            },
+            FlowStatus::Completed { grant_id } => StatusDoc::Completed {
+                grant_id: grant_id.to_string(),
+            },
+            FlowStatus::Cancelled => StatusDoc::Cancelled,
+            FlowStatus::Failed { reason } => StatusDoc::Failed {
+                reason: reason.code().to_owned(),
+            },
+            FlowStatus::Expired => StatusDoc::Expired,
+        };
+        Self {
+            redirect_uri: p.redirect_uri.to_string(),
+            state: p.state.as_ref().map(|s| s.as_str().to_owned()),
+            language: p.language.code().to_owned(),
+            accounts: p.accounts.iter().map(reference_text).collect(),
+            account_types: p
+                .account_types
+                .iter()
+                .map(|t| t.as_str().to_owned())
+                .collect(),
+            allow_multi_selection: p.allow_multi_selection,
+            sync_period: p.sync_period.days(),
+            provider_id: p.provider_id.as_ref().map(ToString::to_string),
+            scope: p.scope.to_string(),
+            login_attempts: flow.login_attempts,
+            tan_attempts: flow.tan_attempts,
+            status,
+        }
+    }
+
+    /// The flow with this document and these column values.
+    pub(crate) fn into_flow(
+        self,
+        id: &str,
+        client_id: &str,
+        version: i64,
+        created_at: i64,
+        expires_at: i64,
+    ) -> Result<Flow, StoreError> {
+        let inst = |s: &str| parse(InstitutionId::parse(s), "institution id");
+        let session = |s: String| BankSession::new(s);
+        let status = match self.status {
+            StatusDoc::Created => FlowStatus::Created,
+            StatusDoc::BankSelected { institution } => FlowStatus::BankSelected {
+                institution: inst(&institution)?,
+            },
+            StatusDoc::CredentialsAccepted {
+                institution,
+                session: s,
+                method,
+                prompt,
+            } => FlowStatus::CredentialsAccepted {
+                institution: inst(&institution)?,
+                session: session(s),
+                challenge: ScaChallenge { method, prompt },
+            },
+            StatusDoc::ScaPassed {
+                institution,
+                session: s,
+                offered,
+            } => FlowStatus::ScaPassed {
+                institution: inst(&institution)?,
+                session: session(s),
+                offered: undoc(offered)?,
+            },
+            StatusDoc::AccountsChosen {
+                institution,
+                session: s,
+                chosen,
+            } => FlowStatus::AccountsChosen {
+                institution: inst(&institution)?,
+                session: session(s),
+                chosen: undoc(chosen)?,
+            },
+            StatusDoc::Syncing {
+                institution,
+                session: s,
+                chosen,
+            } => FlowStatus::Syncing {
+                institution: inst(&institution)?,
+                session: session(s),
+                chosen: undoc(chosen)?,
+            },
+            StatusDoc::Completed { grant_id } => FlowStatus::Completed {
+                grant_id: parse(GrantId::parse(&grant_id), "grant id")?,
+            },
+            StatusDoc::Cancelled => FlowStatus::Cancelled,
+            StatusDoc::Failed { reason } => FlowStatus::Failed {
+                reason: FailureReason::parse(&reason).ok_or_else(|| corrupt("failure reason"))?,
+            },
+            StatusDoc::Expired => FlowStatus::Expired,
+        };
+        let params = FlowParams {
+            redirect_uri: parse(RedirectUri::parse(&self.redirect_uri), "redirect URI")?,
+            state: self
+                .state
+                .as_deref()
+                .map(State::parse)
+                .transpose()
+                .map_err(|_| corrupt("state"))?,
+            language: Language::from_tag(&self.language),
+            accounts: self
+                .accounts
+                .iter()
+                .map(|a| reference(a))
+                .collect::<Result<_, _>>()?,
+            account_types: self
+                .account_types
+                .iter()
+                .map(|t| AccountType::parse(t).ok_or_else(|| corrupt("account type")))
+                .collect::<Result<_, _>>()?,
+            allow_multi_selection: self.allow_multi_selection,
+            sync_period: parse(SyncPeriod::new(i64::from(self.sync_period)), "sync period")?,
+            provider_id: self.provider_id.as_deref().map(inst).transpose()?,
+            scope: parse(Scope::parse(&self.scope), "scope")?,
+        };
+        Ok(Flow {
+            id: parse(FlowId::parse(id), "flow id")?,
+            client_id: parse(ClientId::parse(client_id), "client id")?,
+            params,
+            created_at: instant(created_at)?,
+            expires_at: instant(expires_at)?,
+            status,
+            login_attempts: self.login_attempts,
+            tan_attempts: self.tan_attempts,
+            version: u64::try_from(version).map_err(|_| corrupt("flow version"))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_round_trip_exactly_with_their_scale() {
+        for (m, s) in [
+            (-1, 2),
+            (1_234_567_890_123_499, 2),
+            (0, 0),
+            (5, 1),
+            (-12_345, 4),
+        ] {
+            let d = Decimal::new(m, s);
+            let (minor, scale) = to_minor(d).expect("fits");
+            let back = from_minor(minor, scale).expect("reads");
+            assert_eq!(back, d);
+            assert_eq!(back.to_string(), d.to_string(), "the scale survives");
+        }
+        assert!(
+            to_minor(Decimal::new(1, 5)).is_err(),
+            "five decimals do not fit"
+        );
+        assert!(to_minor(Decimal::MAX).is_err());
+        assert!(from_minor(1, 9).is_err());
+    }
+
+    #[test]
+    fn instants_are_microseconds() {
+        let t = instant(1_780_000_000_123_456).expect("valid");
+        assert_eq!(micros(t), 1_780_000_000_123_456);
+        assert!(instant(i64::MAX).is_err());
+    }
+}

@@ -1,0 +1,105 @@
+//! `FlowStore` on SQL: a row per flow, the details in a JSON document, updates as a
+//! compare-and-swap on `version`.
+
+use async_trait::async_trait;
+use finx_domain::Timestamp;
+use finx_domain::flow::Flow;
+use finx_domain::ids::FlowId;
+use finx_ports::{FlowStore, StoreError};
+
+use crate::codec::{FlowDoc, from_json, json, micros};
+use crate::{SqlStore, corrupt, db, on_pool};
+
+#[derive(sqlx::FromRow)]
+struct FlowRow {
+    id: String,
+    client_id: String,
+    version: i64,
+    created_at: i64,
+    expires_at: i64,
+    document: String,
+}
+
+fn version(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| corrupt("flow version"))
+}
+
+#[async_trait]
+impl FlowStore for SqlStore {
+    async fn insert_flow(&self, flow: &Flow) -> Result<(), StoreError> {
+        let doc = json(&FlowDoc::of(flow))?;
+        let v = version(flow.version)?;
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO flows (id, client_id, version, status, created_at, expires_at, document) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(flow.id.to_string())
+            .bind(flow.client_id.as_str())
+            .bind(v)
+            .bind(flow.status.name())
+            .bind(micros(flow.created_at))
+            .bind(micros(flow.expires_at))
+            .bind(&doc)
+            .execute(pool)
+            .await
+            .map_err(db)?;
+        });
+        Ok(())
+    }
+
+    async fn find_flow(&self, id: FlowId) -> Result<Option<Flow>, StoreError> {
+        let row: Option<FlowRow> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT id, client_id, version, created_at, expires_at, document FROM flows WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(pool)
+                .await
+                .map_err(db)?
+        });
+        let Some(r) = row else { return Ok(None) };
+        let doc: FlowDoc = from_json(&r.document, "flow document")?;
+        doc.into_flow(&r.id, &r.client_id, r.version, r.created_at, r.expires_at)
+            .map(Some)
+    }
+
+    async fn update_flow(&self, flow: &Flow, expected_version: u64) -> Result<(), StoreError> {
+        let doc = json(&FlowDoc::of(flow))?;
+        let (v, expected) = (version(flow.version)?, version(expected_version)?);
+        // One statement, conditional on the version: of two updates from the same version,
+        // the database lets exactly one match.
+        let updated = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE flows SET version = $1, status = $2, expires_at = $3, document = $4 \
+                 WHERE id = $5 AND version = $6",
+            )
+            .bind(v)
+            .bind(flow.status.name())
+            .bind(micros(flow.expires_at))
+            .bind(&doc)
+            .bind(flow.id.to_string())
+            .bind(expected)
+            .execute(pool)
+            .await
+            .map_err(db)?
+            .rows_affected()
+        });
+        if updated == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict(
+                "flow was changed concurrently or does not exist",
+            ))
+        }
+    }
+
+    async fn purge_flows(&self, before: Timestamp) -> Result<u64, StoreError> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM flows WHERE expires_at <= $1")
+                .bind(micros(before))
+                .execute(pool)
+                .await
+                .map_err(db)?
+                .rows_affected()
+        }))
+    }
+}

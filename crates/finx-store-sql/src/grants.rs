@@ -1,0 +1,438 @@
+//! `GrantStore` on SQL.
+//!
+//! Redemption and rotation read the credential and its grant, apply the domain's rule
+//! (`check_redeem`, `check_rotate`), then mark the credential used with
+//! `UPDATE … WHERE hash = $h AND used_at IS NULL`. Only one caller can see that statement
+//! affect a row; a caller that sees none lost a race, which is reuse, and revokes the grant.
+//! The new tokens are inserted in the same transaction, so a crash leaves either everything
+//! or nothing.
+
+use async_trait::async_trait;
+use finx_domain::Timestamp;
+use finx_domain::ids::{AccessId, AccountId, ClientId, FlowId, GrantId};
+use finx_domain::scope::Scope;
+use finx_domain::secret::TokenHash;
+use finx_domain::token::{
+    AccessTokenRecord, CodeRecord, Grant, IssuedTokens, RedeemError, RefreshTokenRecord,
+    RotateError, check_redeem, check_rotate,
+};
+use finx_domain::values::RedirectUri;
+use finx_ports::{GrantStore, PurgeReport, RedeemFailure, RotateFailure, StoreError};
+
+use crate::clients::hash;
+use crate::codec::{from_json, instant, json, micros, opt_instant, parse};
+use crate::{SqlStore, WritePool, db, on_pool};
+
+#[derive(sqlx::FromRow)]
+struct GrantRow {
+    g_id: String,
+    g_client_id: String,
+    g_flow_id: String,
+    g_access_id: String,
+    g_account_ids: String,
+    g_scope: String,
+    g_redirect_uri: String,
+    g_created_at: i64,
+    g_revoked_at: Option<i64>,
+}
+
+const GRANT_COLUMNS: &str = "g.id AS g_id, g.client_id AS g_client_id, g.flow_id AS g_flow_id, \
+     g.access_id AS g_access_id, g.account_ids AS g_account_ids, g.scope AS g_scope, \
+     g.redirect_uri AS g_redirect_uri, g.created_at AS g_created_at, g.revoked_at AS g_revoked_at";
+
+impl GrantRow {
+    fn into_grant(self) -> Result<Grant, StoreError> {
+        let accounts: Vec<String> = from_json(&self.g_account_ids, "grant accounts")?;
+        Ok(Grant {
+            id: parse(GrantId::parse(&self.g_id), "grant id")?,
+            client_id: parse(ClientId::parse(&self.g_client_id), "client id")?,
+            flow_id: parse(FlowId::parse(&self.g_flow_id), "flow id")?,
+            access_id: parse(AccessId::parse(&self.g_access_id), "access id")?,
+            account_ids: accounts
+                .iter()
+                .map(|a| parse(AccountId::parse(a), "account id"))
+                .collect::<Result<_, _>>()?,
+            scope: parse(Scope::parse(&self.g_scope), "scope")?,
+            redirect_uri: parse(RedirectUri::parse(&self.g_redirect_uri), "redirect URI")?,
+            created_at: instant(self.g_created_at)?,
+            revoked_at: opt_instant(self.g_revoked_at)?,
+        })
+    }
+}
+
+/// A credential row (code, access or refresh token) with its grant.
+#[derive(sqlx::FromRow)]
+struct CredentialRow {
+    t_hash: Vec<u8>,
+    t_issued_at: i64,
+    t_expires_at: i64,
+    /// `used_at` for codes and refresh tokens, `revoked_at` for access tokens.
+    t_closed_at: Option<i64>,
+    t_scope: Option<String>,
+    #[sqlx(flatten)]
+    grant: GrantRow,
+}
+
+fn select_code() -> String {
+    format!(
+        "SELECT c.hash AS t_hash, c.issued_at AS t_issued_at, c.expires_at AS t_expires_at, \
+         c.used_at AS t_closed_at, CAST(NULL AS TEXT) AS t_scope, {GRANT_COLUMNS} \
+         FROM codes c JOIN grants g ON g.id = c.grant_id WHERE c.hash = $1"
+    )
+}
+
+fn select_refresh() -> String {
+    format!(
+        "SELECT r.hash AS t_hash, r.issued_at AS t_issued_at, r.expires_at AS t_expires_at, \
+         r.used_at AS t_closed_at, CAST(NULL AS TEXT) AS t_scope, {GRANT_COLUMNS} \
+         FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.hash = $1"
+    )
+}
+
+fn select_access() -> String {
+    format!(
+        "SELECT a.hash AS t_hash, a.issued_at AS t_issued_at, a.expires_at AS t_expires_at, \
+         a.revoked_at AS t_closed_at, a.scope AS t_scope, {GRANT_COLUMNS} \
+         FROM access_tokens a JOIN grants g ON g.id = a.grant_id WHERE a.hash = $1"
+    )
+}
+
+impl CredentialRow {
+    fn code(self) -> Result<(CodeRecord, Grant), StoreError> {
+        let grant = self.grant.into_grant()?;
+        let code = CodeRecord {
+            hash: hash(&self.t_hash)?,
+            grant_id: grant.id,
+            issued_at: instant(self.t_issued_at)?,
+            expires_at: instant(self.t_expires_at)?,
+            used_at: opt_instant(self.t_closed_at)?,
+        };
+        Ok((code, grant))
+    }
+
+    fn refresh(self) -> Result<(RefreshTokenRecord, Grant), StoreError> {
+        let grant = self.grant.into_grant()?;
+        let token = RefreshTokenRecord {
+            hash: hash(&self.t_hash)?,
+            grant_id: grant.id,
+            issued_at: instant(self.t_issued_at)?,
+            expires_at: instant(self.t_expires_at)?,
+            used_at: opt_instant(self.t_closed_at)?,
+        };
+        Ok((token, grant))
+    }
+
+    fn access(self) -> Result<(AccessTokenRecord, Grant), StoreError> {
+        let grant = self.grant.into_grant()?;
+        let token = AccessTokenRecord {
+            hash: hash(&self.t_hash)?,
+            grant_id: grant.id,
+            issued_at: instant(self.t_issued_at)?,
+            expires_at: instant(self.t_expires_at)?,
+            scope: parse(
+                Scope::parse(self.t_scope.as_deref().unwrap_or_default()),
+                "scope",
+            )?,
+            revoked_at: opt_instant(self.t_closed_at)?,
+        };
+        Ok((token, grant))
+    }
+}
+
+fn bytes(h: &TokenHash) -> &[u8] {
+    h.as_bytes().as_slice()
+}
+
+const INSERT_ACCESS: &str = "INSERT INTO access_tokens (hash, grant_id, issued_at, expires_at, scope, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)";
+const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (hash, grant_id, issued_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5)";
+const REVOKE_GRANT: &str = "UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
+
+/// Inserts issued tokens on the given executor (a transaction).
+macro_rules! insert_tokens {
+    ($tx:expr, $tokens:expr) => {{
+        let t: &IssuedTokens = $tokens;
+        sqlx::query(INSERT_ACCESS)
+            .bind(bytes(&t.access.hash))
+            .bind(t.access.grant_id.to_string())
+            .bind(micros(t.access.issued_at))
+            .bind(micros(t.access.expires_at))
+            .bind(t.access.scope.to_string())
+            .bind(t.access.revoked_at.map(micros))
+            .execute(&mut *$tx)
+            .await
+            .map_err(db)?;
+        if let Some(r) = &t.refresh {
+            sqlx::query(INSERT_REFRESH)
+                .bind(bytes(&r.hash))
+                .bind(r.grant_id.to_string())
+                .bind(micros(r.issued_at))
+                .bind(micros(r.expires_at))
+                .bind(r.used_at.map(micros))
+                .execute(&mut *$tx)
+                .await
+                .map_err(db)?;
+        }
+    }};
+}
+
+#[async_trait]
+impl GrantStore for SqlStore {
+    async fn insert_grant(&self, grant: &Grant, code: &CodeRecord) -> Result<(), StoreError> {
+        let accounts: Vec<&str> = grant.account_ids.iter().map(AccountId::as_str).collect();
+        let accounts = json(&accounts)?;
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await.map_err(db)?;
+            sqlx::query(
+                "INSERT INTO grants (id, client_id, flow_id, access_id, account_ids, scope, redirect_uri, created_at, revoked_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(grant.id.to_string())
+            .bind(grant.client_id.as_str())
+            .bind(grant.flow_id.to_string())
+            .bind(grant.access_id.as_str())
+            .bind(&accounts)
+            .bind(grant.scope.to_string())
+            .bind(grant.redirect_uri.as_str())
+            .bind(micros(grant.created_at))
+            .bind(grant.revoked_at.map(micros))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            sqlx::query("INSERT INTO codes (hash, grant_id, issued_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(bytes(&code.hash))
+                .bind(code.grant_id.to_string())
+                .bind(micros(code.issued_at))
+                .bind(micros(code.expires_at))
+                .bind(code.used_at.map(micros))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+        });
+        Ok(())
+    }
+
+    async fn find_code(&self, code: &TokenHash) -> Result<Option<(CodeRecord, Grant)>, StoreError> {
+        let row: Option<CredentialRow> = on_pool!(self, |pool| sqlx::query_as(&select_code())
+            .bind(bytes(code))
+            .fetch_optional(pool)
+            .await
+            .map_err(db)?);
+        row.map(CredentialRow::code).transpose()
+    }
+
+    async fn redeem_code(
+        &self,
+        code: &TokenHash,
+        now: Timestamp,
+        tokens: &IssuedTokens,
+    ) -> Result<Grant, RedeemFailure> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await.map_err(db)?;
+            let row: Option<CredentialRow> = sqlx::query_as(&select_code())
+                .bind(bytes(code))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+            let (record, grant) = row.ok_or(RedeemError::NotFound)?.code()?;
+            let checked = check_redeem(&record, &grant, now);
+            let won = checked.is_ok()
+                && sqlx::query("UPDATE codes SET used_at = $1 WHERE hash = $2 AND used_at IS NULL")
+                    .bind(micros(now))
+                    .bind(bytes(code))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?
+                    .rows_affected()
+                    == 1;
+            if !won {
+                return match checked {
+                    // Used before, or by a concurrent caller just now: a replay.
+                    Ok(()) | Err(RedeemError::AlreadyUsed { .. }) => {
+                        sqlx::query(REVOKE_GRANT)
+                            .bind(micros(now))
+                            .bind(grant.id.to_string())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db)?;
+                        tx.commit().await.map_err(db)?;
+                        Err(RedeemError::AlreadyUsed { grant_id: grant.id }.into())
+                    }
+                    Err(e) => Err(e.into()),
+                };
+            }
+            insert_tokens!(tx, tokens);
+            tx.commit().await.map_err(db)?;
+            Ok(grant)
+        })
+    }
+
+    async fn find_refresh_token(
+        &self,
+        token: &TokenHash,
+    ) -> Result<Option<(RefreshTokenRecord, Grant)>, StoreError> {
+        let row: Option<CredentialRow> = on_pool!(self, |pool| {
+            sqlx::query_as(&select_refresh())
+                .bind(bytes(token))
+                .fetch_optional(pool)
+                .await
+                .map_err(db)?
+        });
+        row.map(CredentialRow::refresh).transpose()
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old: &TokenHash,
+        now: Timestamp,
+        tokens: &IssuedTokens,
+    ) -> Result<Grant, RotateFailure> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await.map_err(db)?;
+            let row: Option<CredentialRow> = sqlx::query_as(&select_refresh())
+                .bind(bytes(old))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+            let (record, grant) = row.ok_or(RotateError::NotFound)?.refresh()?;
+            let checked = check_rotate(&record, &grant, now);
+            let won = checked.is_ok()
+                && sqlx::query(
+                    "UPDATE refresh_tokens SET used_at = $1 WHERE hash = $2 AND used_at IS NULL",
+                )
+                .bind(micros(now))
+                .bind(bytes(old))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected()
+                    == 1;
+            if !won {
+                return match checked {
+                    Ok(()) | Err(RotateError::Reused { .. }) => {
+                        sqlx::query(REVOKE_GRANT)
+                            .bind(micros(now))
+                            .bind(grant.id.to_string())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db)?;
+                        tx.commit().await.map_err(db)?;
+                        Err(RotateError::Reused { grant_id: grant.id }.into())
+                    }
+                    Err(e) => Err(e.into()),
+                };
+            }
+            insert_tokens!(tx, tokens);
+            tx.commit().await.map_err(db)?;
+            Ok(grant)
+        })
+    }
+
+    async fn find_access_token(
+        &self,
+        token: &TokenHash,
+    ) -> Result<Option<(AccessTokenRecord, Grant)>, StoreError> {
+        let row: Option<CredentialRow> = on_pool!(self, |pool| {
+            sqlx::query_as(&select_access())
+                .bind(bytes(token))
+                .fetch_optional(pool)
+                .await
+                .map_err(db)?
+        });
+        row.map(CredentialRow::access).transpose()
+    }
+
+    async fn find_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
+        let row: Option<GrantRow> = on_pool!(self, |pool| {
+            sqlx::query_as(&format!(
+                "SELECT {GRANT_COLUMNS} FROM grants g WHERE g.id = $1"
+            ))
+            .bind(id.to_string())
+            .fetch_optional(pool)
+            .await
+            .map_err(db)?
+        });
+        row.map(GrantRow::into_grant).transpose()
+    }
+
+    async fn revoke_grant(&self, id: GrantId, now: Timestamp) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query(REVOKE_GRANT)
+                .bind(micros(now))
+                .bind(id.to_string())
+                .execute(pool)
+                .await
+                .map_err(db)?;
+        });
+        Ok(())
+    }
+
+    async fn revoke_access_token(
+        &self,
+        token: &TokenHash,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await.map_err(db)?;
+            let row: Option<CredentialRow> = sqlx::query_as(&select_access())
+                .bind(bytes(token))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+            let Some(row) = row else { return Ok(false) };
+            let (record, grant) = row.access()?;
+            let revoked = sqlx::query(
+                "UPDATE access_tokens SET revoked_at = $1 WHERE hash = $2 AND revoked_at IS NULL",
+            )
+            .bind(micros(now))
+            .bind(bytes(token))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected()
+                == 1;
+            tx.commit().await.map_err(db)?;
+            Ok(revoked && !grant.is_revoked() && now < record.expires_at)
+        })
+    }
+
+    async fn purge(&self, before: Timestamp) -> Result<PurgeReport, StoreError> {
+        let t = micros(before);
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await.map_err(db)?;
+            let access_tokens = sqlx::query("DELETE FROM access_tokens WHERE expires_at <= $1")
+                .bind(t)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+            // Used refresh tokens go only when they expire themselves: until then a replay
+            // must still be recognised as reuse.
+            let refresh_tokens = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= $1")
+                .bind(t)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+            // A grant whose code expired and that holds no token any more is dead; its code
+            // goes with it (ON DELETE CASCADE).
+            let codes = sqlx::query(
+                "DELETE FROM grants WHERE id IN (SELECT grant_id FROM codes WHERE expires_at <= $1) \
+                 AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.grant_id = grants.id) \
+                 AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = grants.id)",
+            )
+            .bind(t)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+            tx.commit().await.map_err(db)?;
+            Ok(PurgeReport {
+                codes,
+                access_tokens,
+                refresh_tokens,
+                flows: 0,
+            })
+        })
+    }
+}

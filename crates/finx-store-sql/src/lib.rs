@@ -1,0 +1,236 @@
+//! finX storage on SQL: every storage port on SQLite (the embedded default) or PostgreSQL.
+//!
+//! One SQL text serves both databases (`$N` placeholders work in both); where a statement
+//! must differ, the [`on_pool!`] macro runs the same Rust code against each pool type.
+//!
+//! Atomicity: code redemption and refresh rotation are a conditional
+//! `UPDATE … WHERE used_at IS NULL` checked by rows affected, inside one write transaction
+//! with the token inserts. On SQLite every write transaction is `BEGIN IMMEDIATE` (it takes
+//! the write lock at once, so a read-then-write transaction cannot fail to upgrade), the
+//! journal is WAL and connections wait on a busy timeout.
+//!
+//! Instants are stored as microseconds since the epoch, money as integers in 1/10 000 of the
+//! unit with the original scale, and secrets only as their keyed hashes.
+
+mod clients;
+mod codec;
+mod data;
+mod flows;
+mod grants;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use finx_ports::{BoxError, StoreError};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use thiserror::Error;
+
+/// The store could not be opened or migrated.
+#[derive(Debug, Error)]
+pub enum SqlError {
+    /// The URL is neither `sqlite:` nor `postgres:`.
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    /// The directory for the SQLite file could not be created.
+    #[error("cannot create the directory for the SQLite database: {0}")]
+    Directory(#[source] std::io::Error),
+    /// Connecting failed.
+    #[error("cannot connect to the database")]
+    Connect(#[source] sqlx::Error),
+    /// Applying the schema migrations failed.
+    #[error("cannot migrate the database schema")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+/// Tuning for [`SqlStore::connect_with`].
+#[derive(Debug, Clone)]
+pub struct SqlOptions {
+    /// Most connections in the pool.
+    pub max_connections: u32,
+    /// How long to wait for a connection (and, on SQLite, for the write lock).
+    pub acquire_timeout: Duration,
+}
+
+impl Default for SqlOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the store's pool, whichever database it is. The body
+/// is compiled once per database, so it may use anything both support.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.backend {
+            $crate::Backend::Sqlite($pool) => $body,
+            $crate::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// A pool that can open a write transaction.
+pub(crate) trait WritePool {
+    /// The database.
+    type Db: sqlx::Database;
+    /// Opens a transaction that will write: `BEGIN IMMEDIATE` on SQLite, `BEGIN` elsewhere.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>;
+}
+
+impl WritePool for SqlitePool {
+    type Db = sqlx::Sqlite;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl WritePool for PgPool {
+    type Db = sqlx::Postgres;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Every finX storage port on one SQL database.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    backend: Backend,
+}
+
+impl SqlStore {
+    /// Opens `url` (`sqlite://PATH`, created with its directory when missing, or
+    /// `postgres://…`) with default options, and applies the embedded migrations.
+    ///
+    /// # Errors
+    /// [`SqlError`] when the URL is unsupported, the database unreachable or the schema
+    /// cannot be migrated.
+    pub async fn connect(url: &str) -> Result<Self, SqlError> {
+        Self::connect_with(url, &SqlOptions::default()).await
+    }
+
+    /// [`connect`](Self::connect) with options.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    pub async fn connect_with(url: &str, options: &SqlOptions) -> Result<Self, SqlError> {
+        let store = Self::open(url, options).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn open(url: &str, options: &SqlOptions) -> Result<Self, SqlError> {
+        if url.starts_with("sqlite:") {
+            let connect = SqliteConnectOptions::from_str(url)
+                .map_err(SqlError::Connect)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(options.acquire_timeout)
+                .foreign_keys(true);
+            if let Some(dir) = connect
+                .get_filename()
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir).map_err(SqlError::Directory)?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(options.max_connections)
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect)
+                .await
+                .map_err(SqlError::Connect)?;
+            return Ok(Self {
+                backend: Backend::Sqlite(pool),
+            });
+        }
+        if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let pool = PgPoolOptions::new()
+                .max_connections(options.max_connections)
+                .acquire_timeout(options.acquire_timeout)
+                .connect(url)
+                .await
+                .map_err(SqlError::Connect)?;
+            return Ok(Self {
+                backend: Backend::Postgres(pool),
+            });
+        }
+        Err(SqlError::UnsupportedUrl(url.chars().take(40).collect()))
+    }
+
+    /// Applies the embedded schema migrations (idempotent).
+    ///
+    /// # Errors
+    /// [`SqlError::Migrate`] when a migration fails.
+    pub async fn migrate(&self) -> Result<(), SqlError> {
+        match &self.backend {
+            Backend::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await,
+            Backend::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await,
+        }
+        .map_err(SqlError::Migrate)
+    }
+
+    /// Which database this is: `"sqlite"` or `"postgres"`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Checks that the database answers (for readiness probes).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when it does not.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .map_err(db))
+    }
+
+    /// Closes every connection; later calls fail.
+    pub async fn close(&self) {
+        on_pool!(self, |pool| pool.close().await);
+    }
+}
+
+/// Maps a database error onto the ports' error: unique violations are conflicts; lost
+/// connections and timeouts mean the database is unavailable.
+pub(crate) fn db(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::Conflict("record exists")
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_) => StoreError::Unavailable(Box::new(e)),
+        sqlx::Error::Database(d) if d.message().contains("database is locked") => {
+            StoreError::Unavailable(Box::new(e))
+        }
+        _ => StoreError::Unexpected(Box::new(e)),
+    }
+}
+
+/// Stored data that does not read back as a valid domain value.
+pub(crate) fn corrupt(what: &'static str) -> StoreError {
+    StoreError::Unexpected(BoxError::from(format!("stored {what} is not valid")))
+}
