@@ -201,6 +201,12 @@ fn check_arch() -> Result<()> {
             }
         }
     }
+    // The driving adapter (HTTP) sees the core, ports and domain, and no other adapter.
+    for dep in graph.workspace_deps("finx-http") {
+        if !["finx-core", "finx-domain", "finx-ports"].contains(&dep.as_str()) {
+            problems.push(format!("finx-http depends on {dep}"));
+        }
+    }
     // The domain never reads the clock: no `now()` call in its sources.
     for file in rust_files(&root().join("crates/finx-domain/src"))? {
         let text =

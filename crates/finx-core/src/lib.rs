@@ -92,8 +92,21 @@ impl Finx {
         self.lifetimes
     }
 
-    fn now(&self) -> Timestamp {
+    /// The time, from the clock port (adapters use it so that tests can move it).
+    #[must_use]
+    pub fn now(&self) -> Timestamp {
         self.ports.clock.now()
+    }
+
+    /// Whether the store answers: one real round trip, for readiness probes.
+    ///
+    /// # Errors
+    /// The store's error when it does not answer.
+    pub async fn ready(&self) -> Result<(), CoreError> {
+        let probe = finx_domain::ids::ClientId::parse("readiness-probe")
+            .map_err(|e| error::invalid("id", e))?;
+        self.ports.clients.find_client(&probe).await?;
+        Ok(())
     }
 
     /// Deletes codes, tokens and flows that expired before now (the cleanup job). Used

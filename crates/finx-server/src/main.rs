@@ -1,16 +1,269 @@
-//! The finX server binary.
+//! The finX server binary: reads the configuration, wires the adapters to the core, and
+//! serves. Nothing else happens here.
 //!
-//! The HTTP API and the widget arrive with issue #4 (`finx-http`); until then this binary
-//! says so plainly instead of pretending to serve.
+//! Configuration comes from flags, then `FINX_…` environment variables, then an optional
+//! TOML file (`--config`), then defaults: `127.0.0.1:8080`, SQLite in `./finx-data/`, the
+//! sandbox bank and a demo client.
+
+// A command-line program talks to its user on stdout.
+#![allow(clippy::print_stdout)]
+
+mod config;
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-fn main() -> ExitCode {
-    eprintln!(
-        "finx-server: not yet. The HTTP server lands with issue #4.\n\
-         Today the whole flow runs in process: `cargo test -p finx-tests --test flow` walks\n\
-         create link -> bank login -> TAN -> accounts -> code -> tokens -> transactions\n\
-         against the in-memory store and the sandbox bank."
+use clap::Parser;
+use finx_core::{CoreError, Finx, NewClient, Ports, Settings};
+use finx_domain::secret::ClientSecret;
+use finx_ports::StoreError;
+use finx_store_sql::SqlStore;
+
+use crate::config::{Cli, ClientsCommand, Command, Config};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::resolve(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("finx-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    config::init_logging(&config);
+    match run(cli, config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("finx-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli, config: Config) -> Result<(), String> {
+    let store = Arc::new(
+        SqlStore::connect(&config.database_url)
+            .await
+            .map_err(|e| chain(&e))?,
     );
-    ExitCode::FAILURE
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => {
+            println!("database migrated ({})", store.kind());
+            Ok(())
+        }
+        Command::Clients { command } => clients(&wire(&config, store)?, command).await,
+        Command::Serve => serve(config, store).await,
+    }
+}
+
+/// The core on the configured adapters.
+fn wire(config: &Config, store: Arc<SqlStore>) -> Result<Finx, String> {
+    let clock = Arc::new(finx_system::SystemClock);
+    let bank = finx_bank_sandbox::SandboxBank::new(
+        finx_bank_sandbox::SandboxConfig::default(),
+        clock.clone(),
+    );
+    let ports = Ports {
+        clients: store.clone(),
+        flows: store.clone(),
+        grants: store.clone(),
+        data: store,
+        bank: Arc::new(bank),
+        clock,
+        random: Arc::new(finx_system::OsRandom),
+    };
+    let settings = Settings {
+        lifetimes: config.lifetimes,
+        hash_key: config.hash_key.as_bytes().to_vec(),
+    };
+    Finx::new(ports, settings).map_err(|e| e.to_string())
+}
+
+async fn clients(finx: &Finx, command: ClientsCommand) -> Result<(), String> {
+    match command {
+        ClientsCommand::Create {
+            name,
+            redirect_uri,
+            scope,
+            id,
+        } => {
+            let new = NewClient {
+                id,
+                name,
+                redirect_uris: redirect_uri,
+                scope,
+                secret: None,
+            };
+            let r = finx
+                .register_client(new)
+                .await
+                .map_err(|e| core_error(&e))?;
+            println!("client_id:     {}", r.client.id);
+            println!("client_secret: {}", r.secret.expose());
+            println!("(the secret is shown this once; only its hash is stored)");
+            Ok(())
+        }
+        ClientsCommand::List => {
+            for c in finx.list_clients().await.map_err(|e| chain(&e))? {
+                let uris: Vec<&str> = c
+                    .redirect_uris
+                    .iter()
+                    .map(finx_domain::values::RedirectUri::as_str)
+                    .collect();
+                println!("{}\t{}\t{}\t{}", c.id, c.name, c.scope, uris.join(" "));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Makes sure the sandbox's demo client exists with the configured secret.
+async fn demo_client(finx: &Finx, config: &Config) -> Result<String, String> {
+    let redirect = config
+        .public_url
+        .join("demo/callback")
+        .map_err(|e| e.to_string())?
+        .to_string();
+    let secret =
+        ClientSecret::from_presented(&config.demo_client_secret).map_err(|e| e.to_string())?;
+    let new = NewClient {
+        id: Some(config::DEMO_CLIENT_ID.into()),
+        name: "finX demo client".into(),
+        redirect_uris: vec![redirect.clone(), "http://127.0.0.1/callback".into()],
+        scope: None,
+        secret: Some(secret),
+    };
+    match finx.register_client(new).await {
+        Ok(_) => Ok(redirect),
+        Err(CoreError::Store(StoreError::Conflict(_))) => {
+            if finx
+                .authenticate_client(config::DEMO_CLIENT_ID, &config.demo_client_secret)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "the demo client exists with another secret; the printed secret will not work"
+                );
+            }
+            Ok(redirect)
+        }
+        Err(e) => Err(core_error(&e)),
+    }
+}
+
+async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
+    let finx = wire(&config, store.clone())?;
+    let redirect = if config.sandbox {
+        Some(demo_client(&finx, &config).await?)
+    } else {
+        None
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let http = finx_http::HttpConfig {
+        public_url: config.public_url.clone(),
+        link_key: finx_http::LinkKey::new(config.link_key.as_bytes().to_vec()),
+        demo_callback: config.sandbox,
+    };
+    let router = finx_http::router(finx_http::AppState {
+        finx: finx.clone(),
+        config: http,
+    });
+    banner(&config, redirect.as_deref(), &store);
+
+    // The cleanup job: expired codes, tokens and flows go; used refresh tokens stay until
+    // they expire, so a replay is still caught.
+    let cleanup = finx.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            match cleanup.purge_expired().await {
+                Ok(r) => tracing::info!(
+                    codes = r.codes,
+                    access = r.access_tokens,
+                    refresh = r.refresh_tokens,
+                    flows = r.flows,
+                    "purged expired records"
+                ),
+                Err(e) => tracing::warn!(error = %e, "purge failed"),
+            }
+        }
+    });
+
+    finx_http::serve(listener, router, shutdown_signal(), Duration::from_secs(20))
+        .await
+        .map_err(|e| e.to_string())?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn banner(config: &Config, redirect: Option<&str>, store: &SqlStore) {
+    println!(
+        "finX listening on http://{} ({} store, {} mode)",
+        config.listen,
+        store.kind(),
+        if config.sandbox {
+            "sandbox"
+        } else {
+            "production"
+        }
+    );
+    let Some(redirect) = redirect else { return };
+    let base = config.public_url.as_str().trim_end_matches('/');
+    println!();
+    println!("demo client");
+    println!("  client_id:     {}", config::DEMO_CLIENT_ID);
+    println!("  client_secret: {}", config.demo_client_secret);
+    println!("  redirect_uri:  {redirect}");
+    println!();
+    println!("step 1, create a widget link:");
+    println!(
+        "  curl -s -u {}:{} -H 'Content-Type: application/json' \\\n    -d '{{\"redirect_uri\":\"{redirect}\",\"state\":\"demo\"}}' \\\n    {base}/onetime/access",
+        config::DEMO_CLIENT_ID,
+        config.demo_client_secret
+    );
+    println!();
+    println!("sandbox bank: log in with demo / demo, TAN 123456");
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(c) = source {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        source = c.source();
+    }
+    s
+}
+
+fn core_error(e: &CoreError) -> String {
+    chain(e)
 }

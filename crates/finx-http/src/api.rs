@@ -1,0 +1,516 @@
+//! The customer API: the guide's three calls and the rest of the finX reference.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use finx_core::{Authorization, OnetimeAccessRequest};
+use finx_domain::query::{RawTransactionQuery, TransactionQuery};
+use finx_ports::Client;
+
+use crate::error::ApiError;
+use crate::parse::{self, Kind};
+use crate::wire::{
+    AccountDto, AccountList, BalanceDto, Health, OnetimeAccessBody, OnetimeAccessResponse,
+    RevokeBody, TokenBody, TokenResponse, TransactionDto, TransactionList,
+};
+use crate::{AppState, link};
+
+/// Authenticates the client from HTTP Basic.
+async fn basic_client(state: &AppState, headers: &HeaderMap) -> Result<Client, ApiError> {
+    let (id, secret) = parse::basic(headers)?.ok_or_else(ApiError::client_auth)?;
+    Ok(state.finx.authenticate_client(&id, &secret).await?)
+}
+
+/// Authenticates the client from HTTP Basic or, failing that, from the body; both at once
+/// is refused (RFC 6749 §2.3).
+async fn token_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: Option<&str>,
+    secret: Option<&str>,
+) -> Result<Client, ApiError> {
+    let creds = match (
+        parse::basic(headers).map_err(ApiError::into_oauth)?,
+        id,
+        secret,
+    ) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(ApiError::oauth(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "Use one client authentication method, not two.",
+            ));
+        }
+        (Some(c), None, None) => c,
+        (None, Some(i), Some(s)) => (i.to_owned(), s.to_owned()),
+        _ => {
+            return Err(ApiError::oauth(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "Client authentication is required.",
+            ));
+        }
+    };
+    state
+        .finx
+        .authenticate_client(&creds.0, &creds.1)
+        .await
+        .map_err(|e| ApiError::from(e).into_oauth())
+}
+
+async fn authorized(state: &AppState, headers: &HeaderMap) -> Result<Authorization, ApiError> {
+    let token = parse::bearer(headers)?;
+    Ok(state.finx.authorize(token).await?)
+}
+
+fn path_id(p: Result<Path<String>, PathRejection>, what: &str) -> Result<String, ApiError> {
+    p.map(|Path(id)| id)
+        .map_err(|_| ApiError::invalid(what, "is not a valid path segment"))
+}
+
+/// Create a widget link for one-time account access (step 1 of the guide).
+#[utoipa::path(
+    post, path = "/onetime/access", tag = "flow",
+    request_body = OnetimeAccessBody,
+    security(("client_basic" = [])),
+    responses(
+        (status = 200, description = "The widget link and the flow id", body = OnetimeAccessResponse),
+        (status = 400, description = "Invalid request", body = crate::wire::ErrorBody),
+        (status = 401, description = "Invalid client authorization", body = crate::wire::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::wire::ErrorBody),
+        (status = 415, description = "Not JSON", body = crate::wire::ErrorBody),
+    )
+)]
+pub(crate) async fn onetime_access(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<OnetimeAccessResponse>, ApiError> {
+    let client = basic_client(&state, &headers).await?;
+    let body = parse::body(body)?;
+    parse::kind(&headers, &[Kind::Json])?;
+    let b: OnetimeAccessBody = parse::json(&body)?;
+    let req = OnetimeAccessRequest {
+        redirect_uri: b.redirect_uri,
+        state: b.state,
+        language: b.language,
+        accounts: b
+            .accounts
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| a.id)
+            .collect(),
+        account_types: b.account_types.unwrap_or_default(),
+        allow_multi_selection: b.allow_multi_selection,
+        sync_period: b.sync_period,
+        provider_id: b.provider_id,
+        scope: b.scope,
+    };
+    let flow = state.finx.create_onetime_access(&client, req).await?;
+    let token = link::sign(
+        &state.config.link_key,
+        flow.id,
+        flow.created_at,
+        flow.expires_at,
+    );
+    let mut location = state
+        .config
+        .public_url
+        .join("widget")
+        .map_err(|_| ApiError::invalid("public_url", "cannot be joined"))?;
+    location.query_pairs_mut().append_pair("token", &token);
+    Ok(Json(OnetimeAccessResponse {
+        location: location.to_string(),
+        id: flow.id.to_string(),
+    }))
+}
+
+fn token_body(headers: &HeaderMap, body: &[u8]) -> Result<TokenBody, ApiError> {
+    match parse::kind(headers, &[Kind::Json, Kind::Form]).map_err(ApiError::into_oauth)? {
+        Kind::Json => parse::json(body).map_err(ApiError::into_oauth),
+        Kind::Form => {
+            let text = std::str::from_utf8(body).map_err(|_| {
+                ApiError::oauth(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "The body is not valid UTF-8.",
+                )
+            })?;
+            // RFC 6749 §3.2: unknown parameters are ignored; repeated ones are errors.
+            let mut p = parse::pairs(text, None, "body").map_err(ApiError::into_oauth)?;
+            Ok(TokenBody {
+                grant_type: p.remove("grant_type"),
+                code: p.remove("code"),
+                redirect_uri: p.remove("redirect_uri"),
+                refresh_token: p.remove("refresh_token"),
+                scope: p.remove("scope"),
+                client_id: p.remove("client_id"),
+                client_secret: p.remove("client_secret"),
+            })
+        }
+    }
+}
+
+fn required<'a>(v: Option<&'a str>, name: &str) -> Result<&'a str, ApiError> {
+    v.filter(|s| !s.is_empty()).ok_or_else(|| {
+        ApiError::oauth(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("{name} is required."),
+        )
+    })
+}
+
+fn no_store(json: Json<TokenResponse>) -> Response {
+    let mut res = json.into_response();
+    let h = res.headers_mut();
+    h.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    h.insert(
+        axum::http::header::PRAGMA,
+        axum::http::HeaderValue::from_static("no-cache"),
+    );
+    res
+}
+
+/// Exchange an authorization code or a refresh token for tokens (step 2 of the guide).
+#[utoipa::path(
+    post, path = "/auth/token", tag = "auth",
+    request_body(content = TokenBody, description = "JSON, or application/x-www-form-urlencoded with the same names"),
+    security(("client_basic" = [])),
+    responses(
+        (status = 200, description = "Tokens", body = TokenResponse),
+        (status = 400, description = "RFC 6749 error", body = crate::wire::OAuthErrorBody),
+        (status = 401, description = "invalid_client", body = crate::wire::OAuthErrorBody),
+    )
+)]
+pub(crate) async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = parse::body(body).map_err(ApiError::into_oauth)?;
+    let b = token_body(&headers, &body)?;
+    let client = token_client(
+        &state,
+        &headers,
+        b.client_id.as_deref(),
+        b.client_secret.as_deref(),
+    )
+    .await?;
+    let oauth = |e: finx_core::CoreError| match e {
+        finx_core::CoreError::InvalidScope(s) => {
+            ApiError::oauth(StatusCode::BAD_REQUEST, "invalid_scope", s.to_string())
+        }
+        other => ApiError::from(other).into_oauth(),
+    };
+    let t = match required(b.grant_type.as_deref(), "grant_type")? {
+        "authorization_code" => {
+            let code = required(b.code.as_deref(), "code")?;
+            let redirect_uri = required(b.redirect_uri.as_deref(), "redirect_uri")?;
+            state
+                .finx
+                .exchange_code(&client, code, redirect_uri)
+                .await
+                .map_err(oauth)?
+        }
+        "refresh_token" => {
+            let refresh = required(b.refresh_token.as_deref(), "refresh_token")?;
+            state
+                .finx
+                .refresh(&client, refresh, b.scope.as_deref())
+                .await
+                .map_err(oauth)?
+        }
+        other => {
+            return Err(ApiError::oauth(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                format!(
+                    "grant_type {:?} is not supported; use authorization_code or refresh_token.",
+                    other.chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+    };
+    Ok(no_store(Json(TokenResponse {
+        access_token: t.access_token.expose().to_owned(),
+        expires_in: t.expires_in,
+        scope: t.scope.to_string(),
+        token_type: "Bearer",
+        refresh_token: t.refresh_token.map(|r| r.expose().to_owned()),
+    })))
+}
+
+/// Revoke an access or refresh token (RFC 7009): 200 even for unknown tokens.
+#[utoipa::path(
+    post, path = "/auth/revoke", tag = "auth",
+    request_body(content = RevokeBody, description = "JSON, or application/x-www-form-urlencoded"),
+    security(("client_basic" = [])),
+    responses(
+        (status = 200, description = "Revoked (or unknown)"),
+        (status = 400, description = "RFC 6749 error", body = crate::wire::OAuthErrorBody),
+        (status = 401, description = "invalid_client", body = crate::wire::OAuthErrorBody),
+    )
+)]
+pub(crate) async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = parse::body(body).map_err(ApiError::into_oauth)?;
+    let b: RevokeBody =
+        match parse::kind(&headers, &[Kind::Json, Kind::Form]).map_err(ApiError::into_oauth)? {
+            Kind::Json => parse::json(&body).map_err(ApiError::into_oauth)?,
+            Kind::Form => {
+                let text = std::str::from_utf8(&body).map_err(|_| {
+                    ApiError::oauth(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        "The body is not valid UTF-8.",
+                    )
+                })?;
+                let mut p = parse::pairs(text, None, "body").map_err(ApiError::into_oauth)?;
+                RevokeBody {
+                    token: p.remove("token"),
+                    token_type_hint: p.remove("token_type_hint"),
+                    client_id: p.remove("client_id"),
+                    client_secret: p.remove("client_secret"),
+                }
+            }
+        };
+    let client = token_client(
+        &state,
+        &headers,
+        b.client_id.as_deref(),
+        b.client_secret.as_deref(),
+    )
+    .await?;
+    let token = required(b.token.as_deref(), "token")?;
+    state
+        .finx
+        .revoke(&client, token)
+        .await
+        .map_err(|e| ApiError::from(e).into_oauth())?;
+    let mut res = StatusCode::OK.into_response();
+    res.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(res)
+}
+
+/// The accounts the end user consented to (step 3 of the guide).
+#[utoipa::path(
+    get, path = "/rest/accounts", tag = "data",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Accounts", body = AccountList),
+        (status = 401, description = "Missing or invalid token", body = crate::wire::ErrorBody),
+        (status = 403, description = "Lacks accounts=ro", body = crate::wire::ErrorBody),
+    )
+)]
+pub(crate) async fn accounts(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<AccountList>, ApiError> {
+    let auth = authorized(&state, &headers).await?;
+    let accounts = state.finx.list_accounts(&auth).await?;
+    Ok(Json(AccountList {
+        accounts: accounts.iter().map(AccountDto::of).collect(),
+    }))
+}
+
+/// One account.
+#[utoipa::path(
+    get, path = "/rest/accounts/{account_id}", tag = "data",
+    params(("account_id" = String, Path, description = "`A…`")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The account", body = AccountDto),
+        (status = 401, description = "Missing or invalid token", body = crate::wire::ErrorBody),
+        (status = 404, description = "No such account for this token", body = crate::wire::ErrorBody),
+    )
+)]
+pub(crate) async fn account(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<AccountDto>, ApiError> {
+    let auth = authorized(&state, &headers).await?;
+    let id = path_id(id, "account_id")?;
+    Ok(Json(AccountDto::of(
+        &state.finx.get_account(&auth, &id).await?,
+    )))
+}
+
+/// One account's balance.
+#[utoipa::path(
+    get, path = "/rest/accounts/{account_id}/balance", tag = "data",
+    params(("account_id" = String, Path, description = "`A…`")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The balance", body = BalanceDto),
+        (status = 401, description = "Missing or invalid token", body = crate::wire::ErrorBody),
+        (status = 403, description = "Lacks balance=ro", body = crate::wire::ErrorBody),
+        (status = 404, description = "No such account for this token", body = crate::wire::ErrorBody),
+    )
+)]
+pub(crate) async fn balance(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<BalanceDto>, ApiError> {
+    let auth = authorized(&state, &headers).await?;
+    let id = path_id(id, "account_id")?;
+    let b = state.finx.get_balance(&auth, &id).await?;
+    Ok(Json(BalanceDto::of(&b)))
+}
+
+const QUERY_PARAMS: &[&str] = &[
+    "accounts",
+    "count",
+    "offset",
+    "sort",
+    "since",
+    "until",
+    "since_type",
+    "include_pending",
+    "filter",
+];
+
+fn transaction_query(
+    raw: Option<&str>,
+    fixed_account: Option<&str>,
+) -> Result<TransactionQuery, ApiError> {
+    let p = parse::pairs(raw.unwrap_or_default(), Some(QUERY_PARAMS), "query")?;
+    if fixed_account.is_some() && p.contains_key("accounts") {
+        return Err(ApiError::invalid("accounts", "is given by the path here"));
+    }
+    let get = |k: &str| p.get(k).map(String::as_str);
+    let raw = RawTransactionQuery {
+        accounts: fixed_account.or_else(|| get("accounts")),
+        count: get("count"),
+        offset: get("offset"),
+        sort: get("sort"),
+        since: get("since"),
+        until: get("until"),
+        since_type: get("since_type"),
+        include_pending: get("include_pending"),
+        filter: get("filter"),
+    };
+    TransactionQuery::parse(raw).map_err(|e| ApiError::invalid(e.field, e.reason))
+}
+
+/// Transactions, per the finX query.
+#[utoipa::path(
+    get, path = "/rest/transactions", tag = "data",
+    params(
+        ("accounts" = Option<String>, Query, description = "Comma-separated account ids"),
+        ("count" = Option<u32>, Query, description = "Page size, 1–1000, default 1000"),
+        ("offset" = Option<u32>, Query, description = "Items to skip, default 0"),
+        ("sort" = Option<String>, Query, description = "`desc` (default) or `asc`, by booking date"),
+        ("since" = Option<String>, Query, description = "A date (inclusive) or a transaction id (exclusive)"),
+        ("until" = Option<String>, Query, description = "A date (inclusive) or a transaction id (exclusive)"),
+        ("since_type" = Option<String>, Query, description = "`booked` (default), `created` or `modified`"),
+        ("include_pending" = Option<bool>, Query, description = "Default false"),
+        ("filter" = Option<String>, Query, description = "`purpose:…`, `person:…` or `amount:…`"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page of transactions", body = TransactionList),
+        (status = 400, description = "Invalid query", body = crate::wire::ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = crate::wire::ErrorBody),
+        (status = 403, description = "Lacks transactions=ro", body = crate::wire::ErrorBody),
+        (status = 404, description = "An account the token does not see", body = crate::wire::ErrorBody),
+    )
+)]
+pub(crate) async fn transactions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<TransactionList>, ApiError> {
+    let auth = authorized(&state, &headers).await?;
+    let q = transaction_query(raw.as_deref(), None)?;
+    let txs = state.finx.list_transactions(&auth, q).await?;
+    Ok(Json(TransactionList {
+        transactions: txs.iter().map(TransactionDto::of).collect(),
+    }))
+}
+
+/// One account's transactions, per the finX query (without `accounts`).
+#[utoipa::path(
+    get, path = "/rest/accounts/{account_id}/transactions", tag = "data",
+    params(("account_id" = String, Path, description = "`A…`")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page of transactions", body = TransactionList),
+        (status = 400, description = "Invalid query", body = crate::wire::ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = crate::wire::ErrorBody),
+        (status = 404, description = "No such account for this token", body = crate::wire::ErrorBody),
+    )
+)]
+pub(crate) async fn account_transactions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<TransactionList>, ApiError> {
+    let auth = authorized(&state, &headers).await?;
+    let id = path_id(id, "account_id")?;
+    if finx_domain::ids::AccountId::parse(&id).is_err() {
+        return Err(ApiError::from(finx_core::CoreError::NotFound("account")));
+    }
+    let q = transaction_query(raw.as_deref(), Some(&id))?;
+    let txs = state.finx.list_transactions(&auth, q).await?;
+    Ok(Json(TransactionList {
+        transactions: txs.iter().map(TransactionDto::of).collect(),
+    }))
+}
+
+/// One transaction.
+#[utoipa::path(
+    get, path = "/rest/transactions/{transaction_id}", tag = "data",
+    params(("transaction_id" = String, Path, description = "`T…`")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The transaction", body = TransactionDto),
+        (status = 401, description = "Missing or invalid token", body = crate::wire::ErrorBody),
+        (status = 404, description = "No such transaction for this token", body = crate::wire::ErrorBody),
+    )
+)]
+pub(crate) async fn transaction(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<TransactionDto>, ApiError> {
+    let auth = authorized(&state, &headers).await?;
+    let id = path_id(id, "transaction_id")?;
+    Ok(Json(TransactionDto::of(
+        &state.finx.get_transaction(&auth, &id).await?,
+    )))
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "Alive", body = Health)))]
+pub(crate) async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Readiness: the store answers.
+#[utoipa::path(
+    get, path = "/readyz", tag = "ops",
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "The store does not answer", body = crate::wire::ErrorBody),
+    )
+)]
+pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    state.finx.ready().await?;
+    Ok(Json(Health { status: "ok" }))
+}

@@ -1,0 +1,265 @@
+//! The finX HTTP API: axum on hyper.
+//!
+//! [`router`] builds the whole API over a [`Finx`] core: the customer endpoints of the
+//! finX reference, `/healthz`, `/readyz` and `/openapi.json` (generated from the handlers
+//! with utoipa). Errors take the finX shape everywhere and the RFC 6749 shape on `/auth/*`;
+//! [`error`] is the one place that maps core errors to HTTP.
+//!
+//! Every response carries an `X-Request-ID` (the caller's, or a new one), and every request
+//! is traced with its method, path (never its query, which may carry a link token) and
+//! request id.
+
+mod api;
+pub mod error;
+pub mod link;
+mod parse;
+pub mod wire;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use finx_core::Finx;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+use url::Url;
+use utoipa::OpenApi;
+
+use crate::error::{ApiError, code};
+pub use crate::link::LinkKey;
+pub use crate::parse::BODY_LIMIT;
+
+/// Settings of the HTTP adapter.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// The public base URL, e.g. `https://finx.example.com/`; widget links are built on it.
+    pub public_url: Url,
+    /// The key that signs widget link tokens.
+    pub link_key: LinkKey,
+    /// Serve `/demo/callback`, a page showing what a redirect brought back (sandbox only).
+    pub demo_callback: bool,
+}
+
+/// What every handler gets.
+#[derive(Clone)]
+pub struct AppState {
+    /// The core.
+    pub finx: Finx,
+    /// Settings.
+    pub config: HttpConfig,
+}
+
+/// The OpenAPI document of this API.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "finX", description = "Open, self-hostable account-information API.", version = "0.1.0"),
+    paths(
+        api::onetime_access, api::token, api::revoke, api::accounts, api::account, api::balance,
+        api::transactions, api::account_transactions, api::transaction, api::healthz, api::readyz
+    ),
+    components(schemas(
+        wire::OnetimeAccessBody, wire::AccountRef, wire::OnetimeAccessResponse, wire::TokenBody, wire::RevokeBody,
+        wire::TokenResponse, wire::AccountList, wire::AccountDto, wire::BalanceDto, wire::AccountStatusDto,
+        wire::TransactionList, wire::TransactionDto, wire::CategoryDto, wire::ErrorBody, wire::ErrorDetail,
+        wire::OAuthErrorBody, wire::Health
+    )),
+    modifiers(&Security),
+    tags(
+        (name = "flow", description = "Create widget links"),
+        (name = "auth", description = "Tokens (RFC 6749, RFC 7009)"),
+        (name = "data", description = "Accounts and transactions"),
+        (name = "ops", description = "Health and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "client_basic",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+async fn openapi() -> Response {
+    axum::Json(ApiDoc::openapi()).into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::finx(StatusCode::NOT_FOUND, code::NOT_FOUND, "No such endpoint.")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::finx(
+        StatusCode::METHOD_NOT_ALLOWED,
+        code::METHOD_NOT_ALLOWED,
+        "Method not allowed on this endpoint.",
+    )
+}
+
+/// Until the widget lands (issue #5), its link answers plainly instead of with a 404.
+async fn widget_placeholder() -> Response {
+    (
+        StatusCode::NOT_IMPLEMENTED,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        "<!doctype html><title>finX</title><p>The widget is not served yet (issue #5).</p>",
+    )
+        .into_response()
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a handler panicked");
+    ApiError::finx(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        code::INTERNAL,
+        "Internal error.",
+    )
+    .into_response()
+}
+
+/// The sandbox's stand-in for a customer's callback: shows what the redirect carried and
+/// the next call of the guide. Values are HTML-escaped.
+async fn demo_callback(
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Response {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .map(|(k, v)| (escape(&k), escape(&v)))
+        .collect();
+    let rows: String = pairs
+        .iter()
+        .map(|(k, v)| format!("<tr><th>{k}</th><td><code>{v}</code></td></tr>"))
+        .collect();
+    let code = pairs
+        .iter()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.clone());
+    let redirect = state
+        .config
+        .public_url
+        .join("demo/callback")
+        .map(|u| u.to_string())
+        .unwrap_or_default();
+    let token = state
+        .config
+        .public_url
+        .join("auth/token")
+        .map(|u| u.to_string())
+        .unwrap_or_default();
+    let next = code.map(|c| {
+        format!(
+            "<p>Step 2 of the guide: exchange the code.</p><pre>curl -s -u CLIENT_ID:CLIENT_SECRET -H 'Content-Type: application/json' \\\n  -d '{{\"grant_type\":\"authorization_code\",\"code\":\"{c}\",\"redirect_uri\":\"{r}\"}}' \\\n  {t}</pre>",
+            r = escape(&redirect),
+            t = escape(&token)
+        )
+    });
+    let html = format!(
+        "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content='width=device-width'>\
+         <title>finX demo callback</title><body style='font-family:sans-serif;max-width:50em;margin:2em auto'>\
+         <h1>Back from the finX widget</h1><table>{rows}</table>{}</body></html>",
+        next.unwrap_or_default()
+    );
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    let demo = state.config.demo_callback;
+    let request_id = HeaderName::from_static("x-request-id");
+    let trace = TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+        let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+    });
+    Router::new()
+        .route("/onetime/access", post(api::onetime_access))
+        .route("/auth/token", post(api::token))
+        .route("/auth/revoke", post(api::revoke))
+        .route("/rest/accounts", get(api::accounts))
+        .route("/rest/accounts/{account_id}", get(api::account))
+        .route("/rest/accounts/{account_id}/balance", get(api::balance))
+        .route(
+            "/rest/accounts/{account_id}/transactions",
+            get(api::account_transactions),
+        )
+        .route("/rest/transactions", get(api::transactions))
+        .route("/rest/transactions/{transaction_id}", get(api::transaction))
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .route("/openapi.json", get(openapi))
+        .route("/widget", get(widget_placeholder))
+        .route(
+            "/demo/callback",
+            if demo {
+                get(demo_callback)
+            } else {
+                get(not_found)
+            },
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(trace)
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets requests in flight
+/// finish (at most `grace`).
+///
+/// # Errors
+/// When the server fails.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = tx.send(());
+    });
+    let drained = async move {
+        let _ = rx.await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        r = server.into_future() => r,
+        () = drained => {
+            tracing::warn!("requests still running after the grace period; stopping anyway");
+            Ok(())
+        }
+    }
+}

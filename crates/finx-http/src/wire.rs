@@ -1,0 +1,357 @@
+//! What goes over the wire: request bodies (strict: unknown fields are errors) and
+//! responses in finX's names. Amounts are JSON numbers written from exact decimals.
+
+use finx_domain::bank::{Account, Balance, BalanceStatus, Transaction};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// An account the customer already knows.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountRef {
+    /// IBAN, national account number or card number.
+    pub id: String,
+}
+
+/// `POST /onetime/access`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OnetimeAccessBody {
+    /// Where the end user is sent back; must be registered for the client.
+    pub redirect_uri: String,
+    /// Echoed back on the redirect (1–1024 characters).
+    pub state: Option<String>,
+    /// `de` (default) or `en`.
+    pub language: Option<String>,
+    /// Known accounts; an IBAN preselects its bank.
+    pub accounts: Option<Vec<AccountRef>>,
+    /// Only offer these account types, e.g. `Giro account`.
+    pub account_types: Option<Vec<String>>,
+    /// Default true.
+    pub allow_multi_selection: Option<bool>,
+    /// Days of history, 1–730, default 90.
+    pub sync_period: Option<i64>,
+    /// A bank to preselect.
+    pub provider_id: Option<String>,
+    /// A narrower scope than the client's, e.g. `accounts=ro transactions=ro`.
+    pub scope: Option<String>,
+}
+
+/// The answer to `POST /onetime/access`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OnetimeAccessResponse {
+    /// The widget link, with its signed token.
+    pub location: String,
+    /// The flow id.
+    pub id: String,
+}
+
+/// `POST /auth/token` (JSON or form).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBody {
+    /// `authorization_code` or `refresh_token`.
+    pub grant_type: Option<String>,
+    /// The code (authorization_code).
+    pub code: Option<String>,
+    /// The flow's redirect URI (authorization_code).
+    pub redirect_uri: Option<String>,
+    /// The refresh token (refresh_token).
+    pub refresh_token: Option<String>,
+    /// A narrower scope (refresh_token).
+    pub scope: Option<String>,
+    /// Client id, when not sent with HTTP Basic.
+    pub client_id: Option<String>,
+    /// Client secret, when not sent with HTTP Basic.
+    pub client_secret: Option<String>,
+}
+
+/// `POST /auth/revoke` (JSON or form).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeBody {
+    /// The token to revoke.
+    pub token: Option<String>,
+    /// `access_token` or `refresh_token` (a hint only).
+    pub token_type_hint: Option<String>,
+    /// Client id, when not sent with HTTP Basic.
+    pub client_id: Option<String>,
+    /// Client secret, when not sent with HTTP Basic.
+    pub client_secret: Option<String>,
+}
+
+/// The answer of `POST /auth/token`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// The bearer token.
+    pub access_token: String,
+    /// Seconds until it expires.
+    pub expires_in: i64,
+    /// Space-separated scope.
+    pub scope: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// The new refresh token (with `offline`); the one sent before stops working.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// A balance.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BalanceDto {
+    /// Amount in major units.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[schema(value_type = f64)]
+    pub balance: Decimal,
+    /// ISO 4217 currency.
+    pub currency: String,
+    /// The date it refers to.
+    #[schema(value_type = String, format = Date)]
+    pub balance_date: String,
+    /// `booked` or `available`.
+    pub status: &'static str,
+}
+
+impl BalanceDto {
+    /// The wire form of a balance.
+    #[must_use]
+    pub fn of(b: &Balance) -> Self {
+        Self {
+            balance: b.amount.amount(),
+            currency: b.amount.currency().as_str().to_owned(),
+            balance_date: b.date.to_string(),
+            status: match b.status {
+                BalanceStatus::Booked => "booked",
+                BalanceStatus::Available => "available",
+            },
+        }
+    }
+}
+
+/// How the last sync of an account went.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountStatusDto {
+    /// Last attempt (RFC 3339).
+    pub synced_at: String,
+    /// Last success (RFC 3339).
+    pub succeeded_at: Option<String>,
+    /// Message of a failed attempt.
+    pub message: Option<String>,
+}
+
+/// An account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountDto {
+    /// `A…`.
+    pub account_id: String,
+    /// The bank connection, `X…`.
+    pub access_id: String,
+    /// National account number.
+    pub account_number: Option<String>,
+    /// National bank code.
+    pub bank_code: Option<String>,
+    /// IBAN.
+    pub iban: Option<String>,
+    /// BIC.
+    pub bic: Option<String>,
+    /// The bank's name.
+    pub bank_name: String,
+    /// ISO 4217 currency.
+    pub currency: String,
+    /// The balance; absent without `balance=ro`.
+    pub balance: Option<BalanceDto>,
+    /// `Giro account`, `Savings account`, `Credit card`, `Loan account`, `Depot`, `Unknown`.
+    #[serde(rename = "type")]
+    pub account_type: &'static str,
+    /// The bank's name for the account.
+    pub name: String,
+    /// Account holder.
+    pub owner: String,
+    /// Held by several people.
+    pub is_jointly_managed: bool,
+    /// Sync status.
+    pub status: AccountStatusDto,
+}
+
+fn rfc3339(t: finx_domain::Timestamp) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+impl AccountDto {
+    /// The wire form of an account.
+    #[must_use]
+    pub fn of(a: &Account) -> Self {
+        let d = &a.details;
+        Self {
+            account_id: a.id.to_string(),
+            access_id: a.access_id.to_string(),
+            account_number: d.account_number.clone(),
+            bank_code: d.bank_code.clone(),
+            iban: d.iban.as_ref().map(ToString::to_string),
+            bic: d.bic.clone(),
+            bank_name: d.bank_name.clone(),
+            currency: d.currency.as_str().to_owned(),
+            balance: a.balance.as_ref().map(BalanceDto::of),
+            account_type: d.account_type.as_str(),
+            name: d.name.clone(),
+            owner: d.owner.clone(),
+            is_jointly_managed: d.is_jointly_managed,
+            status: AccountStatusDto {
+                synced_at: rfc3339(a.status.synced_at),
+                succeeded_at: a.status.succeeded_at.map(rfc3339),
+                message: a.status.message.clone(),
+            },
+        }
+    }
+}
+
+/// `GET /rest/accounts`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountList {
+    /// The accounts the end user consented to.
+    pub accounts: Vec<AccountDto>,
+}
+
+/// A category (reserved; finX categorisation is not implemented).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CategoryDto {
+    /// Id.
+    pub id: u32,
+    /// Name.
+    pub name: String,
+}
+
+/// A transaction.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransactionDto {
+    /// `T…`.
+    pub transaction_id: String,
+    /// Its account.
+    pub account_id: String,
+    /// Amount in major units; negative for debits.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[schema(value_type = f64)]
+    pub amount: Decimal,
+    /// ISO 4217 currency.
+    pub currency: String,
+    /// Counterparty name.
+    pub name: Option<String>,
+    /// Counterparty IBAN.
+    pub iban: Option<String>,
+    /// Counterparty BIC.
+    pub bic: Option<String>,
+    /// Counterparty account number.
+    pub account_number: Option<String>,
+    /// Counterparty bank code.
+    pub bank_code: Option<String>,
+    /// Remittance information.
+    pub purpose: Option<String>,
+    /// Booking date (expected, while pending).
+    #[schema(value_type = String, format = Date)]
+    pub booked_at: String,
+    /// Value date.
+    #[schema(value_type = String, format = Date)]
+    pub settled_at: String,
+    /// False while pending.
+    pub booked: bool,
+    /// The bank's booking text.
+    pub booking_text: Option<String>,
+    /// `Transfer`, `Standing order`, `Direct debit`, `Salary or rent`, `Electronic cash`,
+    /// `ATM`, `Charges or interest`, `Unknown`.
+    #[serde(rename = "type")]
+    pub transaction_type: &'static str,
+    /// SEPA creditor id.
+    pub creditor_id: Option<String>,
+    /// SEPA mandate reference.
+    pub mandate_reference: Option<String>,
+    /// SEPA end-to-end reference.
+    pub end_to_end_reference: Option<String>,
+    /// SEPA purpose code.
+    pub sepa_purpose_code: Option<String>,
+    /// Categories (empty: not implemented).
+    pub categories: Vec<CategoryDto>,
+    /// When finX first saw it (RFC 3339).
+    pub created_at: String,
+    /// When finX last saw it change (RFC 3339).
+    pub modified_at: String,
+}
+
+impl TransactionDto {
+    /// The wire form of a transaction.
+    #[must_use]
+    pub fn of(t: &Transaction) -> Self {
+        let d = &t.details;
+        let cp = &d.counterparty;
+        Self {
+            transaction_id: t.id.to_string(),
+            account_id: t.account_id.to_string(),
+            amount: d.amount.amount(),
+            currency: d.amount.currency().as_str().to_owned(),
+            name: cp.name.clone(),
+            iban: cp.iban.as_ref().map(ToString::to_string),
+            bic: cp.bic.clone(),
+            account_number: cp.account_number.clone(),
+            bank_code: cp.bank_code.clone(),
+            purpose: d.purpose.clone(),
+            booked_at: d.booked_on.to_string(),
+            settled_at: d.value_date.to_string(),
+            booked: d.booked,
+            booking_text: d.booking_text.clone(),
+            transaction_type: d.transaction_type.as_str(),
+            creditor_id: d.creditor_id.clone(),
+            mandate_reference: d.mandate_reference.clone(),
+            end_to_end_reference: d.end_to_end_reference.clone(),
+            sepa_purpose_code: d.sepa_purpose_code.clone(),
+            categories: Vec::new(),
+            created_at: rfc3339(t.created_at),
+            modified_at: rfc3339(t.modified_at),
+        }
+    }
+}
+
+/// `GET /rest/transactions`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransactionList {
+    /// One page, in the order asked for.
+    pub transactions: Vec<TransactionDto>,
+}
+
+/// The finX error shape.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// The inside of [`ErrorBody`].
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// finX code (1000–1999 client, 10000–19999 user, 20000–29999 bank, 30000–39999
+    /// general, 40000–49999 connectivity).
+    pub code: u32,
+    /// `client`, `user`, `bank`, `general` or `connectivity`.
+    pub group: String,
+    /// What went wrong.
+    pub description: String,
+    /// Details, e.g. `{"field": ["reason"]}`.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+/// The OAuth error shape (RFC 6749 §5.2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthErrorBody {
+    /// `invalid_request`, `invalid_client`, `invalid_grant`, `unauthorized_client`,
+    /// `unsupported_grant_type`, `invalid_scope`, `server_error`, `temporarily_unavailable`.
+    pub error: String,
+    /// What went wrong.
+    pub error_description: String,
+}
+
+/// `GET /healthz` and `GET /readyz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: &'static str,
+}

@@ -1,0 +1,253 @@
+//! Configuration: flags over `FINX_…` environment variables over a TOML file over defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use finx_domain::token::Lifetimes;
+use serde::Deserialize;
+use url::Url;
+
+/// The sandbox demo client's id.
+pub(crate) const DEMO_CLIENT_ID: &str = "finx-demo";
+
+/// Keys used when none is configured. Fine for the sandbox; refused in production.
+const SANDBOX_HASH_KEY: &str = "finx-sandbox-hash-key-not-for-production-use";
+const SANDBOX_LINK_KEY: &str = "finx-sandbox-link-key-not-for-production-use";
+const SANDBOX_DEMO_SECRET: &str = "fxs_demo-secret-for-the-sandbox";
+
+/// The finX server.
+#[derive(Debug, Parser)]
+#[command(
+    name = "finx-server",
+    version,
+    about = "The finX account-information API server"
+)]
+pub(crate) struct Cli {
+    /// A TOML file with any of the settings below (flags and FINX_… variables win).
+    #[arg(long, env = "FINX_CONFIG", global = true)]
+    pub(crate) config: Option<PathBuf>,
+    /// `sqlite://PATH` (default `sqlite://finx-data/finx.db`) or `postgres://…`.
+    #[arg(long, env = "FINX_DATABASE_URL", global = true)]
+    pub(crate) database_url: Option<String>,
+    /// `sandbox` (default: sandbox bank, demo client, built-in keys) or `production`.
+    #[arg(long, env = "FINX_MODE", global = true)]
+    pub(crate) mode: Option<String>,
+    /// Key for the keyed hashes of tokens and secrets (32+ characters).
+    #[arg(long, env = "FINX_HASH_KEY", global = true, hide_env_values = true)]
+    pub(crate) hash_key: Option<String>,
+    /// Key that signs widget links (32+ characters).
+    #[arg(long, env = "FINX_LINK_KEY", global = true, hide_env_values = true)]
+    pub(crate) link_key: Option<String>,
+    /// `text` (default) or `json` logs.
+    #[arg(long, env = "FINX_LOG_FORMAT", global = true)]
+    pub(crate) log_format: Option<String>,
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+    #[command(flatten)]
+    pub(crate) serve: ServeArgs,
+}
+
+/// Settings of `serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long, env = "FINX_LISTEN", global = true)]
+    pub(crate) listen: Option<SocketAddr>,
+    /// The public base URL widget links are built on (default http://LISTEN/).
+    #[arg(long, env = "FINX_PUBLIC_URL", global = true)]
+    pub(crate) public_url: Option<Url>,
+    /// The sandbox demo client's secret.
+    #[arg(
+        long,
+        env = "FINX_DEMO_CLIENT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub(crate) demo_client_secret: Option<String>,
+    /// Access token lifetime in seconds (default 3600).
+    #[arg(long, env = "FINX_ACCESS_TOKEN_SECONDS", global = true)]
+    pub(crate) access_token_seconds: Option<i64>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Manage customers (OAuth clients).
+    Clients {
+        #[command(subcommand)]
+        command: ClientsCommand,
+    },
+}
+
+/// `clients …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ClientsCommand {
+    /// Register a client; prints its secret once.
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// An allowed redirect URI (repeat for more).
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uri: Vec<String>,
+        /// The most its grants may read (default: everything).
+        #[arg(long)]
+        scope: Option<String>,
+        /// A chosen id (default: random).
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// List clients.
+    List,
+}
+
+/// The TOML file: the same settings, by the same names with underscores.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    database_url: Option<String>,
+    mode: Option<String>,
+    hash_key: Option<String>,
+    link_key: Option<String>,
+    log_format: Option<String>,
+    listen: Option<SocketAddr>,
+    public_url: Option<Url>,
+    demo_client_secret: Option<String>,
+    access_token_seconds: Option<i64>,
+}
+
+/// The resolved configuration.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub(crate) database_url: String,
+    pub(crate) sandbox: bool,
+    pub(crate) hash_key: String,
+    pub(crate) link_key: String,
+    pub(crate) json_logs: bool,
+    pub(crate) listen: SocketAddr,
+    pub(crate) public_url: Url,
+    pub(crate) demo_client_secret: String,
+    pub(crate) lifetimes: Lifetimes,
+}
+
+impl Config {
+    /// Layers the sources and checks the result.
+    pub(crate) fn resolve(cli: &Cli) -> Result<Self, String> {
+        let file: FileConfig = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let mode = cli
+            .mode
+            .clone()
+            .or(file.mode)
+            .unwrap_or_else(|| "sandbox".into());
+        let sandbox = match mode.as_str() {
+            "sandbox" => true,
+            "production" => false,
+            other => return Err(format!("mode must be sandbox or production, not {other:?}")),
+        };
+        let hash_key = cli
+            .hash_key
+            .clone()
+            .or(file.hash_key)
+            .unwrap_or_else(|| SANDBOX_HASH_KEY.into());
+        let link_key = cli
+            .link_key
+            .clone()
+            .or(file.link_key)
+            .unwrap_or_else(|| SANDBOX_LINK_KEY.into());
+        for (name, key, default) in [
+            ("hash key", &hash_key, SANDBOX_HASH_KEY),
+            ("link key", &link_key, SANDBOX_LINK_KEY),
+        ] {
+            if key.len() < 32 {
+                return Err(format!("the {name} must be at least 32 characters"));
+            }
+            if !sandbox && key == default {
+                return Err(format!(
+                    "refusing to run in production mode with the built-in {name}: set FINX_{} to a secret of 32+ random characters",
+                    name.replace(' ', "_").to_uppercase()
+                ));
+            }
+        }
+        if !sandbox {
+            return Err("production mode needs a real bank connector, which is not available yet (the XS2A connector is to come); run in sandbox mode".into());
+        }
+        let listen = cli
+            .serve
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let public_url = match cli.serve.public_url.clone().or(file.public_url) {
+            Some(u) => u,
+            None => Url::parse(&format!("http://{listen}/")).map_err(|e| e.to_string())?,
+        };
+        let access = cli
+            .serve
+            .access_token_seconds
+            .or(file.access_token_seconds)
+            .unwrap_or(3600);
+        if !(10..=86_400).contains(&access) {
+            return Err("access_token_seconds must be between 10 and 86400".into());
+        }
+        let log_format = cli
+            .log_format
+            .clone()
+            .or(file.log_format)
+            .unwrap_or_else(|| "text".into());
+        Ok(Self {
+            database_url: cli
+                .database_url
+                .clone()
+                .or(file.database_url)
+                .unwrap_or_else(|| "sqlite://finx-data/finx.db".into()),
+            sandbox,
+            hash_key,
+            link_key,
+            json_logs: match log_format.as_str() {
+                "text" => false,
+                "json" => true,
+                other => return Err(format!("log format must be text or json, not {other:?}")),
+            },
+            listen,
+            public_url,
+            demo_client_secret: cli
+                .serve
+                .demo_client_secret
+                .clone()
+                .or(file.demo_client_secret)
+                .unwrap_or_else(|| SANDBOX_DEMO_SECRET.into()),
+            lifetimes: Lifetimes {
+                access: chrono::TimeDelta::seconds(access),
+                ..Lifetimes::default()
+            },
+        })
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub(crate) fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    if config.json_logs {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
