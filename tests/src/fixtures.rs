@@ -390,3 +390,59 @@ impl finx_ports::BankConnector for CountingBank {
         self.inner.transactions(session, account, from, to).await
     }
 }
+
+/// The key test servers sign widget links with.
+pub const LINK_KEY: &[u8] = b"test-link-key-0123456789abcdef-0123";
+
+/// An [`App`] served over HTTP on a loopback port, by the real router.
+pub struct Served {
+    /// `http://127.0.0.1:PORT/`.
+    pub base: url::Url,
+    /// The app behind it.
+    pub app: App,
+    /// A client for it.
+    pub http: reqwest::Client,
+}
+
+impl Served {
+    /// Serves `app` on a free loopback port until the test ends.
+    ///
+    /// # Panics
+    /// When no port can be bound.
+    pub async fn start(app: App) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("address");
+        let base = url::Url::parse(&format!("http://{addr}/")).expect("url");
+        let config = finx_http::HttpConfig {
+            public_url: base.clone(),
+            link_key: finx_http::LinkKey::new(LINK_KEY.to_vec()),
+            demo_callback: true,
+        };
+        let router = finx_http::router(finx_http::AppState {
+            finx: app.finx.clone(),
+            config,
+        });
+        tokio::spawn(finx_http::serve(
+            listener,
+            router,
+            std::future::pending(),
+            std::time::Duration::from_secs(1),
+        ));
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Self { base, app, http }
+    }
+
+    /// The absolute URL of `path`.
+    ///
+    /// # Panics
+    /// When `path` is not a valid relative URL.
+    #[must_use]
+    pub fn url(&self, path: &str) -> url::Url {
+        self.base.join(path.trim_start_matches('/')).expect("path")
+    }
+}

@@ -77,11 +77,8 @@ pub(crate) fn kind(headers: &HeaderMap, allowed: &[Kind]) -> Result<Kind, ApiErr
 pub(crate) fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let text =
         std::str::from_utf8(bytes).map_err(|_| ApiError::invalid("body", "is not valid UTF-8"))?;
-    if text.trim().is_empty() {
-        return Err(ApiError::invalid(
-            "body",
-            "is empty; a JSON object is required",
-        ));
+    if !text.trim_start().starts_with('{') {
+        return Err(ApiError::invalid("body", "must be a JSON object"));
     }
     let mut de = serde_json::Deserializer::from_str(text);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -105,8 +102,11 @@ pub(crate) fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+/// The field named by serde's "unknown field `x`" or "missing field `x`".
 fn unknown_field(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("unknown field `")?;
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("missing field `"))?;
     Some(rest.split('`').next()?.to_owned())
 }
 

@@ -251,3 +251,85 @@ pub(crate) fn init_logging(config: &Config) {
         builder.init();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(args: &[&str]) -> Result<Config, String> {
+        let mut argv = vec!["finx-server"];
+        argv.extend_from_slice(args);
+        Config::resolve(&Cli::try_parse_from(argv).map_err(|e| e.to_string())?)
+    }
+
+    fn file(text: &str) -> tempfile_path::Path {
+        tempfile_path::Path::new(text)
+    }
+
+    /// A file that removes itself.
+    mod tempfile_path {
+        pub(super) struct Path(pub(super) std::path::PathBuf);
+        impl Path {
+            pub(super) fn new(text: &str) -> Self {
+                static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let p = std::env::temp_dir()
+                    .join(format!("finx-config-{}-{n}.toml", std::process::id()));
+                std::fs::write(&p, text).expect("write");
+                Self(p)
+            }
+            pub(super) fn arg(&self) -> String {
+                self.0.display().to_string()
+            }
+        }
+        impl Drop for Path {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_are_sqlite_on_loopback_in_sandbox_mode() {
+        let c = resolve(&[]).expect("defaults");
+        assert_eq!(c.database_url, "sqlite://finx-data/finx.db");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.public_url.as_str(), "http://127.0.0.1:8080/");
+        assert!(c.sandbox);
+        assert_eq!(c.lifetimes.access, chrono::TimeDelta::hours(1));
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let f = file(
+            "listen = \"127.0.0.1:9000\"\ndatabase_url = \"postgres://db/finx\"\naccess_token_seconds = 60\n",
+        );
+        let c = resolve(&["--config", &f.arg()]).expect("file");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(c.database_url, "postgres://db/finx");
+        assert_eq!(c.lifetimes.access, chrono::TimeDelta::seconds(60));
+        let c =
+            resolve(&["--config", &f.arg(), "--listen", "127.0.0.1:9100", "serve"]).expect("flags");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9100");
+        assert_eq!(c.database_url, "postgres://db/finx");
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_a_reason() {
+        let f = file("lisen = \"127.0.0.1:9000\"\n");
+        assert!(
+            resolve(&["--config", &f.arg()])
+                .expect_err("typo")
+                .contains("lisen")
+        );
+        assert!(resolve(&["--mode", "chaos"]).is_err());
+        assert!(
+            resolve(&["--hash-key", "short"])
+                .expect_err("short key")
+                .contains("32")
+        );
+        assert!(resolve(&["--access-token-seconds", "5"]).is_err());
+        let e = resolve(&["--mode", "production"]).expect_err("built-in keys");
+        assert!(e.contains("refusing") && e.contains("hash key"), "{e}");
+    }
+}
