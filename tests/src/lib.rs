@@ -3,6 +3,7 @@
 //!
 //! The tests themselves live in `tests/tests/`.
 
+pub mod browser;
 pub mod conformance;
 pub mod fixtures;
 pub mod pg;

@@ -94,6 +94,14 @@ impl Finx {
         }
     }
 
+    /// One client, by id (for the widget's `frame-ancestors`).
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn find_client(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
+        self.ports.clients.find_client(id).await
+    }
+
     /// Every registered client.
     ///
     /// # Errors

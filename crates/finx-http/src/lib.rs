@@ -13,6 +13,7 @@ mod api;
 pub mod error;
 pub mod link;
 mod parse;
+mod widget;
 pub mod wire;
 
 use std::time::Duration;
@@ -111,16 +112,6 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// Until the widget lands (issue #5), its link answers plainly instead of with a 404.
-async fn widget_placeholder() -> Response {
-    (
-        StatusCode::NOT_IMPLEMENTED,
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        "<!doctype html><title>finX</title><p>The widget is not served yet (issue #5).</p>",
-    )
-        .into_response()
-}
-
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a handler panicked");
     ApiError::finx(
@@ -208,7 +199,6 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/openapi.json", get(openapi))
-        .route("/widget", get(widget_placeholder))
         .route(
             "/demo/callback",
             if demo {
@@ -217,6 +207,7 @@ pub fn router(state: AppState) -> Router {
                 get(not_found)
             },
         )
+        .merge(widget::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

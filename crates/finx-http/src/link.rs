@@ -27,6 +27,11 @@ impl LinkKey {
         Self(bytes)
     }
 
+    /// The key bytes, for keys derived from this one.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     fn mac(&self) -> Hmac<Sha256> {
         // HMAC takes keys of any length.
         #[allow(clippy::expect_used)]
@@ -54,9 +59,9 @@ pub enum LinkError {
     /// Not a well-formed token, or signed with another key or algorithm.
     #[error("invalid link token")]
     Invalid,
-    /// Past its expiry.
+    /// Genuine, but past its expiry; names its flow so the user can still be sent back.
     #[error("the link has expired")]
-    Expired,
+    Expired(FlowId),
 }
 
 /// Signs a token for `flow`, valid until `expires_at`.
@@ -113,10 +118,11 @@ pub fn verify(key: &LinkKey, token: &str, now: Timestamp) -> Result<FlowId, Link
     if claims.aud != AUDIENCE {
         return Err(LinkError::Invalid);
     }
+    let flow = FlowId::parse(&claims.sub).map_err(|_| LinkError::Invalid)?;
     if now.timestamp() >= claims.exp {
-        return Err(LinkError::Expired);
+        return Err(LinkError::Expired(flow));
     }
-    FlowId::parse(&claims.sub).map_err(|_| LinkError::Invalid)
+    Ok(flow)
 }
 
 #[cfg(test)]
@@ -140,7 +146,7 @@ mod tests {
         assert_eq!(verify(&key, &t, now()), Ok(flow));
         assert_eq!(
             verify(&key, &t, now() + TimeDelta::hours(1)),
-            Err(LinkError::Expired)
+            Err(LinkError::Expired(flow))
         );
         assert_eq!(
             verify(&LinkKey::new(vec![2; 32]), &t, now()),

@@ -1,0 +1,783 @@
+//! The widget: the pages an end user walks through, server-rendered, working without
+//! JavaScript (plain forms and redirects). `static/widget.js` only adds niceties: it marks
+//! forms when framed, continues the "fetching" step by itself, and on the last step posts
+//! the result to the parent window in iframe mode.
+//!
+//! Every request carries the link token, which names the flow; every form also carries a
+//! CSRF token derived from it (HMAC), checked in constant time, and a POST from a foreign
+//! `Origin` is refused. Pages send a `Content-Security-Policy` whose `frame-ancestors` are the
+//! client's registered origins (and loopback), and `Referrer-Policy: no-referrer`.
+
+mod texts;
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use finx_core::{CoreError, WidgetView};
+use finx_domain::bank::{AccountDetails, AccountType};
+use finx_domain::flow::{FlowError, FlowStatus};
+use finx_domain::ids::FlowId;
+use finx_domain::reference::AccountReference;
+use finx_domain::values::Language;
+use finx_ports::BankCredentials;
+use hmac::{Hmac, Mac};
+use minijinja::{Environment, Value, context};
+use serde::Deserialize;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use url::Url;
+
+use crate::AppState;
+use crate::link::{self, LinkError};
+use texts::texts;
+
+/// The widget's routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/widget", get(page))
+        .route("/widget/bank", post(bank))
+        .route("/widget/login", post(login))
+        .route("/widget/tan", post(tan))
+        .route("/widget/accounts", post(accounts))
+        .route("/widget/sync", post(sync))
+        .route("/widget/cancel", post(cancel))
+        .route("/widget/return", post(go_back))
+        .route("/widget/static/widget.css", get(css))
+        .route("/widget/static/widget.js", get(js))
+}
+
+fn templates() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        for (name, source) in [
+            ("base.html", include_str!("templates/base.html")),
+            ("banks.html", include_str!("templates/banks.html")),
+            ("login.html", include_str!("templates/login.html")),
+            ("tan.html", include_str!("templates/tan.html")),
+            ("accounts.html", include_str!("templates/accounts.html")),
+            ("sync.html", include_str!("templates/sync.html")),
+            ("result.html", include_str!("templates/result.html")),
+            ("message.html", include_str!("templates/message.html")),
+        ] {
+            // The templates are part of the binary and parsed in a unit test; a broken one
+            // is a build defect, not a request error.
+            if let Err(e) = env.add_template(name, source) {
+                tracing::error!(template = name, error = %e, "widget template does not parse");
+            }
+        }
+        env
+    })
+}
+
+async fn css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("static/widget.css"),
+    )
+        .into_response()
+}
+
+async fn js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("static/widget.js"),
+    )
+        .into_response()
+}
+
+/// The flow a request is about.
+struct Ctx {
+    flow: FlowId,
+    token: String,
+    csrf: String,
+}
+
+/// The CSRF token of a link: HMAC of the link token under the link key.
+fn csrf_for(state: &AppState, token: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(state.config.link_key.bytes())
+        .unwrap_or_else(|_| unreachable!("any key length"));
+    mac.update(b"finx-widget-csrf\0");
+    mac.update(token.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Opens the flow named by a link token. An expired link still names its flow, so the user
+/// can be sent back with `error=link_expired`.
+fn open(state: &AppState, token: &str) -> Result<Ctx, Box<Response>> {
+    let flow = match link::verify(&state.config.link_key, token, state.finx.now()) {
+        Ok(f) | Err(LinkError::Expired(f)) => f,
+        Err(LinkError::Invalid) => {
+            return Err(Box::new(plain_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_link",
+            )));
+        }
+    };
+    Ok(Ctx {
+        flow,
+        token: token.to_owned(),
+        csrf: csrf_for(state, token),
+    })
+}
+
+/// A page for requests that name no usable flow, in both languages.
+fn plain_error(status: StatusCode, key: &str) -> Response {
+    let de = texts(Language::De);
+    let en = texts(Language::En);
+    let html = format!(
+        "<!doctype html><html lang=de><meta charset=utf-8><meta name=viewport content='width=device-width'>\
+         <title>finX</title><link rel=stylesheet href=/widget/static/widget.css><main class=card><h1>{}</h1>\
+         <p role=alert class=error>{}</p><p lang=en>{}</p></main>",
+        de["error_title"],
+        de.get(key).copied().unwrap_or_default(),
+        en.get(key).copied().unwrap_or_default()
+    );
+    let mut res = (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        html,
+    )
+        .into_response();
+    secure(&mut res, "'none'", "'self'");
+    res
+}
+
+fn secure(res: &mut Response, frame_ancestors: &str, form_action: &str) {
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; connect-src 'self'; \
+         base-uri 'none'; form-action {form_action}; frame-ancestors {frame_ancestors}"
+    );
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+}
+
+/// `frame-ancestors`: the origins of the client's registered redirect URIs, any port on
+/// loopback when a loopback URI is registered.
+async fn frame_ancestors(state: &AppState, view: &WidgetView) -> String {
+    let Ok(Some(client)) = state.finx.find_client(&view.flow.client_id).await else {
+        return "'none'".into();
+    };
+    let mut origins = vec!["'self'".to_owned()];
+    for uri in &client.redirect_uris {
+        if uri.is_loopback() {
+            origins.extend(
+                ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"].map(str::to_owned),
+            );
+        } else {
+            origins.push(uri.origin());
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    origins.retain(|o| seen.insert(o.clone()));
+    origins.join(" ")
+}
+
+async fn html(state: &AppState, view: &WidgetView, template: &str, ctx: Value) -> Response {
+    let body = templates()
+        .get_template(template)
+        .and_then(|t| t.render(ctx))
+        .unwrap_or_else(|e| {
+            tracing::error!(template, error = %e, "widget page failed to render");
+            String::from("<!doctype html><title>finX</title><p>Error.</p>")
+        });
+    let mut res = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response();
+    let form_action = format!("'self' {}", view.flow.params.redirect_uri.origin());
+    secure(&mut res, &frame_ancestors(state, view).await, &form_action);
+    res
+}
+
+fn to_page(ctx: &Ctx) -> Response {
+    let mut target = String::from("/widget?token=");
+    target.extend(form_urlencoded::byte_serialize(ctx.token.as_bytes()));
+    Redirect::to(&target).into_response()
+}
+
+fn account_kind(t: AccountType, language: Language) -> &'static str {
+    if language == Language::En {
+        return t.as_str();
+    }
+    match t {
+        AccountType::Giro => "Girokonto",
+        AccountType::Savings => "Sparkonto",
+        AccountType::CreditCard => "Kreditkarte",
+        AccountType::Loan => "Darlehenskonto",
+        AccountType::Depot => "Depot",
+        AccountType::Unknown => "Konto",
+    }
+}
+
+fn account_number(a: &AccountDetails) -> String {
+    match (&a.iban, &a.card_last4, &a.account_number) {
+        (Some(iban), _, _) => iban.to_string(),
+        (None, Some(last4), _) => format!("•••• {last4}"),
+        (None, None, Some(n)) => n.clone(),
+        _ => String::new(),
+    }
+}
+
+#[derive(Default)]
+struct Extra {
+    error: Option<String>,
+    q: Option<String>,
+}
+
+/// The page for where the flow stands now.
+async fn render(state: &AppState, ctx: &Ctx, extra: Extra) -> Response {
+    let view = match state.finx.widget_view(ctx.flow).await {
+        Ok(v) => v,
+        Err(CoreError::NotFound(_)) => return plain_error(StatusCode::NOT_FOUND, "invalid_link"),
+        Err(e) => return core_failure(&e),
+    };
+    let flow = &view.flow;
+    let language = flow.params.language;
+    let t = texts(language);
+    let bank = view.institution.as_ref().map(|i| i.name.clone());
+    let live = !flow.status.is_terminal();
+    let base = |extra_ctx: Value| {
+        context! { t => t.clone(), lang => language.code(), token => ctx.token, csrf => ctx.csrf, bank => bank, live => live, ..extra_ctx }
+    };
+    let choosing = matches!(flow.status, FlowStatus::Created)
+        || (matches!(flow.status, FlowStatus::BankSelected { .. }) && extra.q.is_some());
+    if choosing {
+        let q = extra.q.clone().unwrap_or_default();
+        let banks = state.finx.search_institutions(&q).await.unwrap_or_default();
+        let banks: Vec<Value> = banks
+                .iter()
+                .map(|b| context! { id => b.id.as_str(), name => b.name, bic => b.bic, bank_code => b.bank_code })
+                .collect();
+        let named_iban = flow
+            .params
+            .accounts
+            .iter()
+            .any(|a| matches!(a, AccountReference::Iban(_)));
+        let note = (named_iban && matches!(flow.status, FlowStatus::Created))
+            .then(|| t["unknown_bank_note"]);
+        return html(
+            state,
+            &view,
+            "banks.html",
+            base(context! { banks => banks, q => q, note => note, error => extra.error }),
+        )
+        .await;
+    }
+    match &flow.status {
+        FlowStatus::Created | FlowStatus::BankSelected { .. } => {
+            let (user_label, secret_label) = view
+                .institution
+                .as_ref()
+                .map(|i| (i.login_fields.user_label.clone(), i.login_fields.secret_label.clone()))
+                .unwrap_or_else(|| ("Login".into(), "PIN".into()));
+            let can_switch = flow.params.provider_id.is_none();
+            html(
+                state,
+                &view,
+                "login.html",
+                base(context! { user_label => user_label, secret_label => secret_label, error => extra.error, can_switch => can_switch }),
+            )
+            .await
+        }
+        FlowStatus::CredentialsAccepted { challenge, .. } => {
+            html(state, &view, "tan.html", base(context! { method => challenge.method, prompt => challenge.prompt, error => extra.error }))
+                .await
+        }
+        FlowStatus::ScaPassed { offered, .. } => {
+            let pre: Vec<&str> = flow.preselected().into_iter().map(|a| a.external_id.as_str()).collect();
+            let accounts: Vec<Value> = offered
+                .iter()
+                .map(|a| {
+                    context! {
+                        external_id => a.external_id, name => a.name, kind => account_kind(a.account_type, language),
+                        number => account_number(a), checked => pre.contains(&a.external_id.as_str()),
+                    }
+                })
+                .collect();
+            let multi = flow.params.allow_multi_selection;
+            html(state, &view, "accounts.html", base(context! { accounts => accounts, multi => multi, error => extra.error })).await
+        }
+        FlowStatus::AccountsChosen { .. } | FlowStatus::Syncing { .. } => {
+            let claimable = matches!(flow.status, FlowStatus::AccountsChosen { .. });
+            let sync_text = t["sync_text"].replace("{days}", &flow.params.sync_period.days().to_string());
+            html(state, &view, "sync.html", base(context! { claimable => claimable, sync_text => sync_text })).await
+        }
+        FlowStatus::Completed { .. } | FlowStatus::Cancelled => {
+            let text = if matches!(flow.status, FlowStatus::Cancelled) { t["cancelled_text"] } else { t["finished_text"] };
+            html(state, &view, "message.html", base(context! { heading => t["done_title"], text => text, can_return => false, alert => false }))
+                .await
+        }
+        FlowStatus::Failed { reason } => {
+            let key = format!("failed_{}", reason.code());
+            let text = t.get(key.as_str()).copied().unwrap_or_default();
+            html(state, &view, "message.html", base(context! { heading => t["failed_title"], text => text, can_return => true, alert => true }))
+                .await
+        }
+        FlowStatus::Expired => {
+            let text = t["failed_link_expired"];
+            html(state, &view, "message.html", base(context! { heading => t["failed_title"], text => text, can_return => true, alert => true }))
+                .await
+        }
+    }
+}
+
+/// A failure with no flow page to show: a plain page with the status the API would use.
+fn core_failure(e: &CoreError) -> Response {
+    let (status, key) = match e {
+        CoreError::NotFound(_) => (StatusCode::NOT_FOUND, "invalid_link"),
+        CoreError::Busy | CoreError::Flow(_) => (StatusCode::CONFLICT, "busy"),
+        CoreError::Store(finx_ports::StoreError::Unavailable(_)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "busy")
+        }
+        other => {
+            tracing::error!(error = %other, "widget step failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "busy")
+        }
+    };
+    plain_error(status, key)
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    token: Option<String>,
+    q: Option<String>,
+}
+
+async fn page(
+    State(state): State<AppState>,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = query else {
+        return plain_error(StatusCode::BAD_REQUEST, "invalid_link");
+    };
+    let Some(token) = q.token else {
+        return plain_error(StatusCode::BAD_REQUEST, "invalid_link");
+    };
+    let ctx = match open(&state, &token) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    render(
+        &state,
+        &ctx,
+        Extra {
+            q: q.q.map(|s| s.chars().take(100).collect()),
+            ..Extra::default()
+        },
+    )
+    .await
+}
+
+/// A submitted widget form: checked media type, origin and CSRF token.
+struct Form {
+    ctx: Ctx,
+    fields: Vec<(String, String)>,
+}
+
+impl Form {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, name: &str) -> Vec<String> {
+        self.fields
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    fn framed(&self) -> bool {
+        self.get("iframe") == Some("1")
+    }
+}
+
+fn read_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Form, Box<Response>> {
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+        // Under `Referrer-Policy: no-referrer` browsers send `Origin: null` with our own
+        // forms; any real origin but ours is a cross-site post.
+        let ours = state.config.public_url.origin().ascii_serialization();
+        if origin != ours && origin != "null" {
+            return Err(Box::new(plain_error(StatusCode::FORBIDDEN, "invalid_link")));
+        }
+    }
+    let body =
+        body.map_err(|_| Box::new(plain_error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_link")))?;
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    if !is_form || std::str::from_utf8(&body).is_err() {
+        return Err(Box::new(plain_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_link",
+        )));
+    }
+    let fields: Vec<(String, String)> = form_urlencoded::parse(&body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let token = fields
+        .iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let ctx = open(state, &token)?;
+    let given = fields
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default();
+    if !bool::from(given.as_bytes().ct_eq(ctx.csrf.as_bytes())) {
+        return Err(Box::new(plain_error(StatusCode::FORBIDDEN, "invalid_link")));
+    }
+    Ok(Form { ctx, fields })
+}
+
+macro_rules! form_or_return {
+    ($state:expr, $headers:expr, $body:expr) => {
+        match read_form(&$state, &$headers, $body) {
+            Ok(f) => f,
+            Err(r) => return *r,
+        }
+    };
+}
+
+async fn language_of(state: &AppState, flow: FlowId) -> Language {
+    state
+        .finx
+        .widget_view(flow)
+        .await
+        .map(|v| v.flow.params.language)
+        .unwrap_or_default()
+}
+
+/// Sends the user back to the customer: a 303, or in iframe mode a page that posts the
+/// result to the parent window (only to the redirect URI's origin).
+async fn finish(state: &AppState, form: &Form, url: &Url) -> Response {
+    if !form.framed() {
+        return Redirect::to(url.as_str()).into_response();
+    }
+    let view = match state.finx.widget_view(form.ctx.flow).await {
+        Ok(v) => v,
+        Err(_) => return Redirect::to(url.as_str()).into_response(),
+    };
+    let pairs: BTreeMap<String, String> = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut location = url.clone();
+    location.set_query(None);
+    let query = serde_json::json!({
+        "state": pairs.get("state"),
+        "code": pairs.get("code"),
+        "success": pairs.get("success").is_some_and(|s| s == "true"),
+        "abort": pairs.get("cancel").is_some_and(|s| s == "true"),
+        "flow_id": pairs.get("flow_id"),
+        "error": pairs.get("error"),
+    });
+    let result = serde_json::json!({
+        "location": location.as_str(),
+        "query": query,
+        "url": url.as_str(),
+        "origin": url.origin().ascii_serialization(),
+    });
+    // Inside <script>, only "<" could end the element early: escape it (and friends).
+    let json = result
+        .to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026");
+    let language = view.flow.params.language;
+    let t = texts(language);
+    let ctx = context! {
+        t => t, lang => language.code(), token => form.ctx.token, csrf => form.ctx.csrf, bank => Option::<String>::None,
+        live => false, heading => t["done_title"], text => t["done_text"], url => url.as_str(),
+        result => Value::from_safe_string(json),
+    };
+    html(state, &view, "result.html", ctx).await
+}
+
+async fn bank(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let form = form_or_return!(state, headers, body);
+    match state
+        .finx
+        .select_bank(form.ctx.flow, form.get("institution").unwrap_or_default())
+        .await
+    {
+        Ok(_) => to_page(&form.ctx),
+        Err(CoreError::Invalid { .. }) => {
+            let t = texts(language_of(&state, form.ctx.flow).await);
+            render(
+                &state,
+                &form.ctx,
+                Extra {
+                    error: Some(t["no_banks"].into()),
+                    q: Some(String::new()),
+                },
+            )
+            .await
+        }
+        Err(e) => step_failed(&state, &form, &e).await,
+    }
+}
+
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let form = form_or_return!(state, headers, body);
+    let creds = BankCredentials {
+        user: form.get("user").unwrap_or_default().trim().to_owned(),
+        secret: form.get("pin").unwrap_or_default().to_owned(),
+    };
+    let t = texts(language_of(&state, form.ctx.flow).await);
+    match state.finx.submit_credentials(form.ctx.flow, &creds).await {
+        Ok(_) => to_page(&form.ctx),
+        Err(CoreError::CredentialsInvalid { attempts_left }) => {
+            let error = format!(
+                "{} {} {attempts_left}",
+                t["wrong_credentials"], t["attempts_left"]
+            );
+            render(
+                &state,
+                &form.ctx,
+                Extra {
+                    error: Some(error),
+                    q: None,
+                },
+            )
+            .await
+        }
+        Err(CoreError::Invalid { .. }) => {
+            render(
+                &state,
+                &form.ctx,
+                Extra {
+                    error: Some(t["wrong_credentials"].into()),
+                    q: None,
+                },
+            )
+            .await
+        }
+        Err(e) => step_failed(&state, &form, &e).await,
+    }
+}
+
+async fn tan(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let form = form_or_return!(state, headers, body);
+    let t = texts(language_of(&state, form.ctx.flow).await);
+    match state
+        .finx
+        .submit_tan(form.ctx.flow, form.get("tan").unwrap_or_default().trim())
+        .await
+    {
+        Ok(_) => to_page(&form.ctx),
+        Err(CoreError::TanInvalid { attempts_left }) => {
+            let error = format!("{} {} {attempts_left}", t["wrong_tan"], t["attempts_left"]);
+            render(
+                &state,
+                &form.ctx,
+                Extra {
+                    error: Some(error),
+                    q: None,
+                },
+            )
+            .await
+        }
+        Err(CoreError::Invalid { .. }) => {
+            render(
+                &state,
+                &form.ctx,
+                Extra {
+                    error: Some(t["wrong_tan"].into()),
+                    q: None,
+                },
+            )
+            .await
+        }
+        Err(e) => step_failed(&state, &form, &e).await,
+    }
+}
+
+async fn accounts(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let form = form_or_return!(state, headers, body);
+    match state
+        .finx
+        .choose_accounts(form.ctx.flow, form.all("account"))
+        .await
+    {
+        Ok(_) => to_page(&form.ctx),
+        Err(CoreError::Flow(FlowError::InvalidSelection(_))) => {
+            let t = texts(language_of(&state, form.ctx.flow).await);
+            render(
+                &state,
+                &form.ctx,
+                Extra {
+                    error: Some(t["choose_one"].into()),
+                    q: None,
+                },
+            )
+            .await
+        }
+        Err(e) => step_failed(&state, &form, &e).await,
+    }
+}
+
+async fn sync(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let form = form_or_return!(state, headers, body);
+    match state.finx.complete(form.ctx.flow).await {
+        Ok(url) => finish(&state, &form, &url).await,
+        Err(e) => step_failed(&state, &form, &e).await,
+    }
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let form = form_or_return!(state, headers, body);
+    match state.finx.cancel(form.ctx.flow).await {
+        Ok(url) => finish(&state, &form, &url).await,
+        Err(e) => step_failed(&state, &form, &e).await,
+    }
+}
+
+async fn go_back(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let form = form_or_return!(state, headers, body);
+    match state.finx.failure_redirect(form.ctx.flow).await {
+        Ok(url) => finish(&state, &form, &url).await,
+        Err(e) => step_failed(&state, &form, &e).await,
+    }
+}
+
+/// A step that did not go through: the page for where the flow stands now says why (a
+/// failed or expired flow shows its message; a busy one the same step again).
+async fn step_failed(state: &AppState, form: &Form, e: &CoreError) -> Response {
+    match e {
+        CoreError::FlowFailed(_) | CoreError::Flow(FlowError::Expired | FlowError::Finished(_)) => {
+            to_page(&form.ctx)
+        }
+        CoreError::Flow(FlowError::AttemptsExhausted) => {
+            let t = texts(language_of(state, form.ctx.flow).await);
+            render(
+                state,
+                &form.ctx,
+                Extra {
+                    error: Some(t["no_attempts"].into()),
+                    q: None,
+                },
+            )
+            .await
+        }
+        CoreError::Busy | CoreError::Flow(_) => {
+            let t = texts(language_of(state, form.ctx.flow).await);
+            render(
+                state,
+                &form.ctx,
+                Extra {
+                    error: Some(t["busy"].into()),
+                    q: None,
+                },
+            )
+            .await
+        }
+        other => core_failure(other),
+    }
+}
+
+/// Reasons a flow can fail, for tests of the texts.
+#[cfg(test)]
+const REASONS: [finx_domain::flow::FailureReason; 7] = [
+    finx_domain::flow::FailureReason::LoginFailed,
+    finx_domain::flow::FailureReason::AccountLocked,
+    finx_domain::flow::FailureReason::BankUnavailable,
+    finx_domain::flow::FailureReason::ScaFailed,
+    finx_domain::flow::FailureReason::NoAccounts,
+    finx_domain::flow::FailureReason::SyncFailed,
+    finx_domain::flow::FailureReason::LinkExpired,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_parses_and_every_failure_has_a_text() {
+        let env = templates();
+        for name in [
+            "banks.html",
+            "login.html",
+            "tan.html",
+            "accounts.html",
+            "sync.html",
+            "result.html",
+            "message.html",
+        ] {
+            assert!(env.get_template(name).is_ok(), "{name}");
+        }
+        for lang in [Language::De, Language::En] {
+            let t = texts(lang);
+            for r in REASONS {
+                assert!(
+                    t.contains_key(format!("failed_{}", r.code()).as_str()),
+                    "{lang:?} {}",
+                    r.code()
+                );
+            }
+        }
+    }
+}

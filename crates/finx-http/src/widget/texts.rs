@@ -1,0 +1,190 @@
+//! Every text of the widget, in German (the default) and English.
+
+use std::collections::BTreeMap;
+
+use finx_domain::values::Language;
+
+/// `(key, German, English)`.
+const TEXTS: &[(&str, &str, &str)] = &[
+    ("title", "Konto verbinden", "Connect your account"),
+    ("cancel", "Abbrechen", "Cancel"),
+    ("continue", "Weiter", "Continue"),
+    (
+        "secured",
+        "Ihre Zugangsdaten werden verschlüsselt an Ihre Bank übertragen und nicht gespeichert.",
+        "Your credentials go encrypted to your bank and are not stored.",
+    ),
+    ("step_bank", "Bank auswählen", "Choose your bank"),
+    (
+        "search_label",
+        "Bank suchen (Name, BIC oder Bankleitzahl)",
+        "Search for your bank (name, BIC or bank code)",
+    ),
+    ("search", "Suchen", "Search"),
+    (
+        "no_banks",
+        "Keine Bank gefunden. Versuchen Sie einen anderen Suchbegriff.",
+        "No bank found. Try another search.",
+    ),
+    ("choose", "Auswählen", "Choose"),
+    ("bank_code", "BLZ", "Bank code"),
+    (
+        "unknown_bank_note",
+        "Die Bank zu der angegebenen IBAN können wir nicht automatisch erkennen. Bitte wählen Sie Ihre Bank aus.",
+        "We could not recognise the bank of the IBAN given. Please choose your bank.",
+    ),
+    (
+        "step_login",
+        "Bei Ihrer Bank anmelden",
+        "Log in to your bank",
+    ),
+    ("login", "Anmelden", "Log in"),
+    ("other_bank", "Andere Bank wählen", "Choose another bank"),
+    (
+        "wrong_credentials",
+        "Anmeldename oder PIN ist falsch.",
+        "Login name or PIN is wrong.",
+    ),
+    ("attempts_left", "Verbleibende Versuche:", "Attempts left:"),
+    (
+        "no_attempts",
+        "Keine Versuche mehr übrig.",
+        "No attempts left.",
+    ),
+    ("step_tan", "Freigabe mit TAN", "Confirm with a TAN"),
+    ("tan_method", "Verfahren:", "Method:"),
+    ("tan_label", "TAN", "TAN"),
+    ("confirm", "Bestätigen", "Confirm"),
+    ("wrong_tan", "Die TAN ist falsch.", "The TAN is wrong."),
+    ("step_accounts", "Konten auswählen", "Choose accounts"),
+    (
+        "accounts_hint_multi",
+        "Wählen Sie die Konten, deren Daten Sie teilen möchten.",
+        "Choose the accounts whose data you want to share.",
+    ),
+    (
+        "accounts_hint_single",
+        "Wählen Sie das Konto, dessen Daten Sie teilen möchten.",
+        "Choose the account whose data you want to share.",
+    ),
+    ("share", "Daten teilen", "Share data"),
+    (
+        "choose_one",
+        "Bitte wählen Sie mindestens ein Konto.",
+        "Please choose at least one account.",
+    ),
+    (
+        "step_sync",
+        "Ihre Daten werden abgerufen",
+        "Fetching your data",
+    ),
+    (
+        "sync_text",
+        "Wir rufen die Umsätze der letzten {days} Tage von Ihrer Bank ab. Das dauert nur einen Moment.",
+        "We are fetching the last {days} days of transactions from your bank. This takes a moment.",
+    ),
+    ("sync_button", "Daten abrufen", "Fetch data"),
+    ("done_title", "Fertig", "Done"),
+    (
+        "done_text",
+        "Ihre Konten sind verbunden. Sie werden zurückgeleitet.",
+        "Your accounts are connected. You are being sent back.",
+    ),
+    (
+        "back_to_app",
+        "Zurück zur Anwendung",
+        "Back to the application",
+    ),
+    (
+        "finished_text",
+        "Dieser Vorgang ist abgeschlossen. Sie können dieses Fenster schließen.",
+        "This process is finished. You can close this window.",
+    ),
+    (
+        "cancelled_text",
+        "Sie haben den Vorgang abgebrochen.",
+        "You cancelled the process.",
+    ),
+    (
+        "failed_title",
+        "Das hat leider nicht geklappt",
+        "That did not work",
+    ),
+    (
+        "failed_login_failed",
+        "Die Anmeldung ist dreimal fehlgeschlagen.",
+        "The login failed three times.",
+    ),
+    (
+        "failed_account_locked",
+        "Ihr Zugang ist bei der Bank gesperrt. Bitte wenden Sie sich an Ihre Bank.",
+        "Your access is locked at the bank. Please contact your bank.",
+    ),
+    (
+        "failed_bank_unavailable",
+        "Ihre Bank ist gerade nicht erreichbar. Bitte versuchen Sie es später erneut.",
+        "Your bank cannot be reached right now. Please try again later.",
+    ),
+    (
+        "failed_sca_failed",
+        "Die Freigabe ist dreimal fehlgeschlagen.",
+        "The confirmation failed three times.",
+    ),
+    (
+        "failed_no_accounts",
+        "Bei dieser Bank wurden keine passenden Konten gefunden.",
+        "No suitable accounts were found at this bank.",
+    ),
+    (
+        "failed_sync_failed",
+        "Ihre Daten konnten nicht abgerufen werden.",
+        "Your data could not be fetched.",
+    ),
+    (
+        "failed_link_expired",
+        "Dieser Link ist abgelaufen. Bitte starten Sie den Vorgang in der Anwendung neu.",
+        "This link has expired. Please start again from the application.",
+    ),
+    (
+        "invalid_link",
+        "Dieser Link ist ungültig.",
+        "This link is invalid.",
+    ),
+    (
+        "busy",
+        "Ihre letzte Eingabe wird noch bearbeitet. Bitte versuchen Sie es erneut.",
+        "Your last entry is still being processed. Please try again.",
+    ),
+    ("error_title", "Fehler", "Error"),
+    ("powered", "Bereitgestellt von finX", "Provided by finX"),
+];
+
+/// The texts in `language`, by key.
+#[must_use]
+pub(crate) fn texts(language: Language) -> BTreeMap<&'static str, &'static str> {
+    TEXTS
+        .iter()
+        .map(|(k, de, en)| (*k, if language == Language::En { *en } else { *de }))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_text_exists_in_both_languages_and_differs_where_it_should() {
+        let mut keys = std::collections::BTreeSet::new();
+        for (k, de, en) in TEXTS {
+            assert!(keys.insert(*k), "duplicate key {k}");
+            assert!(!de.is_empty() && !en.is_empty(), "{k}");
+        }
+        let differing = TEXTS.iter().filter(|(_, de, en)| de != en).count();
+        assert!(
+            differing > TEXTS.len() - 3,
+            "nearly every text is translated"
+        );
+        assert_eq!(texts(Language::En)["cancel"], "Cancel");
+        assert_eq!(texts(Language::De)["cancel"], "Abbrechen");
+    }
+}

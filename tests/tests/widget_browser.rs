@@ -1,0 +1,347 @@
+//! The widget in a real browser (headless Chromium over WebDriver): the flows an end user
+//! walks, each ending with the code exchanged and transactions read over HTTP. Screenshots
+//! of every step land in `target/screenshots/<test>/`.
+
+use axum::extract::Query;
+use axum::response::Html;
+use axum::routing::get;
+use finx_tests::browser::Browser;
+use finx_tests::fixtures::{App, Served};
+use serde_json::{Value, json};
+
+const CLIENT: &str = "browser-app";
+const SECRET: &str = "fxs_browser-app-secret-0123456789";
+
+/// The customer's side: `/callback` (where the user lands) and `/host` (a page that frames
+/// the widget and shows what it posts).
+async fn customer() -> String {
+    #[derive(serde::Deserialize)]
+    struct Host {
+        src: String,
+    }
+    let app = axum::Router::new()
+        .route("/callback", get(|| async { Html("<!doctype html><title>callback</title><h1 id=landed>Back at the app</h1>") }))
+        .route(
+            "/host",
+            get(|Query(h): Query<Host>| async move {
+                let src = h.src.replace('&', "&amp;").replace('"', "&quot;");
+                Html(format!(
+                    "<!doctype html><title>host</title><h1>Customer app</h1>\
+                     <iframe id=finx src=\"{src}\" width=400 height=700></iframe><pre id=result></pre>\
+                     <script>window.addEventListener('message', function (e) {{\
+                     document.getElementById('result').textContent = JSON.stringify({{ origin: e.origin, data: e.data }}); }});</script>"
+                ))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+struct Setup {
+    served: Served,
+    customer: String,
+    redirect: String,
+}
+
+async fn setup() -> Setup {
+    let app = App::new().await;
+    app.finx
+        .register_client(finx_core::NewClient {
+            id: Some(CLIENT.into()),
+            name: "Browser App".into(),
+            // Loopback: any port matches.
+            redirect_uris: vec!["http://127.0.0.1/callback".into()],
+            scope: None,
+            secret: Some(
+                finx_domain::secret::ClientSecret::from_presented(SECRET).expect("secret"),
+            ),
+        })
+        .await
+        .expect("register");
+    let served = Served::start(app).await;
+    let customer = customer().await;
+    let redirect = format!("{customer}/callback");
+    Setup {
+        served,
+        customer,
+        redirect,
+    }
+}
+
+impl Setup {
+    async fn link(&self, extra: Value) -> String {
+        let mut body = json!({ "redirect_uri": self.redirect, "state": "st-42" });
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let res: Value = self
+            .served
+            .http
+            .post(self.served.url("/onetime/access"))
+            .basic_auth(CLIENT, Some(SECRET))
+            .json(&body)
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        res["location"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no location: {res}"))
+            .to_owned()
+    }
+
+    /// Step 2 and 3 over HTTP: the code for tokens, then transactions.
+    async fn exchange_and_read(&self, code: &str) -> usize {
+        let s = &self.served;
+        let t: Value = s
+            .http
+            .post(s.url("/auth/token"))
+            .basic_auth(CLIENT, Some(SECRET))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", self.redirect.as_str()),
+            ])
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        let access = t["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token: {t}"));
+        let txs: Value = s
+            .http
+            .get(s.url("/rest/transactions?count=50"))
+            .bearer_auth(access)
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        let n = txs["transactions"].as_array().map_or(0, Vec::len);
+        assert!(n > 0, "transactions over HTTP: {txs}");
+        n
+    }
+}
+
+fn param(url: &str, key: &str) -> Option<String> {
+    url::Url::parse(url)
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Login, TAN, accounts: the steps after the bank is chosen.
+async fn login_tan_accounts(b: &mut Browser) {
+    b.find("#user").await;
+    b.screenshot("login").await;
+    b.type_into("#user", "demo").await;
+    b.type_into("#pin", "demo").await;
+    b.click("#login").await;
+    b.find("#tan").await;
+    assert!(
+        !b.text("#tan-method").await.is_empty(),
+        "the SCA method is shown"
+    );
+    b.screenshot("tan").await;
+    b.type_into("#tan", "123456").await;
+    b.click("#confirm").await;
+    b.find("#share").await;
+    b.screenshot("accounts").await;
+    b.click("#share").await;
+}
+
+fn tmp() -> &'static str {
+    env!("CARGO_TARGET_TMPDIR")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_full_flow_in_a_full_page() {
+    let s = setup().await;
+    let mut b = Browser::start("full_page", tmp()).await;
+    b.goto(&s.link(json!({})).await).await;
+    assert_eq!(b.text("h1").await, "Bank auswählen", "German by default");
+    b.screenshot("banks").await;
+    b.type_into("#q", "Sparkasse").await;
+    b.click("form.search button").await;
+    b.find("button.bank-choice[data-bank-code='90094816']")
+        .await;
+    assert!(
+        !b.has("button.bank-choice[data-bank-code='90094815']").await,
+        "the search filters"
+    );
+    b.screenshot("search").await;
+    b.click("button.bank-choice[data-bank-code='90094816']")
+        .await;
+    login_tan_accounts(&mut b).await;
+    let url = b.wait_for_url(&s.redirect).await;
+    b.screenshot("callback").await;
+    assert_eq!(param(&url, "success").as_deref(), Some("true"));
+    assert_eq!(param(&url, "state").as_deref(), Some("st-42"));
+    assert!(param(&url, "flow_id").is_some());
+    s.exchange_and_read(&param(&url, "code").expect("code"))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_iban_skips_bank_selection() {
+    let s = setup().await;
+    let mut b = Browser::start("iban_prefilled", tmp()).await;
+    b.goto(
+        &s.link(json!({ "accounts": [{ "id": "DE82900948150000002881" }] }))
+            .await,
+    )
+    .await;
+    assert_eq!(b.text("#bank-name").await, "finX Sandbox Bank");
+    assert!(b.has("#user").await, "straight to the bank login");
+    login_tan_accounts(&mut b).await;
+    let url = b.wait_for_url(&s.redirect).await;
+    s.exchange_and_read(&param(&url, "code").expect("code"))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_sends_the_user_back_with_cancel_true() {
+    let s = setup().await;
+    let mut b = Browser::start("cancel", tmp()).await;
+    let link = s
+        .link(json!({ "accounts": [{ "id": "DE82900948150000002881" }] }))
+        .await;
+    b.goto(&link).await;
+    b.find("#user").await;
+    b.click("#cancel").await;
+    let url = b.wait_for_url(&s.redirect).await;
+    b.screenshot("cancelled").await;
+    assert_eq!(param(&url, "success").as_deref(), Some("false"));
+    assert_eq!(param(&url, "cancel").as_deref(), Some("true"));
+    assert_eq!(param(&url, "state").as_deref(), Some("st-42"));
+    assert_eq!(param(&url, "code"), None);
+    // The link is spent: it now shows the cancelled page, with no form to go on.
+    b.goto(&link).await;
+    b.find("#message").await;
+    assert!(!b.has("#user").await);
+    b.screenshot("link_after_cancel").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_tan_is_explained_and_the_right_one_goes_through() {
+    let s = setup().await;
+    let mut b = Browser::start("wrong_tan", tmp()).await;
+    b.goto(
+        &s.link(json!({ "accounts": [{ "id": "DE82900948150000002881" }] }))
+            .await,
+    )
+    .await;
+    b.type_into("#user", "demo").await;
+    b.type_into("#pin", "demo").await;
+    b.click("#login").await;
+    b.type_into("#tan", "000000").await;
+    b.click("#confirm").await;
+    let error = b.text("#tan-error").await;
+    assert!(
+        error.contains("TAN ist falsch") && error.contains('2'),
+        "{error}"
+    );
+    assert_eq!(
+        b.attribute("#tan", "aria-describedby").await.as_deref(),
+        Some("tan-error"),
+        "the error is tied to the field"
+    );
+    b.screenshot("wrong_tan").await;
+    b.type_into("#tan", "123456").await;
+    b.click("#confirm").await;
+    b.click("#share").await;
+    let url = b.wait_for_url(&s.redirect).await;
+    s.exchange_and_read(&param(&url, "code").expect("code"))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_english_flow_speaks_english() {
+    let s = setup().await;
+    let mut b = Browser::start("english", tmp()).await;
+    b.goto(&s.link(json!({ "language": "en" })).await).await;
+    assert_eq!(b.text("h1").await, "Choose your bank");
+    assert_eq!(
+        b.execute("return document.documentElement.lang").await,
+        "en"
+    );
+    b.click("button.bank-choice[data-bank-code='90094817']")
+        .await;
+    assert_eq!(b.text("h1").await, "Log in to your bank");
+    b.type_into("#user", "demo").await;
+    b.type_into("#pin", "wrong").await;
+    b.click("#login").await;
+    assert!(
+        b.text("#login-error")
+            .await
+            .contains("Login name or PIN is wrong")
+    );
+    b.screenshot("wrong_pin_en").await;
+    login_tan_accounts(&mut b).await;
+    let url = b.wait_for_url(&s.redirect).await;
+    s.exchange_and_read(&param(&url, "code").expect("code"))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_an_iframe_the_result_is_posted_to_the_parent() {
+    let s = setup().await;
+    let mut b = Browser::start("iframe", tmp()).await;
+    let link = s
+        .link(json!({ "accounts": [{ "id": "DE82900948150000002881" }] }))
+        .await;
+    let host = format!(
+        "{}/host?src={}",
+        s.customer,
+        form_urlencoded::byte_serialize(link.as_bytes()).collect::<String>()
+    );
+    b.goto(&host).await;
+    b.enter_frame("#finx").await;
+    login_tan_accounts(&mut b).await;
+    b.leave_frames().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let posted = loop {
+        let text = b.text("#result").await;
+        if !text.is_empty() {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing was posted to the parent"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    b.screenshot("host_after_post").await;
+    assert!(
+        b.url().await.starts_with(&s.customer),
+        "the top page stays the customer's"
+    );
+    let posted: Value = serde_json::from_str(&posted).expect("json");
+    let data = &posted["data"];
+    assert_eq!(
+        posted["origin"],
+        s.served.base.as_str().trim_end_matches('/')
+    );
+    assert_eq!(data["location"], s.redirect);
+    assert_eq!(data["query"]["success"], true);
+    assert_eq!(data["query"]["abort"], false);
+    assert_eq!(data["query"]["state"], "st-42");
+    assert!(
+        data["url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with(&s.redirect))
+    );
+    s.exchange_and_read(data["query"]["code"].as_str().expect("code"))
+        .await;
+}
