@@ -207,6 +207,10 @@ fn check_arch() -> Result<()> {
             problems.push(format!("finx-http depends on {dep}"));
         }
     }
+    // The SDK is what customers take: it stands alone.
+    for dep in graph.workspace_deps("finx-client") {
+        problems.push(format!("finx-client depends on {dep}"));
+    }
     // The domain never reads the clock: no `now()` call in its sources.
     for file in rust_files(&root().join("crates/finx-domain/src"))? {
         let text =

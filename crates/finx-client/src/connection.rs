@@ -1,0 +1,353 @@
+//! A connection: one end user's tokens, kept in a [`TokenStore`] and refreshed as needed.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use futures::Stream;
+
+use crate::model::{Account, Balance, Tokens, Transaction};
+use crate::query::TransactionQuery;
+use crate::{Error, FinxClient};
+
+/// One end user's tokens as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredTokens {
+    /// The bearer token.
+    pub access_token: String,
+    /// When it expires.
+    pub access_expires_at: DateTime<Utc>,
+    /// The refresh token (with `offline`).
+    pub refresh_token: Option<String>,
+    /// Its scope.
+    pub scope: String,
+    /// Set while a worker refreshes: others wait until then instead of refreshing too.
+    pub refresh_lease_until: Option<DateTime<Utc>>,
+    /// The store's version of this record (compare-and-swap).
+    pub version: u64,
+}
+
+impl fmt::Debug for StoredTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredTokens")
+            .field("access_token", &"[redacted]")
+            .field("access_expires_at", &self.access_expires_at)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("refresh_lease_until", &self.refresh_lease_until)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+/// Where a customer keeps its end users' tokens.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// The record under `key`, with its current version.
+    async fn load(&self, key: &str) -> Result<Option<StoredTokens>, Error>;
+
+    /// Replaces the record under `key` if and only if its version is `expected` (`None`:
+    /// if there is none), giving it version `expected + 1` (or 1). Returns whether it did.
+    /// MUST be atomic across every process using the same store: of two swaps from the same
+    /// version exactly one succeeds.
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        new: &StoredTokens,
+    ) -> Result<bool, Error>;
+
+    /// Deletes the record under `key` (e.g. after the grant was revoked).
+    async fn delete(&self, key: &str) -> Result<(), Error>;
+}
+
+/// Tokens in memory: for one process, and for tests.
+#[derive(Debug, Default)]
+pub struct MemoryTokenStore {
+    records: Mutex<HashMap<String, StoredTokens>>,
+}
+
+#[async_trait]
+impl TokenStore for MemoryTokenStore {
+    async fn load(&self, key: &str) -> Result<Option<StoredTokens>, Error> {
+        Ok(self
+            .records
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned())
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        new: &StoredTokens,
+    ) -> Result<bool, Error> {
+        let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        if records.get(key).map(|r| r.version) != expected {
+            return Ok(false);
+        }
+        let mut stored = new.clone();
+        stored.version = expected.map_or(1, |v| v + 1);
+        records.insert(key.to_owned(), stored);
+        Ok(true)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), Error> {
+        self.records
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+        Ok(())
+    }
+}
+
+/// One end user's connection to finX.
+#[derive(Clone)]
+pub struct Connection {
+    client: FinxClient,
+    key: String,
+    store: Arc<dyn TokenStore>,
+    /// Calls on this handle (and its clones) wait on one refresh instead of each making one.
+    refreshing: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    pub(crate) fn new(client: FinxClient, key: &str, store: Arc<dyn TokenStore>) -> Self {
+        Self {
+            client,
+            key: key.to_owned(),
+            store,
+            refreshing: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    fn record(&self, tokens: &Tokens) -> StoredTokens {
+        StoredTokens {
+            access_token: tokens.access_token.clone(),
+            access_expires_at: self.client.now() + TimeDelta::seconds(tokens.expires_in),
+            refresh_token: tokens.refresh_token.clone(),
+            scope: tokens.scope.clone(),
+            refresh_lease_until: None,
+            version: 0,
+        }
+    }
+
+    /// Stores fresh tokens (from a code exchange), replacing what was there.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn replace(&self, tokens: &Tokens) -> Result<(), Error> {
+        let new = self.record(tokens);
+        loop {
+            let current = self.store.load(&self.key).await?.map(|r| r.version);
+            if self
+                .store
+                .compare_and_swap(&self.key, current, &new)
+                .await?
+            {
+                return Ok(());
+            }
+        }
+    }
+
+    fn fresh(&self, r: &StoredTokens) -> bool {
+        let skew = TimeDelta::from_std(self.client.config.refresh_skew).unwrap_or_default();
+        self.client.now() + skew < r.access_expires_at
+    }
+
+    /// A usable access token: the stored one while it is fresh, else a refreshed one.
+    ///
+    /// # Errors
+    /// [`Error::NotConnected`] without stored tokens; [`Error::InvalidGrant`] when the grant
+    /// is gone (the record is then deleted).
+    pub async fn access_token(&self) -> Result<String, Error> {
+        let r = self
+            .store
+            .load(&self.key)
+            .await?
+            .ok_or(Error::NotConnected)?;
+        if self.fresh(&r) {
+            return Ok(r.access_token);
+        }
+        self.refresh_from(None).await
+    }
+
+    /// Refreshes, once for all callers: a caller that waited finds the new token stored and
+    /// uses it. `rejected` is an access token the server refused, which forces a refresh even
+    /// if it still looks fresh.
+    async fn refresh_from(&self, rejected: Option<&str>) -> Result<String, Error> {
+        let _one_at_a_time = self.refreshing.lock().await;
+        loop {
+            let r = self
+                .store
+                .load(&self.key)
+                .await?
+                .ok_or(Error::NotConnected)?;
+            let refused = rejected.is_some_and(|t| t == r.access_token);
+            if self.fresh(&r) && !refused {
+                return Ok(r.access_token);
+            }
+            let now = self.client.now();
+            if r.refresh_lease_until.is_some_and(|until| until > now) {
+                // Another process is refreshing; wait for its result.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            let refresh = r.refresh_token.clone().ok_or_else(|| Error::InvalidGrant {
+                description: "no refresh token (the grant lacks offline); connect again".into(),
+                request_id: None,
+            })?;
+            let lease = TimeDelta::from_std(self.client.config.refresh_lease).unwrap_or_default();
+            let claimed = StoredTokens {
+                refresh_lease_until: Some(now + lease),
+                ..r.clone()
+            };
+            if !self
+                .store
+                .compare_and_swap(&self.key, Some(r.version), &claimed)
+                .await?
+            {
+                continue;
+            }
+            let claimed_version = r.version + 1;
+            if let Some(hook) = &self.client.config.on_refresh {
+                hook();
+            }
+            match self.client.refresh(&refresh, None).await {
+                Ok(tokens) => {
+                    // The old refresh token is dead now: store the new one before anything else.
+                    let new = self.record(&tokens);
+                    if !self
+                        .store
+                        .compare_and_swap(&self.key, Some(claimed_version), &new)
+                        .await?
+                    {
+                        // Only a lease that outlived its time can get here.
+                        tracing::error!(key = %self.key, "the refresh lease was taken over; storing the new tokens anyway");
+                        self.replace(&tokens).await?;
+                    }
+                    return Ok(tokens.access_token);
+                }
+                Err(e @ Error::InvalidGrant { .. }) => {
+                    self.store.delete(&self.key).await?;
+                    return Err(e);
+                }
+                Err(e) => {
+                    let released = StoredTokens {
+                        refresh_lease_until: None,
+                        ..r
+                    };
+                    let _ = self
+                        .store
+                        .compare_and_swap(&self.key, Some(claimed_version), &released)
+                        .await;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Runs `call` with a usable token; on a 401 refreshes once and tries again.
+    async fn with_token<T, F, Fut>(&self, call: F) -> Result<T, Error>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        let token = self.access_token().await?;
+        match call(token.clone()).await {
+            Err(e) if e.is_unauthorized() => {
+                let token = self.refresh_from(Some(&token)).await?;
+                call(token).await
+            }
+            other => other,
+        }
+    }
+
+    /// The accounts.
+    ///
+    /// # Errors
+    /// As [`FinxClient::accounts`], after one refresh on 401.
+    pub async fn accounts(&self) -> Result<Vec<Account>, Error> {
+        self.with_token(|t| async move { self.client.accounts(&t).await })
+            .await
+    }
+
+    /// One account.
+    ///
+    /// # Errors
+    /// As [`FinxClient::account`].
+    pub async fn account(&self, id: &str) -> Result<Account, Error> {
+        self.with_token(|t| async move { self.client.account(&t, id).await })
+            .await
+    }
+
+    /// One account's balance.
+    ///
+    /// # Errors
+    /// As [`FinxClient::balance`].
+    pub async fn balance(&self, id: &str) -> Result<Balance, Error> {
+        self.with_token(|t| async move { self.client.balance(&t, id).await })
+            .await
+    }
+
+    /// One page of transactions.
+    ///
+    /// # Errors
+    /// As [`FinxClient::transactions`].
+    pub async fn transactions(&self, query: &TransactionQuery) -> Result<Vec<Transaction>, Error> {
+        self.with_token(|t| async move { self.client.transactions(&t, query).await })
+            .await
+    }
+
+    /// Every transaction matching `query`, page by page (keyset paging, so nothing is
+    /// skipped or repeated while new transactions arrive).
+    pub fn all_transactions(
+        &self,
+        query: TransactionQuery,
+    ) -> impl Stream<Item = Result<Transaction, Error>> + '_ {
+        let size = query.page_size() as usize;
+        futures::stream::unfold(Some(query), move |next| async move {
+            let q = next?;
+            match self.transactions(&q).await {
+                Err(e) => Some((vec![Err(e)], None)),
+                Ok(page) => {
+                    let more = (page.len() >= size)
+                        .then(|| page.last().map(|t| q.after(&t.transaction_id)))
+                        .flatten();
+                    Some((page.into_iter().map(Ok).collect(), more))
+                }
+            }
+        })
+        .flat_map(futures::stream::iter)
+    }
+
+    /// Revokes the grant and forgets the tokens.
+    ///
+    /// # Errors
+    /// When the server or the store fails.
+    pub async fn disconnect(&self) -> Result<(), Error> {
+        if let Some(r) = self.store.load(&self.key).await? {
+            if let Some(refresh) = &r.refresh_token {
+                self.client.revoke(refresh).await?;
+            }
+        }
+        self.store.delete(&self.key).await
+    }
+}
+
+use futures::StreamExt as _;

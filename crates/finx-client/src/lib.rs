@@ -1,0 +1,485 @@
+//! The Rust SDK for finX: what a customer's backend uses to get its end users' bank data.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), finx_client::Error> {
+//! use finx_client::{FinxClient, OnetimeAccess, Callback, MemoryTokenStore};
+//! let finx = FinxClient::new("http://127.0.0.1:8080", "finx-demo", "fxs_demo-secret-for-the-sandbox")?;
+//! // 1. A widget link; send the user there.
+//! let link = finx.create_onetime_access(&OnetimeAccess {
+//!     redirect_uri: "http://127.0.0.1:8080/demo/callback".into(),
+//!     state: Some("user-42".into()),
+//!     ..Default::default()
+//! }).await?;
+//! // 2. The user comes back; check the state and exchange the code.
+//! # let callback_url = "";
+//! if let Callback::Success { code, .. } = finx.parse_callback(callback_url, Some("user-42"))? {
+//!     let tokens = finx.exchange_code(&code, "http://127.0.0.1:8080/demo/callback").await?;
+//!     // 3. Keep the tokens in a store; the connection refreshes them as needed.
+//!     let store = std::sync::Arc::new(MemoryTokenStore::default());
+//!     let conn = finx.connect("user-42", store, &tokens).await?;
+//!     let accounts = conn.accounts().await?;
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! A [`Connection`] keeps one end user's tokens in a [`TokenStore`]: it refreshes the access
+//! token shortly before it expires, retries once on a 401 after refreshing, and stores the
+//! new refresh token before it returns (the old one stops working at once). Concurrent calls
+//! share one refresh, and the store's compare-and-swap with a short refresh lease keeps two
+//! workers, even in two processes, from ever presenting the same refresh token twice.
+
+mod connection;
+mod error;
+mod model;
+mod query;
+#[cfg(feature = "sql")]
+mod sql;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use url::Url;
+
+pub use connection::{Connection, MemoryTokenStore, StoredTokens, TokenStore};
+pub use error::Error;
+pub use model::{
+    Account, AccountStatus, Balance, Callback, Link, OnetimeAccess, Tokens, Transaction,
+};
+pub use query::{Bound, Sort, TransactionQuery};
+#[cfg(feature = "sql")]
+pub use sql::SqlTokenStore;
+
+/// A clock, so that tests (and simulations) can move time.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// A hook called on every refresh a connection makes (for metrics).
+pub type RefreshHook = Arc<dyn Fn() + Send + Sync>;
+
+/// Settings of a [`FinxClient`].
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Retries on 429 and 503 (honouring `Retry-After`, at most 30 s each).
+    pub max_retries: u32,
+    /// First backoff when the server gives no `Retry-After`; doubles each retry.
+    pub backoff: Duration,
+    /// Refresh this long before the access token expires.
+    pub refresh_skew: Duration,
+    /// How long a refresh lease holds before another worker may take over.
+    pub refresh_lease: Duration,
+    /// The time.
+    pub clock: Clock,
+    /// Called on every refresh.
+    pub on_refresh: Option<RefreshHook>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            max_retries: 3,
+            backoff: Duration::from_millis(200),
+            refresh_skew: Duration::from_secs(60),
+            refresh_lease: Duration::from_secs(30),
+            clock: Arc::new(Utc::now),
+            on_refresh: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A client for one finX server and one customer (client id and secret).
+#[derive(Clone)]
+pub struct FinxClient {
+    http: reqwest::Client,
+    base: Url,
+    client_id: String,
+    client_secret: String,
+    config: ClientConfig,
+}
+
+impl std::fmt::Debug for FinxClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FinxClient")
+            .field("base", &self.base.as_str())
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FinxClient {
+    /// A client with default settings.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `base_url` is not an absolute URL.
+    pub fn new(base_url: &str, client_id: &str, client_secret: &str) -> Result<Self, Error> {
+        Self::with_config(base_url, client_id, client_secret, ClientConfig::default())
+    }
+
+    /// A client with settings.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `base_url` is not an absolute URL.
+    pub fn with_config(
+        base_url: &str,
+        client_id: &str,
+        client_secret: &str,
+        config: ClientConfig,
+    ) -> Result<Self, Error> {
+        let mut base = Url::parse(base_url).map_err(|e| Error::Config(format!("base URL: {e}")))?;
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        let http = reqwest::Client::builder().timeout(config.timeout).build()?;
+        Ok(Self {
+            http,
+            base,
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.to_owned(),
+            config,
+        })
+    }
+
+    /// The settings.
+    #[must_use]
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        (self.config.clock)()
+    }
+
+    fn url(&self, path: &str) -> Result<Url, Error> {
+        self.base
+            .join(path)
+            .map_err(|e| Error::Config(e.to_string()))
+    }
+
+    /// Sends a request, retrying on 429/503 with backoff and `Retry-After`.
+    async fn send(&self, build: impl Fn() -> RequestBuilder) -> Result<Response, Error> {
+        let mut wait = self.config.backoff;
+        for attempt in 0..=self.config.max_retries {
+            let res = build().send().await?;
+            let retryable = matches!(
+                res.status(),
+                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+            );
+            if !retryable || attempt == self.config.max_retries {
+                return Ok(res);
+            }
+            let delay = retry_after(res.headers())
+                .unwrap_or(wait)
+                .min(Duration::from_secs(30));
+            tracing::debug!(status = %res.status(), ?delay, "finX asked to retry");
+            tokio::time::sleep(delay).await;
+            wait *= 2;
+        }
+        Err(Error::Decode("retry loop ended".into()))
+    }
+
+    async fn json<T: DeserializeOwned>(res: Response) -> Result<T, Error> {
+        let status = res.status();
+        let request_id = res
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = res.bytes().await?;
+        if status.is_success() {
+            return serde_json::from_slice(&body).map_err(|e| Error::Decode(e.to_string()));
+        }
+        Err(decode_error(status, &body, request_id))
+    }
+
+    /// Step 1: a widget link for one end user.
+    ///
+    /// # Errors
+    /// [`Error::Api`] with the field named for bad input; [`Error::Api`] 401 for bad client
+    /// credentials.
+    pub async fn create_onetime_access(&self, req: &OnetimeAccess) -> Result<Link, Error> {
+        let url = self.url("onetime/access")?;
+        let res = self
+            .send(|| {
+                self.http
+                    .post(url.clone())
+                    .basic_auth(&self.client_id, Some(&self.client_secret))
+                    .json(req)
+            })
+            .await?;
+        Self::json(res).await
+    }
+
+    /// Reads the URL the end user came back to, and checks that its `state` is
+    /// `expected_state` (pass what you sent in step 1).
+    ///
+    /// # Errors
+    /// [`Error::StateMismatch`] when the state differs; [`Error::Callback`] when the URL does
+    /// not look like a finX callback.
+    pub fn parse_callback(
+        &self,
+        callback_url: &str,
+        expected_state: Option<&str>,
+    ) -> Result<Callback, Error> {
+        let url = Url::parse(callback_url).map_err(|e| Error::Callback(e.to_string()))?;
+        let get = |k: &str| {
+            url.query_pairs()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.into_owned())
+        };
+        if get("state").as_deref() != expected_state {
+            return Err(Error::StateMismatch);
+        }
+        let flow_id = get("flow_id");
+        match get("success").as_deref() {
+            Some("true") => {
+                let code =
+                    get("code").ok_or_else(|| Error::Callback("success without a code".into()))?;
+                Ok(Callback::Success { code, flow_id })
+            }
+            Some("false") if get("cancel").as_deref() == Some("true") => {
+                Ok(Callback::Cancelled { flow_id })
+            }
+            Some("false") => Ok(Callback::Failed {
+                error: get("error"),
+                flow_id,
+            }),
+            _ => Err(Error::Callback("no success parameter".into())),
+        }
+    }
+
+    async fn token_request(&self, form: &[(&str, &str)]) -> Result<Tokens, Error> {
+        let url = self.url("auth/token")?;
+        let res = self
+            .send(|| {
+                self.http
+                    .post(url.clone())
+                    .basic_auth(&self.client_id, Some(&self.client_secret))
+                    .form(form)
+            })
+            .await?;
+        Self::json(res).await
+    }
+
+    /// Step 2: exchanges the code (one hour, once) for tokens.
+    ///
+    /// # Errors
+    /// [`Error::InvalidGrant`] for an unknown, used or expired code.
+    pub async fn exchange_code(&self, code: &str, redirect_uri: &str) -> Result<Tokens, Error> {
+        self.token_request(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+        ])
+        .await
+    }
+
+    /// Rotates a refresh token. The one passed in stops working: store the new one before
+    /// anything else (a [`Connection`] does this for you).
+    ///
+    /// # Errors
+    /// [`Error::InvalidGrant`] when the refresh token is unknown, expired or was already
+    /// used (then the whole grant is revoked).
+    pub async fn refresh(&self, refresh_token: &str, scope: Option<&str>) -> Result<Tokens, Error> {
+        let mut form = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ];
+        if let Some(s) = scope {
+            form.push(("scope", s));
+        }
+        self.token_request(&form).await
+    }
+
+    /// Revokes a token (a refresh token revokes the whole grant).
+    ///
+    /// # Errors
+    /// When the server refuses (e.g. the token is another client's).
+    pub async fn revoke(&self, token: &str) -> Result<(), Error> {
+        let url = self.url("auth/revoke")?;
+        let res = self
+            .send(|| {
+                self.http
+                    .post(url.clone())
+                    .basic_auth(&self.client_id, Some(&self.client_secret))
+                    .form(&[("token", token)])
+            })
+            .await?;
+        if res.status().is_success() {
+            return Ok(());
+        }
+        let status = res.status();
+        let request_id = res
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Err(decode_error(status, &res.bytes().await?, request_id))
+    }
+
+    async fn get<T: DeserializeOwned>(
+        &self,
+        access_token: &str,
+        path: &str,
+        query: &[(&'static str, String)],
+    ) -> Result<T, Error> {
+        let url = self.url(path)?;
+        let res = self
+            .send(|| {
+                self.http
+                    .request(Method::GET, url.clone())
+                    .bearer_auth(access_token)
+                    .query(query)
+            })
+            .await?;
+        Self::json(res).await
+    }
+
+    /// The accounts of a grant.
+    ///
+    /// # Errors
+    /// [`Error::Api`] (401 for an expired token, 403 without `accounts=ro`).
+    pub async fn accounts(&self, access_token: &str) -> Result<Vec<Account>, Error> {
+        Ok(self
+            .get::<model::AccountList>(access_token, "rest/accounts", &[])
+            .await?
+            .accounts)
+    }
+
+    /// One account.
+    ///
+    /// # Errors
+    /// [`Error::Api`] 404 when the grant does not see it.
+    pub async fn account(&self, access_token: &str, id: &str) -> Result<Account, Error> {
+        self.get(access_token, &format!("rest/accounts/{}", segment(id)), &[])
+            .await
+    }
+
+    /// One account's balance.
+    ///
+    /// # Errors
+    /// [`Error::Api`] (403 without `balance=ro`).
+    pub async fn balance(&self, access_token: &str, id: &str) -> Result<Balance, Error> {
+        self.get(
+            access_token,
+            &format!("rest/accounts/{}/balance", segment(id)),
+            &[],
+        )
+        .await
+    }
+
+    /// One page of transactions.
+    ///
+    /// # Errors
+    /// [`Error::Api`] naming a bad parameter.
+    pub async fn transactions(
+        &self,
+        access_token: &str,
+        query: &TransactionQuery,
+    ) -> Result<Vec<Transaction>, Error> {
+        Ok(self
+            .get::<model::TransactionList>(access_token, "rest/transactions", &query.pairs())
+            .await?
+            .transactions)
+    }
+
+    /// One transaction.
+    ///
+    /// # Errors
+    /// [`Error::Api`] 404 when the grant does not see it.
+    pub async fn transaction(&self, access_token: &str, id: &str) -> Result<Transaction, Error> {
+        self.get(
+            access_token,
+            &format!("rest/transactions/{}", segment(id)),
+            &[],
+        )
+        .await
+    }
+
+    /// A connection for one end user: stores `tokens` under `key` (replacing what was there)
+    /// and manages them from then on.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn connect(
+        &self,
+        key: &str,
+        store: Arc<dyn TokenStore>,
+        tokens: &Tokens,
+    ) -> Result<Connection, Error> {
+        let conn = Connection::new(self.clone(), key, store);
+        conn.replace(tokens).await?;
+        Ok(conn)
+    }
+
+    /// A connection for tokens already in `store` under `key` (e.g. after a restart).
+    #[must_use]
+    pub fn connection(&self, key: &str, store: Arc<dyn TokenStore>) -> Connection {
+        Connection::new(self.clone(), key, store)
+    }
+}
+
+fn segment(id: &str) -> String {
+    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+fn decode_error(status: StatusCode, body: &[u8], request_id: Option<String>) -> Error {
+    let v: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(_) => return Error::Decode(format!("HTTP {status} with a body that is not JSON")),
+    };
+    if let Some(error) = v["error"].as_str() {
+        let description = v["error_description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if error == "invalid_grant" {
+            return Error::InvalidGrant {
+                description,
+                request_id,
+            };
+        }
+        return Error::OAuth {
+            status: status.as_u16(),
+            error: error.to_owned(),
+            description,
+            request_id,
+        };
+    }
+    let e = &v["error"];
+    Error::Api {
+        status: status.as_u16(),
+        code: e["code"]
+            .as_u64()
+            .and_then(|c| u32::try_from(c).ok())
+            .unwrap_or_default(),
+        group: e["group"].as_str().unwrap_or_default().to_owned(),
+        description: e["description"].as_str().unwrap_or_default().to_owned(),
+        data: e["data"].clone(),
+        request_id,
+    }
+}

@@ -1,0 +1,232 @@
+//! What the finX API returns, typed. Amounts are exact decimals.
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// A widget link (step 1).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Link {
+    /// Where to send the end user (full page or iframe).
+    pub location: String,
+    /// The flow id.
+    pub id: String,
+}
+
+/// Tokens from `/auth/token`. The `Debug` output hides the secrets.
+#[derive(Clone, Deserialize)]
+pub struct Tokens {
+    /// The bearer token.
+    pub access_token: String,
+    /// Seconds it lives.
+    pub expires_in: i64,
+    /// Space-separated scope.
+    pub scope: String,
+    /// `Bearer`.
+    pub token_type: String,
+    /// The new refresh token; the one sent before no longer works.
+    pub refresh_token: Option<String>,
+}
+
+impl fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tokens")
+            .field("access_token", &"[redacted]")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
+}
+
+/// A balance.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Balance {
+    /// Amount in major units.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    pub balance: Decimal,
+    /// ISO 4217 currency.
+    pub currency: String,
+    /// The date it refers to.
+    pub balance_date: NaiveDate,
+    /// `booked` or `available`.
+    pub status: String,
+}
+
+/// How the last sync of an account went.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AccountStatus {
+    /// Last attempt.
+    pub synced_at: DateTime<Utc>,
+    /// Last success.
+    pub succeeded_at: Option<DateTime<Utc>>,
+    /// Message of a failed attempt.
+    pub message: Option<String>,
+}
+
+/// An account.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Account {
+    /// `A…`.
+    pub account_id: String,
+    /// The bank connection, `X…`.
+    pub access_id: String,
+    /// National account number.
+    pub account_number: Option<String>,
+    /// National bank code.
+    pub bank_code: Option<String>,
+    /// IBAN.
+    pub iban: Option<String>,
+    /// BIC.
+    pub bic: Option<String>,
+    /// The bank's name.
+    pub bank_name: String,
+    /// ISO 4217 currency.
+    pub currency: String,
+    /// The balance (with `balance=ro`).
+    pub balance: Option<Balance>,
+    /// `Giro account`, `Savings account`, `Credit card`, …
+    #[serde(rename = "type")]
+    pub account_type: String,
+    /// The bank's name for the account.
+    pub name: String,
+    /// Account holder.
+    pub owner: String,
+    /// Held by several people.
+    pub is_jointly_managed: bool,
+    /// Sync status.
+    pub status: AccountStatus,
+}
+
+/// A transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Transaction {
+    /// `T…`.
+    pub transaction_id: String,
+    /// Its account.
+    pub account_id: String,
+    /// Amount in major units; negative for debits.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    pub amount: Decimal,
+    /// ISO 4217 currency.
+    pub currency: String,
+    /// Counterparty name.
+    pub name: Option<String>,
+    /// Counterparty IBAN.
+    pub iban: Option<String>,
+    /// Counterparty BIC.
+    pub bic: Option<String>,
+    /// Counterparty account number.
+    pub account_number: Option<String>,
+    /// Counterparty bank code.
+    pub bank_code: Option<String>,
+    /// Remittance information.
+    pub purpose: Option<String>,
+    /// Booking date.
+    pub booked_at: NaiveDate,
+    /// Value date.
+    pub settled_at: NaiveDate,
+    /// False while pending.
+    pub booked: bool,
+    /// The bank's booking text.
+    pub booking_text: Option<String>,
+    /// `Transfer`, `Direct debit`, `Electronic cash`, …
+    #[serde(rename = "type")]
+    pub transaction_type: String,
+    /// SEPA creditor id.
+    pub creditor_id: Option<String>,
+    /// SEPA mandate reference.
+    pub mandate_reference: Option<String>,
+    /// SEPA end-to-end reference.
+    pub end_to_end_reference: Option<String>,
+    /// SEPA purpose code.
+    pub sepa_purpose_code: Option<String>,
+    /// When finX first saw it.
+    pub created_at: DateTime<Utc>,
+    /// When finX last saw it change.
+    pub modified_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AccountList {
+    pub(crate) accounts: Vec<Account>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct TransactionList {
+    pub(crate) transactions: Vec<Transaction>,
+}
+
+/// Step 1's parameters; only `redirect_uri` is required.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OnetimeAccess {
+    /// Where the end user comes back (registered for your client).
+    pub redirect_uri: String,
+    /// Echoed back; use it to find your user again (and check it: see
+    /// [`FinxClient::parse_callback`](crate::FinxClient::parse_callback)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// `de` or `en`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// Known IBANs, account numbers or card numbers.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "as_ids")]
+    pub accounts: Vec<String>,
+    /// Only offer these account types.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub account_types: Vec<String>,
+    /// Whether the user may pick several accounts (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_multi_selection: Option<bool>,
+    /// Days of history (default 90).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_period: Option<u16>,
+    /// A bank to preselect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_id: Option<String>,
+    /// A narrower scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+fn as_ids<S: serde::Serializer>(ids: &[String], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    #[derive(Serialize)]
+    struct Id<'a> {
+        id: &'a str,
+    }
+    let mut seq = s.serialize_seq(Some(ids.len()))?;
+    for id in ids {
+        seq.serialize_element(&Id { id })?;
+    }
+    seq.end()
+}
+
+/// Where the end user came back with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Callback {
+    /// Success: exchange the code (valid one hour, once).
+    Success {
+        /// The authorization code.
+        code: String,
+        /// The flow.
+        flow_id: Option<String>,
+    },
+    /// The user cancelled.
+    Cancelled {
+        /// The flow.
+        flow_id: Option<String>,
+    },
+    /// The flow failed.
+    Failed {
+        /// finX's reason, e.g. `login_failed`, `link_expired`.
+        error: Option<String>,
+        /// The flow.
+        flow_id: Option<String>,
+    },
+}

@@ -1,0 +1,562 @@
+//! The Rust SDK against a real finX server over loopback.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::TimeDelta;
+use finx_client::{
+    Callback, ClientConfig, Error, FinxClient, MemoryTokenStore, OnetimeAccess, SqlTokenStore,
+    TokenStore, TransactionQuery,
+};
+use finx_domain::ids::FlowId;
+use finx_ports::{BankCredentials, Clock as _};
+use finx_tests::fixtures::{App, DEMO_SECRET, REDIRECT, Served};
+use futures::TryStreamExt as _;
+
+struct Setup {
+    served: Served,
+    refreshes: Arc<AtomicUsize>,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        Self {
+            served: Served::start(App::new().await).await,
+            refreshes: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// An SDK client on the server's clock, counting refreshes.
+    fn client(&self) -> FinxClient {
+        let clock = self.served.app.clock.clone();
+        let count = self.refreshes.clone();
+        let config = ClientConfig {
+            clock: Arc::new(move || clock.now()),
+            on_refresh: Some(Arc::new(move || {
+                count.fetch_add(1, Ordering::SeqCst);
+            })),
+            ..ClientConfig::default()
+        };
+        FinxClient::with_config(self.served.base.as_str(), "demo-app", DEMO_SECRET, config)
+            .expect("client")
+    }
+
+    /// Steps 1 and 2: a link from the SDK, the widget through the core, the callback parsed.
+    async fn code(&self, finx: &FinxClient) -> String {
+        let link = finx
+            .create_onetime_access(&OnetimeAccess {
+                redirect_uri: REDIRECT.into(),
+                state: Some("user-7".into()),
+                accounts: vec!["DE82900948150000002881".into()],
+                ..Default::default()
+            })
+            .await
+            .expect("link");
+        assert!(link.location.contains("/widget?token="));
+        let flow = FlowId::parse(&link.id).expect("flow id");
+        let core = &self.served.app.finx;
+        core.submit_credentials(
+            flow,
+            &BankCredentials {
+                user: "demo".into(),
+                secret: "demo".into(),
+            },
+        )
+        .await
+        .expect("login");
+        let f = core.submit_tan(flow, "123456").await.expect("tan");
+        core.choose_accounts(
+            flow,
+            f.preselected()
+                .into_iter()
+                .map(|a| a.external_id.clone())
+                .collect(),
+        )
+        .await
+        .expect("choose");
+        let url = core.complete(flow).await.expect("complete");
+        match finx
+            .parse_callback(url.as_str(), Some("user-7"))
+            .expect("callback")
+        {
+            Callback::Success { code, flow_id } => {
+                assert_eq!(flow_id.as_deref(), Some(link.id.as_str()));
+                code
+            }
+            other => panic!("expected success, got {other:?}"),
+        }
+    }
+
+    fn advance(&self, by: TimeDelta) {
+        self.served.app.clock.advance(by);
+    }
+}
+
+#[tokio::test]
+async fn the_guide_through_the_sdk_pages_through_every_transaction() {
+    let s = Setup::new().await;
+    let finx = s.client();
+    let code = s.code(&finx).await;
+    let tokens = finx.exchange_code(&code, REDIRECT).await.expect("exchange");
+    assert!(
+        !format!("{tokens:?}").contains(&tokens.access_token),
+        "tokens are redacted in Debug"
+    );
+    let conn = finx
+        .connect("user-7", Arc::new(MemoryTokenStore::default()), &tokens)
+        .await
+        .expect("connect");
+    let accounts = conn.accounts().await.expect("accounts");
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0].iban.as_deref(), Some("DE82900948150000002881"));
+    let balance = conn
+        .balance(&accounts[0].account_id)
+        .await
+        .expect("balance");
+    assert_eq!(balance.currency, "EUR");
+    let everything = conn
+        .transactions(&TransactionQuery::new().include_pending(true))
+        .await
+        .expect("one big page");
+    let paged: Vec<_> = conn
+        .all_transactions(TransactionQuery::new().include_pending(true).count(7))
+        .try_collect()
+        .await
+        .expect("pages");
+    assert!(everything.len() > 20, "{}", everything.len());
+    assert_eq!(
+        paged, everything,
+        "keyset paging returns every transaction once, in order"
+    );
+    let asc: Vec<_> = conn
+        .all_transactions(
+            TransactionQuery::new()
+                .sort(finx_client::Sort::Asc)
+                .count(9),
+        )
+        .try_collect()
+        .await
+        .expect("pages");
+    let mut booked: Vec<_> = everything.iter().filter(|t| t.booked).cloned().collect();
+    booked.reverse();
+    assert_eq!(asc, booked);
+    let one = conn
+        .transactions(&TransactionQuery::new().count(1).filter("purpose", "miete"))
+        .await
+        .expect("filter");
+    assert!(one.iter().all(|t| {
+        t.purpose
+            .as_deref()
+            .is_some_and(|p| p.to_lowercase().contains("miete"))
+    }));
+}
+
+#[tokio::test]
+async fn callbacks_for_cancel_failure_and_a_foreign_state_are_told_apart() {
+    let s = Setup::new().await;
+    let finx = s.client();
+    let core = &s.served.app.finx;
+    let link = finx
+        .create_onetime_access(&OnetimeAccess {
+            redirect_uri: REDIRECT.into(),
+            state: Some("st".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("link");
+    let url = core
+        .cancel(FlowId::parse(&link.id).expect("id"))
+        .await
+        .expect("cancel");
+    assert_eq!(
+        finx.parse_callback(url.as_str(), Some("st"))
+            .expect("cancel"),
+        Callback::Cancelled {
+            flow_id: Some(link.id.clone())
+        }
+    );
+    assert!(matches!(
+        finx.parse_callback(url.as_str(), Some("other")),
+        Err(Error::StateMismatch)
+    ));
+    assert!(matches!(
+        finx.parse_callback(url.as_str(), None),
+        Err(Error::StateMismatch)
+    ));
+    let failed = format!("{REDIRECT}?success=false&state=st&error=login_failed&flow_id=f");
+    assert_eq!(
+        finx.parse_callback(&failed, Some("st")).expect("failure"),
+        Callback::Failed {
+            error: Some("login_failed".into()),
+            flow_id: Some("f".into())
+        }
+    );
+    assert!(matches!(
+        finx.parse_callback("not a url", None),
+        Err(Error::Callback(_))
+    ));
+    // Bad input comes back with the server's code, field and request id.
+    let err = finx
+        .create_onetime_access(&OnetimeAccess {
+            redirect_uri: "https://evil.example/cb".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("refused");
+    match &err {
+        Error::Api {
+            status: 400,
+            code: 1000,
+            data,
+            request_id: Some(_),
+            ..
+        } => assert!(data.get("redirect_uri").is_some()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_access_token_is_refreshed_before_it_expires_and_the_new_refresh_token_stored() {
+    let s = Setup::new().await;
+    let finx = s.client();
+    let tokens = finx
+        .exchange_code(&s.code(&finx).await, REDIRECT)
+        .await
+        .expect("exchange");
+    let store = Arc::new(MemoryTokenStore::default());
+    let conn = finx
+        .connect("u", store.clone(), &tokens)
+        .await
+        .expect("connect");
+    conn.accounts().await.expect("fresh token");
+    assert_eq!(s.refreshes.load(Ordering::SeqCst), 0);
+    s.advance(TimeDelta::minutes(59) + TimeDelta::seconds(30));
+    conn.accounts()
+        .await
+        .expect("refreshed shortly before expiry");
+    assert_eq!(s.refreshes.load(Ordering::SeqCst), 1);
+    let stored = store.load("u").await.expect("load").expect("stored");
+    assert_ne!(
+        stored.refresh_token, tokens.refresh_token,
+        "the new refresh token is stored"
+    );
+    assert_ne!(stored.access_token, tokens.access_token);
+}
+
+#[tokio::test]
+async fn a_401_triggers_one_refresh_and_one_retry() {
+    let s = Setup::new().await;
+    // This client's clock stays behind: it believes its token is fresh when the server does not.
+    let finx = FinxClient::new(s.served.base.as_str(), "demo-app", DEMO_SECRET).expect("client");
+    let clocked = s.client();
+    let tokens = clocked
+        .exchange_code(&s.code(&clocked).await, REDIRECT)
+        .await
+        .expect("exchange");
+    let store = Arc::new(MemoryTokenStore::default());
+    let conn = finx
+        .connect("u", store.clone(), &tokens)
+        .await
+        .expect("connect");
+    s.advance(TimeDelta::minutes(61));
+    conn.accounts()
+        .await
+        .expect("refreshed after the 401 and retried");
+    assert_ne!(
+        store
+            .load("u")
+            .await
+            .expect("load")
+            .expect("stored")
+            .access_token,
+        tokens.access_token
+    );
+}
+
+#[tokio::test]
+async fn a_reused_refresh_token_is_a_clear_invalid_grant_and_ends_the_connection() {
+    let s = Setup::new().await;
+    let finx = s.client();
+    let tokens = finx
+        .exchange_code(&s.code(&finx).await, REDIRECT)
+        .await
+        .expect("exchange");
+    let store = Arc::new(MemoryTokenStore::default());
+    let conn = finx
+        .connect("u", store.clone(), &tokens)
+        .await
+        .expect("connect");
+    s.advance(TimeDelta::minutes(61));
+    conn.accounts().await.expect("rotated");
+    // Someone replays the old refresh token: the server revokes the grant.
+    let old = tokens.refresh_token.clone().expect("refresh");
+    match finx.refresh(&old, None).await {
+        Err(Error::InvalidGrant {
+            description,
+            request_id,
+        }) => {
+            assert!(description.contains("revoked"), "{description}");
+            assert!(request_id.is_some());
+        }
+        other => panic!("expected invalid_grant, got {other:?}"),
+    }
+    s.advance(TimeDelta::minutes(61));
+    assert!(matches!(
+        conn.accounts().await,
+        Err(Error::InvalidGrant { .. })
+    ));
+    assert!(
+        store.load("u").await.expect("load").is_none(),
+        "the dead grant's tokens are forgotten"
+    );
+    assert!(matches!(conn.accounts().await, Err(Error::NotConnected)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_two_concurrent_calls_after_expiry_make_one_refresh() {
+    let s = Setup::new().await;
+    let finx = s.client();
+    let tokens = finx
+        .exchange_code(&s.code(&finx).await, REDIRECT)
+        .await
+        .expect("exchange");
+    let conn = finx
+        .connect("u", Arc::new(MemoryTokenStore::default()), &tokens)
+        .await
+        .expect("connect");
+    s.advance(TimeDelta::minutes(61));
+    let calls: Vec<_> = (0..32)
+        .map(|_| {
+            let c = conn.clone();
+            tokio::spawn(async move { c.accounts().await })
+        })
+        .collect();
+    for c in calls {
+        assert_eq!(
+            c.await.expect("join").expect("every call succeeds").len(),
+            1
+        );
+    }
+    assert_eq!(s.refreshes.load(Ordering::SeqCst), 1, "exactly one refresh");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_workers_sharing_a_sqlite_token_store_never_lose_the_grant() {
+    let s = Setup::new().await;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("dir");
+    let url = format!("sqlite://{}", dir.path().join("tokens.db").display());
+    // Two "processes": separate HTTP pools, separate database pools, one file.
+    let (a, b) = (s.client(), s.client());
+    let store_a: Arc<dyn TokenStore> =
+        Arc::new(SqlTokenStore::connect(&url).await.expect("store a"));
+    let store_b: Arc<dyn TokenStore> =
+        Arc::new(SqlTokenStore::connect(&url).await.expect("store b"));
+    let tokens = a
+        .exchange_code(&s.code(&a).await, REDIRECT)
+        .await
+        .expect("exchange");
+    let conn_a = a
+        .connect("user-7", store_a, &tokens)
+        .await
+        .expect("connect");
+    let conn_b = b.connection("user-7", store_b);
+    for round in 0..4 {
+        s.advance(TimeDelta::minutes(61));
+        let mut calls = Vec::new();
+        for i in 0..16 {
+            let c = if i % 2 == 0 {
+                conn_a.clone()
+            } else {
+                conn_b.clone()
+            };
+            calls.push(tokio::spawn(async move { c.accounts().await }));
+        }
+        for c in calls {
+            let r = c.await.expect("join");
+            assert!(r.is_ok(), "round {round}: {r:?}");
+        }
+    }
+    assert_eq!(
+        s.refreshes.load(Ordering::SeqCst),
+        4,
+        "one refresh per expiry across both workers"
+    );
+}
+
+#[tokio::test]
+async fn a_standard_oauth2_client_can_use_the_token_endpoint() {
+    use oauth2::{
+        AuthUrl, AuthorizationCode, ClientId, ClientSecret, RedirectUrl, RefreshToken,
+        TokenResponse, TokenUrl,
+    };
+    let s = Setup::new().await;
+    let finx = s.client();
+    let code = s.code(&finx).await;
+    let oauth = oauth2::basic::BasicClient::new(ClientId::new("demo-app".into()))
+        .set_client_secret(ClientSecret::new(DEMO_SECRET.into()))
+        .set_auth_uri(AuthUrl::new(s.served.url("/widget").to_string()).expect("url"))
+        .set_token_uri(TokenUrl::new(s.served.url("/auth/token").to_string()).expect("url"))
+        .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).expect("url"));
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http");
+    let token = oauth
+        .exchange_code(AuthorizationCode::new(code))
+        .request_async(&http)
+        .await
+        .expect("code exchange");
+    assert_eq!(
+        token.expires_in(),
+        Some(std::time::Duration::from_secs(3600))
+    );
+    let accounts = finx
+        .accounts(token.access_token().secret())
+        .await
+        .expect("the token works");
+    assert_eq!(accounts.len(), 1);
+    let refresh = token.refresh_token().expect("refresh token").clone();
+    let next = oauth
+        .exchange_refresh_token(&RefreshToken::new(refresh.secret().clone()))
+        .request_async(&http)
+        .await
+        .expect("refresh");
+    assert_ne!(
+        next.refresh_token().map(|r| r.secret().clone()),
+        Some(refresh.secret().clone()),
+        "rotated"
+    );
+}
+
+async fn cas_contract(store: Arc<dyn TokenStore>) {
+    let record = finx_client::StoredTokens {
+        access_token: "fxa_".to_owned() + &"a".repeat(3000),
+        access_expires_at: chrono::DateTime::from_timestamp(1_800_000_000, 123_000).expect("time"),
+        refresh_token: Some("fxr_ünïcode-and-long-".to_owned() + &"r".repeat(3000)),
+        scope: "accounts=ro offline".into(),
+        refresh_lease_until: None,
+        version: 0,
+    };
+    assert!(
+        store
+            .compare_and_swap("k", None, &record)
+            .await
+            .expect("insert")
+    );
+    assert!(
+        !store
+            .compare_and_swap("k", None, &record)
+            .await
+            .expect("second insert"),
+        "the key exists"
+    );
+    let stored = store.load("k").await.expect("load").expect("stored");
+    assert_eq!(
+        stored,
+        finx_client::StoredTokens {
+            version: 1,
+            ..record.clone()
+        },
+        "long tokens round-trip whole"
+    );
+    let swaps: Vec<_> = (0..32)
+        .map(|i| {
+            let (store, mut r) = (store.clone(), record.clone());
+            r.access_token = format!("fxa_{i}");
+            tokio::spawn(async move { store.compare_and_swap("k", Some(1), &r).await })
+        })
+        .collect();
+    let mut wins = 0;
+    for s in swaps {
+        if s.await.expect("join").expect("swap") {
+            wins += 1;
+        }
+    }
+    assert_eq!(wins, 1, "one compare-and-swap wins");
+    assert_eq!(
+        store
+            .load("k")
+            .await
+            .expect("load")
+            .expect("stored")
+            .version,
+        2
+    );
+    store.delete("k").await.expect("delete");
+    assert!(store.load("k").await.expect("load").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn token_stores_keep_the_compare_and_swap_contract() {
+    cas_contract(Arc::new(MemoryTokenStore::default())).await;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("dir");
+    cas_contract(Arc::new(
+        SqlTokenStore::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .expect("sqlite"),
+    ))
+    .await;
+    cas_contract(Arc::new(
+        SqlTokenStore::connect(&finx_tests::pg::fresh_database().await)
+            .await
+            .expect("postgres"),
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn busy_answers_are_retried_after_the_time_the_server_asks_for() {
+    use axum::http::StatusCode;
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let app = axum::Router::new().route(
+        "/rest/accounts",
+        axum::routing::get(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < 2 {
+                    (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "1")], r#"{"error":{"code":30001,"group":"general","description":"busy","data":{}}}"#)
+                } else {
+                    (StatusCode::OK, [("retry-after", "0")], r#"{"accounts":[]}"#)
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}/", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let finx = FinxClient::new(&base, "c", "s").expect("client");
+    let started = std::time::Instant::now();
+    assert!(
+        finx.accounts("fxa_x")
+            .await
+            .expect("third time lucky")
+            .is_empty()
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "waited as Retry-After said"
+    );
+    let impatient = FinxClient::with_config(
+        &base,
+        "c",
+        "s",
+        ClientConfig {
+            max_retries: 0,
+            ..ClientConfig::default()
+        },
+    )
+    .expect("client");
+    hits.store(0, Ordering::SeqCst);
+    match impatient.accounts("fxa_x").await {
+        Err(Error::Api {
+            status: 503,
+            code: 30001,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+}
