@@ -410,6 +410,14 @@ impl Served {
     /// # Panics
     /// When no port can be bound.
     pub async fn start(app: App) -> Self {
+        Self::start_with(app, finx_http::limit::RateLimits::default()).await
+    }
+
+    /// Like [`Served::start`], with these rate limits.
+    ///
+    /// # Panics
+    /// When no port can be bound.
+    pub async fn start_with(app: App, limits: finx_http::limit::RateLimits) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -419,11 +427,9 @@ impl Served {
             public_url: base.clone(),
             link_key: finx_http::LinkKey::new(LINK_KEY.to_vec()),
             demo_callback: true,
+            limits,
         };
-        let router = finx_http::router(finx_http::AppState {
-            finx: app.finx.clone(),
-            config,
-        });
+        let router = finx_http::router(finx_http::AppState::new(app.finx.clone(), config));
         tokio::spawn(finx_http::serve(
             listener,
             router,

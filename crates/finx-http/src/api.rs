@@ -3,7 +3,9 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, RawQuery, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use finx_core::{Authorization, OnetimeAccessRequest};
@@ -11,6 +13,7 @@ use finx_domain::query::{RawTransactionQuery, TransactionQuery};
 use finx_ports::Client;
 
 use crate::error::ApiError;
+use crate::limit::Throttled;
 use crate::parse::{self, Kind};
 use crate::wire::{
     AccountDto, AccountList, BalanceDto, Health, OnetimeAccessBody, OnetimeAccessResponse,
@@ -18,10 +21,35 @@ use crate::wire::{
 };
 use crate::{AppState, link};
 
+/// Checks a client's credentials under the failure budget of its IP and id: once spent,
+/// further attempts are refused before the secret is looked at.
+async fn authenticate(
+    state: &AppState,
+    ip: IpAddr,
+    id: &str,
+    secret: &str,
+) -> Result<Client, ApiError> {
+    state
+        .limiter
+        .may_authenticate(ip, id)
+        .map_err(|Throttled(wait)| ApiError::too_many(wait))?;
+    match state.finx.authenticate_client(id, secret).await {
+        Err(finx_core::CoreError::InvalidClient) => {
+            state.limiter.failed(ip, id);
+            Err(ApiError::client_auth())
+        }
+        other => Ok(other?),
+    }
+}
+
 /// Authenticates the client from HTTP Basic.
-async fn basic_client(state: &AppState, headers: &HeaderMap) -> Result<Client, ApiError> {
+async fn basic_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    ip: IpAddr,
+) -> Result<Client, ApiError> {
     let (id, secret) = parse::basic(headers)?.ok_or_else(ApiError::client_auth)?;
-    Ok(state.finx.authenticate_client(&id, &secret).await?)
+    authenticate(state, ip, &id, &secret).await
 }
 
 /// Authenticates the client from HTTP Basic or, failing that, from the body; both at once
@@ -29,6 +57,7 @@ async fn basic_client(state: &AppState, headers: &HeaderMap) -> Result<Client, A
 async fn token_client(
     state: &AppState,
     headers: &HeaderMap,
+    ip: IpAddr,
     id: Option<&str>,
     secret: Option<&str>,
 ) -> Result<Client, ApiError> {
@@ -54,11 +83,15 @@ async fn token_client(
             ));
         }
     };
-    state
-        .finx
-        .authenticate_client(&creds.0, &creds.1)
+    authenticate(state, ip, &creds.0, &creds.1)
         .await
-        .map_err(|e| ApiError::from(e).into_oauth())
+        .map_err(|e| match e {
+            e @ ApiError::Finx {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                ..
+            } => e,
+            other => other.into_oauth(),
+        })
 }
 
 async fn authorized(state: &AppState, headers: &HeaderMap) -> Result<Authorization, ApiError> {
@@ -86,10 +119,11 @@ fn path_id(p: Result<Path<String>, PathRejection>, what: &str) -> Result<String,
 )]
 pub(crate) async fn onetime_access(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<OnetimeAccessResponse>, ApiError> {
-    let client = basic_client(&state, &headers).await?;
+    let client = basic_client(&state, &headers, peer.ip()).await?;
     let body = parse::body(body)?;
     parse::kind(&headers, &[Kind::Json])?;
     let b: OnetimeAccessBody = parse::json(&body)?;
@@ -187,22 +221,33 @@ fn no_store(json: Json<TokenResponse>) -> Response {
         (status = 200, description = "Tokens", body = TokenResponse),
         (status = 400, description = "RFC 6749 error", body = crate::wire::OAuthErrorBody),
         (status = 401, description = "invalid_client", body = crate::wire::OAuthErrorBody),
+        (status = 429, description = "Too many requests; see Retry-After", body = crate::wire::ErrorBody),
     )
 )]
 pub(crate) async fn token(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    state
+        .limiter
+        .token_ip(peer.ip())
+        .map_err(|Throttled(wait)| ApiError::too_many(wait))?;
     let body = parse::body(body).map_err(ApiError::into_oauth)?;
     let b = token_body(&headers, &body)?;
     let client = token_client(
         &state,
         &headers,
+        peer.ip(),
         b.client_id.as_deref(),
         b.client_secret.as_deref(),
     )
     .await?;
+    state
+        .limiter
+        .token_client(client.id.as_str())
+        .map_err(|Throttled(wait)| ApiError::too_many(wait))?;
     let oauth = |e: finx_core::CoreError| match e {
         finx_core::CoreError::InvalidScope(s) => {
             ApiError::oauth(StatusCode::BAD_REQUEST, "invalid_scope", s.to_string())
@@ -260,6 +305,7 @@ pub(crate) async fn token(
 )]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -287,6 +333,7 @@ pub(crate) async fn revoke(
     let client = token_client(
         &state,
         &headers,
+        peer.ip(),
         b.client_id.as_deref(),
         b.client_secret.as_deref(),
     )

@@ -118,6 +118,19 @@ impl ApiError {
         }
     }
 
+    /// 429 with `Retry-After` (whole seconds, at least 1).
+    #[must_use]
+    pub fn too_many(wait: std::time::Duration) -> Self {
+        Self::Finx {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: code::TOO_MANY_REQUESTS,
+            description: "Too many requests; slow down.".into(),
+            data: json!({}),
+            challenge: None,
+            retry_after: Some(wait.as_secs().max(1) + u64::from(wait.subsec_nanos() > 0)),
+        }
+    }
+
     /// 401 for a missing or bad bearer token.
     #[must_use]
     pub fn bearer(description: &str) -> Self {

@@ -11,6 +11,7 @@
 
 mod api;
 pub mod error;
+pub mod limit;
 pub mod link;
 mod parse;
 mod widget;
@@ -44,6 +45,8 @@ pub struct HttpConfig {
     pub link_key: LinkKey,
     /// Serve `/demo/callback`, a page showing what a redirect brought back (sandbox only).
     pub demo_callback: bool,
+    /// Rate limits.
+    pub limits: limit::RateLimits,
 }
 
 /// What every handler gets.
@@ -53,6 +56,21 @@ pub struct AppState {
     pub finx: Finx,
     /// Settings.
     pub config: HttpConfig,
+    /// The rate limiter.
+    pub limiter: limit::Limiter,
+}
+
+impl AppState {
+    /// The state for `finx` under `config`.
+    #[must_use]
+    pub fn new(finx: Finx, config: HttpConfig) -> Self {
+        let limiter = limit::Limiter::new(config.limits);
+        Self {
+            finx,
+            config,
+            limiter,
+        }
+    }
 }
 
 /// The OpenAPI document of this API.
@@ -110,6 +128,37 @@ async fn method_not_allowed() -> ApiError {
         code::METHOD_NOT_ALLOWED,
         "Method not allowed on this endpoint.",
     )
+}
+
+/// The most header bytes (names and values) a request may carry.
+pub const HEADER_LIMIT: usize = 16 * 1024;
+/// The longest request target.
+pub const URI_LIMIT: usize = 8 * 1024;
+
+/// Refuses requests whose headers or target are oversized, before any handler runs.
+async fn limit_request_size(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if header_bytes > HEADER_LIMIT {
+        return ApiError::finx(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            code::PAYLOAD_TOO_LARGE,
+            format!("The headers exceed {HEADER_LIMIT} bytes."),
+        )
+        .into_response();
+    }
+    if req.uri().to_string().len() > URI_LIMIT {
+        return ApiError::finx(
+            StatusCode::URI_TOO_LONG,
+            code::PAYLOAD_TOO_LARGE,
+            format!("The URI exceeds {URI_LIMIT} bytes."),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
@@ -212,6 +261,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(limit_request_size))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -238,7 +288,8 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = tx.send(());
     });

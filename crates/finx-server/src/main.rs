@@ -167,11 +167,9 @@ async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
         public_url: config.public_url.clone(),
         link_key: finx_http::LinkKey::new(config.link_key.as_bytes().to_vec()),
         demo_callback: config.sandbox,
+        limits: finx_http::limit::RateLimits::default(),
     };
-    let router = finx_http::router(finx_http::AppState {
-        finx: finx.clone(),
-        config: http,
-    });
+    let router = finx_http::router(finx_http::AppState::new(finx.clone(), http));
     banner(&config, redirect.as_deref(), &store);
 
     // The cleanup job: expired codes, tokens and flows go; used refresh tokens stay until

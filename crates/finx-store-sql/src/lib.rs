@@ -226,6 +226,14 @@ pub(crate) fn db(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(d) if d.message().contains("database is locked") => {
             StoreError::Unavailable(Box::new(e))
         }
+        // SQLSTATE classes 08 (connection exception) and 57 (operator intervention, e.g. a
+        // server shutting down): the database is going or gone, not the query wrong.
+        sqlx::Error::Database(d)
+            if d.code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57")) =>
+        {
+            StoreError::Unavailable(Box::new(e))
+        }
         _ => StoreError::Unexpected(Box::new(e)),
     }
 }
