@@ -452,3 +452,105 @@ impl Served {
         self.base.join(path.trim_start_matches('/')).expect("path")
     }
 }
+
+/// Walks the widget at `location` through its plain forms, as a browser without
+/// JavaScript would (bank, login `user`/`demo`, TAN, all preselected accounts, fetch), and
+/// returns where it sends the user back to.
+///
+/// # Panics
+/// When a page is not what the flow expects.
+pub async fn walk_widget(
+    _http: &reqwest::Client,
+    location: &str,
+    bank: &str,
+    user: &str,
+) -> url::Url {
+    // The last step answers with a redirect to read, not to follow.
+    let http = &reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let page_url = url::Url::parse(location).expect("location");
+    let origin = page_url.origin().ascii_serialization();
+    let token = page_url
+        .query_pairs()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+        .expect("token");
+    let page = http
+        .get(location)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    let at =
+        page.find("name=\"csrf\" value=\"").expect("csrf field") + "name=\"csrf\" value=\"".len();
+    let csrf = page[at..].split('"').next().expect("csrf").to_owned();
+    let post = |path: &str, extra: Vec<(&str, String)>| {
+        let mut form = vec![("token", token.clone()), ("csrf", csrf.clone())];
+        form.extend(extra);
+        http.post(format!("{origin}{path}")).form(&form).send()
+    };
+    if page.contains("bank-choice") {
+        post("/widget/bank", vec![("institution", bank.to_owned())])
+            .await
+            .expect("bank");
+    }
+    post(
+        "/widget/login",
+        vec![("user", user.to_owned()), ("pin", "demo".to_owned())],
+    )
+    .await
+    .expect("login");
+    let page = http
+        .get(location)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    if page.contains("id=\"tan\"") {
+        post("/widget/tan", vec![("tan", "123456".to_owned())])
+            .await
+            .expect("tan");
+    }
+    let page = http
+        .get(location)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    let accounts: Vec<(&str, String)> = page
+        .split("name=\"account\"")
+        .skip(1)
+        .filter(|chunk| {
+            chunk
+                .split('>')
+                .next()
+                .is_some_and(|tag| tag.contains("checked"))
+        })
+        .filter_map(|chunk| {
+            chunk
+                .split("value=\"")
+                .nth(1)?
+                .split('"')
+                .next()
+                .map(|v| ("account", v.to_owned()))
+        })
+        .collect();
+    assert!(!accounts.is_empty(), "accounts offered");
+    post("/widget/accounts", accounts).await.expect("accounts");
+    let res = post("/widget/sync", vec![]).await.expect("sync");
+    let back = res
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("redirect back")
+        .to_owned();
+    url::Url::parse(&back).expect("callback URL")
+}
