@@ -560,3 +560,20 @@ async fn busy_answers_are_retried_after_the_time_the_server_asks_for() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_lease_shorter_than_a_request_is_refused_and_secrets_stay_out_of_debug() {
+    let bad = ClientConfig {
+        refresh_lease: std::time::Duration::from_secs(5),
+        ..ClientConfig::default()
+    };
+    assert!(matches!(
+        FinxClient::with_config("http://127.0.0.1:1/", "c", "s", bad),
+        Err(Error::Config(_))
+    ));
+    let cb = Callback::Success {
+        code: "fxc_secret-code".into(),
+        flow_id: None,
+    };
+    assert!(!format!("{cb:?}").contains("secret-code"));
+}

@@ -20,7 +20,7 @@ fn tight() -> RateLimits {
             burst: 5,
             per_minute: 6,
         },
-        auth_failures_per_client: Rate {
+        auth_failures_per_ip_and_client: Rate {
             burst: 100,
             per_minute: 60,
         },
@@ -127,11 +127,26 @@ async fn oversized_headers_and_bodies_are_refused() {
         .expect("send");
     assert_eq!(res.status(), StatusCode::URI_TOO_LONG);
     let big = "x".repeat(200_000);
+    // RFC 6749 §5.2 on the token endpoint: 400 invalid_request; elsewhere 413.
     let res = s
         .http
         .post(s.url("/auth/token"))
         .basic_auth("demo-app", Some(DEMO_SECRET))
         .form(&[("grant_type", big.as_str())])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        res.json::<Value>().await.expect("json")["error"],
+        "invalid_request"
+    );
+    let res = s
+        .http
+        .post(s.url("/onetime/access"))
+        .basic_auth("demo-app", Some(DEMO_SECRET))
+        .header("content-type", "application/json")
+        .body(big.clone())
         .send()
         .await
         .expect("send");

@@ -449,7 +449,7 @@ async fn the_token_endpoint_speaks_rfc_6749_errors() {
             basic()
                 .header("content-type", "text/plain")
                 .body("grant_type=refresh_token"),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            StatusCode::BAD_REQUEST,
             "invalid_request",
         ),
         (
@@ -723,5 +723,37 @@ async fn the_demo_callback_shows_the_code_escaped() {
     assert!(
         html.contains("&lt;script&gt;") && !html.contains("<script>"),
         "values are escaped"
+    );
+}
+
+#[tokio::test]
+async fn a_client_id_beside_basic_must_name_the_same_client() {
+    let s = served().await;
+    let send = |id: &'static str| {
+        s.http
+            .post(s.url("/auth/token"))
+            .basic_auth(CLIENT, Some(DEMO_SECRET))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", "fxr_unknown"),
+                ("client_id", id),
+            ])
+            .send()
+    };
+    let same: Value = send(CLIENT)
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        same["error"], "invalid_grant",
+        "authenticated, then the token is judged: {same}"
+    );
+    let other = send("someone-else").await.expect("send");
+    assert_eq!(other.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        other.json::<Value>().await.expect("json")["error"],
+        "invalid_request"
     );
 }

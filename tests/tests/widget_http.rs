@@ -298,3 +298,33 @@ async fn single_selection_offers_radio_buttons_and_account_types_filter() {
         "choosing none is explained"
     );
 }
+
+#[tokio::test]
+async fn a_cross_site_form_post_is_refused_even_with_the_right_tokens() {
+    let s = served().await;
+    let location = link(&s, json!({})).await;
+    let (_, _, html) = page(&s, &location).await;
+    let form = [
+        ("token", token_of(&location)),
+        ("csrf", csrf_of(&html)),
+        ("institution", "sandbox-90094815".to_owned()),
+    ];
+    let res = s
+        .http
+        .post(s.url("/widget/bank"))
+        .header("sec-fetch-site", "cross-site")
+        .form(&form)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = s
+        .http
+        .post(s.url("/widget/bank"))
+        .header("sec-fetch-site", "same-origin")
+        .form(&form)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+}

@@ -64,6 +64,10 @@ pub trait TokenStore: Send + Sync {
 
     /// Deletes the record under `key` (e.g. after the grant was revoked).
     async fn delete(&self, key: &str) -> Result<(), Error>;
+
+    /// Deletes the record under `key` if and only if its version is `expected`. Returns
+    /// whether it did. MUST be atomic like [`compare_and_swap`](Self::compare_and_swap).
+    async fn compare_and_delete(&self, key: &str, expected: u64) -> Result<bool, Error>;
 }
 
 /// Tokens in memory: for one process, and for tests.
@@ -106,6 +110,15 @@ impl TokenStore for MemoryTokenStore {
             .remove(key);
         Ok(())
     }
+
+    async fn compare_and_delete(&self, key: &str, expected: u64) -> Result<bool, Error> {
+        let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        if records.get(key).map(|r| r.version) != Some(expected) {
+            return Ok(false);
+        }
+        records.remove(key);
+        Ok(true)
+    }
 }
 
 /// One end user's connection to finX.
@@ -137,14 +150,7 @@ impl Connection {
     }
 
     fn record(&self, tokens: &Tokens) -> StoredTokens {
-        StoredTokens {
-            access_token: tokens.access_token.clone(),
-            access_expires_at: self.client.now() + TimeDelta::seconds(tokens.expires_in),
-            refresh_token: tokens.refresh_token.clone(),
-            scope: tokens.scope.clone(),
-            refresh_lease_until: None,
-            version: 0,
-        }
+        record(&self.client, tokens)
     }
 
     /// Stores fresh tokens (from a code exchange), replacing what was there.
@@ -192,6 +198,12 @@ impl Connection {
     /// if it still looks fresh.
     async fn refresh_from(&self, rejected: Option<&str>) -> Result<String, Error> {
         let _one_at_a_time = self.refreshing.lock().await;
+        let lease = self.client.config.refresh_lease;
+        // Waiting on another worker's lease ends when the lease would have expired anyway.
+        let max_waits = u32::try_from(lease.as_millis() / 50)
+            .unwrap_or(u32::MAX)
+            .saturating_add(40);
+        let mut waits = 0u32;
         loop {
             let r = self
                 .store
@@ -204,7 +216,13 @@ impl Connection {
             }
             let now = self.client.now();
             if r.refresh_lease_until.is_some_and(|until| until > now) {
-                // Another process is refreshing; wait for its result.
+                // Another worker is refreshing; wait for its result.
+                waits += 1;
+                if waits > max_waits {
+                    return Err(Error::Store(
+                        "another worker's refresh did not finish within its lease".into(),
+                    ));
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
@@ -212,9 +230,11 @@ impl Connection {
                 description: "no refresh token (the grant lacks offline); connect again".into(),
                 request_id: None,
             })?;
-            let lease = TimeDelta::from_std(self.client.config.refresh_lease).unwrap_or_default();
+            let until = TimeDelta::from_std(lease)
+                .ok()
+                .and_then(|l| now.checked_add_signed(l));
             let claimed = StoredTokens {
-                refresh_lease_until: Some(now + lease),
+                refresh_lease_until: until,
                 ..r.clone()
             };
             if !self
@@ -224,41 +244,25 @@ impl Connection {
             {
                 continue;
             }
-            let claimed_version = r.version + 1;
             if let Some(hook) = &self.client.config.on_refresh {
                 hook();
             }
-            match self.client.refresh(&refresh, None).await {
-                Ok(tokens) => {
-                    // The old refresh token is dead now: store the new one before anything else.
-                    let new = self.record(&tokens);
-                    if !self
-                        .store
-                        .compare_and_swap(&self.key, Some(claimed_version), &new)
-                        .await?
-                    {
-                        // Only a lease that outlived its time can get here.
-                        tracing::error!(key = %self.key, "the refresh lease was taken over; storing the new tokens anyway");
-                        self.replace(&tokens).await?;
-                    }
-                    return Ok(tokens.access_token);
-                }
-                Err(e @ Error::InvalidGrant { .. }) => {
-                    self.store.delete(&self.key).await?;
-                    return Err(e);
-                }
-                Err(e) => {
-                    let released = StoredTokens {
+            // From here the refresh runs to its end even if our caller goes away: once the
+            // server has rotated, only storing the new token keeps the grant.
+            let job = tokio::spawn(finish_refresh(
+                self.client.clone(),
+                self.store.clone(),
+                self.key.clone(),
+                refresh,
+                Claim {
+                    version: r.version + 1,
+                    previous: StoredTokens {
                         refresh_lease_until: None,
                         ..r
-                    };
-                    let _ = self
-                        .store
-                        .compare_and_swap(&self.key, Some(claimed_version), &released)
-                        .await;
-                    return Err(e);
-                }
-            }
+                    },
+                },
+            ));
+            return job.await.map_err(|e| Error::Store(Box::new(e)))?;
         }
     }
 
@@ -347,6 +351,84 @@ impl Connection {
             }
         }
         self.store.delete(&self.key).await
+    }
+}
+
+/// What a worker holds while it refreshes: the version its lease gave the record, and the
+/// record as it was.
+struct Claim {
+    version: u64,
+    previous: StoredTokens,
+}
+
+fn record(client: &FinxClient, tokens: &Tokens) -> StoredTokens {
+    let now = client.now();
+    let expires = TimeDelta::try_seconds(tokens.expires_in.clamp(0, 365 * 86_400))
+        .and_then(|d| now.checked_add_signed(d));
+    StoredTokens {
+        access_token: tokens.access_token.clone(),
+        access_expires_at: expires.unwrap_or(now),
+        refresh_token: tokens.refresh_token.clone(),
+        scope: tokens.scope.clone(),
+        refresh_lease_until: None,
+        version: 0,
+    }
+}
+
+/// Sends the refresh once (never retried: a second send of the same token would be reuse),
+/// within the lease, and stores the result before returning.
+async fn finish_refresh(
+    client: FinxClient,
+    store: Arc<dyn TokenStore>,
+    key: String,
+    refresh: String,
+    claim: Claim,
+) -> Result<String, Error> {
+    let budget = client
+        .config
+        .refresh_lease
+        .saturating_sub(Duration::from_secs(5))
+        .max(Duration::from_secs(1));
+    match tokio::time::timeout(budget, client.refresh_once(&refresh)).await {
+        Ok(Ok(tokens)) => {
+            let new = record(&client, &tokens);
+            let mut attempt = 0u64;
+            loop {
+                match store
+                    .compare_and_swap(&key, Some(claim.version), &new)
+                    .await
+                {
+                    Ok(true) => return Ok(tokens.access_token),
+                    Ok(false) => {
+                        // Our lease is no longer the record's version: someone connected anew
+                        // meanwhile. Theirs stays; ours is valid for this call only.
+                        tracing::warn!(key = %key, "tokens changed during a refresh; keeping the newer ones");
+                        return Ok(tokens.access_token);
+                    }
+                    Err(e) if attempt < 5 => {
+                        attempt += 1;
+                        tracing::warn!(key = %key, error = %e, "storing refreshed tokens failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(Err(e @ Error::InvalidGrant { .. })) => {
+            // The grant is gone; forget it unless something newer was stored meanwhile.
+            store.compare_and_delete(&key, claim.version).await?;
+            Err(e)
+        }
+        Ok(Err(e)) if e.never_reached_the_server() => {
+            let _ = store
+                .compare_and_swap(&key, Some(claim.version), &claim.previous)
+                .await;
+            Err(e)
+        }
+        // The server may have rotated: the lease stays until it expires, so no other worker
+        // sends the same token at once.
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(Error::Timeout),
     }
 }
 

@@ -56,6 +56,10 @@ pub enum Error {
     /// The network or the HTTP exchange failed.
     #[error("HTTP failure")]
     Http(#[from] reqwest::Error),
+    /// A refresh did not finish in time; whether the server rotated is unknown, so the
+    /// refresh lease is kept until it expires.
+    #[error("the refresh did not finish in time")]
+    Timeout,
     /// The answer could not be read.
     #[error("unexpected answer: {0}")]
     Decode(String),
@@ -83,6 +87,12 @@ impl Error {
             | Self::InvalidGrant { request_id, .. } => request_id.as_deref(),
             _ => None,
         }
+    }
+
+    /// Whether the request surely never reached the server (so nothing changed there).
+    #[must_use]
+    pub fn never_reached_the_server(&self) -> bool {
+        matches!(self, Self::Http(e) if e.is_connect() || e.is_builder())
     }
 
     /// Whether the HTTP status was 401 (the access token is not accepted).

@@ -70,7 +70,8 @@ pub struct ClientConfig {
     pub backoff: Duration,
     /// Refresh this long before the access token expires.
     pub refresh_skew: Duration,
-    /// How long a refresh lease holds before another worker may take over.
+    /// How long a refresh lease holds before another worker may take over. MUST exceed
+    /// `timeout` by at least 10 s (checked): a refresh ends well inside its lease.
     pub refresh_lease: Duration,
     /// The time.
     pub clock: Clock,
@@ -85,7 +86,7 @@ impl Default for ClientConfig {
             max_retries: 3,
             backoff: Duration::from_millis(200),
             refresh_skew: Duration::from_secs(60),
-            refresh_lease: Duration::from_secs(30),
+            refresh_lease: Duration::from_secs(60),
             clock: Arc::new(Utc::now),
             on_refresh: None,
         }
@@ -139,6 +140,11 @@ impl FinxClient {
         client_secret: &str,
         config: ClientConfig,
     ) -> Result<Self, Error> {
+        if config.refresh_lease < config.timeout + Duration::from_secs(10) {
+            return Err(Error::Config(
+                "refresh_lease must exceed timeout by at least 10 s".into(),
+            ));
+        }
         let mut base = Url::parse(base_url).map_err(|e| Error::Config(format!("base URL: {e}")))?;
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
@@ -186,7 +192,7 @@ impl FinxClient {
                 .min(Duration::from_secs(30));
             tracing::debug!(status = %res.status(), ?delay, "finX asked to retry");
             tokio::time::sleep(delay).await;
-            wait *= 2;
+            wait = wait.saturating_mul(2);
         }
         Err(Error::Decode("retry loop ended".into()))
     }
@@ -213,12 +219,7 @@ impl FinxClient {
     pub async fn create_onetime_access(&self, req: &OnetimeAccess) -> Result<Link, Error> {
         let url = self.url("onetime/access")?;
         let res = self
-            .send(|| {
-                self.http
-                    .post(url.clone())
-                    .basic_auth(&self.client_id, Some(&self.client_secret))
-                    .json(req)
-            })
+            .send(|| self.client_auth(self.http.post(url.clone())).json(req))
             .await?;
         Self::json(res).await
     }
@@ -261,15 +262,27 @@ impl FinxClient {
         }
     }
 
+    /// HTTP Basic with both parts form-encoded first (RFC 6749 §2.3.1).
+    fn client_auth(&self, req: RequestBuilder) -> RequestBuilder {
+        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        req.basic_auth(enc(&self.client_id), Some(enc(&self.client_secret)))
+    }
+
+    /// A refresh sent exactly once: retrying a refresh whose answer was lost would present
+    /// the same token twice.
+    pub(crate) async fn refresh_once(&self, refresh_token: &str) -> Result<Tokens, Error> {
+        let url = self.url("auth/token")?;
+        let req = self.client_auth(self.http.post(url)).form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ]);
+        Self::json(req.send().await?).await
+    }
+
     async fn token_request(&self, form: &[(&str, &str)]) -> Result<Tokens, Error> {
         let url = self.url("auth/token")?;
         let res = self
-            .send(|| {
-                self.http
-                    .post(url.clone())
-                    .basic_auth(&self.client_id, Some(&self.client_secret))
-                    .form(form)
-            })
+            .send(|| self.client_auth(self.http.post(url.clone())).form(form))
             .await?;
         Self::json(res).await
     }
@@ -312,9 +325,7 @@ impl FinxClient {
         let url = self.url("auth/revoke")?;
         let res = self
             .send(|| {
-                self.http
-                    .post(url.clone())
-                    .basic_auth(&self.client_id, Some(&self.client_secret))
+                self.client_auth(self.http.post(url.clone()))
                     .form(&[("token", token)])
             })
             .await?;

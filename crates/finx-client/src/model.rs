@@ -6,13 +6,23 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-/// A widget link (step 1).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// A widget link (step 1). Its `Debug` hides the link token.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 pub struct Link {
     /// Where to send the end user (full page or iframe).
     pub location: String,
     /// The flow id.
     pub id: String,
+}
+
+impl fmt::Debug for Link {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let page = self.location.split('?').next().unwrap_or_default();
+        f.debug_struct("Link")
+            .field("location", &format!("{page}?token=[redacted]"))
+            .field("id", &self.id)
+            .finish()
+    }
 }
 
 /// Tokens from `/auth/token`. The `Debug` output hides the secrets.
@@ -207,8 +217,8 @@ fn as_ids<S: serde::Serializer>(ids: &[String], s: S) -> Result<S::Ok, S::Error>
     seq.end()
 }
 
-/// Where the end user came back with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the end user came back with. Its `Debug` hides the code.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Callback {
     /// Success: exchange the code (valid one hour, once).
     Success {
@@ -229,4 +239,25 @@ pub enum Callback {
         /// The flow.
         flow_id: Option<String>,
     },
+}
+
+impl fmt::Debug for Callback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Success { flow_id, .. } => f
+                .debug_struct("Success")
+                .field("code", &"[redacted]")
+                .field("flow_id", flow_id)
+                .finish(),
+            Self::Cancelled { flow_id } => f
+                .debug_struct("Cancelled")
+                .field("flow_id", flow_id)
+                .finish(),
+            Self::Failed { error, flow_id } => f
+                .debug_struct("Failed")
+                .field("error", error)
+                .field("flow_id", flow_id)
+                .finish(),
+        }
+    }
 }

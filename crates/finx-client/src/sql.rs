@@ -175,6 +175,21 @@ impl TokenStore for SqlTokenStore {
         Ok(affected == 1)
     }
 
+    async fn compare_and_delete(&self, key: &str, expected: u64) -> Result<bool, Error> {
+        let v =
+            i64::try_from(expected).map_err(|_| Error::Decode("version out of range".into()))?;
+        let n = on_pool!(self, |p| {
+            sqlx::query("DELETE FROM finx_client_tokens WHERE key = $1 AND version = $2")
+                .bind(key)
+                .bind(v)
+                .execute(p)
+                .await
+                .map_err(store)?
+                .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
     async fn delete(&self, key: &str) -> Result<(), Error> {
         on_pool!(self, |p| {
             sqlx::query("DELETE FROM finx_client_tokens WHERE key = $1")

@@ -66,14 +66,22 @@ async fn token_client(
         id,
         secret,
     ) {
-        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+        // A client_id beside Basic is allowed when it names the same client (RFC 6749 §3.2.1).
+        (Some((basic_id, _)), Some(i), None) if basic_id != i => {
+            return Err(ApiError::oauth(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "client_id differs from the Basic credentials.",
+            ));
+        }
+        (Some(_), _, Some(_)) => {
             return Err(ApiError::oauth(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 "Use one client authentication method, not two.",
             ));
         }
-        (Some(c), None, None) => c,
+        (Some(c), _, None) => c,
         (None, Some(i), Some(s)) => (i.to_owned(), s.to_owned()),
         _ => {
             return Err(ApiError::oauth(

@@ -188,11 +188,14 @@ impl ApiError {
                 description,
                 ..
             } => {
-                let error = match (status.as_u16(), code) {
-                    (401, _) => "invalid_client",
-                    (500, _) => "server_error",
-                    (503, _) | (_, code::BUSY) => "temporarily_unavailable",
-                    _ => "invalid_request",
+                // RFC 6749 §5.2: 400, or 401 for invalid_client; server trouble stays 5xx.
+                let (status, error) = match (status.as_u16(), code) {
+                    (401, _) => (StatusCode::UNAUTHORIZED, "invalid_client"),
+                    (500, _) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+                    (503, _) | (_, code::BUSY) => {
+                        (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+                    }
+                    _ => (StatusCode::BAD_REQUEST, "invalid_request"),
                 };
                 Self::OAuth {
                     status,

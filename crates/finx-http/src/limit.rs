@@ -28,8 +28,9 @@ pub struct RateLimits {
     pub token_per_client: Rate,
     /// Failed client authentications per IP.
     pub auth_failures_per_ip: Rate,
-    /// Failed client authentications per client id.
-    pub auth_failures_per_client: Rate,
+    /// Failed client authentications per client id from one IP. Keyed by the pair, so a
+    /// stranger guessing from elsewhere cannot lock a client out.
+    pub auth_failures_per_ip_and_client: Rate,
 }
 
 impl Default for RateLimits {
@@ -47,7 +48,7 @@ impl Default for RateLimits {
                 burst: 20,
                 per_minute: 10,
             },
-            auth_failures_per_client: Rate {
+            auth_failures_per_ip_and_client: Rate {
                 burst: 100,
                 per_minute: 60,
             },
@@ -60,7 +61,7 @@ enum Key {
     TokenIp(IpAddr),
     TokenClient(String),
     FailIp(IpAddr),
-    FailClient(String),
+    FailPair(IpAddr, String),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -96,7 +97,7 @@ impl Limiter {
             Key::TokenIp(_) => self.limits.token_per_ip,
             Key::TokenClient(_) => self.limits.token_per_client,
             Key::FailIp(_) => self.limits.auth_failures_per_ip,
-            Key::FailClient(_) => self.limits.auth_failures_per_client,
+            Key::FailPair(..) => self.limits.auth_failures_per_ip_and_client,
         }
     }
 
@@ -106,9 +107,17 @@ impl Limiter {
         let full = u64::from(rate.burst) * 1000;
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        // A mere look at a key never seen inserts nothing: its bucket would be full.
+        if !take && !buckets.contains_key(&key) {
+            return Ok(());
+        }
         if buckets.len() > 100_000 {
-            // Forget the idle: a bucket untouched for a minute has refilled anyway.
+            // Forget the idle: a bucket untouched for a minute has refilled anyway. Under a
+            // flood of fresh keys, forget everything rather than grow without bound.
             buckets.retain(|_, b| now.duration_since(b.at) < Duration::from_secs(60));
+            if buckets.len() > 100_000 {
+                buckets.clear();
+            }
         }
         let b = buckets.entry(key).or_insert(Bucket {
             level: full,
@@ -156,13 +165,13 @@ impl Limiter {
     /// [`Throttled`] when their failure budget is spent.
     pub fn may_authenticate(&self, ip: IpAddr, client: &str) -> Result<(), Throttled> {
         self.check(Key::FailIp(ip), false)?;
-        self.check(Key::FailClient(client.chars().take(128).collect()), false)
+        self.check(Key::FailPair(ip, client.chars().take(128).collect()), false)
     }
 
     /// Records a failed client authentication.
     pub fn failed(&self, ip: IpAddr, client: &str) {
         let _ = self.check(Key::FailIp(ip), true);
-        let _ = self.check(Key::FailClient(client.chars().take(128).collect()), true);
+        let _ = self.check(Key::FailPair(ip, client.chars().take(128).collect()), true);
     }
 }
 
@@ -187,7 +196,7 @@ mod tests {
             panic!("the fourth is refused")
         };
         assert!(
-            wait > Duration::ZERO && wait <= Duration::from_secs(1),
+            wait > Duration::ZERO && wait <= Duration::from_millis(1010),
             "{wait:?}"
         );
         assert!(

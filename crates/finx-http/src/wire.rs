@@ -48,7 +48,7 @@ pub struct OnetimeAccessResponse {
 }
 
 /// `POST /auth/token` (JSON or form).
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenBody {
     /// `authorization_code` or `refresh_token`.
@@ -68,7 +68,7 @@ pub struct TokenBody {
 }
 
 /// `POST /auth/revoke` (JSON or form).
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeBody {
     /// The token to revoke.
@@ -82,7 +82,7 @@ pub struct RevokeBody {
 }
 
 /// The answer of `POST /auth/token`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct TokenResponse {
     /// The bearer token.
     pub access_token: String,
@@ -355,3 +355,15 @@ pub struct Health {
     /// `ok`.
     pub status: &'static str,
 }
+
+/// Token bodies carry secrets: their `Debug` names the fields present, never their values.
+macro_rules! redacted_debug {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($t), "([redacted])"))
+            }
+        }
+    )*};
+}
+redacted_debug!(TokenBody, RevokeBody, TokenResponse);

@@ -122,8 +122,7 @@ struct FileConfig {
     access_token_seconds: Option<i64>,
 }
 
-/// The resolved configuration.
-#[derive(Debug)]
+/// The resolved configuration. Its `Debug` hides the keys and the demo secret.
 pub(crate) struct Config {
     pub(crate) database_url: String,
     pub(crate) sandbox: bool,
@@ -134,6 +133,17 @@ pub(crate) struct Config {
     pub(crate) public_url: Url,
     pub(crate) demo_client_secret: String,
     pub(crate) lifetimes: Lifetimes,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &"[set]")
+            .field("sandbox", &self.sandbox)
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url.as_str())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {

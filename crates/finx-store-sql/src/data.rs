@@ -305,6 +305,74 @@ macro_rules! transaction_query {
     }};
 }
 
+impl SqlStore {
+    /// Bulk import for a new account (benchmarks, migrations from another system): inserts in
+    /// batches of 500 rows per statement, skipping ids that exist, without the per-row
+    /// comparison of [`BankDataStore::sync_transactions`]. Returns how many were inserted.
+    ///
+    /// # Errors
+    /// When the store fails or an amount does not fit.
+    pub async fn import_transactions(
+        &self,
+        account: &AccountId,
+        transactions: &[TransactionDetails],
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut inserted = 0;
+        for batch in transactions.chunks(500) {
+            let mut rows = Vec::with_capacity(batch.len());
+            for d in batch {
+                let (minor, scale) = to_minor(d.amount.amount())?;
+                rows.push((
+                    Transaction::id_for(account, &d.external_id),
+                    minor,
+                    scale,
+                    d,
+                ));
+            }
+            inserted += on_pool!(self, |pool| {
+                let mut b = sqlx::QueryBuilder::new(
+                    "INSERT INTO transactions (id, account_id, external_id, amount_minor, amount_scale, currency, cp_name, \
+                     cp_name_lc, cp_iban, cp_bic, cp_account_number, cp_bank_code, purpose, purpose_lc, booked_on, value_date, \
+                     booked, booking_text, transaction_type, creditor_id, mandate_reference, end_to_end_reference, \
+                     sepa_purpose_code, created_at, modified_at) ",
+                );
+                b.push_values(rows.iter(), |mut r, (id, minor, scale, d)| {
+                    let cp = &d.counterparty;
+                    r.push_bind(id.as_str().to_owned())
+                        .push_bind(account.as_str().to_owned())
+                        .push_bind(d.external_id.clone())
+                        .push_bind(*minor)
+                        .push_bind(*scale)
+                        .push_bind(d.amount.currency().as_str().to_owned())
+                        .push_bind(cp.name.clone())
+                        .push_bind(cp.name.as_ref().map(|n| n.to_lowercase()))
+                        .push_bind(cp.iban.as_ref().map(ToString::to_string))
+                        .push_bind(cp.bic.clone())
+                        .push_bind(cp.account_number.clone())
+                        .push_bind(cp.bank_code.clone())
+                        .push_bind(d.purpose.clone())
+                        .push_bind(d.purpose.as_ref().map(|p| p.to_lowercase()))
+                        .push_bind(d.booked_on)
+                        .push_bind(d.value_date)
+                        .push_bind(d.booked)
+                        .push_bind(d.booking_text.clone())
+                        .push_bind(d.transaction_type.as_str())
+                        .push_bind(d.creditor_id.clone())
+                        .push_bind(d.mandate_reference.clone())
+                        .push_bind(d.end_to_end_reference.clone())
+                        .push_bind(d.sepa_purpose_code.clone())
+                        .push_bind(micros(now))
+                        .push_bind(micros(now));
+                });
+                b.push(" ON CONFLICT (id) DO NOTHING");
+                b.build().execute(pool).await.map_err(db)?.rows_affected()
+            });
+        }
+        Ok(inserted)
+    }
+}
+
 #[async_trait]
 impl BankDataStore for SqlStore {
     async fn upsert_account(&self, account: &Account) -> Result<(), StoreError> {

@@ -4,8 +4,10 @@
 //! the result to the parent window in iframe mode.
 //!
 //! Every request carries the link token, which names the flow; every form also carries a
-//! CSRF token derived from it (HMAC), checked in constant time, and a POST from a foreign
-//! `Origin` is refused. Pages send a `Content-Security-Policy` whose `frame-ancestors` are the
+//! CSRF token derived from it (HMAC), checked in constant time; a POST that the browser marks
+//! `Sec-Fetch-Site: cross-site`, or whose `Origin` is another site, is refused (under
+//! `no-referrer` browsers send `Origin: null` with our own forms, so the CSRF token is the
+//! main protection). Pages send a `Content-Security-Policy` whose `frame-ancestors` are the
 //! client's registered origins (and loopback), and `Referrer-Policy: no-referrer`.
 
 mod texts;
@@ -167,9 +169,10 @@ fn secure(res: &mut Response, frame_ancestors: &str, form_action: &str) {
          base-uri 'none'; form-action {form_action}; frame-ancestors {frame_ancestors}"
     );
     let h = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&csp) {
-        h.insert(header::CONTENT_SECURITY_POLICY, v);
-    }
+    // Should the policy not build (an origin with odd characters), the strictest one goes out.
+    let v = HeaderValue::from_str(&csp)
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
+    h.insert(header::CONTENT_SECURITY_POLICY, v);
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
@@ -422,6 +425,10 @@ fn read_form(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Form, Box<Response>> {
+    // Browsers say where a request comes from; a cross-site form post is refused outright.
+    if headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site") {
+        return Err(Box::new(plain_error(StatusCode::FORBIDDEN, "invalid_link")));
+    }
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
         // Under `Referrer-Policy: no-referrer` browsers send `Origin: null` with our own
         // forms; any real origin but ours is a cross-site post.
