@@ -1,8 +1,11 @@
 //! finX automation, in Rust: `cargo xtask <task>`.
 //!
 //! - `ci`: format check, clippy with `-D warnings`, the architecture check, and every test.
+//! - `bench`: the benchmarks, written to `docs/benchmarks.md` (needs `wrk`).
 //! - `check-arch`: the dependency invariants of `docs/architecture.md`, against
 //!   `cargo metadata`.
+
+mod bench;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -15,8 +18,9 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("check-arch") => check_arch(),
+        Some("bench") => bench::bench(),
         _ => {
-            eprintln!("usage: cargo xtask <ci | check-arch>");
+            eprintln!("usage: cargo xtask <ci | check-arch | bench>");
             return ExitCode::from(2);
         }
     };

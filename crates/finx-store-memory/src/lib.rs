@@ -5,20 +5,20 @@
 //! as [`GrantFamily`] values, the domain's reference model of the token rules, so this store
 //! is also the yardstick the SQL stores are compared against.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
 use async_trait::async_trait;
-use finx_domain::Timestamp;
 use finx_domain::bank::{Account, Transaction, TransactionDetails};
 use finx_domain::flow::Flow;
 use finx_domain::ids::{AccessId, AccountId, ClientId, FlowId, GrantId, TransactionId};
-use finx_domain::query::ResolvedQuery;
+use finx_domain::query::{ResolvedQuery, SortOrder};
 use finx_domain::secret::TokenHash;
 use finx_domain::token::{
     AccessTokenRecord, CodeRecord, Grant, GrantFamily, IssuedTokens, RedeemError,
     RefreshTokenRecord, RotateError,
 };
+use finx_domain::{Date, Timestamp};
 use finx_ports::{
     BankDataStore, Client, ClientRegistry, FlowStore, GrantStore, PurgeReport, RedeemFailure,
     RotateFailure, StoreError, SyncReport,
@@ -44,7 +44,9 @@ struct Grants {
 struct BankData {
     accounts: HashMap<AccountId, Account>,
     transactions: HashMap<TransactionId, Transaction>,
-    by_account: HashMap<AccountId, Vec<TransactionId>>,
+    /// Each account's transactions in booking order, so a page is read in order and the
+    /// walk stops as soon as the page is full, however long the history.
+    by_account: HashMap<AccountId, BTreeSet<(Date, TransactionId)>>,
 }
 
 impl MemoryStore {
@@ -334,47 +336,43 @@ impl BankDataStore for MemoryStore {
         let data = &mut *guard;
         let mut report = SyncReport::default();
         let mut seen = std::collections::HashSet::new();
+        let index = data.by_account.entry(account.clone()).or_default();
         for details in transactions {
             let id = Transaction::id_for(account, &details.external_id);
             seen.insert(id.clone());
             match data.transactions.get_mut(&id) {
                 Some(t) if t.details == *details => {}
                 Some(t) => {
+                    index.remove(&(t.details.booked_on, id.clone()));
+                    index.insert((details.booked_on, id.clone()));
                     t.details = details.clone();
                     t.modified_at = now;
                     report.updated += 1;
                 }
                 None => {
-                    data.transactions.insert(
-                        id.clone(),
-                        Transaction {
-                            id: id.clone(),
-                            account_id: account.clone(),
-                            details: details.clone(),
-                            created_at: now,
-                            modified_at: now,
-                        },
-                    );
-                    data.by_account.entry(account.clone()).or_default().push(id);
+                    index.insert((details.booked_on, id.clone()));
+                    let t = Transaction {
+                        id: id.clone(),
+                        account_id: account.clone(),
+                        details: details.clone(),
+                        created_at: now,
+                        modified_at: now,
+                    };
+                    data.transactions.insert(id, t);
                     report.inserted += 1;
                 }
             }
         }
-        let ids = data.by_account.entry(account.clone()).or_default();
-        let stale: Vec<TransactionId> = ids
+        let stale: Vec<(Date, TransactionId)> = index
             .iter()
-            .filter(|id| {
-                !seen.contains(*id)
-                    && data
-                        .transactions
-                        .get(*id)
-                        .is_some_and(|t| !t.details.booked)
+            .filter(|(_, id)| {
+                !seen.contains(id) && data.transactions.get(id).is_some_and(|t| !t.details.booked)
             })
             .cloned()
             .collect();
-        ids.retain(|id| !stale.contains(id));
-        for id in &stale {
-            data.transactions.remove(id);
+        for key in &stale {
+            index.remove(key);
+            data.transactions.remove(&key.1);
         }
         report.removed = stale.len() as u64;
         Ok(report)
@@ -394,12 +392,26 @@ impl BankDataStore for MemoryStore {
     ) -> Result<Vec<Transaction>, StoreError> {
         let data = read(&self.data);
         // Each account once, even if the query names it twice.
-        let accounts: std::collections::BTreeSet<&AccountId> = query.accounts.iter().collect();
-        let candidates = accounts
-            .into_iter()
-            .filter_map(|a| data.by_account.get(a))
-            .flatten()
-            .filter_map(|id| data.transactions.get(id));
+        let accounts: BTreeSet<&AccountId> = query.accounts.iter().collect();
+        // The page is among the first offset+count matches of each account in query order:
+        // walk each account's index in that order and stop there, then merge.
+        let wanted = query.offset as usize + query.count as usize;
+        let mut candidates: Vec<&Transaction> = Vec::new();
+        for account in accounts {
+            let Some(index) = data.by_account.get(account) else {
+                continue;
+            };
+            let ordered: Box<dyn Iterator<Item = &(Date, TransactionId)>> = match query.sort {
+                SortOrder::Asc => Box::new(index.iter()),
+                SortOrder::Desc => Box::new(index.iter().rev()),
+            };
+            candidates.extend(
+                ordered
+                    .filter_map(|(_, id)| data.transactions.get(id))
+                    .filter(|t| query.matches(t))
+                    .take(wanted),
+            );
+        }
         Ok(query.apply(candidates))
     }
 
@@ -421,7 +433,7 @@ impl BankDataStore for MemoryStore {
             .collect();
         for id in &gone {
             data.accounts.remove(id);
-            for t in data.by_account.remove(id).unwrap_or_default() {
+            for (_, t) in data.by_account.remove(id).unwrap_or_default() {
                 data.transactions.remove(&t);
             }
         }

@@ -1,0 +1,441 @@
+//! Benchmark servers, driven by `cargo xtask bench`:
+//!
+//! - `finx-bench baseline PORT`: an empty axum handler answering a short JSON body.
+//! - `finx-bench serve PORT STORE TRANSACTIONS REFRESH_TOKENS OUTDIR`: a finX server on
+//!   `memory`, `sqlite://…` or `postgres://…`, with one grant whose account holds
+//!   TRANSACTIONS transactions (its bearer token and account id are written to OUTDIR) and
+//!   REFRESH_TOKENS single-use refresh tokens (OUTDIR/refresh_tokens). `GET /bench/queries`
+//!   counts the SQL statements run so far.
+//! - `finx-bench flows BASE SECONDS CONCURRENCY`: complete flows (link, widget, token,
+//!   accounts) against a server, and print flows per second.
+
+// A benchmark tool reports on stdout.
+#![allow(clippy::print_stdout)]
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::routing::get;
+use chrono::{TimeDelta, Utc};
+use finx_core::{Finx, NewClient, OnetimeAccessRequest, Ports, Settings};
+use finx_domain::bank::{Counterparty, TransactionDetails, TransactionType};
+use finx_domain::ids::{FlowId, GrantId};
+use finx_domain::money::{Currency, Money};
+use finx_domain::scope::Scope;
+use finx_domain::secret::{
+    AccessToken, AuthorizationCode, ClientSecret, RefreshToken, TokenHasher,
+};
+use finx_domain::token::{
+    AccessTokenRecord, CodeRecord, Grant, IssuedTokens, Lifetimes, RefreshTokenRecord,
+};
+use finx_ports::{BankCredentials, BankDataStore, GrantStore, SecretGenerator};
+use rust_decimal::Decimal;
+
+const KEY: &[u8] = b"finx-bench-hash-key-0123456789abcdef";
+const CLIENT: &str = "bench";
+const SECRET: &str = "fxs_bench-secret-0123456789";
+const REDIRECT: &str = "http://127.0.0.1/callback";
+
+/// Counts SQL statements (sqlx reports each as a `sqlx::query` event).
+struct QueryCounter(Arc<AtomicU64>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for QueryCounter {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() == "sqlx::query" {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let result = match args.get(1).map(String::as_str) {
+        Some("baseline") => baseline(&args[2..]).await,
+        Some("serve") => serve(&args[2..]).await,
+        Some("flows") => flows(&args[2..]).await,
+        _ => Err("usage: finx-bench baseline PORT | serve PORT STORE TX REFRESH OUTDIR | flows BASE SECONDS CONCURRENCY".into()),
+    };
+    if let Err(e) = result {
+        eprintln!("finx-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> Result<T, String> {
+    args.get(i)
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| format!("missing or bad {what}"))
+}
+
+async fn listen(port: u16) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn ready() {
+    println!("ready");
+    let _ = std::io::stdout().flush();
+}
+
+async fn baseline(args: &[String]) -> Result<(), String> {
+    let listener = listen(arg(args, 0, "port")?).await?;
+    let app = axum::Router::new().route(
+        "/empty",
+        get(|| async { axum::Json(serde_json::json!({ "ok": true })) }),
+    );
+    ready();
+    axum::serve(listener, app).await.map_err(|e| e.to_string())
+}
+
+/// A synthetic but plausible transaction; `i` spreads them over ten years.
+fn transaction(i: u64, today: chrono::NaiveDate) -> TransactionDetails {
+    let day = today - TimeDelta::days(i64::try_from(i % 3650).unwrap_or(0));
+    let cents = i64::try_from(i % 20_000).unwrap_or(0) - 15_000;
+    TransactionDetails {
+        external_id: format!("bench-{i}"),
+        amount: Money::new(Decimal::new(cents, 2), Currency::EUR),
+        counterparty: Counterparty {
+            name: Some(format!("Händler {}", i % 97)),
+            ..Counterparty::default()
+        },
+        purpose: Some(format!("EREF+B{i} SVWZ+Einkauf {i}")),
+        booked_on: day,
+        value_date: day,
+        booked: true,
+        booking_text: Some("KARTENZAHLUNG".into()),
+        transaction_type: TransactionType::ElectronicCash,
+        creditor_id: None,
+        mandate_reference: None,
+        end_to_end_reference: Some(format!("B{i}")),
+        sepa_purpose_code: None,
+    }
+}
+
+/// The storage ports, as the core takes them.
+type StorePorts = (
+    Arc<dyn finx_ports::ClientRegistry>,
+    Arc<dyn finx_ports::FlowStore>,
+    Arc<dyn GrantStore>,
+    Arc<dyn BankDataStore>,
+);
+
+enum Store {
+    Memory(Arc<finx_store_memory::MemoryStore>),
+    Sql(Arc<finx_store_sql::SqlStore>),
+}
+
+async fn serve(args: &[String]) -> Result<(), String> {
+    let port: u16 = arg(args, 0, "port")?;
+    let store_url: String = arg(args, 1, "store")?;
+    let n_tx: u64 = arg(args, 2, "transactions")?;
+    let n_refresh: usize = arg(args, 3, "refresh tokens")?;
+    let out = std::path::PathBuf::from(arg::<String>(args, 4, "outdir")?);
+    let queries = Arc::new(AtomicU64::new(0));
+    {
+        use tracing_subscriber::prelude::*;
+        let filter = tracing_subscriber::filter::Targets::new()
+            .with_target("sqlx::query", tracing::Level::DEBUG);
+        tracing_subscriber::registry()
+            .with(QueryCounter(queries.clone()).with_filter(filter))
+            .init();
+    }
+
+    let store = if store_url == "memory" {
+        Store::Memory(Arc::new(finx_store_memory::MemoryStore::new()))
+    } else {
+        Store::Sql(Arc::new(
+            finx_store_sql::SqlStore::connect(&store_url)
+                .await
+                .map_err(|e| e.to_string())?,
+        ))
+    };
+    let (clients, flows, grants, data): StorePorts = match &store {
+        Store::Memory(s) => (s.clone(), s.clone(), s.clone(), s.clone()),
+        Store::Sql(s) => (s.clone(), s.clone(), s.clone(), s.clone()),
+    };
+    let clock = Arc::new(finx_system::SystemClock);
+    let bank = finx_bank_sandbox::SandboxBank::new(
+        finx_bank_sandbox::SandboxConfig::default(),
+        clock.clone(),
+    );
+    let random = Arc::new(finx_system::OsRandom);
+    let ports = Ports {
+        clients,
+        flows,
+        grants: grants.clone(),
+        data: data.clone(),
+        bank: Arc::new(bank),
+        clock,
+        random: random.clone(),
+    };
+    let finx = Finx::new(
+        ports,
+        Settings {
+            lifetimes: Lifetimes::default(),
+            hash_key: KEY.to_vec(),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let secret = ClientSecret::from_presented(SECRET).map_err(|e| e.to_string())?;
+    let registered = finx
+        .register_client(NewClient {
+            id: Some(format!("{CLIENT}-{}", std::process::id())),
+            name: "bench".into(),
+            redirect_uris: vec![REDIRECT.into()],
+            scope: None,
+            secret: Some(secret.clone()),
+        })
+        .await;
+    let client = match registered {
+        Ok(r) => r.client,
+        Err(e) => return Err(format!("register: {e}")),
+    };
+    std::fs::write(out.join("client_id"), client.id.as_str()).map_err(|e| e.to_string())?;
+
+    // One grant to read with.
+    let flow = finx
+        .create_onetime_access(
+            &client,
+            OnetimeAccessRequest {
+                redirect_uri: REDIRECT.into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    finx.select_bank(flow.id, "sandbox-90094815")
+        .await
+        .map_err(|e| e.to_string())?;
+    finx.submit_credentials(
+        flow.id,
+        &BankCredentials {
+            user: "nosca".into(),
+            secret: "demo".into(),
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    finx.choose_accounts(flow.id, vec!["giro".into()])
+        .await
+        .map_err(|e| e.to_string())?;
+    let url = finx.complete(flow.id).await.map_err(|e| e.to_string())?;
+    let code = url
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .ok_or("no code")?;
+    let tokens = finx
+        .exchange_code(&client, &code, REDIRECT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let auth = finx
+        .authorize(tokens.access_token.expose())
+        .await
+        .map_err(|e| e.to_string())?;
+    let account = auth.account_ids.first().cloned().ok_or("no account")?;
+
+    // The account's history: n_tx transactions.
+    let started = Instant::now();
+    let today = Utc::now().date_naive();
+    let now = Utc::now();
+    let mut i = 0;
+    while i < n_tx {
+        let batch: Vec<_> = (i..(i + 50_000).min(n_tx))
+            .map(|k| transaction(k, today))
+            .collect();
+        match &store {
+            Store::Memory(s) => {
+                s.sync_transactions(&account, &batch, now)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Store::Sql(s) => {
+                s.import_transactions(&account, &batch, now)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        i += 50_000;
+    }
+    eprintln!("seeded {n_tx} transactions in {:?}", started.elapsed());
+
+    // Single-use refresh tokens, each in a grant of its own.
+    let hasher = TokenHasher::new(KEY).map_err(|e| e.to_string())?;
+    let mut handles = Vec::new();
+    for part in 0..8usize {
+        let (grants, hasher, random, client_id, account, access_id) = (
+            grants.clone(),
+            hasher.clone(),
+            random.clone(),
+            client.id.clone(),
+            account.clone(),
+            auth.access_id.clone(),
+        );
+        let count = n_refresh / 8 + usize::from(part < n_refresh % 8);
+        handles.push(tokio::spawn(async move {
+            let mut raw = Vec::with_capacity(count);
+            for _ in 0..count {
+                let now = Utc::now();
+                let grant = Grant {
+                    id: GrantId::from_random(random.bytes16()),
+                    client_id: client_id.clone(),
+                    flow_id: FlowId::from_random(random.bytes16()),
+                    access_id: access_id.clone(),
+                    account_ids: vec![account.clone()],
+                    scope: Scope::FULL,
+                    redirect_uri: finx_domain::values::RedirectUri::parse(REDIRECT)
+                        .map_err(|e| e.to_string())?,
+                    created_at: now,
+                    revoked_at: None,
+                };
+                let code = AuthorizationCode::from_random(random.bytes32());
+                let record = CodeRecord {
+                    hash: hasher.hash(&code),
+                    grant_id: grant.id,
+                    issued_at: now,
+                    expires_at: now + TimeDelta::hours(1),
+                    used_at: None,
+                };
+                grants
+                    .insert_grant(&grant, &record)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let access = AccessToken::from_random(random.bytes32());
+                let refresh = RefreshToken::from_random(random.bytes32());
+                let issued = IssuedTokens {
+                    access: AccessTokenRecord {
+                        hash: hasher.hash(&access),
+                        grant_id: grant.id,
+                        issued_at: now,
+                        expires_at: now + TimeDelta::hours(1),
+                        scope: Scope::FULL,
+                        revoked_at: None,
+                    },
+                    refresh: Some(RefreshTokenRecord {
+                        hash: hasher.hash(&refresh),
+                        grant_id: grant.id,
+                        issued_at: now,
+                        expires_at: now + TimeDelta::days(90),
+                        used_at: None,
+                    }),
+                };
+                grants
+                    .redeem_code(&record.hash, now, &issued)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                raw.push(refresh.expose().to_owned());
+            }
+            Ok::<_, String>(raw)
+        }));
+    }
+    let mut refresh_lines = String::new();
+    for h in handles {
+        for t in h.await.map_err(|e| e.to_string())?? {
+            refresh_lines.push_str(&t);
+            refresh_lines.push('\n');
+        }
+    }
+    std::fs::write(out.join("refresh_tokens"), refresh_lines).map_err(|e| e.to_string())?;
+    std::fs::write(out.join("access_token"), tokens.access_token.expose())
+        .map_err(|e| e.to_string())?;
+    std::fs::write(out.join("account_id"), account.as_str()).map_err(|e| e.to_string())?;
+
+    let listener = listen(port).await?;
+    let base = url::Url::parse(&format!("http://127.0.0.1:{port}/")).map_err(|e| e.to_string())?;
+    let unlimited = finx_http::limit::Rate {
+        burst: u32::MAX / 2,
+        per_minute: u32::MAX / 2,
+    };
+    let limits = finx_http::limit::RateLimits {
+        token_per_ip: unlimited,
+        token_per_client: unlimited,
+        auth_failures_per_ip: unlimited,
+        auth_failures_per_ip_and_client: unlimited,
+    };
+    let config = finx_http::HttpConfig {
+        public_url: base,
+        link_key: finx_http::LinkKey::new(KEY.to_vec()),
+        demo_callback: false,
+        limits,
+    };
+    let counter = queries.clone();
+    let router =
+        finx_http::router(finx_http::AppState::new(finx, config)).merge(axum::Router::new().route(
+            "/bench/queries",
+            get(move || async move { counter.load(Ordering::Relaxed).to_string() }),
+        ));
+    queries.store(0, Ordering::Relaxed);
+    ready();
+    finx_http::serve(
+        listener,
+        router,
+        std::future::pending(),
+        Duration::from_secs(1),
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
+async fn flows(args: &[String]) -> Result<(), String> {
+    let base: String = arg(args, 0, "base URL")?;
+    let seconds: u64 = arg(args, 1, "seconds")?;
+    let concurrency: usize = arg(args, 2, "concurrency")?;
+    let client_id: String = arg(args, 3, "client id")?;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (http, base, done, client_id) =
+            (http.clone(), base.clone(), done.clone(), client_id.clone());
+        workers.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                let link: serde_json::Value = http
+                    .post(format!("{base}/onetime/access"))
+                    .basic_auth(&client_id, Some(SECRET))
+                    .json(&serde_json::json!({ "redirect_uri": REDIRECT, "accounts": [{ "id": "DE82900948150000002881" }] }))
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                let location = link["location"].as_str().unwrap_or_default().to_owned();
+                let back = finx_tests::fixtures::walk_widget(&http, &location, "sandbox-90094815", "nosca").await;
+                let code = back.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).unwrap_or_default();
+                let t: serde_json::Value = http
+                    .post(format!("{base}/auth/token"))
+                    .basic_auth(&client_id, Some(SECRET))
+                    .form(&[("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT)])
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                let accounts = http.get(format!("{base}/rest/accounts")).bearer_auth(t["access_token"].as_str().unwrap_or_default()).send().await?;
+                if accounts.status().is_success() {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok::<_, reqwest::Error>(())
+        }));
+    }
+    for w in workers {
+        w.await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    #[allow(clippy::cast_precision_loss, clippy::float_arithmetic)]
+    let rate = done.load(Ordering::Relaxed) as f64 / secs;
+    println!(
+        "flows {} seconds {secs:.2} flows_per_second {rate:.2}",
+        done.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
