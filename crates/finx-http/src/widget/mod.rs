@@ -582,27 +582,9 @@ async fn login(
                 "{} {} {attempts_left}",
                 t["wrong_credentials"], t["attempts_left"]
             );
-            render(
-                &state,
-                &form.ctx,
-                Extra {
-                    error: Some(error),
-                    q: None,
-                },
-            )
-            .await
+            again(&state, &form, error).await
         }
-        Err(CoreError::Invalid { .. }) => {
-            render(
-                &state,
-                &form.ctx,
-                Extra {
-                    error: Some(t["wrong_credentials"].into()),
-                    q: None,
-                },
-            )
-            .await
-        }
+        Err(CoreError::Invalid { .. }) => again(&state, &form, t["wrong_credentials"]).await,
         Err(e) => step_failed(&state, &form, &e).await,
     }
 }
@@ -622,27 +604,9 @@ async fn tan(
         Ok(_) => to_page(&form.ctx),
         Err(CoreError::TanInvalid { attempts_left }) => {
             let error = format!("{} {} {attempts_left}", t["wrong_tan"], t["attempts_left"]);
-            render(
-                &state,
-                &form.ctx,
-                Extra {
-                    error: Some(error),
-                    q: None,
-                },
-            )
-            .await
+            again(&state, &form, error).await
         }
-        Err(CoreError::Invalid { .. }) => {
-            render(
-                &state,
-                &form.ctx,
-                Extra {
-                    error: Some(t["wrong_tan"].into()),
-                    q: None,
-                },
-            )
-            .await
-        }
+        Err(CoreError::Invalid { .. }) => again(&state, &form, t["wrong_tan"]).await,
         Err(e) => step_failed(&state, &form, &e).await,
     }
 }
@@ -661,15 +625,7 @@ async fn accounts(
         Ok(_) => to_page(&form.ctx),
         Err(CoreError::Flow(FlowError::InvalidSelection(_))) => {
             let t = texts(language_of(&state, form.ctx.flow).await);
-            render(
-                &state,
-                &form.ctx,
-                Extra {
-                    error: Some(t["choose_one"].into()),
-                    q: None,
-                },
-            )
-            .await
+            again(&state, &form, t["choose_one"]).await
         }
         Err(e) => step_failed(&state, &form, &e).await,
     }
@@ -711,6 +667,19 @@ async fn go_back(
     }
 }
 
+/// The same step again, with `error` shown by its field.
+async fn again(state: &AppState, form: &Form, error: impl Into<String>) -> Response {
+    render(
+        state,
+        &form.ctx,
+        Extra {
+            error: Some(error.into()),
+            q: None,
+        },
+    )
+    .await
+}
+
 /// A step that did not go through: the page for where the flow stands now says why (a
 /// failed or expired flow shows its message; a busy one the same step again).
 async fn step_failed(state: &AppState, form: &Form, e: &CoreError) -> Response {
@@ -720,27 +689,11 @@ async fn step_failed(state: &AppState, form: &Form, e: &CoreError) -> Response {
         }
         CoreError::Flow(FlowError::AttemptsExhausted) => {
             let t = texts(language_of(state, form.ctx.flow).await);
-            render(
-                state,
-                &form.ctx,
-                Extra {
-                    error: Some(t["no_attempts"].into()),
-                    q: None,
-                },
-            )
-            .await
+            again(state, form, t["no_attempts"]).await
         }
         CoreError::Busy | CoreError::Flow(_) => {
             let t = texts(language_of(state, form.ctx.flow).await);
-            render(
-                state,
-                &form.ctx,
-                Extra {
-                    error: Some(t["busy"].into()),
-                    q: None,
-                },
-            )
-            .await
+            again(state, form, t["busy"]).await
         }
         other => core_failure(other),
     }
