@@ -185,6 +185,19 @@ impl Browser {
         }
     }
 
+    /// Waits up to 15 s until no element matches `css` (a page has replaced another).
+    pub async fn wait_gone(&self, css: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.has(css).await {
+            assert!(
+                Instant::now() < deadline,
+                "{css} is still on {}",
+                self.url().await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Whether an element is there now.
     pub async fn has(&self, css: &str) -> bool {
         self.try_find(css).await.is_some()

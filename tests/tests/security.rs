@@ -264,7 +264,7 @@ async fn a_repeated_account_does_not_repeat_its_transactions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cancelling_during_the_data_fetch_leaves_no_grant_and_no_data() {
-    let app = App::with(Duration::from_millis(400), |bank| bank).await;
+    let app = App::with(Duration::from_millis(2000), |bank| bank).await;
     let flow = app
         .finx
         .create_onetime_access(&app.client, request())
@@ -285,9 +285,9 @@ async fn cancelling_during_the_data_fetch_leaves_no_grant_and_no_data() {
         .expect("choose");
     let finx = app.finx.clone();
     let completing = tokio::spawn(async move { finx.complete(flow.id).await });
-    // The slow user's transactions take 400 ms; cancel while they are fetched.
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    assert!(matches!(
+    // The slow user's transactions take 2 s; cancel while they are fetched.
+    let deadline = std::time::Instant::now() + Duration::from_millis(1500);
+    while !matches!(
         app.finx
             .widget_view(flow.id)
             .await
@@ -295,7 +295,13 @@ async fn cancelling_during_the_data_fetch_leaves_no_grant_and_no_data() {
             .flow
             .status,
         FlowStatus::Syncing { .. }
-    ));
+    ) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fetch did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     app.finx
         .cancel(flow.id)
         .await

@@ -422,3 +422,71 @@ fn write_report(
     );
     std::fs::write(root().join("docs/benchmarks.md"), md).map_err(|e| e.to_string())
 }
+
+/// schemathesis (PyPI) against the live API's `/openapi.json`: no 5xx, and every response's
+/// status, content type and body as documented. Data endpoints run with a bearer token, the
+/// others with the client's Basic credentials.
+pub(crate) fn schemathesis() -> Result<()> {
+    eprintln!("\n== schemathesis against a live server");
+    Command::new("schemathesis")
+        .arg("--version")
+        .output()
+        .map_err(|_| "schemathesis is needed: pip install schemathesis (.ci/run does)")?;
+    let bin = root().join("target/debug/finx-bench");
+    let out = std::env::temp_dir().join(format!("finx-schemathesis-{}", std::process::id()));
+    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    let server = start(
+        &bin,
+        &[
+            "serve".into(),
+            "memory".into(),
+            "300".into(),
+            "0".into(),
+            out.display().to_string(),
+        ],
+    )?;
+    let read = |f: &str| std::fs::read_to_string(out.join(f)).map_err(|e| e.to_string());
+    let (token, client) = (read("access_token")?, read("client_id")?);
+    let spec = format!("http://127.0.0.1:{}/openapi.json", server.port);
+    let checks = "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance";
+    let examples = std::env::var("FINX_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "60".into());
+    let runs: [Vec<String>; 2] = [
+        vec![
+            "-H".into(),
+            format!("Authorization: Bearer {token}"),
+            "--include-tag".into(),
+            "data".into(),
+        ],
+        vec![
+            "--auth".into(),
+            format!("{client}:fxs_bench-secret-0123456789"),
+            "--include-tag".into(),
+            "flow".into(),
+            "--include-tag".into(),
+            "auth".into(),
+            "--include-tag".into(),
+            "ops".into(),
+        ],
+    ];
+    for extra in runs {
+        let status = Command::new("schemathesis")
+            .args([
+                "run",
+                &spec,
+                "--checks",
+                checks,
+                "--max-examples",
+                &examples,
+                "--no-color",
+            ])
+            .args(&extra)
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err("schemathesis found responses that break the OpenAPI document".into());
+        }
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&out);
+    Ok(())
+}

@@ -75,6 +75,11 @@ fn ci() -> Result<()> {
         ]),
     )?;
     check_arch()?;
+    // The binaries the hardening tests run as processes (kill -9, schemathesis).
+    run(
+        "build finx-server and finx-bench",
+        cargo().args(["build", "--locked", "-p", "finx-server", "-p", "finx-bench"]),
+    )?;
     // One throwaway PostgreSQL for the whole run; the tests create a database each.
     eprintln!("\n== starting a throwaway PostgreSQL");
     let pg = finx_pgtest::PgCluster::start().map_err(|e| {
@@ -87,14 +92,20 @@ fn ci() -> Result<()> {
     );
     let result = test_workspace(&pg.url("postgres"));
     drop(pg);
-    result?;
+    let (passed, failed) = result?;
+    bench::schemathesis()?;
     eprintln!("\n== ci: all green");
+    // The last line is the tally, so whoever reads the end of the log reads the result.
+    #[allow(clippy::print_stdout)]
+    {
+        println!("tests: {passed} passed, {failed} failed");
+    }
     Ok(())
 }
 
 /// Runs every test, passing the output through, and closes with one plain tally line
 /// (`tests: N passed, N failed`) so the last line never reads as a run of no tests.
-fn test_workspace(postgres_url: &str) -> Result<()> {
+fn test_workspace(postgres_url: &str) -> Result<(u64, u64)> {
     use std::io::{BufRead, BufReader, Write};
     eprintln!("\n== cargo test");
     let mut child = cargo()
@@ -117,7 +128,7 @@ fn test_workspace(postgres_url: &str) -> Result<()> {
     let status = child.wait().map_err(|e| format!("cargo test: {e}"))?;
     writeln!(out, "tests: {passed} passed, {failed} failed").map_err(|e| e.to_string())?;
     if status.success() && failed == 0 && passed > 0 {
-        Ok(())
+        Ok((passed, failed))
     } else {
         Err(format!(
             "cargo test failed ({status}; {passed} passed, {failed} failed)"

@@ -11,6 +11,8 @@
 
 mod api;
 pub mod error;
+#[cfg(test)]
+mod fuzz;
 pub mod limit;
 pub mod link;
 mod parse;
