@@ -432,7 +432,7 @@ impl BankDataStore for SqlStore {
     ) -> Result<SyncReport, StoreError> {
         let mut report = SyncReport::default();
         on_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await.map_err(db)?;
+            let mut tx = pool.begin_write(self).await.map_err(db)?;
             let mut seen = HashSet::with_capacity(transactions.len());
             for d in transactions {
                 let id = Transaction::id_for(account, &d.external_id);
@@ -560,7 +560,7 @@ impl BankDataStore for SqlStore {
 
     async fn delete_access(&self, access_id: &AccessId) -> Result<u64, StoreError> {
         on_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await.map_err(db)?;
+            let mut tx = pool.begin_write(self).await.map_err(db)?;
             sqlx::query("DELETE FROM transactions WHERE account_id IN (SELECT id FROM accounts WHERE access_id = $1)")
                 .bind(access_id.as_str())
                 .execute(&mut *tx)

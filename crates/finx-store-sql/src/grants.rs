@@ -181,7 +181,7 @@ impl GrantStore for SqlStore {
         let accounts: Vec<&str> = grant.account_ids.iter().map(AccountId::as_str).collect();
         let accounts = json(&accounts)?;
         on_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await.map_err(db)?;
+            let mut tx = pool.begin_write(self).await.map_err(db)?;
             sqlx::query(
                 "INSERT INTO grants (id, client_id, flow_id, access_id, account_ids, scope, redirect_uri, created_at, revoked_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -228,7 +228,7 @@ impl GrantStore for SqlStore {
         tokens: &IssuedTokens,
     ) -> Result<Grant, RedeemFailure> {
         on_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await.map_err(db)?;
+            let mut tx = pool.begin_write(self).await.map_err(db)?;
             let row: Option<CredentialRow> = sqlx::query_as(&select_code())
                 .bind(bytes(code))
                 .fetch_optional(&mut *tx)
@@ -288,7 +288,7 @@ impl GrantStore for SqlStore {
         tokens: &IssuedTokens,
     ) -> Result<Grant, RotateFailure> {
         on_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await.map_err(db)?;
+            let mut tx = pool.begin_write(self).await.map_err(db)?;
             let row: Option<CredentialRow> = sqlx::query_as(&select_refresh())
                 .bind(bytes(old))
                 .fetch_optional(&mut *tx)
@@ -373,7 +373,7 @@ impl GrantStore for SqlStore {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         on_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await.map_err(db)?;
+            let mut tx = pool.begin_write(self).await.map_err(db)?;
             let row: Option<CredentialRow> = sqlx::query_as(&select_access())
                 .bind(bytes(token))
                 .fetch_optional(&mut *tx)
@@ -399,7 +399,7 @@ impl GrantStore for SqlStore {
     async fn purge(&self, before: Timestamp) -> Result<PurgeReport, StoreError> {
         let t = micros(before);
         on_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await.map_err(db)?;
+            let mut tx = pool.begin_write(self).await.map_err(db)?;
             let access_tokens = sqlx::query("DELETE FROM access_tokens WHERE expires_at <= $1")
                 .bind(t)
                 .execute(&mut *tx)

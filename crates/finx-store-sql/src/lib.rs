@@ -85,20 +85,36 @@ pub(crate) use on_pool;
 pub(crate) trait WritePool {
     /// The database.
     type Db: sqlx::Database;
-    /// Opens a transaction that will write: `BEGIN IMMEDIATE` on SQLite, `BEGIN` elsewhere.
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>;
+    /// Opens a transaction that will write: on SQLite `BEGIN IMMEDIATE` on the store's one
+    /// writer connection (writers then queue without SQLite's sleeping busy handler), `BEGIN`
+    /// elsewhere.
+    async fn begin_write(
+        &self,
+        store: &SqlStore,
+    ) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>;
 }
 
 impl WritePool for SqlitePool {
     type Db = sqlx::Sqlite;
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.begin_with("BEGIN IMMEDIATE").await
+    async fn begin_write(
+        &self,
+        store: &SqlStore,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        store
+            .sqlite_writer
+            .as_ref()
+            .unwrap_or(self)
+            .begin_with("BEGIN IMMEDIATE")
+            .await
     }
 }
 
 impl WritePool for PgPool {
     type Db = sqlx::Postgres;
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    async fn begin_write(
+        &self,
+        _: &SqlStore,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
         self.begin().await
     }
 }
@@ -110,6 +126,8 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     backend: Backend,
+    /// SQLite allows one writer at a time: write transactions take this one connection.
+    sqlite_writer: Option<SqlitePool>,
 }
 
 impl SqlStore {
@@ -152,11 +170,18 @@ impl SqlStore {
             let pool = SqlitePoolOptions::new()
                 .max_connections(options.max_connections)
                 .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect.clone())
+                .await
+                .map_err(SqlError::Connect)?;
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(options.acquire_timeout)
                 .connect_with(connect)
                 .await
                 .map_err(SqlError::Connect)?;
             return Ok(Self {
                 backend: Backend::Sqlite(pool),
+                sqlite_writer: Some(writer),
             });
         }
         if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -168,6 +193,7 @@ impl SqlStore {
                 .map_err(SqlError::Connect)?;
             return Ok(Self {
                 backend: Backend::Postgres(pool),
+                sqlite_writer: None,
             });
         }
         Err(SqlError::UnsupportedUrl(url.chars().take(40).collect()))
@@ -209,6 +235,9 @@ impl SqlStore {
     /// Closes every connection; later calls fail.
     pub async fn close(&self) {
         on_pool!(self, |pool| pool.close().await);
+        if let Some(w) = &self.sqlite_writer {
+            w.close().await;
+        }
     }
 }
 
