@@ -554,3 +554,45 @@ pub async fn walk_widget(
         .to_owned();
     url::Url::parse(&back).expect("callback URL")
 }
+
+impl App {
+    /// Walks a flow at `bank` with the `nosca` login (no SCA), chooses the giro account,
+    /// and exchanges the code: the tokens a customer holds after the guide's step 2.
+    ///
+    /// # Panics
+    /// When a step fails, which the calling test does not expect.
+    pub async fn nosca_tokens(&self, bank: &str) -> finx_core::TokenResponse {
+        let req = finx_core::OnetimeAccessRequest {
+            redirect_uri: REDIRECT.into(),
+            ..Default::default()
+        };
+        let flow = self
+            .finx
+            .create_onetime_access(&self.client, req)
+            .await
+            .expect("create");
+        self.finx.select_bank(flow.id, bank).await.expect("select");
+        let creds = finx_ports::BankCredentials {
+            user: "nosca".into(),
+            secret: "demo".into(),
+        };
+        self.finx
+            .submit_credentials(flow.id, &creds)
+            .await
+            .expect("login");
+        self.finx
+            .choose_accounts(flow.id, vec!["giro".into()])
+            .await
+            .expect("choose");
+        let url = self.finx.complete(flow.id).await.expect("complete");
+        let code = url
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+            .expect("code");
+        self.finx
+            .exchange_code(&self.client, &code, REDIRECT)
+            .await
+            .expect("exchange")
+    }
+}

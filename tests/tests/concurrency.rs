@@ -1,49 +1,12 @@
 //! Races through the whole core: many callers, one refresh token.
 
-use finx_core::{CoreError, OnetimeAccessRequest};
-use finx_tests::fixtures::{App, REDIRECT};
+use finx_core::CoreError;
+use finx_tests::fixtures::App;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn sixty_four_concurrent_refreshes_of_one_token_have_exactly_one_winner() {
     let app = App::new().await;
-    let flow = app
-        .finx
-        .create_onetime_access(
-            &app.client,
-            OnetimeAccessRequest {
-                redirect_uri: REDIRECT.into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("create");
-    app.finx
-        .select_bank(flow.id, "sandbox-90094815")
-        .await
-        .expect("select");
-    let creds = finx_ports::BankCredentials {
-        user: "nosca".into(),
-        secret: "demo".into(),
-    };
-    app.finx
-        .submit_credentials(flow.id, &creds)
-        .await
-        .expect("login");
-    app.finx
-        .choose_accounts(flow.id, vec!["giro".into()])
-        .await
-        .expect("choose");
-    let url = app.finx.complete(flow.id).await.expect("complete");
-    let code = url
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .expect("code");
-    let tokens = app
-        .finx
-        .exchange_code(&app.client, &code, REDIRECT)
-        .await
-        .expect("exchange");
+    let tokens = app.nosca_tokens("sandbox-90094815").await;
     let refresh = tokens.refresh_token.expect("refresh").expose().to_owned();
 
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(64));

@@ -4,60 +4,18 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use finx_core::OnetimeAccessRequest;
-use finx_ports::BankCredentials;
 use finx_store_sql::{SqlOptions, SqlStore};
-use finx_tests::fixtures::{App, DEMO_SECRET, REDIRECT, Served};
+use finx_tests::fixtures::{App, Served};
 use reqwest::StatusCode;
 use serde_json::Value;
 
 async fn access_token(s: &Served) -> String {
-    let f = &s.app.finx;
-    let req = OnetimeAccessRequest {
-        redirect_uri: REDIRECT.into(),
-        ..Default::default()
-    };
-    let flow = f
-        .create_onetime_access(&s.app.client, req)
+    s.app
+        .nosca_tokens("sandbox-90094815")
         .await
-        .expect("create");
-    f.select_bank(flow.id, "sandbox-90094815")
-        .await
-        .expect("select");
-    f.submit_credentials(
-        flow.id,
-        &BankCredentials {
-            user: "nosca".into(),
-            secret: "demo".into(),
-        },
-    )
-    .await
-    .expect("login");
-    f.choose_accounts(flow.id, vec!["giro".into()])
-        .await
-        .expect("choose");
-    let url = f.complete(flow.id).await.expect("complete");
-    let code = url
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .expect("code");
-    let t: Value = s
-        .http
-        .post(s.url("/auth/token"))
-        .basic_auth("demo-app", Some(DEMO_SECRET))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-        ])
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
-    t["access_token"].as_str().expect("token").to_owned()
+        .access_token
+        .expose()
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

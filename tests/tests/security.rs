@@ -8,7 +8,7 @@ use std::time::Duration;
 use finx_core::{CoreError, OnetimeAccessRequest};
 use finx_domain::bank::Account;
 use finx_domain::flow::{FailureReason, FlowError, FlowStatus};
-use finx_domain::ids::{AccessId, FlowId};
+use finx_domain::ids::AccessId;
 use finx_domain::query::{RawTransactionQuery, TransactionQuery};
 use finx_ports::BankCredentials;
 use finx_tests::fixtures::{App, CountingBank, REDIRECT};
@@ -147,47 +147,20 @@ async fn parallel_tan_guesses_reach_the_bank_at_most_three_times() {
     );
 }
 
-/// Walks a `nosca` flow to its code and exchanges it.
-async fn grant(app: &App, bank: &str) -> (finx_core::Authorization, FlowId) {
-    let flow = app
-        .finx
-        .create_onetime_access(&app.client, request())
-        .await
-        .expect("create");
-    app.finx.select_bank(flow.id, bank).await.expect("select");
+/// A grant at `bank` and what its access token allows.
+async fn grant(app: &App, bank: &str) -> finx_core::Authorization {
+    let t = app.nosca_tokens(bank).await;
     app.finx
-        .submit_credentials(flow.id, &creds("nosca", "demo"))
+        .authorize(t.access_token.expose())
         .await
-        .expect("login");
-    app.finx
-        .choose_accounts(flow.id, vec!["giro".into()])
-        .await
-        .expect("choose");
-    let url = app.finx.complete(flow.id).await.expect("complete");
-    let code = url
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .expect("code");
-    let t = app
-        .finx
-        .exchange_code(&app.client, &code, REDIRECT)
-        .await
-        .expect("exchange");
-    (
-        app.finx
-            .authorize(t.access_token.expose())
-            .await
-            .expect("bearer"),
-        flow.id,
-    )
+        .expect("bearer")
 }
 
 #[tokio::test]
 async fn one_grant_never_sees_another_grants_data() {
     let app = App::new().await;
-    let (a, _) = grant(&app, "sandbox-90094815").await;
-    let (b, _) = grant(&app, "sandbox-90094816").await;
+    let a = grant(&app, "sandbox-90094815").await;
+    let b = grant(&app, "sandbox-90094816").await;
     let a_account = a.account_ids[0].clone();
     let a_txs = app
         .finx
@@ -241,7 +214,7 @@ async fn one_grant_never_sees_another_grants_data() {
 #[tokio::test]
 async fn a_repeated_account_does_not_repeat_its_transactions() {
     let app = App::new().await;
-    let (a, _) = grant(&app, "sandbox-90094815").await;
+    let a = grant(&app, "sandbox-90094815").await;
     let id = a.account_ids[0].as_str().to_owned();
     let twice = format!("{id},{id}");
     let q = TransactionQuery::parse(RawTransactionQuery {

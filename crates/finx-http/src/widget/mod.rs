@@ -637,10 +637,8 @@ async fn sync(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let form = form_or_return!(state, headers, body);
-    match state.finx.complete(form.ctx.flow).await {
-        Ok(url) => finish(&state, &form, &url).await,
-        Err(e) => step_failed(&state, &form, &e).await,
-    }
+    let result = state.finx.complete(form.ctx.flow).await;
+    leave(&state, &form, result).await
 }
 
 async fn cancel(
@@ -649,10 +647,8 @@ async fn cancel(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let form = form_or_return!(state, headers, body);
-    match state.finx.cancel(form.ctx.flow).await {
-        Ok(url) => finish(&state, &form, &url).await,
-        Err(e) => step_failed(&state, &form, &e).await,
-    }
+    let result = state.finx.cancel(form.ctx.flow).await;
+    leave(&state, &form, result).await
 }
 
 async fn go_back(
@@ -661,9 +657,15 @@ async fn go_back(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let form = form_or_return!(state, headers, body);
-    match state.finx.failure_redirect(form.ctx.flow).await {
-        Ok(url) => finish(&state, &form, &url).await,
-        Err(e) => step_failed(&state, &form, &e).await,
+    let result = state.finx.failure_redirect(form.ctx.flow).await;
+    leave(&state, &form, result).await
+}
+
+/// Sends the user back to the customer with the step's redirect, or shows why not.
+async fn leave(state: &AppState, form: &Form, result: Result<Url, CoreError>) -> Response {
+    match result {
+        Ok(url) => finish(state, form, &url).await,
+        Err(e) => step_failed(state, form, &e).await,
     }
 }
 
