@@ -30,6 +30,14 @@ struct Server {
     base: String,
 }
 
+/// A failing test must not leave its server running.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 async fn start(database_url: &str, port: u16) -> Server {
     let child = Command::new(binary())
         .args([
@@ -192,9 +200,8 @@ async fn crash_and_recover(database_url: &str) {
         "{valid} of {} tokens still valid",
         results.len()
     );
-    let mut server = server;
-    let _ = server.child.kill();
-    let _ = server.child.wait();
+    // Dropping `server` stops it.
+    drop(server);
 }
 
 async fn half_written(database_url: &str) -> i64 {
