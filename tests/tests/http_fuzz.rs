@@ -1,5 +1,6 @@
 //! Random bodies, queries and headers at every endpoint: never a 5xx, and every 4xx body is
-//! the documented error shape (finX, or RFC 6749 on /auth/*).
+//! the documented error shape (finX, or RFC 6749 on /auth/*). Run on the memory store and on
+//! SQLite, with a live bearer token among the credentials, so queries reach the store.
 
 use finx_tests::fixtures::{App, DEMO_SECRET, REDIRECT, Served};
 use proptest::prelude::*;
@@ -69,6 +70,42 @@ fn json_fragment() -> impl Strategy<Value = String> {
     })
 }
 
+/// Transaction queries with dates at and past every limit (chrono's included), in every
+/// `since_type`.
+fn transaction_query() -> impl Strategy<Value = String> {
+    let date = prop_oneof![
+        Just("%2B262142-12-31".to_owned()),
+        Just("-262143-01-01".to_owned()),
+        Just("9999-12-31".to_owned()),
+        Just("0000-01-01".to_owned()),
+        Just("1900-01-01".to_owned()),
+        Just("2026-02-30".to_owned()),
+        (-300_000i32..300_000, 1u32..13, 1u32..32)
+            .prop_map(|(y, m, d)| format!("{y:04}-{m:02}-{d:02}").replace('+', "%2B")),
+        Just("fxt_0000".to_owned()),
+    ];
+    let since_type = prop_oneof![Just("created"), Just("modified"), Just("booked"), Just("x")];
+    (
+        since_type,
+        proptest::option::of(date.clone()),
+        proptest::option::of(date),
+        0u8..3,
+    )
+        .prop_map(|(st, since, until, pending)| {
+            let mut q = format!("since_type={st}");
+            if let Some(s) = since {
+                q.push_str(&format!("&since={s}"));
+            }
+            if let Some(u) = until {
+                q.push_str(&format!("&until={u}"));
+            }
+            if pending > 0 {
+                q.push_str("&include_pending=true&count=5");
+            }
+            q
+        })
+}
+
 fn input() -> impl Strategy<Value = Input> {
     let body = prop_oneof![
         json_fragment().prop_map(String::into_bytes),
@@ -83,14 +120,17 @@ fn input() -> impl Strategy<Value = Input> {
             Just("Tabc".to_owned()),
             "[A-Za-z0-9%._~-]{1,20}"
         ],
-        "[a-z_=&%0-9A-F+,:.-]{0,60}",
+        prop_oneof![
+            "[a-z_=&%0-9A-F+,:.-]{0,60}",
+            transaction_query(),
+        ],
         prop_oneof![
             Just("application/json"),
             Just("application/x-www-form-urlencoded"),
             Just("text/plain"),
             Just("")
         ],
-        0u8..5,
+        0u8..6,
         body,
     )
         .prop_map(
@@ -127,13 +167,38 @@ fn check(status: u16, path: &str, body: &str) -> Result<(), TestCaseError> {
 }
 
 #[test]
-fn random_requests_never_get_a_5xx_and_errors_keep_their_shape() {
+fn random_requests_never_get_a_5xx_and_errors_keep_their_shape_on_memory() {
+    fuzz(None);
+}
+
+#[test]
+fn random_requests_never_get_a_5xx_and_errors_keep_their_shape_on_sqlite() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    fuzz(Some(format!(
+        "sqlite://{}",
+        dir.path().join("fuzz.db").display()
+    )));
+}
+
+fn fuzz(sqlite: Option<String>) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    let served = rt.block_on(async { Served::start(App::new().await).await });
+    let (served, bearer) = rt.block_on(async {
+        let app = match &sqlite {
+            None => App::new().await,
+            Some(url) => App::on(std::sync::Arc::new(
+                finx_store_sql::SqlStore::connect(url).await.expect("SQLite"),
+            ))
+            .await,
+        };
+        // A live token, so queries get past authentication to the store.
+        let tokens = app.nosca_tokens("sandbox-90094815").await;
+        let bearer = tokens.access_token.expose().to_owned();
+        (Served::start(app).await, bearer)
+    });
     let mut runner = TestRunner::new(Config {
         cases: 512,
         failure_persistence: None,
@@ -159,7 +224,8 @@ fn random_requests_never_get_a_5xx_and_errors_keep_their_shape() {
                 1 => req.basic_auth("demo-app", Some(DEMO_SECRET)),
                 2 => req.header("authorization", "Basic %%%"),
                 3 => req.bearer_auth("fxa_nonsense"),
-                _ => req.header("authorization", "Bearer"),
+                4 => req.header("authorization", "Bearer"),
+                _ => req.bearer_auth(&bearer),
             };
             let res = req.send().await.expect("send");
             let status = res.status().as_u16();

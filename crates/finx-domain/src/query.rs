@@ -139,9 +139,25 @@ fn parse_bound(field: &'static str, raw: &str) -> Result<Bound, QueryError> {
             .map(Bound::Transaction)
             .map_err(|e| err(field, e.to_string()));
     }
-    Date::parse_from_str(raw, "%Y-%m-%d")
-        .map(Bound::Date)
-        .map_err(|_| err(field, "must be a date (YYYY-MM-DD) or a transaction id"))
+    let date = Date::parse_from_str(raw, "%Y-%m-%d")
+        .map_err(|_| err(field, "must be a date (YYYY-MM-DD) or a transaction id"))?;
+    if !(earliest_date()..=latest_date()).contains(&date) {
+        return Err(err(field, "must be a date between 1900-01-01 and 9999-12-31"));
+    }
+    Ok(Bound::Date(date))
+}
+
+/// The earliest date a query accepts. Bounding dates when parsing keeps every later
+/// computation on them (a day later, midnight in microseconds) far from chrono's limits.
+#[must_use]
+pub fn earliest_date() -> Date {
+    Date::from_ymd_opt(1900, 1, 1).unwrap_or(Date::MIN)
+}
+
+/// The latest date a query accepts.
+#[must_use]
+pub fn latest_date() -> Date {
+    Date::from_ymd_opt(9999, 12, 31).unwrap_or(Date::MAX)
 }
 
 fn parse_bool(field: &'static str, raw: &str) -> Result<bool, QueryError> {

@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use chrono::TimeDelta;
 use finx_domain::bank::{
     Account, AccountDetails, AccountType, Balance, BalanceStatus, Counterparty, SyncStatus,
     Transaction, TransactionDetails, TransactionType,
@@ -259,8 +258,13 @@ macro_rules! transaction_query {
                     b.push(" AND booked_on <= ").push_bind(*d);
                 }
                 Some(col) => {
-                    b.push(format!(" AND {col} < "))
-                        .push_bind(day_start(*d + TimeDelta::days(1)));
+                    // Checked: the day after the last date chrono knows has no midnight.
+                    match d.succ_opt() {
+                        Some(next) => {
+                            b.push(format!(" AND {col} < ")).push_bind(day_start(next));
+                        }
+                        None => {}
+                    }
                 }
             },
             Some(ResolvedBound::After(d, id)) => {

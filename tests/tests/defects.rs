@@ -1,0 +1,62 @@
+//! Regression tests for the defects of the hardening review (issue 10): each test failed
+//! before its fix. The defect's number is in the test's name.
+
+use std::sync::Arc;
+
+use finx_store_sql::SqlStore;
+use finx_tests::fixtures::{App, Served};
+
+async fn sqlite_app() -> App {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("temp dir")
+        .keep();
+    let url = format!("sqlite://{}", dir.join("finx.db").display());
+    App::on(Arc::new(SqlStore::connect(&url).await.expect("SQLite"))).await
+}
+
+/// Defect 7: a date past chrono's range answered 500 (an overflow panic) on the SQL stores.
+#[tokio::test]
+async fn d7_dates_at_and_past_the_limits_are_refused_with_400_not_a_panic() {
+    let app = sqlite_app().await;
+    let tokens = app.nosca_tokens("sandbox-90094815").await;
+    let bearer = tokens.access_token.expose().to_owned();
+    let served = Served::start(app).await;
+    for query in [
+        "since_type=created&until=%2B262142-12-31",
+        "since_type=modified&until=%2B262142-12-31",
+        "since_type=created&since=-262143-01-01",
+        "until=%2B262142-12-31",
+        "since_type=created&until=10000-01-01",
+    ] {
+        let mut url = served.url("/rest/transactions");
+        url.set_query(Some(query));
+        let res = served
+            .http
+            .get(url)
+            .bearer_auth(&bearer)
+            .send()
+            .await
+            .expect("send");
+        let status = res.status().as_u16();
+        let body: serde_json::Value = res.json().await.expect("json");
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["error"]["code"], 1000, "{query}: {body}");
+        assert!(body["error"]["data"]["until"].is_array() || body["error"]["data"]["since"].is_array(), "{query}: {body}");
+    }
+    // The last date in range still works, in every since_type.
+    for query in [
+        "since_type=created&until=9999-12-31",
+        "since_type=modified&since=1900-01-01&until=9999-12-31",
+    ] {
+        let mut url = served.url("/rest/transactions");
+        url.set_query(Some(query));
+        let res = served
+            .http
+            .get(url)
+            .bearer_auth(&bearer)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(res.status().as_u16(), 200, "{query}");
+    }
+}
