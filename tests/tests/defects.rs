@@ -60,3 +60,40 @@ async fn d7_dates_at_and_past_the_limits_are_refused_with_400_not_a_panic() {
         assert_eq!(res.status().as_u16(), 200, "{query}");
     }
 }
+
+/// Defect 9: with `provider_id` set, the end user could still pick another bank.
+#[tokio::test]
+async fn d9_a_bank_fixed_by_provider_id_cannot_be_swapped() {
+    use finx_domain::flow::FlowStatus;
+    let app = App::new().await;
+    let req = finx_core::OnetimeAccessRequest {
+        redirect_uri: finx_tests::fixtures::REDIRECT.into(),
+        provider_id: Some("sandbox-90094816".into()),
+        ..Default::default()
+    };
+    let flow = app
+        .finx
+        .create_onetime_access(&app.client, req)
+        .await
+        .expect("create");
+    let err = app
+        .finx
+        .select_bank(flow.id, "sandbox-90094815")
+        .await
+        .expect_err("another bank is refused");
+    assert!(
+        matches!(err, finx_core::CoreError::Invalid { field: "institution", .. }),
+        "{err:?}"
+    );
+    let view = app.finx.widget_view(flow.id).await.expect("view");
+    assert!(
+        matches!(&view.flow.status, FlowStatus::BankSelected { institution } if institution.as_str() == "sandbox-90094816"),
+        "{:?}",
+        view.flow.status
+    );
+    // The fixed bank itself may be picked again.
+    app.finx
+        .select_bank(flow.id, "sandbox-90094816")
+        .await
+        .expect("the same bank");
+}

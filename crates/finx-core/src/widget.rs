@@ -76,6 +76,18 @@ impl Finx {
             return Err(invalid("institution", "unknown bank"));
         }
         let flow = self.load_live(id).await?;
+        // A customer that named the bank fixed it: the end user may not pick another.
+        if flow
+            .params
+            .provider_id
+            .as_ref()
+            .is_some_and(|p| *p != institution)
+        {
+            return Err(invalid(
+                "institution",
+                "the customer fixed the bank for this link (provider_id)",
+            ));
+        }
         self.step(flow, FlowEvent::BankSelected(institution)).await
     }
 
