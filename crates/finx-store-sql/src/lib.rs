@@ -7,7 +7,8 @@
 //! `UPDATE … WHERE used_at IS NULL` checked by rows affected, inside one write transaction
 //! with the token inserts. On SQLite every write transaction is `BEGIN IMMEDIATE` (it takes
 //! the write lock at once, so a read-then-write transaction cannot fail to upgrade), the
-//! journal is WAL and connections wait on a busy timeout.
+//! journal is WAL with `synchronous=FULL` (a 200 means the commit is on disk) and connections
+//! wait on a busy timeout.
 //!
 //! Instants are stored as microseconds since the epoch, money as integers in 1/10 000 of the
 //! unit with the original scale, and secrets only as their keyed hashes.
@@ -157,7 +158,9 @@ impl SqlStore {
                 .map_err(SqlError::Connect)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
+                // FULL: a commit is on disk before it is acknowledged. Under NORMAL, WAL may
+                // lose the last commits on power loss, bringing a rotated refresh token back.
+                .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(options.acquire_timeout)
                 .foreign_keys(true);
             if let Some(dir) = connect
@@ -270,4 +273,33 @@ pub(crate) fn db(e: sqlx::Error) -> StoreError {
 /// Stored data that does not read back as a valid domain value.
 pub(crate) fn corrupt(what: &'static str) -> StoreError {
     StoreError::Unexpected(BoxError::from(format!("stored {what} is not valid")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every connection, the writer's included, commits durably (`synchronous=FULL`).
+    #[tokio::test]
+    async fn sqlite_commits_are_durable() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("d.db").display());
+        let store = SqlStore::connect(&url).await.expect("open");
+        let Backend::Sqlite(pool) = &store.backend else {
+            panic!("a SQLite store")
+        };
+        let writer = store.sqlite_writer.as_ref().expect("writer");
+        for p in [pool, writer] {
+            let (mode,): (i64,) = sqlx::query_as("PRAGMA synchronous")
+                .fetch_one(p)
+                .await
+                .expect("pragma");
+            assert_eq!(mode, 2, "2 is FULL");
+            let (journal,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+                .fetch_one(p)
+                .await
+                .expect("pragma");
+            assert_eq!(journal, "wal");
+        }
+    }
 }
