@@ -577,3 +577,84 @@ fn a_lease_shorter_than_a_request_is_refused_and_secrets_stay_out_of_debug() {
     };
     assert!(!format!("{cb:?}").contains("secret-code"));
 }
+
+/// Defect 8: the SDK retried code exchanges and refreshes on 429/503; a retry after the
+/// server committed counts as reuse and revokes the grant. The token endpoint is called once.
+#[tokio::test]
+async fn codes_and_refresh_tokens_are_never_sent_twice_even_when_the_server_says_busy() {
+    use axum::http::StatusCode;
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let app = axum::Router::new().route(
+        "/auth/token",
+        axum::routing::post(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [("retry-after", "0")],
+                    r#"{"error":"temporarily_unavailable","error_description":"busy"}"#,
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}/", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let finx = FinxClient::new(&base, "c", "s").expect("client");
+    assert!(finx.exchange_code("fxc_x", REDIRECT).await.is_err());
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "the code went out once");
+    assert!(finx.refresh("fxr_x", None).await.is_err());
+    assert_eq!(hits.load(Ordering::SeqCst), 2, "the refresh token went out once");
+}
+
+/// Defect 8: leases were set and checked on each worker's clock, so a worker whose clock ran
+/// ahead took a lease another still held, and both presented the same refresh token. Leases
+/// now live on the store's clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_whose_clock_runs_ahead_still_waits_for_anothers_refresh_lease() {
+    let s = Setup::new().await;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("dir");
+    let url = format!("sqlite://{}", dir.path().join("tokens.db").display());
+    let slow_and_counted = |ahead: TimeDelta, pause: std::time::Duration| {
+        let clock = s.served.app.clock.clone();
+        let count = s.refreshes.clone();
+        let config = ClientConfig {
+            clock: Arc::new(move || clock.now() + ahead),
+            on_refresh: Some(Arc::new(move || {
+                count.fetch_add(1, Ordering::SeqCst);
+                // Hold the lease a while, as a slow network would.
+                std::thread::sleep(pause);
+            })),
+            ..ClientConfig::default()
+        };
+        FinxClient::with_config(s.served.base.as_str(), "demo-app", DEMO_SECRET, config)
+            .expect("client")
+    };
+    let a = slow_and_counted(TimeDelta::zero(), std::time::Duration::from_millis(600));
+    // Five minutes ahead: past the 60-second lease on its own clock.
+    let b = slow_and_counted(TimeDelta::minutes(5), std::time::Duration::ZERO);
+    let store_a: Arc<dyn TokenStore> =
+        Arc::new(SqlTokenStore::connect(&url).await.expect("store a"));
+    let store_b: Arc<dyn TokenStore> =
+        Arc::new(SqlTokenStore::connect(&url).await.expect("store b"));
+    let tokens = a
+        .exchange_code(&s.code(&a).await, REDIRECT)
+        .await
+        .expect("exchange");
+    let conn_a = a
+        .connect("user-7", store_a, &tokens)
+        .await
+        .expect("connect");
+    let conn_b = b.connection("user-7", store_b);
+    s.advance(TimeDelta::minutes(61));
+    let first = tokio::spawn(async move { conn_a.accounts().await });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let second = tokio::spawn(async move { conn_b.accounts().await });
+    let (ra, rb) = (first.await.expect("join"), second.await.expect("join"));
+    assert!(ra.is_ok(), "{ra:?}");
+    assert!(rb.is_ok(), "the grant survives: {rb:?}");
+    assert_eq!(s.refreshes.load(Ordering::SeqCst), 1, "one refresh");
+}

@@ -68,6 +68,14 @@ pub trait TokenStore: Send + Sync {
     /// Deletes the record under `key` if and only if its version is `expected`. Returns
     /// whether it did. MUST be atomic like [`compare_and_swap`](Self::compare_and_swap).
     async fn compare_and_delete(&self, key: &str, expected: u64) -> Result<bool, Error>;
+
+    /// The time on the store's clock. Refresh leases are set and checked on it, so workers
+    /// whose own clocks disagree never hold the same lease. A store shared by several
+    /// processes MUST answer one clock for all of them (the database server's); the
+    /// default, this process's clock, is right only for a store that one process uses.
+    async fn now(&self) -> Result<DateTime<Utc>, Error> {
+        Ok(Utc::now())
+    }
 }
 
 /// Tokens in memory: for one process, and for tests.
@@ -214,7 +222,8 @@ impl Connection {
             if self.fresh(&r) && !refused {
                 return Ok(r.access_token);
             }
-            let now = self.client.now();
+            // Leases live on the store's clock, which every worker reads alike.
+            let now = self.store.now().await?;
             if r.refresh_lease_until.is_some_and(|until| until > now) {
                 // Another worker is refreshing; wait for its result.
                 waits += 1;

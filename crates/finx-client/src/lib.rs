@@ -64,7 +64,8 @@ pub type RefreshHook = Arc<dyn Fn() + Send + Sync>;
 pub struct ClientConfig {
     /// Per-request timeout.
     pub timeout: Duration,
-    /// Retries on 429 and 503 (honouring `Retry-After`, at most 30 s each).
+    /// Retries on 429 and 503 (honouring `Retry-After`, at most 30 s each), for every call
+    /// but the token endpoint: a code or refresh token is never sent twice.
     pub max_retries: u32,
     /// First backoff when the server gives no `Retry-After`; doubles each retry.
     pub backoff: Duration,
@@ -279,12 +280,14 @@ impl FinxClient {
         Self::json(req.send().await?).await
     }
 
+    /// A token request, sent exactly once whatever the answer: a code or refresh token is
+    /// never presented twice by the SDK, since a second presentation after the server
+    /// committed (a 503 from a proxy, say) counts as reuse and revokes the grant. A 429 or
+    /// 503 comes back as an error, for the caller to decide.
     async fn token_request(&self, form: &[(&str, &str)]) -> Result<Tokens, Error> {
         let url = self.url("auth/token")?;
-        let res = self
-            .send(|| self.client_auth(self.http.post(url.clone())).form(form))
-            .await?;
-        Self::json(res).await
+        let req = self.client_auth(self.http.post(url)).form(form);
+        Self::json(req.send().await?).await
     }
 
     /// Step 2: exchanges the code (one hour, once) for tokens.

@@ -190,6 +190,26 @@ impl TokenStore for SqlTokenStore {
         Ok(n == 1)
     }
 
+    /// The database's clock: PostgreSQL's server time, which every worker shares; for
+    /// SQLite, a file on one host, that host's time.
+    async fn now(&self) -> Result<DateTime<chrono::Utc>, Error> {
+        let (us,): (i64,) = match &self.pool {
+            Pool::Sqlite(p) => sqlx::query_as(
+                "SELECT CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)",
+            )
+            .fetch_one(p)
+            .await
+            .map_err(store)?,
+            Pool::Postgres(p) => sqlx::query_as(
+                "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)",
+            )
+            .fetch_one(p)
+            .await
+            .map_err(store)?,
+        };
+        instant(us)
+    }
+
     async fn delete(&self, key: &str) -> Result<(), Error> {
         on_pool!(self, |p| {
             sqlx::query("DELETE FROM finx_client_tokens WHERE key = $1")
