@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use chrono::TimeDelta;
-use finx_domain::bank::{Transaction, TransactionDetails};
+use finx_domain::bank::{Account, Transaction, TransactionDetails};
 use finx_domain::flow::{Flow, FlowParams, FlowStatus};
 use finx_domain::ids::{AccessId, ClientId, FlowId};
 use finx_domain::query::{ResolvedBound, ResolvedQuery, SinceType, SortOrder, TxFilter};
@@ -54,6 +54,9 @@ macro_rules! conformance_suite {
             deleting_a_connection_deletes_its_accounts_and_transactions,
             sync_updates_in_place_and_drops_vanished_pending_transactions,
             queries_match_the_reference_semantics,
+            revocation_deletes_the_bank_data_unless_another_live_grant_holds_it,
+            reuse_revokes_the_grant_and_deletes_its_bank_data,
+            purge_ends_grants_at_their_absolute_end_and_deletes_orphaned_data,
         );
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {
@@ -549,7 +552,10 @@ pub async fn purge_keeps_used_refresh_tokens_until_they_expire(store: Arc<impl S
         .rotate_refresh_token(&hash(5, 70), now, &tokens(&g, 71, now))
         .await
         .expect("rotate");
-    let report = store.purge(now + TimeDelta::days(1)).await.expect("purge");
+    let report = store
+        .purge(now + TimeDelta::days(1), now)
+        .await
+        .expect("purge");
     assert!(report.access_tokens >= 2, "{report:?}");
     assert!(
         store
@@ -576,7 +582,10 @@ pub async fn purge_keeps_used_refresh_tokens_until_they_expire(store: Arc<impl S
         ),
         "{reuse:?}"
     );
-    let report = store.purge(now + TimeDelta::days(91)).await.expect("purge");
+    let report = store
+        .purge(now + TimeDelta::days(91), now)
+        .await
+        .expect("purge");
     assert!(report.refresh_tokens >= 2, "{report:?}");
     assert!(
         store
@@ -896,4 +905,178 @@ pub async fn queries_match_the_reference_semantics(store: Arc<impl Store>) {
         let want = q.apply(&all);
         assert_eq!(got, want, "query {q:?}");
     }
+}
+
+/// Puts an account with one booked and one pending transaction under `access`.
+async fn some_data(store: &impl Store, access: &AccessId, now: finx_domain::Timestamp) -> Account {
+    let a = account(access, "giro", now);
+    store.upsert_account(&a).await.expect("upsert");
+    store
+        .sync_transactions(
+            &a.id,
+            &[transaction(1, true, now), transaction(2, false, now)],
+            now,
+        )
+        .await
+        .expect("sync");
+    a
+}
+
+/// Whether the account and its booked transaction are still there.
+async fn has_data(store: &impl Store, a: &Account) -> bool {
+    let accounts = store
+        .find_accounts(std::slice::from_ref(&a.id))
+        .await
+        .expect("find");
+    let t = Transaction::id_for(&a.id, &transaction(1, true, t0()).external_id);
+    let tx = store.find_transaction(&t).await.expect("find");
+    assert_eq!(
+        accounts.is_empty(),
+        tx.is_none(),
+        "an account and its transactions go together"
+    );
+    !accounts.is_empty()
+}
+
+/// Revoking a grant deletes its access's bank data in the same step, unless another live
+/// grant holds the same access.
+pub async fn revocation_deletes_the_bank_data_unless_another_live_grant_holds_it(
+    store: Arc<impl Store>,
+) {
+    let now = t0();
+    let (g1, c1) = grant_with_code(80, now);
+    let (mut g2, c2) = grant_with_code(81, now);
+    g2.access_id = g1.access_id.clone();
+    store.insert_grant(&g1, &c1).await.expect("insert");
+    store.insert_grant(&g2, &c2).await.expect("insert");
+    let shared = some_data(&*store, &g1.access_id, now).await;
+    let other = some_data(&*store, &AccessId::derive(&["conformance-other"]), now).await;
+    store.revoke_grant(g1.id, now).await.expect("revoke");
+    assert!(has_data(&*store, &shared).await, "g2 still holds the access");
+    store.revoke_grant(g2.id, now).await.expect("revoke");
+    assert!(!has_data(&*store, &shared).await, "no live grant holds it");
+    assert!(has_data(&*store, &other).await, "other accesses are untouched");
+    // A grant past its absolute end holds nothing either.
+    let (g3, c3) = grant_with_code(82, now);
+    let (mut g4, c4) = grant_with_code(83, now);
+    g4.access_id = g3.access_id.clone();
+    g4.expires_at = now + TimeDelta::hours(1);
+    store.insert_grant(&g3, &c3).await.expect("insert");
+    store.insert_grant(&g4, &c4).await.expect("insert");
+    let data = some_data(&*store, &g3.access_id, now).await;
+    store
+        .revoke_grant(g3.id, now + TimeDelta::hours(2))
+        .await
+        .expect("revoke");
+    assert!(!has_data(&*store, &data).await, "g4 ended, so it holds nothing");
+}
+
+/// A replayed code or a reused refresh token revokes the grant and deletes its bank data.
+pub async fn reuse_revokes_the_grant_and_deletes_its_bank_data(store: Arc<impl Store>) {
+    let now = t0();
+    let (g, code) = grant_with_code(84, now);
+    store.insert_grant(&g, &code).await.expect("insert");
+    let data = some_data(&*store, &g.access_id, now).await;
+    store
+        .redeem_code(&code.hash, now, &tokens(&g, 84, now))
+        .await
+        .expect("redeem");
+    assert!(has_data(&*store, &data).await);
+    let replay = store
+        .redeem_code(&code.hash, now, &tokens(&g, 85, now))
+        .await;
+    assert!(
+        matches!(
+            replay,
+            Err(RedeemFailure::Rejected(RedeemError::AlreadyUsed { .. }))
+        ),
+        "{replay:?}"
+    );
+    assert!(!has_data(&*store, &data).await, "deleted with the revocation");
+
+    let (g, code) = grant_with_code(86, now);
+    store.insert_grant(&g, &code).await.expect("insert");
+    let data = some_data(&*store, &g.access_id, now).await;
+    store
+        .redeem_code(&code.hash, now, &tokens(&g, 86, now))
+        .await
+        .expect("redeem");
+    store
+        .rotate_refresh_token(&hash(5, 86), now, &tokens(&g, 87, now))
+        .await
+        .expect("rotate");
+    assert!(has_data(&*store, &data).await);
+    let reuse = store
+        .rotate_refresh_token(&hash(5, 86), now, &tokens(&g, 88, now))
+        .await;
+    assert!(
+        matches!(
+            reuse,
+            Err(RotateFailure::Rejected(RotateError::Reused { .. }))
+        ),
+        "{reuse:?}"
+    );
+    assert!(!has_data(&*store, &data).await, "deleted with the revocation");
+}
+
+/// A grant ends at its absolute end however often it was refreshed; the purge then deletes
+/// it with its credentials, and deletes bank data no live grant holds once it is older than
+/// the cut-off.
+pub async fn purge_ends_grants_at_their_absolute_end_and_deletes_orphaned_data(
+    store: Arc<impl Store>,
+) {
+    let now = t0();
+    let (g, code) = grant_with_code(90, now);
+    store.insert_grant(&g, &code).await.expect("insert");
+    let held = some_data(&*store, &g.access_id, now).await;
+    let orphan = some_data(&*store, &AccessId::derive(&["conformance-orphan"]), now).await;
+    let day = TimeDelta::days(1);
+    let young = some_data(
+        &*store,
+        &AccessId::derive(&["conformance-young"]),
+        now + day * 2,
+    )
+    .await;
+    store
+        .redeem_code(&code.hash, now, &tokens(&g, 90, now))
+        .await
+        .expect("redeem");
+    let report = store
+        .purge(now + day, now + day - TimeDelta::hours(1))
+        .await
+        .expect("purge");
+    assert_eq!(report.accounts, 1, "{report:?}");
+    assert!(has_data(&*store, &held).await, "a live grant holds it");
+    assert!(!has_data(&*store, &orphan).await, "no grant holds it");
+    assert!(has_data(&*store, &young).await, "newer than the cut-off");
+    // Refreshed at day 80 and day 160: still live at day 179, gone at day 180.
+    store
+        .rotate_refresh_token(&hash(5, 90), now + day * 80, &tokens(&g, 91, now + day * 80))
+        .await
+        .expect("rotate");
+    store
+        .rotate_refresh_token(&hash(5, 91), now + day * 160, &tokens(&g, 92, now + day * 160))
+        .await
+        .expect("rotate");
+    let end = g.expires_at;
+    let late = store
+        .rotate_refresh_token(&hash(5, 92), end, &tokens(&g, 93, end))
+        .await;
+    assert!(
+        matches!(late, Err(RotateFailure::Rejected(RotateError::Expired))),
+        "{late:?}"
+    );
+    let report = store.purge(end, end - TimeDelta::hours(1)).await.expect("purge");
+    assert!(report.grants >= 1, "{report:?}");
+    assert!(store.find_grant(g.id).await.expect("find").is_none());
+    assert!(
+        store
+            .find_refresh_token(&hash(5, 92))
+            .await
+            .expect("find")
+            .is_none(),
+        "the grant's credentials went with it"
+    );
+    assert!(!has_data(&*store, &held).await, "its grant ended");
+    assert!(!has_data(&*store, &young).await, "older than the cut-off now");
 }

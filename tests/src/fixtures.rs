@@ -91,6 +91,7 @@ pub fn grant_with_code(n: u32, now: Timestamp) -> (Grant, CodeRecord) {
         redirect_uri: RedirectUri::parse("https://app.example/cb?tenant=ü")
             .unwrap_or_else(|_| unreachable!()),
         created_at: now,
+        expires_at: now + Lifetimes::default().grant,
         revoked_at: None,
     };
     let code = CodeRecord {

@@ -97,3 +97,95 @@ async fn d9_a_bank_fixed_by_provider_id_cannot_be_swapped() {
         .await
         .expect("the same bank");
 }
+
+/// Defect 1: `POST /auth/revoke` left the grant's accounts and transactions behind.
+#[tokio::test]
+async fn d1_revoking_over_http_deletes_the_grants_bank_data() {
+    for app in [App::new().await, sqlite_app().await] {
+        let tokens = app.nosca_tokens("sandbox-90094815").await;
+        let auth = app
+            .finx
+            .authorize(tokens.access_token.expose())
+            .await
+            .expect("authorized");
+        let ids = auth.account_ids.clone();
+        assert!(!app.store.find_accounts(&ids).await.expect("find").is_empty());
+        let refresh = tokens.refresh_token.expect("offline").expose().to_owned();
+        let served = Served::start(app).await;
+        let res = served
+            .http
+            .post(served.url("/auth/revoke"))
+            .basic_auth("demo-app", Some(finx_tests::fixtures::DEMO_SECRET))
+            .form(&[("token", refresh.as_str())])
+            .send()
+            .await
+            .expect("revoke");
+        assert_eq!(res.status().as_u16(), 200);
+        assert!(
+            served
+                .app
+                .store
+                .find_accounts(&ids)
+                .await
+                .expect("find")
+                .is_empty(),
+            "the accounts went with the grant"
+        );
+        let page = finx_domain::query::ResolvedQuery {
+            accounts: ids.clone(),
+            count: 100,
+            offset: 0,
+            sort: finx_domain::query::SortOrder::Desc,
+            since: None,
+            until: None,
+            since_type: finx_domain::query::SinceType::Booked,
+            include_pending: true,
+            filter: None,
+        };
+        assert!(
+            served
+                .app
+                .store
+                .query_transactions(&page)
+                .await
+                .expect("query")
+                .is_empty(),
+            "and their transactions"
+        );
+    }
+}
+
+/// Defect 1: a grant lives at most its absolute lifetime, however often it is refreshed.
+#[tokio::test]
+async fn d1_a_grant_ends_after_its_absolute_lifetime_despite_refreshes() {
+    let app = App::new().await;
+    let tokens = app.nosca_tokens("sandbox-90094815").await;
+    let mut refresh = tokens.refresh_token.expect("offline").expose().to_owned();
+    for _ in 0..2 {
+        app.clock.advance(chrono::TimeDelta::days(80));
+        let t = app
+            .finx
+            .refresh(&app.client, &refresh, None)
+            .await
+            .expect("refresh within the lifetime");
+        refresh = t.refresh_token.expect("rotated").expose().to_owned();
+    }
+    // Half an hour before day 180: the access token issued now is capped at the end.
+    app.clock.advance(chrono::TimeDelta::days(20) - chrono::TimeDelta::minutes(30));
+    let t = app
+        .finx
+        .refresh(&app.client, &refresh, None)
+        .await
+        .expect("refresh within the lifetime");
+    assert!(t.expires_in <= 1800, "capped at the grant's end: {}", t.expires_in);
+    refresh = t.refresh_token.expect("rotated").expose().to_owned();
+    app.clock.advance(chrono::TimeDelta::hours(1));
+    let err = app
+        .finx
+        .refresh(&app.client, &refresh, None)
+        .await
+        .expect_err("past the grant's end");
+    assert!(matches!(err, finx_core::CoreError::InvalidGrant(_)), "{err:?}");
+    let report = app.finx.purge_expired().await.expect("purge");
+    assert!(report.grants >= 1 && report.accounts >= 1, "{report:?}");
+}

@@ -290,6 +290,7 @@ async fn serve(args: &[String]) -> Result<(), String> {
                     redirect_uri: finx_domain::values::RedirectUri::parse(REDIRECT)
                         .map_err(|e| e.to_string())?,
                     created_at: now,
+                    expires_at: now + TimeDelta::days(180),
                     revoked_at: None,
                 };
                 let code = AuthorizationCode::from_random(random.bytes32());

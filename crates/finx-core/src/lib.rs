@@ -109,14 +109,17 @@ impl Finx {
         Ok(())
     }
 
-    /// Deletes codes, tokens and flows that expired before now (the cleanup job). Used
-    /// refresh tokens are kept until they expire, so reuse is still detected.
+    /// The cleanup job: deletes codes, tokens, grants and flows that have expired, and bank
+    /// data that no live grant justifies any more. Used refresh tokens are kept until they
+    /// expire, so reuse is still detected. Bank data a flow is still fetching is spared: the
+    /// cut-off is one link lifetime back.
     ///
     /// # Errors
     /// When the store fails.
     pub async fn purge_expired(&self) -> Result<finx_ports::PurgeReport, CoreError> {
         let now = self.now();
-        let mut report = self.ports.grants.purge(now).await?;
+        let orphaned_before = now - self.lifetimes.flow;
+        let mut report = self.ports.grants.purge(now, orphaned_before).await?;
         report.flows = self.ports.flows.purge_flows(now).await?;
         Ok(report)
     }

@@ -107,6 +107,7 @@ fn grant(client_id: &str) -> Grant {
         scope: Scope::FULL,
         redirect_uri: RedirectUri::parse("https://app.example/cb").expect("uri"),
         created_at: t0(),
+        expires_at: t0() + TimeDelta::days(180),
         revoked_at: None,
     }
 }

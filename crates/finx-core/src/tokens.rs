@@ -1,9 +1,8 @@
 use finx_domain::Timestamp;
-use finx_domain::ids::GrantId;
 use finx_domain::scope::Scope;
 use finx_domain::secret::{AccessToken, AuthorizationCode, RefreshToken};
 use finx_domain::token::{
-    AccessTokenRecord, IssuedTokens, RedeemError, RefreshTokenRecord, RotateError,
+    AccessTokenRecord, Grant, IssuedTokens, RedeemError, RefreshTokenRecord, RotateError,
     issues_refresh_tokens,
 };
 use finx_domain::values::RedirectUri;
@@ -60,7 +59,7 @@ impl Finx {
             ));
         }
         let now = self.now();
-        let (response, issued) = self.mint(grant.id, grant.scope, grant.scope, now);
+        let (response, issued) = self.mint(&grant, grant.scope, now);
         match self.ports.grants.redeem_code(&hash, now, &issued).await {
             Ok(_) => Ok(response),
             Err(RedeemFailure::Rejected(e)) => Err(CoreError::InvalidGrant(match e {
@@ -105,7 +104,7 @@ impl Finx {
         let requested = scope.map(Scope::parse).transpose()?;
         let access_scope = Scope::narrow(grant.scope, requested)?;
         let now = self.now();
-        let (response, issued) = self.mint(grant.id, grant.scope, access_scope, now);
+        let (response, issued) = self.mint(&grant, access_scope, now);
         match self
             .ports
             .grants
@@ -158,23 +157,25 @@ impl Finx {
         Ok(())
     }
 
-    /// Makes a new access token (and refresh token, under `offline`) for a grant.
+    /// Makes a new access token (and refresh token, under `offline`) for a grant. Neither
+    /// outlives the grant's absolute end.
     fn mint(
         &self,
-        grant_id: GrantId,
-        grant_scope: Scope,
+        grant: &Grant,
         access_scope: Scope,
         now: Timestamp,
     ) -> (TokenResponse, IssuedTokens) {
+        let grant_id = grant.id;
         let access = AccessToken::from_random(self.ports.random.bytes32());
-        let refresh = issues_refresh_tokens(grant_scope)
+        let refresh = issues_refresh_tokens(grant.scope)
             .then(|| RefreshToken::from_random(self.ports.random.bytes32()));
+        let access_expires = grant.cap(now, self.lifetimes.access);
         let issued = IssuedTokens {
             access: AccessTokenRecord {
                 hash: self.hasher.hash(&access),
                 grant_id,
                 issued_at: now,
-                expires_at: now + self.lifetimes.access,
+                expires_at: access_expires,
                 scope: access_scope,
                 revoked_at: None,
             },
@@ -182,13 +183,13 @@ impl Finx {
                 hash: self.hasher.hash(r),
                 grant_id,
                 issued_at: now,
-                expires_at: now + self.lifetimes.refresh,
+                expires_at: grant.cap(now, self.lifetimes.refresh),
                 used_at: None,
             }),
         };
         let response = TokenResponse {
             access_token: access,
-            expires_in: self.lifetimes.access.num_seconds(),
+            expires_in: (access_expires - now).num_seconds().max(0),
             scope: access_scope,
             refresh_token: refresh,
         };

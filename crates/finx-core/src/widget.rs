@@ -274,6 +274,7 @@ impl Finx {
             scope: flow.params.scope,
             redirect_uri: flow.params.redirect_uri.clone(),
             created_at: now,
+            expires_at: now + self.lifetimes.grant,
             revoked_at: None,
         };
         let record = CodeRecord {

@@ -25,6 +25,9 @@ pub struct Lifetimes {
     pub refresh: TimeDelta,
     /// Widget link: 1 hour.
     pub flow: TimeDelta,
+    /// A grant's absolute lifetime: 180 days from its creation, however often it is
+    /// refreshed. No token of the grant outlives it.
+    pub grant: TimeDelta,
 }
 
 impl Default for Lifetimes {
@@ -34,6 +37,7 @@ impl Default for Lifetimes {
             access: TimeDelta::hours(1),
             refresh: TimeDelta::days(90),
             flow: TimeDelta::hours(1),
+            grant: TimeDelta::days(180),
         }
     }
 }
@@ -57,6 +61,9 @@ pub struct Grant {
     pub redirect_uri: RedirectUri,
     /// When it was created.
     pub created_at: Timestamp,
+    /// Its absolute end (exclusive): after it no token of the grant works, and its bank
+    /// data is deleted unless another live grant holds the same bank access.
+    pub expires_at: Timestamp,
     /// When it was revoked, if it was.
     pub revoked_at: Option<Timestamp>,
 }
@@ -66,6 +73,20 @@ impl Grant {
     #[must_use]
     pub fn is_revoked(&self) -> bool {
         self.revoked_at.is_some()
+    }
+
+    /// Whether it still justifies keeping its bank data: neither revoked nor past its end.
+    #[must_use]
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        !self.is_revoked() && !is_expired(self.expires_at, now)
+    }
+
+    /// The expiry of a credential issued at `now` for `lifetime`: never past the grant's end.
+    #[must_use]
+    pub fn cap(&self, now: Timestamp, lifetime: TimeDelta) -> Timestamp {
+        now.checked_add_signed(lifetime)
+            .unwrap_or(self.expires_at)
+            .min(self.expires_at)
     }
 }
 
@@ -183,7 +204,7 @@ pub fn check_redeem(code: &CodeRecord, grant: &Grant, now: Timestamp) -> Result<
     if code.used_at.is_some() {
         return Err(RedeemError::AlreadyUsed { grant_id: grant.id });
     }
-    if is_expired(code.expires_at, now) {
+    if is_expired(code.expires_at, now) || is_expired(grant.expires_at, now) {
         return Err(RedeemError::Expired);
     }
     Ok(())
@@ -204,7 +225,7 @@ pub fn check_rotate(
     if token.used_at.is_some() {
         return Err(RotateError::Reused { grant_id: grant.id });
     }
-    if is_expired(token.expires_at, now) {
+    if is_expired(token.expires_at, now) || is_expired(grant.expires_at, now) {
         return Err(RotateError::Expired);
     }
     Ok(())
@@ -213,7 +234,7 @@ pub fn check_rotate(
 /// Whether an access token may be used at `now`.
 #[must_use]
 pub fn access_token_usable(token: &AccessTokenRecord, grant: &Grant, now: Timestamp) -> bool {
-    !grant.is_revoked() && token.revoked_at.is_none() && !is_expired(token.expires_at, now)
+    grant.is_live(now) && token.revoked_at.is_none() && !is_expired(token.expires_at, now)
 }
 
 /// Whether a grant with this scope receives refresh tokens.
@@ -350,6 +371,7 @@ mod tests {
             scope: Scope::FULL,
             redirect_uri: RedirectUri::parse("https://a.example/cb").expect("uri"),
             created_at: now,
+            expires_at: now + Lifetimes::default().grant,
             revoked_at: None,
         }
     }
@@ -401,6 +423,32 @@ mod tests {
         assert!(f.grant.is_revoked());
         assert_eq!(f.live_refresh_tokens(now).count(), 0);
         assert_eq!(f.live_access_tokens(now).count(), 0);
+    }
+
+    #[test]
+    fn a_grant_ends_at_its_absolute_lifetime_however_often_it_is_refreshed() {
+        let start = t0();
+        let mut f = family(start);
+        let gid = f.grant.id;
+        assert_eq!(f.redeem_code(start, tokens(1, gid, start)), Ok(()));
+        // Refresh every 80 days: each refresh token would live 90 days on its own.
+        let mut now = start;
+        let mut old = hash(1 + 1_000_000);
+        for n in 2..=3 {
+            now += TimeDelta::days(80);
+            assert_eq!(f.rotate(&old, now, tokens(n, gid, now)), Ok(()), "day {}", (now - start).num_days());
+            old = hash(n + 1_000_000);
+        }
+        // Day 181: the refresh token of day 160 would live on, but the grant has ended.
+        now += TimeDelta::days(21);
+        assert!(!f.grant.is_live(now));
+        assert_eq!(f.rotate(&old, now, tokens(9, gid, now)), Err(RotateError::Expired));
+        assert_eq!(f.live_access_tokens(now).count(), 0);
+        // Credentials issued near the end are capped at it.
+        let end = f.grant.expires_at;
+        let late = end - TimeDelta::minutes(10);
+        assert_eq!(f.grant.cap(late, TimeDelta::days(90)), end);
+        assert_eq!(f.grant.cap(late, TimeDelta::minutes(5)), late + TimeDelta::minutes(5));
     }
 
     #[test]
@@ -492,7 +540,8 @@ mod tests {
                     prop_assert_eq!(live, 0);
                     prop_assert_eq!(f.live_access_tokens(now).count(), 0);
                 } else {
-                    let newest_expired = f.refresh_tokens.last().is_some_and(|t| is_expired(t.expires_at, now));
+                    let newest_expired = f.refresh_tokens.last().is_some_and(|t| is_expired(t.expires_at, now))
+                        || is_expired(f.grant.expires_at, now);
                     prop_assert_eq!(live, usize::from(!newest_expired));
                 }
             }

@@ -66,6 +66,10 @@ pub trait FlowStore: Send + Sync {
 /// What a purge removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PurgeReport {
+    /// Grants removed (past their absolute end, or dead with their code expired unused).
+    pub grants: u64,
+    /// Bank accounts removed, with their transactions, because no live grant holds them.
+    pub accounts: u64,
     /// Codes removed.
     pub codes: u64,
     /// Access tokens removed.
@@ -77,6 +81,12 @@ pub struct PurgeReport {
 }
 
 /// Grants and every credential issued from them, kept by keyed hash only.
+///
+/// Bank data lives no longer than the grants that justify it: wherever this trait revokes
+/// a grant, it MUST delete, in the same atomic step, the bank data of the grant's access
+/// (every account with that `access_id`, and their transactions) unless another live grant
+/// ([`Grant::is_live`]) holds the same access. The type implementing it MUST therefore also
+/// be the [`BankDataStore`] that holds that data.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait GrantStore: Send + Sync {
@@ -90,8 +100,8 @@ pub trait GrantStore: Send + Sync {
 
     /// Redeems a code and stores `tokens`, per [`check_redeem`](finx_domain::token::check_redeem).
     /// MUST be atomic: of any number of concurrent calls for one code, across processes,
-    /// exactly one succeeds. A call on a used code MUST revoke the grant and fail with
-    /// `AlreadyUsed { grant_id }`. Returns the grant.
+    /// exactly one succeeds. A call on a used code MUST revoke the grant (deleting its bank
+    /// data as the trait says) and fail with `AlreadyUsed { grant_id }`. Returns the grant.
     async fn redeem_code(
         &self,
         code: &TokenHash,
@@ -109,7 +119,8 @@ pub trait GrantStore: Send + Sync {
     /// Marks a refresh token used and stores `tokens`, per
     /// [`check_rotate`](finx_domain::token::check_rotate). MUST be atomic: of any number of
     /// concurrent calls for one token, across processes, exactly one succeeds. A call on a
-    /// used token MUST revoke the grant and fail with `Reused { grant_id }`. Returns the grant.
+    /// used token MUST revoke the grant (deleting its bank data as the trait says) and fail
+    /// with `Reused { grant_id }`. Returns the grant.
     async fn rotate_refresh_token(
         &self,
         old: &TokenHash,
@@ -126,8 +137,9 @@ pub trait GrantStore: Send + Sync {
     /// One grant; `None` when unknown.
     async fn find_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError>;
 
-    /// Revokes a grant and so every token issued from it. MUST be idempotent, keeping the
-    /// first revocation time; unknown ids are not an error.
+    /// Revokes a grant and so every token issued from it, and in the same atomic step
+    /// deletes its bank data unless another grant live at `now` holds the same access.
+    /// MUST be idempotent, keeping the first revocation time; unknown ids are not an error.
     async fn revoke_grant(&self, id: GrantId, now: Timestamp) -> Result<(), StoreError>;
 
     /// Revokes one access token. Returns whether a live token was revoked.
@@ -137,9 +149,19 @@ pub trait GrantStore: Send + Sync {
         now: Timestamp,
     ) -> Result<bool, StoreError>;
 
-    /// Deletes codes and tokens whose expiry lies before `before`. Used refresh tokens MUST
-    /// NOT be deleted before they expire: reuse detection depends on them.
-    async fn purge(&self, before: Timestamp) -> Result<PurgeReport, StoreError>;
+    /// The cleanup job, at `now`. MUST delete:
+    /// - codes and tokens whose expiry is not after `now` (used refresh tokens MUST NOT be
+    ///   deleted before they expire: reuse detection depends on them);
+    /// - grants whose absolute end is not after `now`, with every credential;
+    /// - grants whose code expired unused and that hold no token;
+    /// - the bank data of every access that no grant live at `now` holds, among accounts
+    ///   last synced before `orphaned_before` (data of a flow that failed or died half-way,
+    ///   or whose grants are all gone; the cut-off spares a flow still fetching).
+    async fn purge(
+        &self,
+        now: Timestamp,
+        orphaned_before: Timestamp,
+    ) -> Result<PurgeReport, StoreError>;
 }
 
 /// What a sync changed.

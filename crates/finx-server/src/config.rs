@@ -69,6 +69,9 @@ pub(crate) struct ServeArgs {
     /// Access token lifetime in seconds (default 3600).
     #[arg(long, env = "FINX_ACCESS_TOKEN_SECONDS", global = true)]
     pub(crate) access_token_seconds: Option<i64>,
+    /// A grant's absolute lifetime in days, however often it is refreshed (default 180).
+    #[arg(long, env = "FINX_GRANT_LIFETIME_DAYS", global = true)]
+    pub(crate) grant_lifetime_days: Option<i64>,
 }
 
 /// Subcommands.
@@ -120,6 +123,7 @@ struct FileConfig {
     public_url: Option<Url>,
     demo_client_secret: Option<String>,
     access_token_seconds: Option<i64>,
+    grant_lifetime_days: Option<i64>,
 }
 
 /// The resolved configuration. Its `Debug` hides the keys and the demo secret.
@@ -211,6 +215,14 @@ impl Config {
         if !(10..=86_400).contains(&access) {
             return Err("access_token_seconds must be between 10 and 86400".into());
         }
+        let grant_days = cli
+            .serve
+            .grant_lifetime_days
+            .or(file.grant_lifetime_days)
+            .unwrap_or(180);
+        if !(1..=3650).contains(&grant_days) {
+            return Err("grant_lifetime_days must be between 1 and 3650".into());
+        }
         let log_format = cli
             .log_format
             .clone()
@@ -240,6 +252,7 @@ impl Config {
                 .unwrap_or_else(|| SANDBOX_DEMO_SECRET.into()),
             lifetimes: Lifetimes {
                 access: chrono::TimeDelta::seconds(access),
+                grant: chrono::TimeDelta::days(grant_days),
                 ..Lifetimes::default()
             },
         })
@@ -307,6 +320,10 @@ mod tests {
         assert_eq!(c.public_url.as_str(), "http://127.0.0.1:8080/");
         assert!(c.sandbox);
         assert_eq!(c.lifetimes.access, chrono::TimeDelta::hours(1));
+        assert_eq!(c.lifetimes.grant, chrono::TimeDelta::days(180));
+        let c = resolve(&["--grant-lifetime-days", "30"]).expect("flag");
+        assert_eq!(c.lifetimes.grant, chrono::TimeDelta::days(30));
+        assert!(resolve(&["--grant-lifetime-days", "0"]).is_err());
     }
 
     #[test]

@@ -181,6 +181,8 @@ async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
             every.tick().await;
             match cleanup.purge_expired().await {
                 Ok(r) => tracing::info!(
+                    grants = r.grants,
+                    accounts = r.accounts,
                     codes = r.codes,
                     access = r.access_tokens,
                     refresh = r.refresh_tokens,

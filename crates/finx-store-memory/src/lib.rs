@@ -1,7 +1,9 @@
 //! The in-memory store: every finX storage port over maps behind one lock each.
 //!
 //! Each operation takes its lock once and does all its checks and writes under it, which is
-//! what makes `redeem_code`, `rotate_refresh_token` and `update_flow` atomic. Grants are kept
+//! what makes `redeem_code`, `rotate_refresh_token` and `update_flow` atomic. An operation
+//! that revokes a grant holds the grants' lock and then the bank data's (always in that
+//! order), so revocation and the deletion of the grant's data are one step. Grants are kept
 //! as [`GrantFamily`] values, the domain's reference model of the token rules, so this store
 //! is also the yardstick the SQL stores are compared against.
 
@@ -47,6 +49,24 @@ struct BankData {
     /// Each account's transactions in booking order, so a page is read in order and the
     /// walk stops as soon as the page is full, however long the history.
     by_account: HashMap<AccountId, BTreeSet<(Date, TransactionId)>>,
+}
+
+impl BankData {
+    fn delete_access(&mut self, access_id: &AccessId) -> u64 {
+        let gone: Vec<AccountId> = self
+            .accounts
+            .values()
+            .filter(|a| a.access_id == *access_id)
+            .map(|a| a.id.clone())
+            .collect();
+        for id in &gone {
+            self.accounts.remove(id);
+            for (_, t) in self.by_account.remove(id).unwrap_or_default() {
+                self.transactions.remove(&t);
+            }
+        }
+        gone.len() as u64
+    }
 }
 
 impl MemoryStore {
@@ -127,6 +147,22 @@ impl FlowStore for MemoryStore {
 }
 
 impl Grants {
+    /// Whether a grant other than `except` that is live at `now` holds `access`.
+    fn access_held(&self, access: &AccessId, except: GrantId, now: Timestamp) -> bool {
+        self.families
+            .values()
+            .any(|f| f.grant.id != except && f.grant.access_id == *access && f.grant.is_live(now))
+    }
+
+    /// After grant `id` was revoked: deletes its access's data unless a live grant holds it.
+    fn drop_data_of(&self, id: GrantId, data: &mut BankData, now: Timestamp) {
+        if let Some(f) = self.families.get(&id) {
+            if !self.access_held(&f.grant.access_id, id, now) {
+                data.delete_access(&f.grant.access_id);
+            }
+        }
+    }
+
     fn family_of(&self, hash: &TokenHash) -> Option<&GrantFamily> {
         self.by_hash
             .get(hash.as_bytes())
@@ -189,8 +225,12 @@ impl GrantStore for MemoryStore {
             .family_of_mut(code)
             .filter(|f| f.code.hash == *code)
             .ok_or(RedeemError::NotFound)?;
-        family.redeem_code(now, tokens.clone())?;
+        let redeemed = family.redeem_code(now, tokens.clone());
         let grant = family.grant.clone();
+        if let Err(RedeemError::AlreadyUsed { grant_id }) = redeemed {
+            g.drop_data_of(grant_id, &mut write(&self.data), now);
+        }
+        redeemed?;
         g.index(tokens);
         Ok(grant)
     }
@@ -219,8 +259,12 @@ impl GrantStore for MemoryStore {
             return Err(StoreError::Conflict("token hash exists").into());
         }
         let family = g.family_of_mut(old).ok_or(RotateError::NotFound)?;
-        family.rotate(old, now, tokens.clone())?;
+        let rotated = family.rotate(old, now, tokens.clone());
         let grant = family.grant.clone();
+        if let Err(RotateError::Reused { grant_id }) = rotated {
+            g.drop_data_of(grant_id, &mut write(&self.data), now);
+        }
+        rotated?;
         g.index(tokens);
         Ok(grant)
     }
@@ -246,8 +290,10 @@ impl GrantStore for MemoryStore {
     }
 
     async fn revoke_grant(&self, id: GrantId, now: Timestamp) -> Result<(), StoreError> {
-        if let Some(f) = lock(&self.grants).families.get_mut(&id) {
+        let mut g = lock(&self.grants);
+        if let Some(f) = g.families.get_mut(&id) {
             f.revoke(now);
+            g.drop_data_of(id, &mut write(&self.data), now);
         }
         Ok(())
     }
@@ -270,7 +316,11 @@ impl GrantStore for MemoryStore {
         Ok(was_live)
     }
 
-    async fn purge(&self, before: Timestamp) -> Result<PurgeReport, StoreError> {
+    async fn purge(
+        &self,
+        before: Timestamp,
+        orphaned_before: Timestamp,
+    ) -> Result<PurgeReport, StoreError> {
         let mut g = lock(&self.grants);
         let mut report = PurgeReport::default();
         let mut dropped: Vec<[u8; 32]> = Vec::new();
@@ -292,26 +342,47 @@ impl GrantStore for MemoryStore {
             report.access_tokens += (a - f.access_tokens.len()) as u64;
             report.refresh_tokens += (r - f.refresh_tokens.len()) as u64;
         }
-        // A family whose code has expired and that holds no token any more is dead: drop it
-        // whole, code included.
+        // A family past its absolute end goes whole. So does one whose code has expired and
+        // that holds no token any more: it is dead.
         let dead: Vec<GrantId> = g
             .families
             .values()
             .filter(|f| {
-                f.code.expires_at <= before
-                    && f.access_tokens.is_empty()
-                    && f.refresh_tokens.is_empty()
+                f.grant.expires_at <= before
+                    || (f.code.expires_at <= before
+                        && f.access_tokens.is_empty()
+                        && f.refresh_tokens.is_empty())
             })
             .map(|f| f.grant.id)
             .collect();
         for id in dead {
             if let Some(f) = g.families.remove(&id) {
                 dropped.push(*f.code.hash.as_bytes());
+                dropped.extend(f.access_tokens.iter().map(|t| *t.hash.as_bytes()));
+                dropped.extend(f.refresh_tokens.iter().map(|t| *t.hash.as_bytes()));
                 report.codes += 1;
+                report.grants += 1;
             }
         }
         for h in dropped {
             g.by_hash.remove(&h);
+        }
+        // Bank data no live grant holds, once it is older than a flow still fetching.
+        let held: BTreeSet<&AccessId> = g
+            .families
+            .values()
+            .filter(|f| f.grant.is_live(before))
+            .map(|f| &f.grant.access_id)
+            .collect();
+        let mut data = write(&self.data);
+        let orphaned: BTreeSet<AccessId> = data
+            .accounts
+            .values()
+            .filter(|a| a.status.synced_at <= orphaned_before && !held.contains(&a.access_id))
+            .map(|a| a.access_id.clone())
+            .collect();
+        for access in &orphaned {
+            report.accounts += data.delete_access(access);
         }
         Ok(report)
     }
@@ -423,20 +494,6 @@ impl BankDataStore for MemoryStore {
     }
 
     async fn delete_access(&self, access_id: &AccessId) -> Result<u64, StoreError> {
-        let mut guard = write(&self.data);
-        let data = &mut *guard;
-        let gone: Vec<AccountId> = data
-            .accounts
-            .values()
-            .filter(|a| a.access_id == *access_id)
-            .map(|a| a.id.clone())
-            .collect();
-        for id in &gone {
-            data.accounts.remove(id);
-            for (_, t) in data.by_account.remove(id).unwrap_or_default() {
-                data.transactions.remove(&t);
-            }
-        }
-        Ok(gone.len() as u64)
+        Ok(write(&self.data).delete_access(access_id))
     }
 }

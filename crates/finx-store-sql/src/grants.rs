@@ -33,12 +33,14 @@ struct GrantRow {
     g_scope: String,
     g_redirect_uri: String,
     g_created_at: i64,
+    g_expires_at: i64,
     g_revoked_at: Option<i64>,
 }
 
 const GRANT_COLUMNS: &str = "g.id AS g_id, g.client_id AS g_client_id, g.flow_id AS g_flow_id, \
      g.access_id AS g_access_id, g.account_ids AS g_account_ids, g.scope AS g_scope, \
-     g.redirect_uri AS g_redirect_uri, g.created_at AS g_created_at, g.revoked_at AS g_revoked_at";
+     g.redirect_uri AS g_redirect_uri, g.created_at AS g_created_at, g.expires_at AS g_expires_at, \
+     g.revoked_at AS g_revoked_at";
 
 impl GrantRow {
     fn into_grant(self) -> Result<Grant, StoreError> {
@@ -55,6 +57,7 @@ impl GrantRow {
             scope: parse(Scope::parse(&self.g_scope), "scope")?,
             redirect_uri: parse(RedirectUri::parse(&self.g_redirect_uri), "redirect URI")?,
             created_at: instant(self.g_created_at)?,
+            expires_at: instant(self.g_expires_at)?,
             revoked_at: opt_instant(self.g_revoked_at)?,
         })
     }
@@ -147,6 +150,42 @@ const INSERT_ACCESS: &str = "INSERT INTO access_tokens (hash, grant_id, issued_a
 const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (hash, grant_id, issued_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5)";
 const REVOKE_GRANT: &str = "UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
 
+/// Whether a grant live at `$2` holds the access `$1`.
+const ACCESS_HELD: &str =
+    "EXISTS (SELECT 1 FROM grants h WHERE h.access_id = $1 AND h.revoked_at IS NULL AND h.expires_at > $2)";
+
+/// Revokes grant `$grant` at `$now` and, in the same transaction, deletes the bank data of
+/// its access unless a live grant still holds it.
+macro_rules! revoke_with_data {
+    ($tx:expr, $grant:expr, $now:expr) => {{
+        let grant: &Grant = $grant;
+        let now: i64 = micros($now);
+        sqlx::query(REVOKE_GRANT)
+            .bind(now)
+            .bind(grant.id.to_string())
+            .execute(&mut *$tx)
+            .await
+            .map_err(db)?;
+        sqlx::query(&format!(
+            "DELETE FROM transactions WHERE account_id IN (SELECT id FROM accounts WHERE access_id = $1) \
+             AND NOT {ACCESS_HELD}"
+        ))
+        .bind(grant.access_id.as_str())
+        .bind(now)
+        .execute(&mut *$tx)
+        .await
+        .map_err(db)?;
+        sqlx::query(&format!(
+            "DELETE FROM accounts WHERE access_id = $1 AND NOT {ACCESS_HELD}"
+        ))
+        .bind(grant.access_id.as_str())
+        .bind(now)
+        .execute(&mut *$tx)
+        .await
+        .map_err(db)?;
+    }};
+}
+
 /// Inserts issued tokens on the given executor (a transaction).
 macro_rules! insert_tokens {
     ($tx:expr, $tokens:expr) => {{
@@ -183,8 +222,8 @@ impl GrantStore for SqlStore {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write(self).await.map_err(db)?;
             sqlx::query(
-                "INSERT INTO grants (id, client_id, flow_id, access_id, account_ids, scope, redirect_uri, created_at, revoked_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO grants (id, client_id, flow_id, access_id, account_ids, scope, redirect_uri, created_at, revoked_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(grant.id.to_string())
             .bind(grant.client_id.as_str())
@@ -195,6 +234,7 @@ impl GrantStore for SqlStore {
             .bind(grant.redirect_uri.as_str())
             .bind(micros(grant.created_at))
             .bind(grant.revoked_at.map(micros))
+            .bind(micros(grant.expires_at))
             .execute(&mut *tx)
             .await
             .map_err(db)?;
@@ -249,12 +289,7 @@ impl GrantStore for SqlStore {
                 return match checked {
                     // Used before, or by a concurrent caller just now: a replay.
                     Ok(()) | Err(RedeemError::AlreadyUsed { .. }) => {
-                        sqlx::query(REVOKE_GRANT)
-                            .bind(micros(now))
-                            .bind(grant.id.to_string())
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db)?;
+                        revoke_with_data!(tx, &grant, now);
                         tx.commit().await.map_err(db)?;
                         Err(RedeemError::AlreadyUsed { grant_id: grant.id }.into())
                     }
@@ -310,12 +345,7 @@ impl GrantStore for SqlStore {
             if !won {
                 return match checked {
                     Ok(()) | Err(RotateError::Reused { .. }) => {
-                        sqlx::query(REVOKE_GRANT)
-                            .bind(micros(now))
-                            .bind(grant.id.to_string())
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db)?;
+                        revoke_with_data!(tx, &grant, now);
                         tx.commit().await.map_err(db)?;
                         Err(RotateError::Reused { grant_id: grant.id }.into())
                     }
@@ -357,12 +387,19 @@ impl GrantStore for SqlStore {
 
     async fn revoke_grant(&self, id: GrantId, now: Timestamp) -> Result<(), StoreError> {
         on_pool!(self, |pool| {
-            sqlx::query(REVOKE_GRANT)
-                .bind(micros(now))
-                .bind(id.to_string())
-                .execute(pool)
-                .await
-                .map_err(db)?;
+            let mut tx = pool.begin_write(self).await.map_err(db)?;
+            let row: Option<GrantRow> = sqlx::query_as(&format!(
+                "SELECT {GRANT_COLUMNS} FROM grants g WHERE g.id = $1"
+            ))
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            if let Some(row) = row {
+                let grant = row.into_grant()?;
+                revoke_with_data!(tx, &grant, now);
+            }
+            tx.commit().await.map_err(db)?;
         });
         Ok(())
     }
@@ -396,8 +433,13 @@ impl GrantStore for SqlStore {
         })
     }
 
-    async fn purge(&self, before: Timestamp) -> Result<PurgeReport, StoreError> {
+    async fn purge(
+        &self,
+        before: Timestamp,
+        orphaned_before: Timestamp,
+    ) -> Result<PurgeReport, StoreError> {
         let t = micros(before);
+        let orphaned = micros(orphaned_before);
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write(self).await.map_err(db)?;
             let access_tokens = sqlx::query("DELETE FROM access_tokens WHERE expires_at <= $1")
@@ -414,21 +456,41 @@ impl GrantStore for SqlStore {
                 .await
                 .map_err(db)?
                 .rows_affected();
-            // A grant whose code expired and that holds no token any more is dead; its code
-            // goes with it (ON DELETE CASCADE).
-            let codes = sqlx::query(
-                "DELETE FROM grants WHERE id IN (SELECT grant_id FROM codes WHERE expires_at <= $1) \
+            // A grant past its absolute end goes with every credential (ON DELETE CASCADE);
+            // so does one whose code expired and that holds no token any more: it is dead.
+            let grants = sqlx::query(
+                "DELETE FROM grants WHERE expires_at <= $1 OR (id IN (SELECT grant_id FROM codes WHERE expires_at <= $1) \
                  AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.grant_id = grants.id) \
-                 AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = grants.id)",
+                 AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = grants.id))",
             )
             .bind(t)
             .execute(&mut *tx)
             .await
             .map_err(db)?
             .rows_affected();
+            // Bank data that no live grant holds, once older than a flow still fetching.
+            let orphan = "SELECT o.id FROM accounts o WHERE o.synced_at <= $2 AND NOT EXISTS \
+                 (SELECT 1 FROM grants h WHERE h.access_id = o.access_id AND h.revoked_at IS NULL AND h.expires_at > $1)";
+            sqlx::query(&format!(
+                "DELETE FROM transactions WHERE account_id IN ({orphan})"
+            ))
+            .bind(t)
+            .bind(orphaned)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            let accounts = sqlx::query(&format!("DELETE FROM accounts WHERE id IN ({orphan})"))
+                .bind(t)
+                .bind(orphaned)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
             tx.commit().await.map_err(db)?;
             Ok(PurgeReport {
-                codes,
+                grants,
+                accounts,
+                codes: grants,
                 access_tokens,
                 refresh_tokens,
                 flows: 0,
