@@ -189,3 +189,87 @@ async fn d1_a_grant_ends_after_its_absolute_lifetime_despite_refreshes() {
     let report = app.finx.purge_expired().await.expect("purge");
     assert!(report.grants >= 1 && report.accounts >= 1, "{report:?}");
 }
+
+/// Reads the raw JSON document of a flow from the SQLite file, as someone with a copy of
+/// the database would.
+async fn raw_flow_document(url: &str, flow: finx_domain::ids::FlowId) -> String {
+    let pool = sqlx::SqlitePool::connect(url).await.expect("open raw");
+    let (doc,): (String,) = sqlx::query_as("SELECT document FROM flows WHERE id = $1")
+        .bind(flow.to_string())
+        .fetch_one(&pool)
+        .await
+        .expect("row");
+    doc
+}
+
+/// Defect 10: a card number was stored whole though only its last four digits are used,
+/// and bank session handles sat in clear in the flow document.
+#[tokio::test]
+async fn d10_no_card_number_or_bank_session_is_stored_in_clear() {
+    use finx_domain::flow::FlowStatus;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("temp dir")
+        .keep();
+    let url = format!("sqlite://{}", dir.join("finx.db").display());
+    let app = App::on(Arc::new(SqlStore::connect(&url).await.expect("SQLite"))).await;
+    let req = finx_core::OnetimeAccessRequest {
+        redirect_uri: finx_tests::fixtures::REDIRECT.into(),
+        accounts: vec!["4111 1111 1111 1111".into()],
+        ..Default::default()
+    };
+    let flow = app
+        .finx
+        .create_onetime_access(&app.client, req)
+        .await
+        .expect("create");
+    let doc = raw_flow_document(&url, flow.id).await;
+    assert!(!doc.contains("4111111111111111"), "{doc}");
+    assert!(doc.contains("card:1111"), "the last four digits are kept: {doc}");
+
+    app.finx
+        .select_bank(flow.id, "sandbox-90094815")
+        .await
+        .expect("select");
+    app.finx
+        .submit_credentials(
+            flow.id,
+            &finx_ports::BankCredentials {
+                user: "demo".into(),
+                secret: "demo".into(),
+            },
+        )
+        .await
+        .expect("login");
+    let view = app.finx.widget_view(flow.id).await.expect("view");
+    let FlowStatus::CredentialsAccepted { session, .. } = &view.flow.status else {
+        panic!("{:?}", view.flow.status)
+    };
+    let handle = session.expose().to_owned();
+    assert!(handle.len() > 8);
+    let doc = raw_flow_document(&url, flow.id).await;
+    assert!(!doc.contains(&handle), "the session handle is encrypted at rest");
+    assert!(!doc.contains("demo"), "no login name either: {doc}");
+
+    // Another data key cannot read it: the flow reads as corrupt, not as someone's session.
+    let other = finx_store_sql::SqlOptions {
+        data_key: finx_store_sql::DataKey::from_secret("another data key, thirty-two chars")
+            .expect("key"),
+        ..Default::default()
+    };
+    let foreign = SqlStore::connect_with(&url, &other).await.expect("open");
+    assert!(
+        finx_ports::FlowStore::find_flow(&foreign, flow.id)
+            .await
+            .is_err()
+    );
+
+    // When the flow ends, the session goes.
+    app.finx.submit_tan(flow.id, "123456").await.expect("tan");
+    app.finx
+        .choose_accounts(flow.id, vec!["giro".into()])
+        .await
+        .expect("choose");
+    app.finx.complete(flow.id).await.expect("complete");
+    let doc = raw_flow_document(&url, flow.id).await;
+    assert!(!doc.contains("session"), "{doc}");
+}

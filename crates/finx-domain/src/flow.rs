@@ -70,7 +70,7 @@ impl FlowParams {
                     .map(|a| a.trim_start_matches('0'))
                     == Some(n.trim_start_matches('0'))
             }
-            AccountReference::Pan(p) => account.card_last4.as_deref() == Some(p.last4()),
+            AccountReference::CardLast4(l) => account.card_last4.as_deref() == Some(l.as_str()),
         })
     }
 }

@@ -257,8 +257,9 @@ pub enum AccountReference {
     Iban(Iban),
     /// A national account number (digits, up to 30).
     AccountNumber(String),
-    /// A card number.
-    Pan(Pan),
+    /// A card, by the last four digits of its number: the only part finX uses. The whole
+    /// number is checked (Luhn) when parsed and then dropped, so it is never stored.
+    CardLast4(String),
 }
 
 impl AccountReference {
@@ -278,7 +279,7 @@ impl AccountReference {
         }
         if (12..=19).contains(&compact.len()) {
             if let Ok(pan) = Pan::parse(&compact) {
-                return Ok(Self::Pan(pan));
+                return Ok(Self::CardLast4(pan.last4().to_owned()));
             }
         }
         Ok(Self::AccountNumber(compact))
@@ -289,7 +290,7 @@ impl AccountReference {
     pub fn bank_code(&self) -> Option<&str> {
         match self {
             Self::Iban(iban) => iban.bank_code(),
-            Self::AccountNumber(_) | Self::Pan(_) => None,
+            Self::AccountNumber(_) | Self::CardLast4(_) => None,
         }
     }
 }
@@ -336,10 +337,11 @@ mod tests {
             AccountReference::parse("DE82900948150000002881"),
             Ok(AccountReference::Iban(_))
         ));
-        assert!(matches!(
+        assert_eq!(
             AccountReference::parse("4111 1111 1111 1111"),
-            Ok(AccountReference::Pan(_))
-        ));
+            Ok(AccountReference::CardLast4("1111".into())),
+            "only the last four digits are kept"
+        );
         assert!(matches!(
             AccountReference::parse("2881"),
             Ok(AccountReference::AccountNumber(_))

@@ -39,6 +39,9 @@ pub(crate) struct Cli {
     /// Key that signs widget links (32+ characters).
     #[arg(long, env = "FINX_LINK_KEY", global = true, hide_env_values = true)]
     pub(crate) link_key: Option<String>,
+    /// Key that encrypts bank session handles at rest (32+ characters; AES-256-GCM).
+    #[arg(long, env = "FINX_DATA_KEY", global = true, hide_env_values = true)]
+    pub(crate) data_key: Option<String>,
     /// `text` (default) or `json` logs.
     #[arg(long, env = "FINX_LOG_FORMAT", global = true)]
     pub(crate) log_format: Option<String>,
@@ -118,6 +121,7 @@ struct FileConfig {
     mode: Option<String>,
     hash_key: Option<String>,
     link_key: Option<String>,
+    data_key: Option<String>,
     log_format: Option<String>,
     listen: Option<SocketAddr>,
     public_url: Option<Url>,
@@ -132,6 +136,7 @@ pub(crate) struct Config {
     pub(crate) sandbox: bool,
     pub(crate) hash_key: String,
     pub(crate) link_key: String,
+    pub(crate) data_key: String,
     pub(crate) json_logs: bool,
     pub(crate) listen: SocketAddr,
     pub(crate) public_url: Url,
@@ -181,9 +186,15 @@ impl Config {
             .clone()
             .or(file.link_key)
             .unwrap_or_else(|| SANDBOX_LINK_KEY.into());
+        let data_key = cli
+            .data_key
+            .clone()
+            .or(file.data_key)
+            .unwrap_or_else(|| finx_store_sql::DataKey::SANDBOX.into());
         for (name, key, default) in [
             ("hash key", &hash_key, SANDBOX_HASH_KEY),
             ("link key", &link_key, SANDBOX_LINK_KEY),
+            ("data key", &data_key, finx_store_sql::DataKey::SANDBOX),
         ] {
             if key.len() < 32 {
                 return Err(format!("the {name} must be at least 32 characters"));
@@ -237,6 +248,7 @@ impl Config {
             sandbox,
             hash_key,
             link_key,
+            data_key,
             json_logs: match log_format.as_str() {
                 "text" => false,
                 "json" => true,
@@ -358,5 +370,11 @@ mod tests {
         assert!(resolve(&["--access-token-seconds", "5"]).is_err());
         let e = resolve(&["--mode", "production"]).expect_err("built-in keys");
         assert!(e.contains("refusing") && e.contains("hash key"), "{e}");
+        let k = "k".repeat(40);
+        let l = "l".repeat(40);
+        let e = resolve(&["--mode", "production", "--hash-key", &k, "--link-key", &l])
+            .expect_err("built-in data key");
+        assert!(e.contains("refusing") && e.contains("data key"), "{e}");
+        assert!(resolve(&["--data-key", "short"]).is_err());
     }
 }

@@ -43,8 +43,13 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli, config: Config) -> Result<(), String> {
+    let options = finx_store_sql::SqlOptions {
+        data_key: finx_store_sql::DataKey::from_secret(&config.data_key)
+            .map_err(str::to_owned)?,
+        ..finx_store_sql::SqlOptions::default()
+    };
     let store = Arc::new(
-        SqlStore::connect(&config.database_url)
+        SqlStore::connect_with(&config.database_url, &options)
             .await
             .map_err(|e| chain(&e))?,
     );

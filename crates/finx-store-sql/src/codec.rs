@@ -6,7 +6,7 @@ use finx_domain::bank::{AccountDetails, AccountType};
 use finx_domain::flow::{BankSession, FailureReason, Flow, FlowParams, FlowStatus, ScaChallenge};
 use finx_domain::ids::{ClientId, FlowId, GrantId, InstitutionId};
 use finx_domain::money::Currency;
-use finx_domain::reference::{AccountReference, Iban, Pan};
+use finx_domain::reference::{AccountReference, Iban};
 use finx_domain::scope::Scope;
 use finx_domain::values::{Language, RedirectUri, State, SyncPeriod};
 use finx_ports::StoreError;
@@ -14,6 +14,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::corrupt;
+use crate::seal::DataKey;
 
 /// Microseconds since the epoch: what every instant column holds.
 pub(crate) fn micros(t: Timestamp) -> i64 {
@@ -194,7 +195,7 @@ pub(crate) struct FlowDoc {
     redirect_uri: String,
     state: Option<String>,
     language: String,
-    /// Tagged: `iban:…`, `account:…` or `pan:…`.
+    /// Tagged: `iban:…`, `account:…` or `card:` and the last four digits.
     accounts: Vec<String>,
     account_types: Vec<String>,
     allow_multi_selection: bool,
@@ -210,7 +211,7 @@ fn reference_text(r: &AccountReference) -> String {
     match r {
         AccountReference::Iban(i) => format!("iban:{i}"),
         AccountReference::AccountNumber(n) => format!("account:{n}"),
-        AccountReference::Pan(p) => format!("pan:{}", p.as_str()),
+        AccountReference::CardLast4(l) => format!("card:{l}"),
     }
 }
 
@@ -222,16 +223,23 @@ fn reference(text: &str) -> Result<AccountReference, StoreError> {
             .map(AccountReference::Iban)
             .map_err(|_| bad()),
         "account" => Ok(AccountReference::AccountNumber(value.to_owned())),
-        "pan" => Pan::parse(value)
-            .map(AccountReference::Pan)
-            .map_err(|_| bad()),
+        "card" if value.len() == 4 && value.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(AccountReference::CardLast4(value.to_owned()))
+        }
+        // Written by versions that kept the whole number: read back only what is used.
+        "pan" if value.len() >= 4 => Ok(AccountReference::CardLast4(
+            value[value.len() - 4..].to_owned(),
+        )),
         _ => Err(bad()),
     }
 }
 
 impl FlowDoc {
-    pub(crate) fn of(flow: &Flow) -> Self {
+    /// The document of `flow`, its bank session handle and code sealed under `key`.
+    pub(crate) fn of(flow: &Flow, key: &DataKey) -> Result<Self, StoreError> {
         let p = &flow.params;
+        let context = flow.id.to_string();
+        let seal = |s: &BankSession| key.seal(s.expose(), &context);
         let status = match &flow.status {
             FlowStatus::Created => StatusDoc::Created,
             FlowStatus::BankSelected { institution } => StatusDoc::BankSelected {
@@ -243,7 +251,7 @@ impl FlowDoc {
                 challenge,
             } => StatusDoc::CredentialsAccepted {
                 institution: institution.to_string(),
-                session: session.expose().to_owned(),
+                session: seal(session)?,
                 method: challenge.method.clone(),
                 prompt: challenge.prompt.clone(),
             },
@@ -253,7 +261,7 @@ impl FlowDoc {
                 offered,
             } => StatusDoc::ScaPassed {
                 institution: institution.to_string(),
-                session: session.expose().to_owned(),
+                session: seal(session)?,
                 offered: docs(offered),
             },
             FlowStatus::AccountsChosen {
@@ -262,7 +270,7 @@ impl FlowDoc {
                 chosen,
             } => StatusDoc::AccountsChosen {
                 institution: institution.to_string(),
-                session: session.expose().to_owned(),
+                session: seal(session)?,
                 chosen: docs(chosen),
             },
             FlowStatus::Syncing {
@@ -271,7 +279,7 @@ impl FlowDoc {
                 chosen,
             } => StatusDoc::Syncing {
                 institution: institution.to_string(),
-                session: session.expose().to_owned(),
+                session: seal(session)?,
                 chosen: docs(chosen),
             },
             FlowStatus::Completed { grant_id } => StatusDoc::Completed {
@@ -283,7 +291,7 @@ impl FlowDoc {
             },
             FlowStatus::Expired => StatusDoc::Expired,
         };
-        Self {
+        Ok(Self {
             redirect_uri: p.redirect_uri.to_string(),
             state: p.state.as_ref().map(|s| s.as_str().to_owned()),
             language: p.language.code().to_owned(),
@@ -300,12 +308,13 @@ impl FlowDoc {
             login_attempts: flow.login_attempts,
             tan_attempts: flow.tan_attempts,
             status,
-        }
+        })
     }
 
     /// The flow with this document and these column values.
     pub(crate) fn into_flow(
         self,
+        key: &DataKey,
         id: &str,
         client_id: &str,
         version: i64,
@@ -313,7 +322,7 @@ impl FlowDoc {
         expires_at: i64,
     ) -> Result<Flow, StoreError> {
         let inst = |s: &str| parse(InstitutionId::parse(s), "institution id");
-        let session = |s: String| BankSession::new(s);
+        let session = |s: String| key.open(&s, id).map(BankSession::new);
         let status = match self.status {
             StatusDoc::Created => FlowStatus::Created,
             StatusDoc::BankSelected { institution } => FlowStatus::BankSelected {
@@ -326,7 +335,7 @@ impl FlowDoc {
                 prompt,
             } => FlowStatus::CredentialsAccepted {
                 institution: inst(&institution)?,
-                session: session(s),
+                session: session(s)?,
                 challenge: ScaChallenge { method, prompt },
             },
             StatusDoc::ScaPassed {
@@ -335,7 +344,7 @@ impl FlowDoc {
                 offered,
             } => FlowStatus::ScaPassed {
                 institution: inst(&institution)?,
-                session: session(s),
+                session: session(s)?,
                 offered: undoc(offered)?,
             },
             StatusDoc::AccountsChosen {
@@ -344,7 +353,7 @@ impl FlowDoc {
                 chosen,
             } => FlowStatus::AccountsChosen {
                 institution: inst(&institution)?,
-                session: session(s),
+                session: session(s)?,
                 chosen: undoc(chosen)?,
             },
             StatusDoc::Syncing {
@@ -353,7 +362,7 @@ impl FlowDoc {
                 chosen,
             } => FlowStatus::Syncing {
                 institution: inst(&institution)?,
-                session: session(s),
+                session: session(s)?,
                 chosen: undoc(chosen)?,
             },
             StatusDoc::Completed { grant_id } => FlowStatus::Completed {

@@ -27,7 +27,7 @@ fn version(v: u64) -> Result<i64, StoreError> {
 #[async_trait]
 impl FlowStore for SqlStore {
     async fn insert_flow(&self, flow: &Flow) -> Result<(), StoreError> {
-        let doc = json(&FlowDoc::of(flow))?;
+        let doc = json(&FlowDoc::of(flow, &self.data_key)?)?;
         let v = version(flow.version)?;
         on_pool!(self, |pool| {
             sqlx::query(
@@ -58,12 +58,12 @@ impl FlowStore for SqlStore {
         });
         let Some(r) = row else { return Ok(None) };
         let doc: FlowDoc = from_json(&r.document, "flow document")?;
-        doc.into_flow(&r.id, &r.client_id, r.version, r.created_at, r.expires_at)
+        doc.into_flow(&self.data_key, &r.id, &r.client_id, r.version, r.created_at, r.expires_at)
             .map(Some)
     }
 
     async fn update_flow(&self, flow: &Flow, expected_version: u64) -> Result<(), StoreError> {
-        let doc = json(&FlowDoc::of(flow))?;
+        let doc = json(&FlowDoc::of(flow, &self.data_key)?)?;
         let (v, expected) = (version(flow.version)?, version(expected_version)?);
         // One statement, conditional on the version: of two updates from the same version,
         // the database lets exactly one match.

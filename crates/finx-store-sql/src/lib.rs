@@ -18,6 +18,7 @@ mod codec;
 mod data;
 mod flows;
 mod grants;
+mod seal;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -28,6 +29,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use thiserror::Error;
+
+pub use crate::seal::DataKey;
 
 /// The store could not be opened or migrated.
 #[derive(Debug, Error)]
@@ -53,6 +56,8 @@ pub struct SqlOptions {
     pub max_connections: u32,
     /// How long to wait for a connection (and, on SQLite, for the write lock).
     pub acquire_timeout: Duration,
+    /// The key that encrypts bank session handles (and codes kept for a reload) at rest.
+    pub data_key: DataKey,
 }
 
 impl Default for SqlOptions {
@@ -60,6 +65,7 @@ impl Default for SqlOptions {
         Self {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(10),
+            data_key: DataKey::default(),
         }
     }
 }
@@ -129,6 +135,8 @@ pub struct SqlStore {
     backend: Backend,
     /// SQLite allows one writer at a time: write transactions take this one connection.
     sqlite_writer: Option<SqlitePool>,
+    /// Encrypts bank session handles at rest.
+    data_key: DataKey,
 }
 
 impl SqlStore {
@@ -185,6 +193,7 @@ impl SqlStore {
             return Ok(Self {
                 backend: Backend::Sqlite(pool),
                 sqlite_writer: Some(writer),
+                data_key: options.data_key.clone(),
             });
         }
         if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -197,6 +206,7 @@ impl SqlStore {
             return Ok(Self {
                 backend: Backend::Postgres(pool),
                 sqlite_writer: None,
+                data_key: options.data_key.clone(),
             });
         }
         Err(SqlError::UnsupportedUrl(url.chars().take(40).collect()))
