@@ -952,10 +952,16 @@ pub async fn revocation_deletes_the_bank_data_unless_another_live_grant_holds_it
     let shared = some_data(&*store, &g1.access_id, now).await;
     let other = some_data(&*store, &AccessId::derive(&["conformance-other"]), now).await;
     store.revoke_grant(g1.id, now).await.expect("revoke");
-    assert!(has_data(&*store, &shared).await, "g2 still holds the access");
+    assert!(
+        has_data(&*store, &shared).await,
+        "g2 still holds the access"
+    );
     store.revoke_grant(g2.id, now).await.expect("revoke");
     assert!(!has_data(&*store, &shared).await, "no live grant holds it");
-    assert!(has_data(&*store, &other).await, "other accesses are untouched");
+    assert!(
+        has_data(&*store, &other).await,
+        "other accesses are untouched"
+    );
     // A grant past its absolute end holds nothing either.
     let (g3, c3) = grant_with_code(82, now);
     let (mut g4, c4) = grant_with_code(83, now);
@@ -968,7 +974,10 @@ pub async fn revocation_deletes_the_bank_data_unless_another_live_grant_holds_it
         .revoke_grant(g3.id, now + TimeDelta::hours(2))
         .await
         .expect("revoke");
-    assert!(!has_data(&*store, &data).await, "g4 ended, so it holds nothing");
+    assert!(
+        !has_data(&*store, &data).await,
+        "g4 ended, so it holds nothing"
+    );
 }
 
 /// A replayed code or a reused refresh token revokes the grant and deletes its bank data.
@@ -992,7 +1001,10 @@ pub async fn reuse_revokes_the_grant_and_deletes_its_bank_data(store: Arc<impl S
         ),
         "{replay:?}"
     );
-    assert!(!has_data(&*store, &data).await, "deleted with the revocation");
+    assert!(
+        !has_data(&*store, &data).await,
+        "deleted with the revocation"
+    );
 
     let (g, code) = grant_with_code(86, now);
     store.insert_grant(&g, &code).await.expect("insert");
@@ -1016,7 +1028,10 @@ pub async fn reuse_revokes_the_grant_and_deletes_its_bank_data(store: Arc<impl S
         ),
         "{reuse:?}"
     );
-    assert!(!has_data(&*store, &data).await, "deleted with the revocation");
+    assert!(
+        !has_data(&*store, &data).await,
+        "deleted with the revocation"
+    );
 }
 
 /// A grant ends at its absolute end however often it was refreshed; the purge then deletes
@@ -1051,11 +1066,19 @@ pub async fn purge_ends_grants_at_their_absolute_end_and_deletes_orphaned_data(
     assert!(has_data(&*store, &young).await, "newer than the cut-off");
     // Refreshed at day 80 and day 160: still live at day 179, gone at day 180.
     store
-        .rotate_refresh_token(&hash(5, 90), now + day * 80, &tokens(&g, 91, now + day * 80))
+        .rotate_refresh_token(
+            &hash(5, 90),
+            now + day * 80,
+            &tokens(&g, 91, now + day * 80),
+        )
         .await
         .expect("rotate");
     store
-        .rotate_refresh_token(&hash(5, 91), now + day * 160, &tokens(&g, 92, now + day * 160))
+        .rotate_refresh_token(
+            &hash(5, 91),
+            now + day * 160,
+            &tokens(&g, 92, now + day * 160),
+        )
         .await
         .expect("rotate");
     let end = g.expires_at;
@@ -1066,7 +1089,10 @@ pub async fn purge_ends_grants_at_their_absolute_end_and_deletes_orphaned_data(
         matches!(late, Err(RotateFailure::Rejected(RotateError::Expired))),
         "{late:?}"
     );
-    let report = store.purge(end, end - TimeDelta::hours(1)).await.expect("purge");
+    let report = store
+        .purge(end, end - TimeDelta::hours(1))
+        .await
+        .expect("purge");
     assert!(report.grants >= 1, "{report:?}");
     assert!(store.find_grant(g.id).await.expect("find").is_none());
     assert!(
@@ -1078,5 +1104,8 @@ pub async fn purge_ends_grants_at_their_absolute_end_and_deletes_orphaned_data(
         "the grant's credentials went with it"
     );
     assert!(!has_data(&*store, &held).await, "its grant ended");
-    assert!(!has_data(&*store, &young).await, "older than the cut-off now");
+    assert!(
+        !has_data(&*store, &young).await,
+        "older than the cut-off now"
+    );
 }

@@ -282,10 +282,12 @@ impl App {
             bank: wrap(Arc::new(bank)),
             clock: clock.clone(),
             random: Arc::new(finx_system::OsRandom),
+            timer: Arc::new(finx_system::TokioTimer),
         };
         let settings = finx_core::Settings {
             lifetimes: Lifetimes::default(),
             hash_key: b"test-hash-key-0123456789abcdef!!".to_vec(),
+            bank_timeout: std::time::Duration::from_secs(5),
         };
         let finx = finx_core::Finx::new(ports, settings).expect("valid key");
         // A fixed secret, so an app reopened on the same database finds its client again.
@@ -429,6 +431,7 @@ impl Served {
             link_key: finx_http::LinkKey::new(LINK_KEY.to_vec()),
             demo_callback: true,
             limits,
+            completion_budget: std::time::Duration::from_secs(300),
         };
         let router = finx_http::router(finx_http::AppState::new(app.finx.clone(), config));
         tokio::spawn(finx_http::serve(
@@ -439,6 +442,7 @@ impl Served {
         ));
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .cookie_store(true)
             .build()
             .expect("client");
         Self { base, app, http }
@@ -469,6 +473,7 @@ pub async fn walk_widget(
     // The last step answers with a redirect to read, not to follow.
     let http = &reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
         .build()
         .expect("client");
     let page_url = url::Url::parse(location).expect("location");
@@ -547,13 +552,31 @@ pub async fn walk_widget(
     assert!(!accounts.is_empty(), "accounts offered");
     post("/widget/accounts", accounts).await.expect("accounts");
     let res = post("/widget/sync", vec![]).await.expect("sync");
-    let back = res
+    let page = res
         .headers()
         .get("location")
         .and_then(|v| v.to_str().ok())
-        .expect("redirect back")
+        .expect("to the page that waits")
         .to_owned();
-    url::Url::parse(&back).expect("callback URL")
+    assert!(page.starts_with("/widget?"), "{page}");
+    // The server fetches the data on its own; the page reloads until it sends us back.
+    for _ in 0..600 {
+        let res = http
+            .get(format!("{origin}{page}"))
+            .send()
+            .await
+            .expect("page");
+        if let Some(back) = res.headers().get("location").and_then(|v| v.to_str().ok()) {
+            return url::Url::parse(back).expect("callback URL");
+        }
+        let html = res.text().await.expect("html");
+        assert!(
+            html.contains("http-equiv=\"refresh\""),
+            "the waiting page reloads itself: {html}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the data fetch did not end");
 }
 
 impl App {

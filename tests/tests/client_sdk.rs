@@ -607,7 +607,11 @@ async fn codes_and_refresh_tokens_are_never_sent_twice_even_when_the_server_says
     assert!(finx.exchange_code("fxc_x", REDIRECT).await.is_err());
     assert_eq!(hits.load(Ordering::SeqCst), 1, "the code went out once");
     assert!(finx.refresh("fxr_x", None).await.is_err());
-    assert_eq!(hits.load(Ordering::SeqCst), 2, "the refresh token went out once");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        2,
+        "the refresh token went out once"
+    );
 }
 
 /// Defect 8: leases were set and checked on each worker's clock, so a worker whose clock ran

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use finx_ports::Clock as _;
 use finx_store_sql::SqlStore;
 use finx_tests::fixtures::{App, Served};
 
@@ -41,7 +42,10 @@ async fn d7_dates_at_and_past_the_limits_are_refused_with_400_not_a_panic() {
         let body: serde_json::Value = res.json().await.expect("json");
         assert_eq!(status, 400, "{query}: {body}");
         assert_eq!(body["error"]["code"], 1000, "{query}: {body}");
-        assert!(body["error"]["data"]["until"].is_array() || body["error"]["data"]["since"].is_array(), "{query}: {body}");
+        assert!(
+            body["error"]["data"]["until"].is_array() || body["error"]["data"]["since"].is_array(),
+            "{query}: {body}"
+        );
     }
     // The last date in range still works, in every since_type.
     for query in [
@@ -82,7 +86,13 @@ async fn d9_a_bank_fixed_by_provider_id_cannot_be_swapped() {
         .await
         .expect_err("another bank is refused");
     assert!(
-        matches!(err, finx_core::CoreError::Invalid { field: "institution", .. }),
+        matches!(
+            err,
+            finx_core::CoreError::Invalid {
+                field: "institution",
+                ..
+            }
+        ),
         "{err:?}"
     );
     let view = app.finx.widget_view(flow.id).await.expect("view");
@@ -109,7 +119,13 @@ async fn d1_revoking_over_http_deletes_the_grants_bank_data() {
             .await
             .expect("authorized");
         let ids = auth.account_ids.clone();
-        assert!(!app.store.find_accounts(&ids).await.expect("find").is_empty());
+        assert!(
+            !app.store
+                .find_accounts(&ids)
+                .await
+                .expect("find")
+                .is_empty()
+        );
         let refresh = tokens.refresh_token.expect("offline").expose().to_owned();
         let served = Served::start(app).await;
         let res = served
@@ -171,13 +187,18 @@ async fn d1_a_grant_ends_after_its_absolute_lifetime_despite_refreshes() {
         refresh = t.refresh_token.expect("rotated").expose().to_owned();
     }
     // Half an hour before day 180: the access token issued now is capped at the end.
-    app.clock.advance(chrono::TimeDelta::days(20) - chrono::TimeDelta::minutes(30));
+    app.clock
+        .advance(chrono::TimeDelta::days(20) - chrono::TimeDelta::minutes(30));
     let t = app
         .finx
         .refresh(&app.client, &refresh, None)
         .await
         .expect("refresh within the lifetime");
-    assert!(t.expires_in <= 1800, "capped at the grant's end: {}", t.expires_in);
+    assert!(
+        t.expires_in <= 1800,
+        "capped at the grant's end: {}",
+        t.expires_in
+    );
     refresh = t.refresh_token.expect("rotated").expose().to_owned();
     app.clock.advance(chrono::TimeDelta::hours(1));
     let err = app
@@ -185,7 +206,10 @@ async fn d1_a_grant_ends_after_its_absolute_lifetime_despite_refreshes() {
         .refresh(&app.client, &refresh, None)
         .await
         .expect_err("past the grant's end");
-    assert!(matches!(err, finx_core::CoreError::InvalidGrant(_)), "{err:?}");
+    assert!(
+        matches!(err, finx_core::CoreError::InvalidGrant(_)),
+        "{err:?}"
+    );
     let report = app.finx.purge_expired().await.expect("purge");
     assert!(report.grants >= 1 && report.accounts >= 1, "{report:?}");
 }
@@ -224,7 +248,10 @@ async fn d10_no_card_number_or_bank_session_is_stored_in_clear() {
         .expect("create");
     let doc = raw_flow_document(&url, flow.id).await;
     assert!(!doc.contains("4111111111111111"), "{doc}");
-    assert!(doc.contains("card:1111"), "the last four digits are kept: {doc}");
+    assert!(
+        doc.contains("card:1111"),
+        "the last four digits are kept: {doc}"
+    );
 
     app.finx
         .select_bank(flow.id, "sandbox-90094815")
@@ -247,7 +274,10 @@ async fn d10_no_card_number_or_bank_session_is_stored_in_clear() {
     let handle = session.expose().to_owned();
     assert!(handle.len() > 8);
     let doc = raw_flow_document(&url, flow.id).await;
-    assert!(!doc.contains(&handle), "the session handle is encrypted at rest");
+    assert!(
+        !doc.contains(&handle),
+        "the session handle is encrypted at rest"
+    );
     assert!(!doc.contains("demo"), "no login name either: {doc}");
 
     // Another data key cannot read it: the flow reads as corrupt, not as someone's session.
@@ -272,4 +302,511 @@ async fn d10_no_card_number_or_bank_session_is_stored_in_clear() {
     app.finx.complete(flow.id).await.expect("complete");
     let doc = raw_flow_document(&url, flow.id).await;
     assert!(!doc.contains("session"), "{doc}");
+}
+
+/// A widget link made over HTTP: its location and flow id.
+async fn http_link(
+    served: &Served,
+    extra: serde_json::Value,
+) -> (String, finx_domain::ids::FlowId) {
+    let mut body =
+        serde_json::json!({ "redirect_uri": finx_tests::fixtures::REDIRECT, "state": "s1" });
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let v: serde_json::Value = served
+        .http
+        .post(served.url("/onetime/access"))
+        .basic_auth("demo-app", Some(finx_tests::fixtures::DEMO_SECRET))
+        .json(&body)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let id = finx_domain::ids::FlowId::parse(v["id"].as_str().expect("id")).expect("flow id");
+    (v["location"].as_str().expect("location").to_owned(), id)
+}
+
+/// A browser: its own cookies, redirects not followed.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .expect("client")
+}
+
+fn csrf_of(html: &str) -> String {
+    let at =
+        html.find("name=\"csrf\" value=\"").expect("a csrf field") + "name=\"csrf\" value=\"".len();
+    html[at..].split('"').next().expect("value").to_owned()
+}
+
+fn token_of(location: &str) -> String {
+    url::Url::parse(location)
+        .expect("url")
+        .query_pairs()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+        .expect("token")
+}
+
+/// Logs in (demo, TAN) and chooses the giro account through the core, as the end user's
+/// browser would through the forms.
+async fn up_to_accounts(app: &App, flow: finx_domain::ids::FlowId, user: &str) {
+    let creds = finx_ports::BankCredentials {
+        user: user.into(),
+        secret: "demo".into(),
+    };
+    app.finx
+        .submit_credentials(flow, &creds)
+        .await
+        .expect("login");
+    app.finx.submit_tan(flow, "123456").await.expect("tan");
+    app.finx
+        .choose_accounts(flow, vec!["giro".into()])
+        .await
+        .expect("choose");
+}
+
+/// Defect 3: whoever else held the link could watch the victim's accounts (IBANs, owner
+/// names), choose accounts and receive the code. A flow now belongs to the first browser.
+#[tokio::test]
+async fn d3_a_second_browser_sees_no_bank_data_and_can_do_nothing() {
+    let served = Served::start(App::new().await).await;
+    let (location, flow) = http_link(
+        &served,
+        serde_json::json!({ "accounts": [{ "id": "DE82900948150000002881" }], "language": "en" }),
+    )
+    .await;
+    let victim = browser();
+    let page = victim.get(&location).send().await.expect("victim opens");
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(
+        page.headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("finx_browser=") && c.contains("HttpOnly")),
+        "the first browser gets the binding cookie"
+    );
+    let csrf = csrf_of(&page.text().await.expect("html"));
+    let creds = finx_ports::BankCredentials {
+        user: "demo".into(),
+        secret: "demo".into(),
+    };
+    served
+        .app
+        .finx
+        .submit_credentials(flow, &creds)
+        .await
+        .expect("login");
+    served
+        .app
+        .finx
+        .submit_tan(flow, "123456")
+        .await
+        .expect("tan");
+
+    // The victim sees the accounts; the other browser sees only that the link is in use.
+    let mine = victim
+        .get(&location)
+        .send()
+        .await
+        .expect("victim")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        mine.contains("DE82900948150000002881"),
+        "the victim's own page"
+    );
+    let attacker = browser();
+    let res = attacker.get(&location).send().await.expect("attacker");
+    assert_eq!(res.status().as_u16(), 403);
+    let theirs = res.text().await.expect("html");
+    assert!(theirs.contains("in use in another browser"), "{theirs}");
+    for secret in ["DE82900948150000002881", "Mustermann", "giro"] {
+        assert!(
+            !theirs.contains(secret),
+            "no bank data: {secret} in {theirs}"
+        );
+    }
+    // Even with the right form tokens, the other browser changes nothing.
+    let token = token_of(&location);
+    let res = attacker
+        .post(served.url("/widget/accounts"))
+        .form(&[
+            ("token", token.as_str()),
+            ("csrf", csrf.as_str()),
+            ("account", "giro"),
+        ])
+        .send()
+        .await
+        .expect("attacker posts");
+    assert_eq!(res.status().as_u16(), 403);
+    let res = attacker
+        .post(served.url("/widget/cancel"))
+        .form(&[("token", token.as_str()), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("attacker cancels");
+    assert_eq!(res.status().as_u16(), 403);
+    let view = served.app.finx.widget_view(flow).await.expect("view");
+    assert!(
+        matches!(
+            view.flow.status,
+            finx_domain::flow::FlowStatus::ScaPassed { .. }
+        ),
+        "{:?}",
+        view.flow.status
+    );
+    // The victim goes on.
+    let res = victim
+        .post(served.url("/widget/accounts"))
+        .form(&[
+            ("token", token.as_str()),
+            ("csrf", csrf.as_str()),
+            ("account", "giro"),
+        ])
+        .send()
+        .await
+        .expect("victim posts");
+    assert_eq!(res.status().as_u16(), 303);
+}
+
+/// Defect 4: the data fetch ran inside the `/widget/sync` request, so a browser that went
+/// away left the flow stuck in `Syncing`. It is now the server's job; the page polls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn d4_the_fetch_finishes_without_the_browser_and_a_reload_returns_the_same_code() {
+    use finx_domain::flow::FlowStatus;
+    let app = App::with(std::time::Duration::from_millis(400), |b| b).await;
+    let served = Served::start(app).await;
+    let (location, flow) = http_link(&served, serde_json::json!({})).await;
+    let me = browser();
+    let page = me
+        .get(&location)
+        .send()
+        .await
+        .expect("open")
+        .text()
+        .await
+        .expect("html");
+    let csrf = csrf_of(&page);
+    served
+        .app
+        .finx
+        .select_bank(flow, "sandbox-90094815")
+        .await
+        .expect("bank");
+    up_to_accounts(&served.app, flow, "slow").await;
+    let token = token_of(&location);
+    let sent = me
+        .post(served.url("/widget/sync"))
+        .form(&[("token", token.as_str()), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("sync");
+    assert_eq!(
+        sent.status().as_u16(),
+        303,
+        "answered at once, before the fetch ends"
+    );
+    let status = served
+        .app
+        .finx
+        .widget_view(flow)
+        .await
+        .expect("view")
+        .flow
+        .status;
+    assert!(matches!(status, FlowStatus::Syncing { .. }), "{status:?}");
+    // No request runs now; the server finishes on its own.
+    let mut done = false;
+    for _ in 0..200 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let s = served
+            .app
+            .finx
+            .widget_view(flow)
+            .await
+            .expect("view")
+            .flow
+            .status;
+        if matches!(s, FlowStatus::Completed { .. }) {
+            done = true;
+            break;
+        }
+    }
+    assert!(done, "the fetch completed without the browser");
+    // A reload brings the user back with the same working code, every time.
+    let first = me.get(&location).send().await.expect("reload");
+    assert_eq!(first.status().as_u16(), 303);
+    let back = first.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let again = me.get(&location).send().await.expect("reload");
+    assert_eq!(
+        again.headers()["location"].to_str().expect("location"),
+        back,
+        "one code"
+    );
+    let code = url::Url::parse(&back)
+        .expect("url")
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("code");
+    served
+        .app
+        .finx
+        .exchange_code(&served.app.client, &code, finx_tests::fixtures::REDIRECT)
+        .await
+        .expect("the code works");
+    // Once used, a reload shows the finished page and sends no used code back.
+    let after = me.get(&location).send().await.expect("reload");
+    assert_eq!(after.status().as_u16(), 200);
+    assert!(after.headers().get("location").is_none());
+}
+
+/// Defect 4: a browser that drops the connection mid-request leaves nothing stuck.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn d4_a_dropped_request_still_completes_the_flow() {
+    use finx_domain::flow::FlowStatus;
+    let app = App::with(std::time::Duration::from_millis(400), |b| b).await;
+    let served = Served::start(app).await;
+    let (location, flow) = http_link(&served, serde_json::json!({})).await;
+    // One client, so one cookie jar; the request gives up after 50 ms.
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let me = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_provider(jar.clone())
+        .build()
+        .expect("client");
+    let page = me
+        .get(&location)
+        .send()
+        .await
+        .expect("open")
+        .text()
+        .await
+        .expect("html");
+    let csrf = csrf_of(&page);
+    served
+        .app
+        .finx
+        .select_bank(flow, "sandbox-90094815")
+        .await
+        .expect("bank");
+    up_to_accounts(&served.app, flow, "slow").await;
+    let impatient = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_provider(jar)
+        .timeout(std::time::Duration::from_millis(50))
+        .build()
+        .expect("client");
+    let token = token_of(&location);
+    let _ = impatient
+        .post(served.url("/widget/sync"))
+        .form(&[("token", token.as_str()), ("csrf", csrf.as_str())])
+        .send()
+        .await;
+    let mut last = None;
+    for _ in 0..200 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let s = served
+            .app
+            .finx
+            .widget_view(flow)
+            .await
+            .expect("view")
+            .flow
+            .status;
+        if matches!(s, FlowStatus::Completed { .. }) {
+            return;
+        }
+        last = Some(s);
+    }
+    panic!("stuck: {last:?}");
+}
+
+/// Defect 4: a fetch whose instance died is failed by the server, and what it wrote goes.
+#[tokio::test]
+async fn d4_a_stale_fetch_is_failed_and_its_data_deleted() {
+    use finx_domain::flow::{FailureReason, FlowStatus};
+    let app = App::new().await;
+    let req = finx_core::OnetimeAccessRequest {
+        redirect_uri: finx_tests::fixtures::REDIRECT.into(),
+        ..Default::default()
+    };
+    let flow = app
+        .finx
+        .create_onetime_access(&app.client, req)
+        .await
+        .expect("create")
+        .id;
+    app.finx
+        .select_bank(flow, "sandbox-90094815")
+        .await
+        .expect("bank");
+    up_to_accounts(&app, flow, "demo").await;
+    // Claimed, some data written, then the instance "dies".
+    assert!(app.finx.start_completion(flow).await.expect("claim"));
+    let access = finx_domain::ids::AccessId::derive(&[&flow.to_string()]);
+    let leftover = finx_tests::fixtures::account(&access, "giro", app.clock.now());
+    app.store.upsert_account(&leftover).await.expect("half-way");
+    assert_eq!(
+        app.finx
+            .fail_stale_syncs(app.clock.now() - chrono::TimeDelta::minutes(6))
+            .await
+            .expect("sweep"),
+        0,
+        "a fresh fetch is left alone"
+    );
+    app.clock.advance(chrono::TimeDelta::minutes(10));
+    assert_eq!(
+        app.finx
+            .fail_stale_syncs(app.clock.now() - chrono::TimeDelta::minutes(6))
+            .await
+            .expect("sweep"),
+        1
+    );
+    let status = app.finx.widget_view(flow).await.expect("view").flow.status;
+    assert_eq!(
+        status,
+        FlowStatus::Failed {
+            reason: FailureReason::SyncFailed
+        }
+    );
+    assert!(
+        app.store
+            .find_accounts(std::slice::from_ref(&leftover.id))
+            .await
+            .expect("find")
+            .is_empty(),
+        "what it wrote is gone"
+    );
+}
+
+/// A bank that fails the transactions of the second account it is asked for.
+struct FailsSecondAccount {
+    inner: Arc<dyn finx_ports::BankConnector>,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl finx_ports::BankConnector for FailsSecondAccount {
+    async fn institutions(
+        &self,
+    ) -> Result<Vec<finx_domain::bank::Institution>, finx_ports::BankError> {
+        self.inner.institutions().await
+    }
+    async fn start_login(
+        &self,
+        i: &finx_domain::ids::InstitutionId,
+        c: &finx_ports::BankCredentials,
+    ) -> Result<finx_ports::LoginOutcome, finx_ports::BankError> {
+        self.inner.start_login(i, c).await
+    }
+    async fn submit_sca(
+        &self,
+        s: &finx_domain::flow::BankSession,
+        tan: &str,
+    ) -> Result<finx_domain::flow::BankSession, finx_ports::BankError> {
+        self.inner.submit_sca(s, tan).await
+    }
+    async fn accounts(
+        &self,
+        s: &finx_domain::flow::BankSession,
+    ) -> Result<Vec<finx_domain::bank::AccountDetails>, finx_ports::BankError> {
+        self.inner.accounts(s).await
+    }
+    async fn balances(
+        &self,
+        s: &finx_domain::flow::BankSession,
+        a: &str,
+    ) -> Result<Vec<finx_domain::bank::Balance>, finx_ports::BankError> {
+        self.inner.balances(s, a).await
+    }
+    async fn transactions(
+        &self,
+        s: &finx_domain::flow::BankSession,
+        a: &str,
+        from: finx_domain::Date,
+        to: finx_domain::Date,
+    ) -> Result<Vec<finx_domain::bank::TransactionDetails>, finx_ports::BankError> {
+        if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            return Err(finx_ports::BankError::Unavailable("gone".into()));
+        }
+        self.inner.transactions(s, a, from, to).await
+    }
+}
+
+/// Defect 1: a flow that failed half-way left the first account's data behind.
+#[tokio::test]
+async fn d1_a_fetch_that_fails_half_way_leaves_no_data() {
+    use finx_domain::flow::FlowStatus;
+    let app = App::with(std::time::Duration::from_millis(10), |b| {
+        Arc::new(FailsSecondAccount {
+            inner: b,
+            calls: 0.into(),
+        })
+    })
+    .await;
+    let req = finx_core::OnetimeAccessRequest {
+        redirect_uri: finx_tests::fixtures::REDIRECT.into(),
+        allow_multi_selection: Some(true),
+        ..Default::default()
+    };
+    let flow = app
+        .finx
+        .create_onetime_access(&app.client, req)
+        .await
+        .expect("create")
+        .id;
+    app.finx
+        .select_bank(flow, "sandbox-90094815")
+        .await
+        .expect("bank");
+    let creds = finx_ports::BankCredentials {
+        user: "demo".into(),
+        secret: "demo".into(),
+    };
+    app.finx
+        .submit_credentials(flow, &creds)
+        .await
+        .expect("login");
+    let f = app.finx.submit_tan(flow, "123456").await.expect("tan");
+    let all: Vec<String> = f
+        .preselected()
+        .iter()
+        .map(|a| a.external_id.clone())
+        .collect();
+    assert!(all.len() >= 2, "{all:?}");
+    app.finx
+        .choose_accounts(flow, all.clone())
+        .await
+        .expect("choose");
+    let err = app.finx.complete(flow).await.expect_err("the bank fails");
+    assert!(
+        matches!(err, finx_core::CoreError::FlowFailed(_)),
+        "{err:?}"
+    );
+    let status = app.finx.widget_view(flow).await.expect("view").flow.status;
+    assert!(matches!(status, FlowStatus::Failed { .. }), "{status:?}");
+    let access = finx_domain::ids::AccessId::derive(&[&flow.to_string()]);
+    let ids: Vec<_> = all
+        .iter()
+        .map(|e| finx_domain::bank::Account::id_for(&access, e))
+        .collect();
+    assert!(
+        app.store
+            .find_accounts(&ids)
+            .await
+            .expect("find")
+            .is_empty(),
+        "the first account's data went too"
+    );
 }

@@ -120,10 +120,7 @@ fn input() -> impl Strategy<Value = Input> {
             Just("Tabc".to_owned()),
             "[A-Za-z0-9%._~-]{1,20}"
         ],
-        prop_oneof![
-            "[a-z_=&%0-9A-F+,:.-]{0,60}",
-            transaction_query(),
-        ],
+        prop_oneof!["[a-z_=&%0-9A-F+,:.-]{0,60}", transaction_query(),],
         prop_oneof![
             Just("application/json"),
             Just("application/x-www-form-urlencoded"),
@@ -189,10 +186,14 @@ fn fuzz(sqlite: Option<String>) {
     let (served, bearer) = rt.block_on(async {
         let app = match &sqlite {
             None => App::new().await,
-            Some(url) => App::on(std::sync::Arc::new(
-                finx_store_sql::SqlStore::connect(url).await.expect("SQLite"),
-            ))
-            .await,
+            Some(url) => {
+                App::on(std::sync::Arc::new(
+                    finx_store_sql::SqlStore::connect(url)
+                        .await
+                        .expect("SQLite"),
+                ))
+                .await
+            }
         };
         // A live token, so queries get past authentication to the store.
         let tokens = app.nosca_tokens("sandbox-90094815").await;

@@ -171,12 +171,13 @@ async fn serve(args: &[String]) -> Result<(), String> {
         bank: Arc::new(bank),
         clock,
         random: random.clone(),
+        timer: Arc::new(finx_system::TokioTimer),
     };
     let finx = Finx::new(
         ports,
         Settings {
             lifetimes: Lifetimes::default(),
-            hash_key: KEY.to_vec(),
+            ..Settings::with_hash_key(KEY.to_vec())
         },
     )
     .map_err(|e| e.to_string())?;
@@ -362,6 +363,7 @@ async fn serve(args: &[String]) -> Result<(), String> {
         link_key: finx_http::LinkKey::new(KEY.to_vec()),
         demo_callback: false,
         limits,
+        completion_budget: std::time::Duration::from_secs(300),
     };
     let counter = queries.clone();
     let router =

@@ -12,12 +12,14 @@ mod tokens;
 mod widget;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use finx_domain::Timestamp;
 use finx_domain::secret::{MalformedSecret, TokenHasher};
 use finx_domain::token::Lifetimes;
 use finx_ports::{
     BankConnector, BankDataStore, ClientRegistry, Clock, FlowStore, GrantStore, SecretGenerator,
+    Timer,
 };
 
 pub use access::OnetimeAccessRequest;
@@ -44,7 +46,13 @@ pub struct Ports {
     pub clock: Arc<dyn Clock>,
     /// Randomness.
     pub random: Arc<dyn SecretGenerator>,
+    /// Waiting, for deadlines.
+    pub timer: Arc<dyn Timer>,
 }
+
+/// How many transactions one store write takes when a fetch brings many: each batch is its
+/// own transaction, so a long history never holds the store's writer for long.
+pub const SYNC_BATCH: usize = 500;
 
 /// Settings of the core.
 #[derive(Clone)]
@@ -54,6 +62,21 @@ pub struct Settings {
     /// The key of the keyed hash under which every secret is stored (at least 16 bytes;
     /// 32 random bytes recommended). Changing it invalidates every token and client secret.
     pub hash_key: Vec<u8>,
+    /// The longest any one bank call may take; a bank that does not answer by then is
+    /// unavailable (default 30 s).
+    pub bank_timeout: Duration,
+}
+
+impl Settings {
+    /// The defaults with this hash key.
+    #[must_use]
+    pub fn with_hash_key(hash_key: Vec<u8>) -> Self {
+        Self {
+            lifetimes: Lifetimes::default(),
+            hash_key,
+            bank_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -61,6 +84,7 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("lifetimes", &self.lifetimes)
             .field("hash_key", &"[redacted]")
+            .field("bank_timeout", &self.bank_timeout)
             .finish()
     }
 }
@@ -71,6 +95,7 @@ pub struct Finx {
     ports: Ports,
     hasher: TokenHasher,
     lifetimes: Lifetimes,
+    bank_timeout: Duration,
 }
 
 impl Finx {
@@ -83,6 +108,7 @@ impl Finx {
             ports,
             hasher: TokenHasher::new(&settings.hash_key)?,
             lifetimes: settings.lifetimes,
+            bank_timeout: settings.bank_timeout,
         })
     }
 

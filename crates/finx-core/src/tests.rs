@@ -70,15 +70,26 @@ impl Mocks {
             bank: Arc::new(self.bank),
             clock: Arc::new(clock),
             random: Arc::new(random),
+            timer: Arc::new(NeverTimer),
         };
         Finx::new(
             ports,
             Settings {
                 lifetimes: Lifetimes::default(),
-                hash_key: KEY.to_vec(),
+                ..Settings::with_hash_key(KEY.to_vec())
             },
         )
         .expect("key")
+    }
+}
+
+/// A timer whose deadlines never come: the mocked bank answers at once.
+struct NeverTimer;
+
+#[async_trait::async_trait]
+impl finx_ports::Timer for NeverTimer {
+    async fn sleep(&self, _: std::time::Duration) {
+        std::future::pending::<()>().await;
     }
 }
 

@@ -1,10 +1,11 @@
 use chrono::TimeDelta;
 use finx_domain::bank::{Account, BalanceStatus, Institution, SyncStatus};
 use finx_domain::flow::{
-    FailureReason, Flow, FlowError, FlowEvent, FlowStatus, MAX_ATTEMPTS, Outcome, callback_url,
+    FailureReason, Flow, FlowError, FlowEvent, FlowStatus, KeptCode, MAX_ATTEMPTS, Outcome,
+    callback_url,
 };
 use finx_domain::ids::{AccessId, FlowId, GrantId, InstitutionId};
-use finx_domain::secret::AuthorizationCode;
+use finx_domain::secret::{AuthorizationCode, BrowserToken};
 use finx_domain::token::{CodeRecord, Grant};
 use finx_ports::{BankCredentials, BankError, LoginOutcome, StoreError};
 use url::Url;
@@ -48,10 +49,42 @@ impl Finx {
     pub async fn widget_view(&self, id: FlowId) -> Result<WidgetView, CoreError> {
         let flow = self.load_flow(id).await?;
         let institution = match flow.status.institution() {
-            Some(i) => self.ports.bank.institution(i).await?,
+            Some(i) => self.bank(self.ports.bank.institution(i)).await?,
             None => None,
         };
         Ok(WidgetView { flow, institution })
+    }
+
+    /// A fresh browser token, for a browser that has none yet (the widget sets it as a
+    /// cookie).
+    #[must_use]
+    pub fn new_browser_token(&self) -> BrowserToken {
+        BrowserToken::from_random(self.ports.random.bytes32())
+    }
+
+    /// Binds the flow to the browser presenting `browser` when no browser holds it yet, and
+    /// otherwise checks that this is that browser. The widget calls it before it shows or
+    /// changes anything: whoever else holds the link sees no bank data and can do nothing.
+    ///
+    /// # Errors
+    /// [`CoreError::Flow`] with [`FlowError::OtherBrowser`] for another browser (or a
+    /// malformed token); [`CoreError::NotFound`] for an unknown flow.
+    pub async fn bind_browser(&self, id: FlowId, browser: &str) -> Result<(), CoreError> {
+        let token = BrowserToken::from_presented(browser)
+            .map_err(|_| CoreError::Flow(FlowError::OtherBrowser))?;
+        let hash = self.hasher.hash(&token);
+        for _ in 0..CAS_RETRIES {
+            let mut flow = self.load_flow(id).await?;
+            let version = flow.version;
+            if !flow.bind_browser(hash)? {
+                return Ok(());
+            }
+            match self.save(&flow, version).await {
+                Err(CoreError::Busy) => continue,
+                other => return other,
+            }
+        }
+        Err(CoreError::Busy)
     }
 
     /// Banks whose name contains `query`, or whose BIC or bank code equals it.
@@ -62,7 +95,9 @@ impl Finx {
         if query.len() > 200 {
             return Err(invalid("q", "at most 200 bytes"));
         }
-        Ok(self.ports.bank.search_institutions(query).await?)
+        Ok(self
+            .bank(self.ports.bank.search_institutions(query))
+            .await?)
     }
 
     /// The end user picks a bank.
@@ -72,7 +107,11 @@ impl Finx {
     pub async fn select_bank(&self, id: FlowId, institution: &str) -> Result<Flow, CoreError> {
         let institution =
             InstitutionId::parse(institution).map_err(|e| invalid("institution", e))?;
-        if self.ports.bank.institution(&institution).await?.is_none() {
+        if self
+            .bank(self.ports.bank.institution(&institution))
+            .await?
+            .is_none()
+        {
             return Err(invalid("institution", "unknown bank"));
         }
         let flow = self.load_live(id).await?;
@@ -118,12 +157,15 @@ impl Finx {
         };
         let institution = institution.clone();
         self.step(flow, FlowEvent::LoginStarted).await?;
-        let event = match self.ports.bank.start_login(&institution, credentials).await {
+        let event = match self
+            .bank(self.ports.bank.start_login(&institution, credentials))
+            .await
+        {
             Ok(LoginOutcome::ScaRequired { session, challenge }) => {
                 FlowEvent::LoginAccepted { session, challenge }
             }
             Ok(LoginOutcome::Authenticated { session }) => {
-                match self.ports.bank.accounts(&session).await {
+                match self.bank(self.ports.bank.accounts(&session)).await {
                     Ok(accounts) => FlowEvent::ScaPassed { session, accounts },
                     Err(e) => FlowEvent::Failed(bank_failure(&e, FailureReason::BankUnavailable)),
                 }
@@ -157,8 +199,8 @@ impl Finx {
         };
         let session = session.clone();
         self.step(flow, FlowEvent::TanStarted).await?;
-        let event = match self.ports.bank.submit_sca(&session, tan).await {
-            Ok(session) => match self.ports.bank.accounts(&session).await {
+        let event = match self.bank(self.ports.bank.submit_sca(&session, tan)).await {
+            Ok(session) => match self.bank(self.ports.bank.accounts(&session)).await {
                 Ok(accounts) => FlowEvent::ScaPassed { session, accounts },
                 Err(e) => FlowEvent::Failed(bank_failure(&e, FailureReason::BankUnavailable)),
             },
@@ -189,60 +231,116 @@ impl Finx {
             .await
     }
 
-    /// Fetches the chosen accounts' data (`sync_period` days), creates the grant and its
-    /// code, completes the flow and returns the redirect to the customer.
+    /// Fetches the chosen accounts' data, creates the grant and its code, completes the flow
+    /// and returns the redirect to the customer: [`start_completion`](Self::start_completion)
+    /// and [`run_completion`](Self::run_completion) in one call.
     ///
-    /// The flow is claimed (`Syncing`) before the bank is asked, so the data is fetched once.
-    /// If the flow is cancelled or expires while the data is fetched, the grant is revoked
-    /// and the fetched data deleted: nothing is left without an owner.
+    /// # Errors
+    /// As those two.
+    pub async fn complete(&self, id: FlowId) -> Result<Url, CoreError> {
+        if !self.start_completion(id).await? {
+            return Err(CoreError::Busy);
+        }
+        self.run_completion(id).await
+    }
+
+    /// Claims the flow for the data fetch (`Syncing`), so the data is fetched once. Returns
+    /// whether this call claimed it: only then must the caller run
+    /// [`run_completion`](Self::run_completion). A flow already claimed is left as it is;
+    /// the caller only has to wait for it.
+    ///
+    /// # Errors
+    /// [`CoreError::Flow`] when no accounts are chosen yet, or the flow has ended;
+    /// [`CoreError::Busy`] when another request changed it at the same moment.
+    pub async fn start_completion(&self, id: FlowId) -> Result<bool, CoreError> {
+        let flow = self.load_live(id).await?;
+        match flow.status {
+            FlowStatus::Syncing { .. } => Ok(false),
+            FlowStatus::AccountsChosen { .. } => {
+                self.step(flow, FlowEvent::SyncStarted).await?;
+                Ok(true)
+            }
+            _ => Err(illegal("completion", &flow)),
+        }
+    }
+
+    /// Runs the data fetch of a claimed flow: a job the server owns, not a request, so a
+    /// browser that goes away changes nothing. Fetches `sync_period` days per chosen account
+    /// (every bank call bounded by the bank timeout) and writes each account's transactions
+    /// in batches, so the store's writer is never held for long. Then creates the grant and
+    /// its code and completes the flow, keeping the code for a reload of the last page.
+    ///
+    /// Whatever goes wrong after the first write (the bank, the store, a cancel or expiry
+    /// meanwhile), the data written is deleted and a grant created is revoked: nothing is left
+    /// without an owner.
     ///
     /// # Errors
     /// [`CoreError::FlowFailed`] when the bank fails (the flow is then failed);
-    /// [`CoreError::Busy`] when another request claimed it first.
-    pub async fn complete(&self, id: FlowId) -> Result<Url, CoreError> {
+    /// [`CoreError::Flow`] when the flow is not claimed or has ended; [`CoreError::Store`].
+    pub async fn run_completion(&self, id: FlowId) -> Result<Url, CoreError> {
         let flow = self.load_live(id).await?;
-        if !matches!(flow.status, FlowStatus::AccountsChosen { .. }) {
-            return Err(illegal("completion", &flow));
-        }
-        let flow = self.step(flow, FlowEvent::SyncStarted).await?;
         let FlowStatus::Syncing {
             session, chosen, ..
         } = &flow.status
         else {
             return Err(illegal("completion", &flow));
         };
+        let access_id = AccessId::derive(&[&flow.id.to_string()]);
+        match self
+            .fetch_and_grant(&flow, session, chosen, &access_id)
+            .await
+        {
+            Ok(url) => Ok(url),
+            Err(e) => {
+                // Best effort: what a failed delete leaves, the purge deletes once it is older
+                // than a link's lifetime, since no grant holds it.
+                let _ = self.ports.data.delete_access(&access_id).await;
+                if matches!(e, CoreError::Store(_) | CoreError::Bank(_)) {
+                    let _ = self
+                        .step_latest(id, FlowEvent::Failed(FailureReason::SyncFailed))
+                        .await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn fetch_and_grant(
+        &self,
+        flow: &Flow,
+        session: &finx_domain::flow::BankSession,
+        chosen: &[finx_domain::bank::AccountDetails],
+        access_id: &AccessId,
+    ) -> Result<Url, CoreError> {
+        let id = flow.id;
         let now = self.now();
         let today = now.date_naive();
         let from = today - TimeDelta::days(i64::from(flow.params.sync_period.days()) - 1);
-        let access_id = AccessId::derive(&[&flow.id.to_string()]);
-        let mut fetched = Vec::with_capacity(chosen.len());
+        let mut account_ids = Vec::with_capacity(chosen.len());
         for details in chosen {
-            let data = async {
+            let fetched = async {
                 let balances = self
-                    .ports
-                    .bank
-                    .balances(session, &details.external_id)
+                    .bank(self.ports.bank.balances(session, &details.external_id))
                     .await?;
                 let txs = self
-                    .ports
-                    .bank
-                    .transactions(session, &details.external_id, from, today)
+                    .bank(
+                        self.ports
+                            .bank
+                            .transactions(session, &details.external_id, from, today),
+                    )
                     .await?;
                 Ok::<_, BankError>((balances, txs))
             };
-            match data.await {
-                Ok(d) => fetched.push((details, d)),
+            let (balances, txs) = match fetched.await {
+                Ok(d) => d,
                 Err(e) => {
                     let failed = FlowEvent::Failed(bank_failure(&e, FailureReason::SyncFailed));
                     let flow = self.step_latest(id, failed).await?;
                     return Err(failure_of(&flow));
                 }
-            }
-        }
-        let mut account_ids = Vec::with_capacity(fetched.len());
-        for (details, (balances, txs)) in fetched {
+            };
             let account = Account {
-                id: Account::id_for(&access_id, &details.external_id),
+                id: Account::id_for(access_id, &details.external_id),
                 access_id: access_id.clone(),
                 details: details.clone(),
                 balance: balances
@@ -257,10 +355,7 @@ impl Finx {
                 },
             };
             self.ports.data.upsert_account(&account).await?;
-            self.ports
-                .data
-                .sync_transactions(&account.id, &txs, now)
-                .await?;
+            self.write_transactions(&account.id, &txs, now).await?;
             account_ids.push(account.id);
         }
 
@@ -285,14 +380,124 @@ impl Finx {
             used_at: None,
         };
         self.ports.grants.insert_grant(&grant, &record).await?;
-        // The grant exists before the flow says so. If the flow was cancelled or expired
-        // meanwhile, the code is never shown, the grant is revoked and the data deleted.
-        if let Err(e) = self.step_latest(id, FlowEvent::Completed(grant.id)).await {
+        // The grant exists before the flow says so. If the flow was cancelled, expired or
+        // failed meanwhile, the code is never shown and the grant is revoked, its data with it.
+        let completed = FlowEvent::Completed(grant.id, KeptCode(code.clone()));
+        if let Err(e) = self.step_latest(id, completed).await {
             self.ports.grants.revoke_grant(grant.id, now).await?;
-            self.ports.data.delete_access(&access_id).await?;
             return Err(e);
         }
         Ok(callback_url(&flow.params, flow.id, &Outcome::Success(code)))
+    }
+
+    /// Writes what the bank reported for one account in batches of
+    /// [`SYNC_BATCH`](crate::SYNC_BATCH), then drops the pending transactions it no longer
+    /// reports. Each batch is its own store transaction: a long history never holds the
+    /// store's writer for long.
+    async fn write_transactions(
+        &self,
+        account: &finx_domain::ids::AccountId,
+        txs: &[finx_domain::bank::TransactionDetails],
+        now: finx_domain::Timestamp,
+    ) -> Result<(), CoreError> {
+        if txs.len() <= crate::SYNC_BATCH {
+            self.ports.data.sync_transactions(account, txs, now).await?;
+            return Ok(());
+        }
+        for batch in txs.chunks(crate::SYNC_BATCH) {
+            self.ports
+                .data
+                .upsert_transactions(account, batch, now)
+                .await?;
+        }
+        let keep: Vec<_> = txs
+            .iter()
+            .filter(|t| !t.booked)
+            .map(|t| finx_domain::bank::Transaction::id_for(account, &t.external_id))
+            .collect();
+        self.ports.data.drop_pending_except(account, &keep).await?;
+        Ok(())
+    }
+
+    /// The redirect back to the customer for a completed flow, with the code it handed out,
+    /// as long as that code still works (unused, unexpired, its grant live): a reload of the
+    /// last page brings the user back with the same code, never a second one.
+    ///
+    /// # Errors
+    /// [`CoreError::Flow`] when the flow has not completed, or its code no longer works.
+    pub async fn completion_redirect(&self, id: FlowId) -> Result<Url, CoreError> {
+        let flow = self.load_flow(id).await?;
+        let FlowStatus::Completed {
+            code: Some(kept), ..
+        } = &flow.status
+        else {
+            return Err(illegal("return", &flow));
+        };
+        let usable = match self
+            .ports
+            .grants
+            .find_code(&self.hasher.hash(&kept.0))
+            .await?
+        {
+            Some((record, grant)) => {
+                finx_domain::token::check_redeem(&record, &grant, self.now()).is_ok()
+            }
+            None => false,
+        };
+        if !usable {
+            return Err(CoreError::Flow(FlowError::Finished("completed")));
+        }
+        Ok(callback_url(
+            &flow.params,
+            flow.id,
+            &Outcome::Success(kept.0.clone()),
+        ))
+    }
+
+    /// Fails the flows whose data fetch started before `started_before` and never ended (the
+    /// instance running it died), and deletes what they wrote. The server runs this
+    /// periodically with a cut-off well past the longest fetch. Returns how many.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn fail_stale_syncs(
+        &self,
+        started_before: finx_domain::Timestamp,
+    ) -> Result<u64, CoreError> {
+        let mut failed = 0;
+        for flow in self.ports.flows.stale_syncing_flows(started_before).await? {
+            let id = flow.id;
+            // A compare-and-swap on the version read: a fetch that completes meanwhile wins.
+            if self
+                .step(flow, FlowEvent::Failed(FailureReason::SyncFailed))
+                .await
+                .is_ok()
+            {
+                self.ports
+                    .data
+                    .delete_access(&AccessId::derive(&[&id.to_string()]))
+                    .await?;
+                failed += 1;
+            }
+        }
+        Ok(failed)
+    }
+
+    /// Runs a bank call within the bank timeout: a bank that does not answer in time is
+    /// unavailable, which the end user is told.
+    async fn bank<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, BankError>>,
+    ) -> Result<T, BankError> {
+        let call = std::pin::pin!(call);
+        let deadline = self.ports.timer.sleep(self.bank_timeout);
+        match futures::future::select(call, deadline).await {
+            futures::future::Either::Left((answer, _)) => answer,
+            futures::future::Either::Right(((), _)) => Err(BankError::Unavailable(format!(
+                "no answer within {} s",
+                self.bank_timeout.as_secs()
+            ))),
+        }
     }
 
     /// The end user cancels; returns the redirect to the customer.

@@ -22,7 +22,7 @@ use crate::bank::{AccountDetails, AccountType};
 use crate::ids::{ClientId, FlowId, GrantId, InstitutionId};
 use crate::reference::AccountReference;
 use crate::scope::Scope;
-use crate::secret::AuthorizationCode;
+use crate::secret::{AuthorizationCode, TokenHash};
 use crate::values::{Language, RedirectUri, State, SyncPeriod};
 
 /// How many wrong passwords or wrong TANs end a flow.
@@ -99,6 +99,20 @@ impl fmt::Debug for BankSession {
         f.write_str("BankSession([redacted])")
     }
 }
+
+/// The authorization code of a completed flow, kept (stores seal it at rest) so that a
+/// reload of the last page sends the user back with the same code. Compared in constant
+/// time; its `Debug` is redacted.
+#[derive(Clone, Debug)]
+pub struct KeptCode(pub AuthorizationCode);
+
+impl PartialEq for KeptCode {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0)
+    }
+}
+
+impl Eq for KeptCode {}
 
 /// What the bank asks the end user to do for strong customer authentication.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,7 +211,7 @@ pub enum FlowStatus {
         /// The chosen accounts.
         chosen: Vec<AccountDetails>,
     },
-    /// The chosen accounts' data is being fetched.
+    /// The chosen accounts' data is being fetched, by a task the server owns.
     Syncing {
         /// The bank.
         institution: InstitutionId,
@@ -205,11 +219,17 @@ pub enum FlowStatus {
         session: BankSession,
         /// The chosen accounts.
         chosen: Vec<AccountDetails>,
+        /// When the fetch started: a fetch that has not ended long after is stale, and the
+        /// server fails the flow.
+        started_at: Timestamp,
     },
     /// Done: a grant and its code exist.
     Completed {
         /// The grant.
         grant_id: GrantId,
+        /// The code handed out, kept so that a reload of the last page returns the same
+        /// one (there is never a second code for a flow).
+        code: Option<KeptCode>,
     },
     /// The end user cancelled.
     Cancelled,
@@ -295,8 +315,8 @@ pub enum FlowEvent {
     AccountsChosen(Vec<String>),
     /// Fetching the data starts.
     SyncStarted,
-    /// The data is fetched, the grant created.
-    Completed(GrantId),
+    /// The data is fetched, the grant created with this code.
+    Completed(GrantId, KeptCode),
     /// The end user cancelled.
     Cancelled,
     /// Something failed for good.
@@ -326,6 +346,9 @@ pub enum FlowError {
     /// The chosen accounts are not acceptable.
     #[error("invalid account selection: {0}")]
     InvalidSelection(&'static str),
+    /// The flow belongs to the browser that first opened its link; this is another one.
+    #[error("the link is in use in another browser")]
+    OtherBrowser,
 }
 
 /// A one-time access flow.
@@ -343,6 +366,9 @@ pub struct Flow {
     pub expires_at: Timestamp,
     /// Where it stands.
     pub status: FlowStatus,
+    /// The keyed hash of the browser token of the browser that first opened the link; every
+    /// later step must come from that browser.
+    pub browser: Option<TokenHash>,
     /// Login tries made so far (never reset).
     pub login_attempts: u8,
     /// TAN tries made so far (never reset).
@@ -363,7 +389,7 @@ impl FlowEvent {
             Self::ScaPassed { .. } => "SCA",
             Self::AccountsChosen(_) => "account selection",
             Self::SyncStarted => "data fetch",
-            Self::Completed(_) => "completion",
+            Self::Completed(..) => "completion",
             Self::Cancelled => "cancellation",
             Self::Failed(_) => "failure",
         }
@@ -392,9 +418,28 @@ impl Flow {
             created_at: now,
             expires_at: now + lifetime,
             status,
+            browser: None,
             login_attempts: 0,
             tan_attempts: 0,
             version: 0,
+        }
+    }
+
+    /// Binds the flow to the browser whose token hashes to `browser`, if no browser holds it
+    /// yet. Returns whether it changed (then save it).
+    ///
+    /// # Errors
+    /// [`FlowError::OtherBrowser`] when another browser holds it.
+    pub fn bind_browser(&mut self, browser: TokenHash) -> Result<bool, FlowError> {
+        match &self.browser {
+            // Constant-time comparison (`TokenHash`'s equality).
+            Some(held) if *held == browser => Ok(false),
+            Some(_) => Err(FlowError::OtherBrowser),
+            None => {
+                self.browser = Some(browser);
+                self.version += 1;
+                Ok(true)
+            }
         }
     }
 
@@ -427,7 +472,7 @@ impl Flow {
             status: self.status.name(),
         };
         let current = std::mem::replace(&mut self.status, FlowStatus::Created);
-        match self.next(current.clone(), event, illegal) {
+        match self.next(current.clone(), event, illegal, now) {
             Ok(status) => {
                 self.status = status;
                 self.version += 1;
@@ -445,6 +490,7 @@ impl Flow {
         current: FlowStatus,
         event: FlowEvent,
         illegal: FlowError,
+        now: Timestamp,
     ) -> Result<FlowStatus, FlowError> {
         use FlowEvent as E;
         use FlowStatus as S;
@@ -553,8 +599,12 @@ impl Flow {
                 institution,
                 session,
                 chosen,
+                started_at: now,
             },
-            (S::Syncing { .. }, E::Completed(grant_id)) => S::Completed { grant_id },
+            (S::Syncing { .. }, E::Completed(grant_id, code)) => S::Completed {
+                grant_id,
+                code: Some(code),
+            },
             _ => return Err(illegal),
         })
     }

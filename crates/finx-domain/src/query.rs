@@ -142,7 +142,10 @@ fn parse_bound(field: &'static str, raw: &str) -> Result<Bound, QueryError> {
     let date = Date::parse_from_str(raw, "%Y-%m-%d")
         .map_err(|_| err(field, "must be a date (YYYY-MM-DD) or a transaction id"))?;
     if !(earliest_date()..=latest_date()).contains(&date) {
-        return Err(err(field, "must be a date between 1900-01-01 and 9999-12-31"));
+        return Err(err(
+            field,
+            "must be a date between 1900-01-01 and 9999-12-31",
+        ));
     }
     Ok(Bound::Date(date))
 }

@@ -99,6 +99,11 @@ secret!(
     /// A client secret (`fxs_…`).
     ClientSecret, "fxs_", "client secret"
 );
+secret!(
+    /// The random value of the cookie that binds widget flows to the browser that opened
+    /// them (`fxb_…`). Flows keep only its hash.
+    BrowserToken, "fxb_", "browser token"
+);
 
 /// A secret that can be hashed by a [`TokenHasher`]. Each kind hashes under its own domain,
 /// so an access token's hash never equals a refresh token's.

@@ -436,19 +436,30 @@ mod tests {
         let mut old = hash(1 + 1_000_000);
         for n in 2..=3 {
             now += TimeDelta::days(80);
-            assert_eq!(f.rotate(&old, now, tokens(n, gid, now)), Ok(()), "day {}", (now - start).num_days());
+            assert_eq!(
+                f.rotate(&old, now, tokens(n, gid, now)),
+                Ok(()),
+                "day {}",
+                (now - start).num_days()
+            );
             old = hash(n + 1_000_000);
         }
         // Day 181: the refresh token of day 160 would live on, but the grant has ended.
         now += TimeDelta::days(21);
         assert!(!f.grant.is_live(now));
-        assert_eq!(f.rotate(&old, now, tokens(9, gid, now)), Err(RotateError::Expired));
+        assert_eq!(
+            f.rotate(&old, now, tokens(9, gid, now)),
+            Err(RotateError::Expired)
+        );
         assert_eq!(f.live_access_tokens(now).count(), 0);
         // Credentials issued near the end are capped at it.
         let end = f.grant.expires_at;
         let late = end - TimeDelta::minutes(10);
         assert_eq!(f.grant.cap(late, TimeDelta::days(90)), end);
-        assert_eq!(f.grant.cap(late, TimeDelta::minutes(5)), late + TimeDelta::minutes(5));
+        assert_eq!(
+            f.grant.cap(late, TimeDelta::minutes(5)),
+            late + TimeDelta::minutes(5)
+        );
     }
 
     #[test]

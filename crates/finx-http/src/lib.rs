@@ -49,6 +49,9 @@ pub struct HttpConfig {
     pub demo_callback: bool,
     /// Rate limits.
     pub limits: limit::RateLimits,
+    /// The longest a flow's data fetch may run before it is abandoned (and the flow failed
+    /// by the stale-sync job).
+    pub completion_budget: Duration,
 }
 
 /// What every handler gets.

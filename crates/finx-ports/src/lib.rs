@@ -17,11 +17,11 @@ pub use error::{BoxError, RedeemFailure, RotateFailure, StoreError};
 pub use store::{
     BankDataStore, Client, ClientRegistry, FlowStore, GrantStore, PurgeReport, SyncReport,
 };
-pub use system::{Clock, SecretGenerator};
+pub use system::{Clock, SecretGenerator, Timer};
 
 #[cfg(feature = "mock")]
 pub use bank::MockBankConnector;
 #[cfg(feature = "mock")]
 pub use store::{MockBankDataStore, MockClientRegistry, MockFlowStore, MockGrantStore};
 #[cfg(feature = "mock")]
-pub use system::{MockClock, MockSecretGenerator};
+pub use system::{MockClock, MockSecretGenerator, MockTimer};

@@ -58,6 +58,11 @@ pub trait FlowStore: Send + Sync {
     /// wins, and the other gets [`StoreError::Conflict`] and changes nothing.
     async fn update_flow(&self, flow: &Flow, expected_version: u64) -> Result<(), StoreError>;
 
+    /// The flows in `Syncing` whose fetch started before `started_before` (stale: the
+    /// instance fetching died). Any order.
+    async fn stale_syncing_flows(&self, started_before: Timestamp)
+    -> Result<Vec<Flow>, StoreError>;
+
     /// Deletes flows whose link expired before `before`, whatever their status; returns how
     /// many. Live flows hold bank sessions, so they MUST NOT outlive their link for long.
     async fn purge_flows(&self, before: Timestamp) -> Result<u64, StoreError>;
@@ -193,6 +198,24 @@ pub trait BankDataStore: Send + Sync {
         transactions: &[TransactionDetails],
         now: Timestamp,
     ) -> Result<SyncReport, StoreError>;
+
+    /// Inserts or updates one batch of what the bank reported for an account, like
+    /// [`sync_transactions`](Self::sync_transactions) but deleting nothing. MUST be atomic
+    /// per call; a long fetch is written in several calls.
+    async fn upsert_transactions(
+        &self,
+        account: &AccountId,
+        transactions: &[TransactionDetails],
+        now: Timestamp,
+    ) -> Result<SyncReport, StoreError>;
+
+    /// Deletes the account's pending transactions whose ids are not in `keep` (the bank no
+    /// longer reports them); returns how many. MUST be atomic.
+    async fn drop_pending_except(
+        &self,
+        account: &AccountId,
+        keep: &[TransactionId],
+    ) -> Result<u64, StoreError>;
 
     /// The accounts with these ids that exist, in the order given.
     async fn find_accounts(&self, ids: &[AccountId]) -> Result<Vec<Account>, StoreError>;

@@ -1,3 +1,6 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
 use finx_domain::Timestamp;
 
 /// The time. The core reads it here and only here, so tests can move it.
@@ -17,4 +20,13 @@ pub trait SecretGenerator: Send + Sync {
 
     /// 16 bytes from the same generator, for ids.
     fn bytes16(&self) -> [u8; 16];
+}
+
+/// Waiting, for deadlines: the core bounds every bank call with it.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait Timer: Send + Sync {
+    /// Resolves once `duration` has passed (real time: a bank that hangs hangs in real
+    /// time). MUST NOT block the thread.
+    async fn sleep(&self, duration: Duration);
 }

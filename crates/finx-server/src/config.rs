@@ -72,6 +72,10 @@ pub(crate) struct ServeArgs {
     /// Access token lifetime in seconds (default 3600).
     #[arg(long, env = "FINX_ACCESS_TOKEN_SECONDS", global = true)]
     pub(crate) access_token_seconds: Option<i64>,
+    /// The longest one bank call may take, in seconds (default 30); past it the bank is
+    /// unavailable to the end user.
+    #[arg(long, env = "FINX_BANK_TIMEOUT_SECONDS", global = true)]
+    pub(crate) bank_timeout_seconds: Option<u64>,
     /// A grant's absolute lifetime in days, however often it is refreshed (default 180).
     #[arg(long, env = "FINX_GRANT_LIFETIME_DAYS", global = true)]
     pub(crate) grant_lifetime_days: Option<i64>,
@@ -128,6 +132,7 @@ struct FileConfig {
     demo_client_secret: Option<String>,
     access_token_seconds: Option<i64>,
     grant_lifetime_days: Option<i64>,
+    bank_timeout_seconds: Option<u64>,
 }
 
 /// The resolved configuration. Its `Debug` hides the keys and the demo secret.
@@ -142,6 +147,7 @@ pub(crate) struct Config {
     pub(crate) public_url: Url,
     pub(crate) demo_client_secret: String,
     pub(crate) lifetimes: Lifetimes,
+    pub(crate) bank_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -234,6 +240,14 @@ impl Config {
         if !(1..=3650).contains(&grant_days) {
             return Err("grant_lifetime_days must be between 1 and 3650".into());
         }
+        let bank_timeout = cli
+            .serve
+            .bank_timeout_seconds
+            .or(file.bank_timeout_seconds)
+            .unwrap_or(30);
+        if !(1..=600).contains(&bank_timeout) {
+            return Err("bank_timeout_seconds must be between 1 and 600".into());
+        }
         let log_format = cli
             .log_format
             .clone()
@@ -267,6 +281,7 @@ impl Config {
                 grant: chrono::TimeDelta::days(grant_days),
                 ..Lifetimes::default()
             },
+            bank_timeout: std::time::Duration::from_secs(bank_timeout),
         })
     }
 }

@@ -22,6 +22,11 @@ use finx_store_sql::SqlStore;
 
 use crate::config::{Cli, ClientsCommand, Command, Config};
 
+/// The longest a flow's data fetch may run.
+const COMPLETION_BUDGET_SECONDS: u64 = 300;
+/// A fetch older than this has no instance running it any more (the budget, and a margin).
+const STALE_SYNC_SECONDS: i64 = 360;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -44,8 +49,7 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli, config: Config) -> Result<(), String> {
     let options = finx_store_sql::SqlOptions {
-        data_key: finx_store_sql::DataKey::from_secret(&config.data_key)
-            .map_err(str::to_owned)?,
+        data_key: finx_store_sql::DataKey::from_secret(&config.data_key).map_err(str::to_owned)?,
         ..finx_store_sql::SqlOptions::default()
     };
     let store = Arc::new(
@@ -78,10 +82,12 @@ fn wire(config: &Config, store: Arc<SqlStore>) -> Result<Finx, String> {
         bank: Arc::new(bank),
         clock,
         random: Arc::new(finx_system::OsRandom),
+        timer: Arc::new(finx_system::TokioTimer),
     };
     let settings = Settings {
         lifetimes: config.lifetimes,
         hash_key: config.hash_key.as_bytes().to_vec(),
+        bank_timeout: config.bank_timeout,
     };
     Finx::new(ports, settings).map_err(|e| e.to_string())
 }
@@ -173,6 +179,7 @@ async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
         link_key: finx_http::LinkKey::new(config.link_key.as_bytes().to_vec()),
         demo_callback: config.sandbox,
         limits: finx_http::limit::RateLimits::default(),
+        completion_budget: Duration::from_secs(COMPLETION_BUDGET_SECONDS),
     };
     let router = finx_http::router(finx_http::AppState::new(finx.clone(), http));
     banner(&config, redirect.as_deref(), &store);
@@ -195,6 +202,22 @@ async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
                     "purged expired records"
                 ),
                 Err(e) => tracing::warn!(error = %e, "purge failed"),
+            }
+        }
+    });
+
+    // The stale-sync job: a data fetch still running long past its budget belongs to an
+    // instance that died; its flow is failed and what it wrote deleted.
+    let sweeper = finx.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            every.tick().await;
+            let cutoff = sweeper.now() - chrono::TimeDelta::seconds(STALE_SYNC_SECONDS);
+            match sweeper.fail_stale_syncs(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(flows = n, "failed stale data fetches"),
+                Err(e) => tracing::warn!(error = %e, "stale-sync job failed"),
             }
         }
     });

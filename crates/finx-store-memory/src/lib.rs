@@ -7,12 +7,12 @@
 //! as [`GrantFamily`] values, the domain's reference model of the token rules, so this store
 //! is also the yardstick the SQL stores are compared against.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
 use async_trait::async_trait;
 use finx_domain::bank::{Account, Transaction, TransactionDetails};
-use finx_domain::flow::Flow;
+use finx_domain::flow::{Flow, FlowStatus};
 use finx_domain::ids::{AccessId, AccountId, ClientId, FlowId, GrantId, TransactionId};
 use finx_domain::query::{ResolvedQuery, SortOrder};
 use finx_domain::secret::TokenHash;
@@ -52,6 +52,60 @@ struct BankData {
 }
 
 impl BankData {
+    fn upsert(
+        &mut self,
+        account: &AccountId,
+        transactions: &[TransactionDetails],
+        now: Timestamp,
+    ) -> SyncReport {
+        let mut report = SyncReport::default();
+        let index = self.by_account.entry(account.clone()).or_default();
+        for details in transactions {
+            let id = Transaction::id_for(account, &details.external_id);
+            match self.transactions.get_mut(&id) {
+                Some(t) if t.details == *details => {}
+                Some(t) => {
+                    index.remove(&(t.details.booked_on, id.clone()));
+                    index.insert((details.booked_on, id.clone()));
+                    t.details = details.clone();
+                    t.modified_at = now;
+                    report.updated += 1;
+                }
+                None => {
+                    index.insert((details.booked_on, id.clone()));
+                    let t = Transaction {
+                        id: id.clone(),
+                        account_id: account.clone(),
+                        details: details.clone(),
+                        created_at: now,
+                        modified_at: now,
+                    };
+                    self.transactions.insert(id, t);
+                    report.inserted += 1;
+                }
+            }
+        }
+        report
+    }
+
+    fn drop_pending_except(&mut self, account: &AccountId, keep: &HashSet<TransactionId>) -> u64 {
+        let Some(index) = self.by_account.get_mut(account) else {
+            return 0;
+        };
+        let stale: Vec<(Date, TransactionId)> = index
+            .iter()
+            .filter(|(_, id)| {
+                !keep.contains(id) && self.transactions.get(id).is_some_and(|t| !t.details.booked)
+            })
+            .cloned()
+            .collect();
+        for key in &stale {
+            index.remove(key);
+            self.transactions.remove(&key.1);
+        }
+        stale.len() as u64
+    }
+
     fn delete_access(&mut self, access_id: &AccessId) -> u64 {
         let gone: Vec<AccountId> = self
             .accounts
@@ -136,6 +190,19 @@ impl FlowStore for MemoryStore {
         }
         *stored = flow.clone();
         Ok(())
+    }
+
+    async fn stale_syncing_flows(
+        &self,
+        started_before: Timestamp,
+    ) -> Result<Vec<Flow>, StoreError> {
+        Ok(read(&self.flows)
+            .values()
+            .filter(|f| {
+                matches!(f.status, FlowStatus::Syncing { started_at, .. } if started_at < started_before)
+            })
+            .cloned()
+            .collect())
     }
 
     async fn purge_flows(&self, before: Timestamp) -> Result<u64, StoreError> {
@@ -403,50 +470,32 @@ impl BankDataStore for MemoryStore {
         transactions: &[TransactionDetails],
         now: Timestamp,
     ) -> Result<SyncReport, StoreError> {
-        let mut guard = write(&self.data);
-        let data = &mut *guard;
-        let mut report = SyncReport::default();
-        let mut seen = std::collections::HashSet::new();
-        let index = data.by_account.entry(account.clone()).or_default();
-        for details in transactions {
-            let id = Transaction::id_for(account, &details.external_id);
-            seen.insert(id.clone());
-            match data.transactions.get_mut(&id) {
-                Some(t) if t.details == *details => {}
-                Some(t) => {
-                    index.remove(&(t.details.booked_on, id.clone()));
-                    index.insert((details.booked_on, id.clone()));
-                    t.details = details.clone();
-                    t.modified_at = now;
-                    report.updated += 1;
-                }
-                None => {
-                    index.insert((details.booked_on, id.clone()));
-                    let t = Transaction {
-                        id: id.clone(),
-                        account_id: account.clone(),
-                        details: details.clone(),
-                        created_at: now,
-                        modified_at: now,
-                    };
-                    data.transactions.insert(id, t);
-                    report.inserted += 1;
-                }
-            }
-        }
-        let stale: Vec<(Date, TransactionId)> = index
+        let mut data = write(&self.data);
+        let mut report = data.upsert(account, transactions, now);
+        let keep: HashSet<TransactionId> = transactions
             .iter()
-            .filter(|(_, id)| {
-                !seen.contains(id) && data.transactions.get(id).is_some_and(|t| !t.details.booked)
-            })
-            .cloned()
+            .map(|d| Transaction::id_for(account, &d.external_id))
             .collect();
-        for key in &stale {
-            index.remove(key);
-            data.transactions.remove(&key.1);
-        }
-        report.removed = stale.len() as u64;
+        report.removed = data.drop_pending_except(account, &keep);
         Ok(report)
+    }
+
+    async fn upsert_transactions(
+        &self,
+        account: &AccountId,
+        transactions: &[TransactionDetails],
+        now: Timestamp,
+    ) -> Result<SyncReport, StoreError> {
+        Ok(write(&self.data).upsert(account, transactions, now))
+    }
+
+    async fn drop_pending_except(
+        &self,
+        account: &AccountId,
+        keep: &[TransactionId],
+    ) -> Result<u64, StoreError> {
+        let keep: HashSet<TransactionId> = keep.iter().cloned().collect();
+        Ok(write(&self.data).drop_pending_except(account, &keep))
     }
 
     async fn find_accounts(&self, ids: &[AccountId]) -> Result<Vec<Account>, StoreError> {

@@ -3,11 +3,14 @@
 use chrono::DateTime;
 use finx_domain::Timestamp;
 use finx_domain::bank::{AccountDetails, AccountType};
-use finx_domain::flow::{BankSession, FailureReason, Flow, FlowParams, FlowStatus, ScaChallenge};
+use finx_domain::flow::{
+    BankSession, FailureReason, Flow, FlowParams, FlowStatus, KeptCode, ScaChallenge,
+};
 use finx_domain::ids::{ClientId, FlowId, GrantId, InstitutionId};
 use finx_domain::money::Currency;
 use finx_domain::reference::{AccountReference, Iban};
 use finx_domain::scope::Scope;
+use finx_domain::secret::{AuthorizationCode, TokenHash};
 use finx_domain::values::{Language, RedirectUri, State, SyncPeriod};
 use finx_ports::StoreError;
 use rust_decimal::Decimal;
@@ -67,6 +70,22 @@ pub(crate) fn from_minor(minor: i64, scale: i64) -> Result<Decimal, StoreError> 
 /// The minor units an amount filter compares with; `None` when no stored amount can equal it.
 pub(crate) fn filter_minor(amount: Decimal) -> Option<i64> {
     to_minor(amount).ok().map(|(m, _)| m)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Result<TokenHash, StoreError> {
+    let bad = || corrupt("browser hash");
+    if text.len() != 64 || !text.is_ascii() {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(TokenHash::from_bytes(out))
 }
 
 pub(crate) fn json<T: Serialize>(value: &T) -> Result<String, StoreError> {
@@ -178,9 +197,15 @@ enum StatusDoc {
         institution: String,
         session: String,
         chosen: Vec<AccountDoc>,
+        /// Microseconds; absent in documents of older versions.
+        #[serde(default)]
+        started_at: i64,
     },
     Completed {
         grant_id: String,
+        /// The code handed out, sealed; absent in documents of older versions.
+        #[serde(default)]
+        code: Option<String>,
     },
     Cancelled,
     Failed {
@@ -204,6 +229,9 @@ pub(crate) struct FlowDoc {
     scope: String,
     login_attempts: u8,
     tan_attempts: u8,
+    /// The bound browser's token hash, hex; absent in documents of older versions.
+    #[serde(default)]
+    browser: Option<String>,
     status: StatusDoc,
 }
 
@@ -277,13 +305,19 @@ impl FlowDoc {
                 institution,
                 session,
                 chosen,
+                started_at,
             } => StatusDoc::Syncing {
                 institution: institution.to_string(),
                 session: seal(session)?,
                 chosen: docs(chosen),
+                started_at: micros(*started_at),
             },
-            FlowStatus::Completed { grant_id } => StatusDoc::Completed {
+            FlowStatus::Completed { grant_id, code } => StatusDoc::Completed {
                 grant_id: grant_id.to_string(),
+                code: code
+                    .as_ref()
+                    .map(|c| key.seal(c.0.expose(), &context))
+                    .transpose()?,
             },
             FlowStatus::Cancelled => StatusDoc::Cancelled,
             FlowStatus::Failed { reason } => StatusDoc::Failed {
@@ -306,6 +340,7 @@ impl FlowDoc {
             provider_id: p.provider_id.as_ref().map(ToString::to_string),
             scope: p.scope.to_string(),
             login_attempts: flow.login_attempts,
+            browser: flow.browser.map(|h| hex(h.as_bytes())),
             tan_attempts: flow.tan_attempts,
             status,
         })
@@ -360,13 +395,21 @@ impl FlowDoc {
                 institution,
                 session: s,
                 chosen,
+                started_at,
             } => FlowStatus::Syncing {
                 institution: inst(&institution)?,
                 session: session(s)?,
                 chosen: undoc(chosen)?,
+                started_at: instant(started_at)?,
             },
-            StatusDoc::Completed { grant_id } => FlowStatus::Completed {
+            StatusDoc::Completed { grant_id, code } => FlowStatus::Completed {
                 grant_id: parse(GrantId::parse(&grant_id), "grant id")?,
+                code: code
+                    .map(|c| {
+                        let plain = key.open(&c, id)?;
+                        parse(AuthorizationCode::from_presented(&plain), "code").map(KeptCode)
+                    })
+                    .transpose()?,
             },
             StatusDoc::Cancelled => FlowStatus::Cancelled,
             StatusDoc::Failed { reason } => FlowStatus::Failed {
@@ -406,6 +449,7 @@ impl FlowDoc {
             expires_at: instant(expires_at)?,
             status,
             login_attempts: self.login_attempts,
+            browser: self.browser.as_deref().map(unhex).transpose()?,
             tan_attempts: self.tan_attempts,
             version: u64::try_from(version).map_err(|_| corrupt("flow version"))?,
         })

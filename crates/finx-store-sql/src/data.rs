@@ -309,6 +309,90 @@ macro_rules! transaction_query {
     }};
 }
 
+/// Inserts or updates each reported transaction in the transaction `$tx`, keeping
+/// `created_at` and touching `modified_at` only when something changed. Yields the report.
+macro_rules! upsert_in {
+    ($tx:expr, $account:expr, $transactions:expr, $now:expr) => {{
+        let account: &AccountId = $account;
+        let transactions: &[TransactionDetails] = $transactions;
+        let now: Timestamp = $now;
+        let mut report = SyncReport::default();
+        for d in transactions {
+            let id = Transaction::id_for(account, &d.external_id);
+            let existing: Option<TransactionRow> = sqlx::query_as(&format!(
+                "SELECT {TRANSACTION_COLUMNS} FROM transactions WHERE id = $1"
+            ))
+            .bind(id.as_str())
+            .fetch_optional(&mut *$tx)
+            .await
+            .map_err(db)?;
+            let existing = existing.map(TransactionRow::into_transaction).transpose()?;
+            match &existing {
+                Some(t) if t.details == *d => continue,
+                Some(_) => report.updated += 1,
+                None => report.inserted += 1,
+            }
+            let (minor, scale) = to_minor(d.amount.amount())?;
+            let cp = &d.counterparty;
+            sqlx::query(UPSERT_TRANSACTION)
+                .bind(id.as_str())
+                .bind(account.as_str())
+                .bind(&d.external_id)
+                .bind(minor)
+                .bind(scale)
+                .bind(d.amount.currency().as_str())
+                .bind(&cp.name)
+                .bind(cp.name.as_ref().map(|n| n.to_lowercase()))
+                .bind(cp.iban.as_ref().map(ToString::to_string))
+                .bind(&cp.bic)
+                .bind(&cp.account_number)
+                .bind(&cp.bank_code)
+                .bind(&d.purpose)
+                .bind(d.purpose.as_ref().map(|p| p.to_lowercase()))
+                .bind(d.booked_on)
+                .bind(d.value_date)
+                .bind(d.booked)
+                .bind(&d.booking_text)
+                .bind(d.transaction_type.as_str())
+                .bind(&d.creditor_id)
+                .bind(&d.mandate_reference)
+                .bind(&d.end_to_end_reference)
+                .bind(&d.sepa_purpose_code)
+                .bind(micros(now))
+                .execute(&mut *$tx)
+                .await
+                .map_err(db)?;
+        }
+        report
+    }};
+}
+
+/// Deletes, in the transaction `$tx`, the account's pending transactions whose ids are not
+/// in the set `$keep`. Yields how many.
+macro_rules! drop_pending_in {
+    ($tx:expr, $account:expr, $keep:expr) => {{
+        let account: &AccountId = $account;
+        let keep: &HashSet<String> = &$keep;
+        let pending: Vec<(String,)> =
+            sqlx::query_as("SELECT id FROM transactions WHERE account_id = $1 AND booked = $2")
+                .bind(account.as_str())
+                .bind(false)
+                .fetch_all(&mut *$tx)
+                .await
+                .map_err(db)?;
+        let mut removed = 0u64;
+        for (id,) in pending.into_iter().filter(|(id,)| !keep.contains(id)) {
+            sqlx::query("DELETE FROM transactions WHERE id = $1")
+                .bind(&id)
+                .execute(&mut *$tx)
+                .await
+                .map_err(db)?;
+            removed += 1;
+        }
+        removed
+    }};
+}
+
 impl SqlStore {
     /// Bulk import for a new account (benchmarks, migrations from another system): inserts in
     /// batches of 500 rows per statement, skipping ids that exist, without the per-row
@@ -434,76 +518,49 @@ impl BankDataStore for SqlStore {
         transactions: &[TransactionDetails],
         now: Timestamp,
     ) -> Result<SyncReport, StoreError> {
-        let mut report = SyncReport::default();
+        let keep: HashSet<String> = transactions
+            .iter()
+            .map(|d| {
+                Transaction::id_for(account, &d.external_id)
+                    .as_str()
+                    .to_owned()
+            })
+            .collect();
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write(self).await.map_err(db)?;
-            let mut seen = HashSet::with_capacity(transactions.len());
-            for d in transactions {
-                let id = Transaction::id_for(account, &d.external_id);
-                let existing: Option<TransactionRow> = sqlx::query_as(&format!(
-                    "SELECT {TRANSACTION_COLUMNS} FROM transactions WHERE id = $1"
-                ))
-                .bind(id.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?;
-                let existing = existing.map(TransactionRow::into_transaction).transpose()?;
-                seen.insert(id.as_str().to_owned());
-                match &existing {
-                    Some(t) if t.details == *d => continue,
-                    Some(_) => report.updated += 1,
-                    None => report.inserted += 1,
-                }
-                let (minor, scale) = to_minor(d.amount.amount())?;
-                let cp = &d.counterparty;
-                sqlx::query(UPSERT_TRANSACTION)
-                    .bind(id.as_str())
-                    .bind(account.as_str())
-                    .bind(&d.external_id)
-                    .bind(minor)
-                    .bind(scale)
-                    .bind(d.amount.currency().as_str())
-                    .bind(&cp.name)
-                    .bind(cp.name.as_ref().map(|n| n.to_lowercase()))
-                    .bind(cp.iban.as_ref().map(ToString::to_string))
-                    .bind(&cp.bic)
-                    .bind(&cp.account_number)
-                    .bind(&cp.bank_code)
-                    .bind(&d.purpose)
-                    .bind(d.purpose.as_ref().map(|p| p.to_lowercase()))
-                    .bind(d.booked_on)
-                    .bind(d.value_date)
-                    .bind(d.booked)
-                    .bind(&d.booking_text)
-                    .bind(d.transaction_type.as_str())
-                    .bind(&d.creditor_id)
-                    .bind(&d.mandate_reference)
-                    .bind(&d.end_to_end_reference)
-                    .bind(&d.sepa_purpose_code)
-                    .bind(micros(now))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-            }
-            // Pending items the bank no longer reports have booked under another id, or gone.
-            let pending: Vec<(String,)> =
-                sqlx::query_as("SELECT id FROM transactions WHERE account_id = $1 AND booked = $2")
-                    .bind(account.as_str())
-                    .bind(false)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(db)?;
-            for (id,) in pending.into_iter().filter(|(id,)| !seen.contains(id)) {
-                sqlx::query("DELETE FROM transactions WHERE id = $1")
-                    .bind(&id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                report.removed += 1;
-            }
+            let mut report = upsert_in!(tx, account, transactions, now);
+            report.removed = drop_pending_in!(tx, account, keep);
             tx.commit().await.map_err(db)?;
-        });
-        Ok(report)
+            Ok(report)
+        })
+    }
+
+    async fn upsert_transactions(
+        &self,
+        account: &AccountId,
+        transactions: &[TransactionDetails],
+        now: Timestamp,
+    ) -> Result<SyncReport, StoreError> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write(self).await.map_err(db)?;
+            let report = upsert_in!(tx, account, transactions, now);
+            tx.commit().await.map_err(db)?;
+            Ok(report)
+        })
+    }
+
+    async fn drop_pending_except(
+        &self,
+        account: &AccountId,
+        keep: &[TransactionId],
+    ) -> Result<u64, StoreError> {
+        let keep: HashSet<String> = keep.iter().map(|t| t.as_str().to_owned()).collect();
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write(self).await.map_err(db)?;
+            let removed = drop_pending_in!(tx, account, keep);
+            tx.commit().await.map_err(db)?;
+            Ok(removed)
+        })
     }
 
     async fn find_accounts(&self, ids: &[AccountId]) -> Result<Vec<Account>, StoreError> {

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use finx_domain::Timestamp;
-use finx_domain::flow::Flow;
+use finx_domain::flow::{Flow, FlowStatus};
 use finx_domain::ids::FlowId;
 use finx_ports::{FlowStore, StoreError};
 
@@ -58,8 +58,15 @@ impl FlowStore for SqlStore {
         });
         let Some(r) = row else { return Ok(None) };
         let doc: FlowDoc = from_json(&r.document, "flow document")?;
-        doc.into_flow(&self.data_key, &r.id, &r.client_id, r.version, r.created_at, r.expires_at)
-            .map(Some)
+        doc.into_flow(
+            &self.data_key,
+            &r.id,
+            &r.client_id,
+            r.version,
+            r.created_at,
+            r.expires_at,
+        )
+        .map(Some)
     }
 
     async fn update_flow(&self, flow: &Flow, expected_version: u64) -> Result<(), StoreError> {
@@ -90,6 +97,36 @@ impl FlowStore for SqlStore {
                 "flow was changed concurrently or does not exist",
             ))
         }
+    }
+
+    async fn stale_syncing_flows(
+        &self,
+        started_before: Timestamp,
+    ) -> Result<Vec<Flow>, StoreError> {
+        let rows: Vec<FlowRow> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT id, client_id, version, created_at, expires_at, document FROM flows WHERE status = $1")
+                .bind("syncing")
+                .fetch_all(pool)
+                .await
+                .map_err(db)?
+        });
+        let mut stale = Vec::new();
+        for r in rows {
+            let doc: FlowDoc = from_json(&r.document, "flow document")?;
+            let flow = doc.into_flow(
+                &self.data_key,
+                &r.id,
+                &r.client_id,
+                r.version,
+                r.created_at,
+                r.expires_at,
+            )?;
+            if matches!(flow.status, FlowStatus::Syncing { started_at, .. } if started_at < started_before)
+            {
+                stale.push(flow);
+            }
+        }
+        Ok(stale)
     }
 
     async fn purge_flows(&self, before: Timestamp) -> Result<u64, StoreError> {

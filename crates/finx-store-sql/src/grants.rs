@@ -151,8 +151,7 @@ const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (hash, grant_id, issued
 const REVOKE_GRANT: &str = "UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
 
 /// Whether a grant live at `$2` holds the access `$1`.
-const ACCESS_HELD: &str =
-    "EXISTS (SELECT 1 FROM grants h WHERE h.access_id = $1 AND h.revoked_at IS NULL AND h.expires_at > $2)";
+const ACCESS_HELD: &str = "EXISTS (SELECT 1 FROM grants h WHERE h.access_id = $1 AND h.revoked_at IS NULL AND h.expires_at > $2)";
 
 /// Revokes grant `$grant` at `$now` and, in the same transaction, deletes the bank data of
 /// its access unless a live grant still holds it.

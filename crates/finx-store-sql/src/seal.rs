@@ -112,7 +112,11 @@ mod tests {
         let k = DataKey::from_secret("0123456789abcdef0123456789abcdef").expect("key");
         let s = k.seal("session-handle", "flow-1").expect("seal");
         assert!(!s.contains("session-handle"));
-        assert_ne!(s, k.seal("session-handle", "flow-1").expect("seal"), "fresh nonce");
+        assert_ne!(
+            s,
+            k.seal("session-handle", "flow-1").expect("seal"),
+            "fresh nonce"
+        );
         assert_eq!(k.open(&s, "flow-1").expect("open"), "session-handle");
         assert!(k.open(&s, "flow-2").is_err(), "bound to its flow");
         let other = DataKey::from_secret("another key of thirty-two characters!").expect("key");

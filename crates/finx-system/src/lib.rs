@@ -1,7 +1,18 @@
-//! The real clock and the operating system's randomness, as finX ports.
+//! The real clock, the operating system's randomness and tokio's timer, as finX ports.
 
 use chrono::{SubsecRound, Utc};
-use finx_ports::{Clock, SecretGenerator};
+use finx_ports::{Clock, SecretGenerator, Timer};
+
+/// tokio's timer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioTimer;
+
+#[async_trait::async_trait]
+impl Timer for TokioTimer {
+    async fn sleep(&self, duration: std::time::Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}
 
 /// The system clock.
 #[derive(Debug, Clone, Copy, Default)]

@@ -109,7 +109,8 @@ fn the_happy_path_reaches_completed() {
         .expect("choose");
     let gid = GrantId::from_random([3; 16]);
     assert!(
-        f.apply(FlowEvent::Completed(gid), now).is_err(),
+        f.apply(FlowEvent::Completed(gid, KeptCode(code())), now)
+            .is_err(),
         "completion needs the sync to have started"
     );
     f.apply(FlowEvent::SyncStarted, now).expect("sync");
@@ -117,8 +118,15 @@ fn the_happy_path_reaches_completed() {
         f.apply(FlowEvent::SyncStarted, now).is_err(),
         "the data is fetched once"
     );
-    f.apply(FlowEvent::Completed(gid), now).expect("complete");
-    assert_eq!(f.status, FlowStatus::Completed { grant_id: gid });
+    f.apply(FlowEvent::Completed(gid, KeptCode(code())), now)
+        .expect("complete");
+    assert_eq!(
+        f.status,
+        FlowStatus::Completed {
+            grant_id: gid,
+            code: Some(KeptCode(code()))
+        }
+    );
     assert_eq!(f.version, 8);
 }
 
@@ -243,8 +251,11 @@ fn illegal_transitions_are_errors_and_change_nothing() {
     );
     assert_eq!(f, before);
     assert!(
-        f.apply(FlowEvent::Completed(GrantId::from_random([0; 16])), now)
-            .is_err()
+        f.apply(
+            FlowEvent::Completed(GrantId::from_random([0; 16]), KeptCode(code())),
+            now
+        )
+        .is_err()
     );
     assert_eq!(f, before);
 }
@@ -387,7 +398,10 @@ fn event() -> impl Strategy<Value = FlowEvent> {
         }),
         ids.prop_map(FlowEvent::AccountsChosen),
         Just(FlowEvent::SyncStarted),
-        Just(FlowEvent::Completed(GrantId::from_random([9; 16]))),
+        Just(FlowEvent::Completed(
+            GrantId::from_random([9; 16]),
+            KeptCode(code())
+        )),
         Just(FlowEvent::Cancelled),
         Just(FlowEvent::Failed(FailureReason::BankUnavailable)),
     ]
@@ -454,4 +468,21 @@ proptest! {
             }
         }
     }
+}
+
+fn code() -> crate::secret::AuthorizationCode {
+    crate::secret::AuthorizationCode::from_random([5; 32])
+}
+
+#[test]
+fn a_flow_belongs_to_the_first_browser_that_opens_it() {
+    let mut f = flow(false);
+    let first = crate::secret::TokenHash::from_bytes([1; 32]);
+    let other = crate::secret::TokenHash::from_bytes([2; 32]);
+    assert_eq!(f.bind_browser(first), Ok(true));
+    let v = f.version;
+    assert_eq!(f.bind_browser(first), Ok(false), "the same browser again");
+    assert_eq!(f.version, v);
+    assert_eq!(f.bind_browser(other), Err(FlowError::OtherBrowser));
+    assert_eq!(f.browser, Some(first));
 }

@@ -106,6 +106,8 @@ struct Ctx {
     flow: FlowId,
     token: String,
     csrf: String,
+    /// Shown in an iframe (the script says so): the last step posts to the parent window.
+    framed: bool,
 }
 
 /// The CSRF token of a link: HMAC of the link token under the link key.
@@ -124,7 +126,7 @@ fn csrf_for(state: &AppState, token: &str) -> String {
 
 /// Opens the flow named by a link token. An expired link still names its flow, so the user
 /// can be sent back with `error=link_expired`.
-fn open(state: &AppState, token: &str) -> Result<Ctx, Box<Response>> {
+fn open(state: &AppState, token: &str, framed: bool) -> Result<Ctx, Box<Response>> {
     let flow = match link::verify(&state.config.link_key, token, state.finx.now()) {
         Ok(f) | Err(LinkError::Expired(f)) => f,
         Err(LinkError::Invalid) => {
@@ -138,7 +140,91 @@ fn open(state: &AppState, token: &str) -> Result<Ctx, Box<Response>> {
         flow,
         token: token.to_owned(),
         csrf: csrf_for(state, token),
+        framed,
     })
+}
+
+/// The cookie that binds flows to the browser that first opened them.
+const BROWSER_COOKIE: &str = "finx_browser";
+
+/// The browser token the request carries, if any.
+fn browser_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == BROWSER_COOKIE)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// The `Set-Cookie` for a new browser token: HttpOnly always; on https also `Secure`,
+/// `SameSite=None` and `Partitioned`, so it works in a customer's iframe (browsers refuse
+/// `SameSite=None` without `Secure`, so plain http, i.e. loopback, keeps `Lax`).
+fn set_browser_cookie(state: &AppState, token: &str) -> Option<HeaderValue> {
+    let attrs = if state.config.public_url.scheme() == "https" {
+        "Secure; SameSite=None; Partitioned"
+    } else {
+        "SameSite=Lax"
+    };
+    HeaderValue::from_str(&format!(
+        "{BROWSER_COOKIE}={token}; Path=/widget; HttpOnly; {attrs}"
+    ))
+    .ok()
+}
+
+/// Lets only the browser that first opened the flow's link see or change it. With
+/// `may_issue` (page views), a browser without a token gets a new one, returned as the
+/// `Set-Cookie` to send. Another browser gets a page saying the link is in use elsewhere,
+/// in the flow's language, and nothing of the flow.
+async fn browser_gate(
+    state: &AppState,
+    headers: &HeaderMap,
+    flow: FlowId,
+    may_issue: bool,
+) -> Result<Option<HeaderValue>, Box<Response>> {
+    let (token, issued) = match browser_cookie(headers) {
+        Some(t) => (t, None),
+        None if may_issue => {
+            let t = state.finx.new_browser_token().expose().to_owned();
+            let cookie = set_browser_cookie(state, &t);
+            (t, cookie)
+        }
+        None => (String::new(), None),
+    };
+    match state.finx.bind_browser(flow, &token).await {
+        Ok(()) => Ok(issued),
+        Err(CoreError::Flow(FlowError::OtherBrowser)) => {
+            let language = language_of(state, flow).await;
+            Err(Box::new(elsewhere_page(language)))
+        }
+        Err(CoreError::NotFound(_)) => {
+            Err(Box::new(plain_error(StatusCode::NOT_FOUND, "invalid_link")))
+        }
+        Err(e) => Err(Box::new(core_failure(&e))),
+    }
+}
+
+/// The page for a browser other than the flow's: in the flow's language, with no data.
+fn elsewhere_page(language: Language) -> Response {
+    let t = texts(language);
+    let html = format!(
+        "<!doctype html><html lang={}><meta charset=utf-8><meta name=viewport content='width=device-width'>\
+         <title>finX</title><link rel=stylesheet href=/widget/static/widget.css><main class=card><h1>{}</h1>\
+         <p role=alert class=error id=message>{}</p></main>",
+        language.code(),
+        t["error_title"],
+        t["in_use_elsewhere"],
+    );
+    let mut res = (
+        StatusCode::FORBIDDEN,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        html,
+    )
+        .into_response();
+    secure(&mut res, "'none'", "'self'");
+    res
 }
 
 /// A page for requests that name no usable flow, in both languages.
@@ -214,10 +300,18 @@ async fn html(state: &AppState, view: &WidgetView, template: &str, ctx: Value) -
     res
 }
 
-fn to_page(ctx: &Ctx) -> Response {
+/// The widget page of a flow, relative: `/widget?token=…` (and `&iframe=1` when framed).
+fn page_path(ctx: &Ctx) -> String {
     let mut target = String::from("/widget?token=");
     target.extend(form_urlencoded::byte_serialize(ctx.token.as_bytes()));
-    Redirect::to(&target).into_response()
+    if ctx.framed {
+        target.push_str("&iframe=1");
+    }
+    target
+}
+
+fn to_page(ctx: &Ctx) -> Response {
+    Redirect::to(&page_path(ctx)).into_response()
 }
 
 fn account_kind(t: AccountType, language: Language) -> &'static str {
@@ -323,13 +417,26 @@ async fn render(state: &AppState, ctx: &Ctx, extra: Extra) -> Response {
             html(state, &view, "accounts.html", base(context! { accounts => accounts, multi => multi, error => extra.error })).await
         }
         FlowStatus::AccountsChosen { .. } | FlowStatus::Syncing { .. } => {
+            // While the server fetches, the page reloads itself (no script needed) until
+            // the fetch has ended.
             let claimable = matches!(flow.status, FlowStatus::AccountsChosen { .. });
             let sync_text = t["sync_text"].replace("{days}", &flow.params.sync_period.days().to_string());
-            html(state, &view, "sync.html", base(context! { claimable => claimable, sync_text => sync_text })).await
+            let refresh = (!claimable).then(|| page_path(ctx));
+            html(state, &view, "sync.html", base(context! { claimable => claimable, sync_text => sync_text, refresh => refresh })).await
         }
-        FlowStatus::Completed { .. } | FlowStatus::Cancelled => {
-            let text = if matches!(flow.status, FlowStatus::Cancelled) { t["cancelled_text"] } else { t["finished_text"] };
-            html(state, &view, "message.html", base(context! { heading => t["done_title"], text => text, can_return => false, alert => false }))
+        FlowStatus::Completed { .. } => {
+            // A reload after completion goes back to the app with the same code, while it
+            // still works.
+            match state.finx.completion_redirect(ctx.flow).await {
+                Ok(url) => finish(state, ctx, &url).await,
+                Err(_) => {
+                    html(state, &view, "message.html", base(context! { heading => t["done_title"], text => t["finished_text"], can_return => false, alert => false }))
+                        .await
+                }
+            }
+        }
+        FlowStatus::Cancelled => {
+            html(state, &view, "message.html", base(context! { heading => t["done_title"], text => t["cancelled_text"], can_return => false, alert => false }))
                 .await
         }
         FlowStatus::Failed { reason } => {
@@ -366,10 +473,12 @@ fn core_failure(e: &CoreError) -> Response {
 struct PageQuery {
     token: Option<String>,
     q: Option<String>,
+    iframe: Option<String>,
 }
 
 async fn page(
     State(state): State<AppState>,
+    headers: HeaderMap,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(Query(q)) = query else {
@@ -378,11 +487,15 @@ async fn page(
     let Some(token) = q.token else {
         return plain_error(StatusCode::BAD_REQUEST, "invalid_link");
     };
-    let ctx = match open(&state, &token) {
+    let ctx = match open(&state, &token, q.iframe.as_deref() == Some("1")) {
         Ok(c) => c,
         Err(r) => return *r,
     };
-    render(
+    let issued = match browser_gate(&state, &headers, ctx.flow, true).await {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let mut res = render(
         &state,
         &ctx,
         Extra {
@@ -390,7 +503,11 @@ async fn page(
             ..Extra::default()
         },
     )
-    .await
+    .await;
+    if let Some(cookie) = issued {
+        res.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    res
 }
 
 /// A submitted widget form: checked media type, origin and CSRF token.
@@ -414,13 +531,9 @@ impl Form {
             .map(|(_, v)| v.clone())
             .collect()
     }
-
-    fn framed(&self) -> bool {
-        self.get("iframe") == Some("1")
-    }
 }
 
-fn read_form(
+async fn read_form(
     state: &AppState,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -460,7 +573,8 @@ fn read_form(
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
-    let ctx = open(state, &token)?;
+    let framed = fields.iter().any(|(k, v)| k == "iframe" && v == "1");
+    let ctx = open(state, &token, framed)?;
     let given = fields
         .iter()
         .find(|(k, _)| k == "csrf")
@@ -469,12 +583,14 @@ fn read_form(
     if !bool::from(given.as_bytes().ct_eq(ctx.csrf.as_bytes())) {
         return Err(Box::new(plain_error(StatusCode::FORBIDDEN, "invalid_link")));
     }
+    // Every step comes from the browser that opened the link (its page view set the cookie).
+    browser_gate(state, headers, ctx.flow, false).await?;
     Ok(Form { ctx, fields })
 }
 
 macro_rules! form_or_return {
     ($state:expr, $headers:expr, $body:expr) => {
-        match read_form(&$state, &$headers, $body) {
+        match read_form(&$state, &$headers, $body).await {
             Ok(f) => f,
             Err(r) => return *r,
         }
@@ -492,11 +608,11 @@ async fn language_of(state: &AppState, flow: FlowId) -> Language {
 
 /// Sends the user back to the customer: a 303, or in iframe mode a page that posts the
 /// result to the parent window (only to the redirect URI's origin).
-async fn finish(state: &AppState, form: &Form, url: &Url) -> Response {
-    if !form.framed() {
+async fn finish(state: &AppState, ctx: &Ctx, url: &Url) -> Response {
+    if !ctx.framed {
         return Redirect::to(url.as_str()).into_response();
     }
-    let view = match state.finx.widget_view(form.ctx.flow).await {
+    let view = match state.finx.widget_view(ctx.flow).await {
         Ok(v) => v,
         Err(_) => return Redirect::to(url.as_str()).into_response(),
     };
@@ -529,7 +645,7 @@ async fn finish(state: &AppState, form: &Form, url: &Url) -> Response {
     let language = view.flow.params.language;
     let t = texts(language);
     let ctx = context! {
-        t => t, lang => language.code(), token => form.ctx.token, csrf => form.ctx.csrf, bank => Option::<String>::None,
+        t => t, lang => language.code(), token => ctx.token, csrf => ctx.csrf, bank => Option::<String>::None,
         live => false, heading => t["done_title"], text => t["done_text"], url => url.as_str(),
         result => Value::from_safe_string(json),
     };
@@ -637,8 +753,34 @@ async fn sync(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let form = form_or_return!(state, headers, body);
-    let result = state.finx.complete(form.ctx.flow).await;
-    leave(&state, &form, result).await
+    match state.finx.start_completion(form.ctx.flow).await {
+        Ok(claimed) => {
+            // The fetch is the server's job, not this request's: a browser that goes away
+            // (or a reload) changes nothing. The page polls until it has ended. A flow that
+            // was already claimed is being fetched already.
+            if claimed {
+                spawn_completion(&state, form.ctx.flow);
+            }
+            to_page(&form.ctx)
+        }
+        Err(e) => step_failed(&state, &form, &e).await,
+    }
+}
+
+/// Runs a claimed flow's data fetch on the runtime, bounded by the completion budget. A
+/// fetch that overruns is dropped; the stale-sync job then fails the flow.
+fn spawn_completion(state: &AppState, flow: FlowId) {
+    let finx = state.finx.clone();
+    let budget = state.config.completion_budget;
+    tokio::spawn(async move {
+        match tokio::time::timeout(budget, finx.run_completion(flow)).await {
+            Ok(Ok(_)) => tracing::info!(%flow, "flow completed"),
+            Ok(Err(e)) => tracing::info!(%flow, error = %e, "flow did not complete"),
+            Err(_) => {
+                tracing::warn!(%flow, "data fetch overran its budget; left to the stale-sync job");
+            }
+        }
+    });
 }
 
 async fn cancel(
@@ -664,7 +806,7 @@ async fn go_back(
 /// Sends the user back to the customer with the step's redirect, or shows why not.
 async fn leave(state: &AppState, form: &Form, result: Result<Url, CoreError>) -> Response {
     match result {
-        Ok(url) => finish(state, form, &url).await,
+        Ok(url) => finish(state, &form.ctx, &url).await,
         Err(e) => step_failed(state, form, &e).await,
     }
 }

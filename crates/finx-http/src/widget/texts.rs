@@ -155,6 +155,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "Ihre letzte Eingabe wird noch bearbeitet. Bitte versuchen Sie es erneut.",
         "Your last entry is still being processed. Please try again.",
     ),
+    (
+        "in_use_elsewhere",
+        "Dieser Link wird bereits in einem anderen Browser verwendet. Aus Sicherheitsgründen kann er nur dort fortgesetzt werden. Bitte starten Sie den Vorgang in der Anwendung neu.",
+        "This link is already in use in another browser. For your security it can only be continued there. Please start again from the application.",
+    ),
     ("error_title", "Fehler", "Error"),
     ("powered", "Bereitgestellt von finX", "Provided by finX"),
 ];

@@ -5,3 +5,5 @@ UPDATE grants SET expires_at = created_at + 15552000000000;
 CREATE INDEX grants_access ON grants (access_id);
 CREATE INDEX grants_expires_at ON grants (expires_at);
 CREATE INDEX accounts_synced_at ON accounts (synced_at);
+-- The server looks for stale data fetches among the flows in `syncing`.
+CREATE INDEX flows_status ON flows (status);
