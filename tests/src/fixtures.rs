@@ -287,7 +287,7 @@ impl App {
         let settings = finx_core::Settings {
             lifetimes: Lifetimes::default(),
             hash_key: b"test-hash-key-0123456789abcdef!!".to_vec(),
-            bank_timeout: std::time::Duration::from_secs(5),
+            bank_timeout: std::time::Duration::from_secs(2),
         };
         let finx = finx_core::Finx::new(ports, settings).expect("valid key");
         // A fixed secret, so an app reopened on the same database finds its client again.
@@ -421,6 +421,18 @@ impl Served {
     /// # Panics
     /// When no port can be bound.
     pub async fn start_with(app: App, limits: finx_http::limit::RateLimits) -> Self {
+        Self::start_full(app, limits, finx_http::ServerTimeouts::default()).await
+    }
+
+    /// Like [`Served::start_with`], with these server time limits.
+    ///
+    /// # Panics
+    /// When no port can be bound.
+    pub async fn start_full(
+        app: App,
+        limits: finx_http::limit::RateLimits,
+        timeouts: finx_http::ServerTimeouts,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -439,6 +451,7 @@ impl Served {
             router,
             std::future::pending(),
             std::time::Duration::from_secs(1),
+            timeouts,
         ));
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

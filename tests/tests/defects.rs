@@ -810,3 +810,214 @@ async fn d1_a_fetch_that_fails_half_way_leaves_no_data() {
         "the first account's data went too"
     );
 }
+
+/// A bank that never answers a login.
+struct HangingBank {
+    inner: Arc<dyn finx_ports::BankConnector>,
+}
+
+#[async_trait::async_trait]
+impl finx_ports::BankConnector for HangingBank {
+    async fn institutions(
+        &self,
+    ) -> Result<Vec<finx_domain::bank::Institution>, finx_ports::BankError> {
+        self.inner.institutions().await
+    }
+    async fn start_login(
+        &self,
+        _: &finx_domain::ids::InstitutionId,
+        _: &finx_ports::BankCredentials,
+    ) -> Result<finx_ports::LoginOutcome, finx_ports::BankError> {
+        std::future::pending().await
+    }
+    async fn submit_sca(
+        &self,
+        s: &finx_domain::flow::BankSession,
+        tan: &str,
+    ) -> Result<finx_domain::flow::BankSession, finx_ports::BankError> {
+        self.inner.submit_sca(s, tan).await
+    }
+    async fn accounts(
+        &self,
+        s: &finx_domain::flow::BankSession,
+    ) -> Result<Vec<finx_domain::bank::AccountDetails>, finx_ports::BankError> {
+        self.inner.accounts(s).await
+    }
+    async fn balances(
+        &self,
+        s: &finx_domain::flow::BankSession,
+        a: &str,
+    ) -> Result<Vec<finx_domain::bank::Balance>, finx_ports::BankError> {
+        self.inner.balances(s, a).await
+    }
+    async fn transactions(
+        &self,
+        s: &finx_domain::flow::BankSession,
+        a: &str,
+        from: finx_domain::Date,
+        to: finx_domain::Date,
+    ) -> Result<Vec<finx_domain::bank::TransactionDetails>, finx_ports::BankError> {
+        self.inner.transactions(s, a, from, to).await
+    }
+}
+
+/// Defect 6: a bank that never answers hung the widget. Every bank call is bounded (2 s in
+/// the test app), and the end user learns that the bank is unavailable.
+#[tokio::test]
+async fn d6_a_bank_that_never_answers_is_unavailable_after_the_bank_timeout() {
+    use finx_domain::flow::{FailureReason, FlowStatus};
+    let app = App::with(std::time::Duration::from_millis(10), |b| {
+        Arc::new(HangingBank { inner: b })
+    })
+    .await;
+    let req = finx_core::OnetimeAccessRequest {
+        redirect_uri: finx_tests::fixtures::REDIRECT.into(),
+        ..Default::default()
+    };
+    let flow = app
+        .finx
+        .create_onetime_access(&app.client, req)
+        .await
+        .expect("create")
+        .id;
+    app.finx
+        .select_bank(flow, "sandbox-90094815")
+        .await
+        .expect("bank");
+    let creds = finx_ports::BankCredentials {
+        user: "demo".into(),
+        secret: "demo".into(),
+    };
+    // Bounded here only so that a regression fails instead of hanging the suite.
+    let outcome = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        app.finx.submit_credentials(flow, &creds),
+    )
+    .await
+    .expect("the login ends");
+    assert!(
+        matches!(
+            outcome,
+            Err(finx_core::CoreError::FlowFailed(
+                FailureReason::BankUnavailable
+            ))
+        ),
+        "{outcome:?}"
+    );
+    let status = app.finx.widget_view(flow).await.expect("view").flow.status;
+    assert_eq!(
+        status,
+        FlowStatus::Failed {
+            reason: FailureReason::BankUnavailable
+        }
+    );
+}
+
+/// Defect 6: there was no request timeout. A request that runs past it is answered 503 in
+/// the finX shape (here 1 s, with a bank timeout of 2 s behind it).
+#[tokio::test]
+async fn d6_a_request_past_the_request_timeout_gets_503() {
+    let app = App::with(std::time::Duration::from_millis(10), |b| {
+        Arc::new(HangingBank { inner: b })
+    })
+    .await;
+    let served = Served::start_full(
+        app,
+        finx_http::limit::RateLimits::default(),
+        finx_http::ServerTimeouts {
+            header_read: std::time::Duration::from_secs(10),
+            request: std::time::Duration::from_secs(1),
+        },
+    )
+    .await;
+    let (location, flow) = http_link(&served, serde_json::json!({})).await;
+    let me = browser();
+    let page = me
+        .get(&location)
+        .send()
+        .await
+        .expect("open")
+        .text()
+        .await
+        .expect("html");
+    let csrf = csrf_of(&page);
+    served
+        .app
+        .finx
+        .select_bank(flow, "sandbox-90094815")
+        .await
+        .expect("bank");
+    let token = token_of(&location);
+    let res = me
+        .post(served.url("/widget/login"))
+        .form(&[
+            ("token", token.as_str()),
+            ("csrf", csrf.as_str()),
+            ("user", "demo"),
+            ("pin", "demo"),
+        ])
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(res.status().as_u16(), 503);
+    assert!(res.headers().contains_key("retry-after"));
+    let body: serde_json::Value = res.json().await.expect("finX error shape");
+    assert!(body["error"]["code"].is_u64(), "{body}");
+}
+
+/// Defect 6: there was no header-read timeout, so a client sending its headers one byte a
+/// second held a connection for ever (slowloris). The server now closes it.
+#[tokio::test]
+async fn d6_a_client_that_drips_its_headers_is_cut_off() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let served = Served::start_full(
+        App::new().await,
+        finx_http::limit::RateLimits::default(),
+        finx_http::ServerTimeouts {
+            header_read: std::time::Duration::from_secs(1),
+            request: std::time::Duration::from_secs(75),
+        },
+    )
+    .await;
+    let addr = format!(
+        "{}:{}",
+        served.base.host_str().expect("host"),
+        served.base.port().expect("port")
+    );
+    let stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let (mut read, mut write) = stream.into_split();
+    let reader = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        // Ends when the server closes the connection.
+        let _ = read.read_to_end(&mut buf).await;
+        buf
+    });
+    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let mut cut_off = false;
+    for byte in request {
+        if reader.is_finished() || write.write_all(&[*byte]).await.is_err() {
+            cut_off = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(
+        cut_off,
+        "the server waited for every byte (about 17 s of headers)"
+    );
+    let answer = reader.await.expect("reader");
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("200 OK"),
+        "no answer to the dripped request"
+    );
+    // Others are served as usual.
+    let ok = served
+        .http
+        .get(served.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(ok.status().as_u16(), 200);
+}

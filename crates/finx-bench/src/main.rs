@@ -378,6 +378,7 @@ async fn serve(args: &[String]) -> Result<(), String> {
         router,
         std::future::pending(),
         Duration::from_secs(1),
+        finx_http::ServerTimeouts::default(),
     )
     .await
     .map_err(|e| e.to_string())

@@ -267,6 +267,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(limit_request_size))
+        .layer(axum::middleware::from_fn(limit_request_time))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -281,32 +282,118 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 
+/// Time limits of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerTimeouts {
+    /// A client must send a request's headers within this (slowloris): default 10 s.
+    pub header_read: Duration,
+    /// A request must be answered within this, or gets 503 in the finX error shape: default
+    /// 75 s (above two bank calls at the default bank timeout of 30 s).
+    pub request: Duration,
+}
+
+impl Default for ServerTimeouts {
+    fn default() -> Self {
+        Self {
+            header_read: Duration::from_secs(10),
+            request: Duration::from_secs(75),
+        }
+    }
+}
+
+/// Answers 503 in the finX error shape when the request takes longer than the limit in the
+/// request's extensions (set by [`serve`]).
+async fn limit_request_time(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let Some(RequestTimeout(limit)) = req.extensions().get::<RequestTimeout>().copied() else {
+        return next.run(req).await;
+    };
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => {
+            tracing::warn!(seconds = limit.as_secs(), "request timed out");
+            let mut res = ApiError::finx(
+                StatusCode::SERVICE_UNAVAILABLE,
+                code::INTERNAL,
+                "The request took too long; try again.",
+            )
+            .into_response();
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            res
+        }
+    }
+}
+
+/// The request time limit, put in each request's extensions by [`serve`].
+#[derive(Debug, Clone, Copy)]
+struct RequestTimeout(Duration);
+
 /// Serves `router` on `listener` until `shutdown` resolves, then lets requests in flight
-/// finish (at most `grace`).
+/// finish (at most `grace`). Each connection must send its request headers within
+/// `timeouts.header_read` (closed otherwise), and each request is answered within
+/// `timeouts.request`. Handlers see the peer as `ConnectInfo<SocketAddr>`.
 ///
 /// # Errors
-/// When the server fails.
+/// When the listener fails for good.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     grace: Duration,
+    timeouts: ServerTimeouts,
 ) -> std::io::Result<()> {
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = tx.send(());
-    });
-    let drained = async move {
-        let _ = rx.await;
-        tokio::time::sleep(grace).await;
-    };
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use tower::ServiceExt as _;
+
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeouts.header_read);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little, do not spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.as_mut() => break,
+        };
+        let limit = RequestTimeout(timeouts.request);
+        let service = router
+            .clone()
+            .map_request(move |req: Request<hyper::body::Incoming>| {
+                let mut req = req.map(axum::body::Body::new);
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req.extensions_mut().insert(limit);
+                req
+            });
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
     tokio::select! {
-        r = server.into_future() => r,
-        () = drained => {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(grace) => {
             tracing::warn!("requests still running after the grace period; stopping anyway");
-            Ok(())
         }
     }
+    Ok(())
 }

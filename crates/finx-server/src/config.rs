@@ -79,6 +79,12 @@ pub(crate) struct ServeArgs {
     /// A grant's absolute lifetime in days, however often it is refreshed (default 180).
     #[arg(long, env = "FINX_GRANT_LIFETIME_DAYS", global = true)]
     pub(crate) grant_lifetime_days: Option<i64>,
+    /// The longest a request may take before it is answered 503, in seconds (default 75).
+    #[arg(long, env = "FINX_REQUEST_TIMEOUT_SECONDS", global = true)]
+    pub(crate) request_timeout_seconds: Option<u64>,
+    /// How long a client may take to send a request's headers, in seconds (default 10).
+    #[arg(long, env = "FINX_HEADER_READ_TIMEOUT_SECONDS", global = true)]
+    pub(crate) header_read_timeout_seconds: Option<u64>,
 }
 
 /// Subcommands.
@@ -133,6 +139,8 @@ struct FileConfig {
     access_token_seconds: Option<i64>,
     grant_lifetime_days: Option<i64>,
     bank_timeout_seconds: Option<u64>,
+    request_timeout_seconds: Option<u64>,
+    header_read_timeout_seconds: Option<u64>,
 }
 
 /// The resolved configuration. Its `Debug` hides the keys and the demo secret.
@@ -148,6 +156,7 @@ pub(crate) struct Config {
     pub(crate) demo_client_secret: String,
     pub(crate) lifetimes: Lifetimes,
     pub(crate) bank_timeout: std::time::Duration,
+    pub(crate) timeouts: finx_http::ServerTimeouts,
 }
 
 impl std::fmt::Debug for Config {
@@ -248,6 +257,22 @@ impl Config {
         if !(1..=600).contains(&bank_timeout) {
             return Err("bank_timeout_seconds must be between 1 and 600".into());
         }
+        let request_timeout = cli
+            .serve
+            .request_timeout_seconds
+            .or(file.request_timeout_seconds)
+            .unwrap_or(75);
+        if !(1..=3600).contains(&request_timeout) {
+            return Err("request_timeout_seconds must be between 1 and 3600".into());
+        }
+        let header_read = cli
+            .serve
+            .header_read_timeout_seconds
+            .or(file.header_read_timeout_seconds)
+            .unwrap_or(10);
+        if !(1..=300).contains(&header_read) {
+            return Err("header_read_timeout_seconds must be between 1 and 300".into());
+        }
         let log_format = cli
             .log_format
             .clone()
@@ -282,6 +307,10 @@ impl Config {
                 ..Lifetimes::default()
             },
             bank_timeout: std::time::Duration::from_secs(bank_timeout),
+            timeouts: finx_http::ServerTimeouts {
+                header_read: std::time::Duration::from_secs(header_read),
+                request: std::time::Duration::from_secs(request_timeout),
+            },
         })
     }
 }

@@ -222,9 +222,15 @@ async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
         }
     });
 
-    finx_http::serve(listener, router, shutdown_signal(), Duration::from_secs(20))
-        .await
-        .map_err(|e| e.to_string())?;
+    finx_http::serve(
+        listener,
+        router,
+        shutdown_signal(),
+        Duration::from_secs(20),
+        config.timeouts,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
