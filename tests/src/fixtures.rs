@@ -433,6 +433,33 @@ impl Served {
         limits: finx_http::limit::RateLimits,
         timeouts: finx_http::ServerTimeouts,
     ) -> Self {
+        Self::start_configured(app, limits, timeouts, Vec::new()).await
+    }
+
+    /// Like [`Served::start_with`], believing `X-Forwarded-For` from these networks.
+    ///
+    /// # Panics
+    /// When no port can be bound.
+    pub async fn start_behind_proxy(
+        app: App,
+        limits: finx_http::limit::RateLimits,
+        trusted_proxies: Vec<ipnet::IpNet>,
+    ) -> Self {
+        Self::start_configured(
+            app,
+            limits,
+            finx_http::ServerTimeouts::default(),
+            trusted_proxies,
+        )
+        .await
+    }
+
+    async fn start_configured(
+        app: App,
+        limits: finx_http::limit::RateLimits,
+        timeouts: finx_http::ServerTimeouts,
+        trusted_proxies: Vec<ipnet::IpNet>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -443,6 +470,7 @@ impl Served {
             link_key: finx_http::LinkKey::new(LINK_KEY.to_vec()),
             demo_callback: true,
             limits,
+            trusted_proxies,
             completion_budget: std::time::Duration::from_secs(300),
         };
         let router = finx_http::router(finx_http::AppState::new(app.finx.clone(), config));

@@ -1021,3 +1021,76 @@ async fn d6_a_client_that_drips_its_headers_is_cut_off() {
         .expect("healthz");
     assert_eq!(ok.status().as_u16(), 200);
 }
+
+/// Defect 2: behind a reverse proxy every request had the proxy's address, so about twenty
+/// bad secrets from anyone locked every client out. With the proxy trusted, each client
+/// address has its own budget; without, forwarded headers are not believed.
+#[tokio::test]
+async fn d2_failures_from_one_address_never_stop_the_client_from_another() {
+    let limits = finx_http::limit::RateLimits::default();
+    let served = Served::start_behind_proxy(
+        App::new().await,
+        limits,
+        vec!["127.0.0.0/8".parse().expect("cidr")],
+    )
+    .await;
+    let attempt = |from: &'static str, secret: &'static str| {
+        served
+            .http
+            .post(served.url("/onetime/access"))
+            .header("x-forwarded-for", format!("1.2.3.4, {from}"))
+            .basic_auth("demo-app", Some(secret))
+            .json(&serde_json::json!({ "redirect_uri": finx_tests::fixtures::REDIRECT }))
+            .send()
+    };
+    let mut throttled = false;
+    for _ in 0..limits.auth_failures_per_ip.burst + 5 {
+        let status = attempt("203.0.113.7", "fxs_wrong")
+            .await
+            .expect("send")
+            .status();
+        if status.as_u16() == 429 {
+            throttled = true;
+            break;
+        }
+        assert_eq!(status.as_u16(), 401);
+    }
+    assert!(throttled, "the guessing address is cut off");
+    let res = attempt("198.51.100.9", finx_tests::fixtures::DEMO_SECRET)
+        .await
+        .expect("send");
+    assert_eq!(
+        res.status().as_u16(),
+        200,
+        "the client from elsewhere is served"
+    );
+    // The guessing address stays cut off, whatever it writes left of the proxy's entry.
+    let res = attempt("203.0.113.7", finx_tests::fixtures::DEMO_SECRET)
+        .await
+        .expect("send");
+    assert_eq!(res.status().as_u16(), 429);
+
+    // Not behind a trusted proxy: forged headers change nothing.
+    let direct = Served::start_with(App::new().await, limits).await;
+    let mut throttled = false;
+    for i in 0..limits.auth_failures_per_ip.burst + 5 {
+        let status = direct
+            .http
+            .post(direct.url("/onetime/access"))
+            .header("x-forwarded-for", format!("198.51.100.{i}"))
+            .basic_auth("demo-app", Some("fxs_wrong"))
+            .json(&serde_json::json!({ "redirect_uri": finx_tests::fixtures::REDIRECT }))
+            .send()
+            .await
+            .expect("send")
+            .status();
+        if status.as_u16() == 429 {
+            throttled = true;
+            break;
+        }
+    }
+    assert!(
+        throttled,
+        "a forged X-Forwarded-For does not escape the budget"
+    );
+}

@@ -363,6 +363,7 @@ async fn serve(args: &[String]) -> Result<(), String> {
         link_key: finx_http::LinkKey::new(KEY.to_vec()),
         demo_callback: false,
         limits,
+        trusted_proxies: Vec::new(),
         completion_budget: std::time::Duration::from_secs(300),
     };
     let counter = queries.clone();

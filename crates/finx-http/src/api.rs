@@ -29,16 +29,21 @@ async fn authenticate(
     id: &str,
     secret: &str,
 ) -> Result<Client, ApiError> {
-    state
+    // The unit is reserved before the secret is checked, in the same step as the check.
+    let attempt = state
         .limiter
-        .may_authenticate(ip, id)
+        .begin_auth(ip, id)
         .map_err(|Throttled(wait)| ApiError::too_many(wait))?;
     match state.finx.authenticate_client(id, secret).await {
         Err(finx_core::CoreError::InvalidClient) => {
-            state.limiter.failed(ip, id);
+            attempt.failed();
             Err(ApiError::client_auth())
         }
-        other => Ok(other?),
+        Ok(client) => {
+            attempt.succeeded();
+            Ok(client)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -131,7 +136,8 @@ pub(crate) async fn onetime_access(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<OnetimeAccessResponse>, ApiError> {
-    let client = basic_client(&state, &headers, peer.ip()).await?;
+    let ip = crate::addr::client_ip(peer, &headers, &state.config.trusted_proxies);
+    let client = basic_client(&state, &headers, ip).await?;
     let body = parse::body(body)?;
     parse::kind(&headers, &[Kind::Json])?;
     let b: OnetimeAccessBody = parse::json(&body)?;
@@ -238,16 +244,17 @@ pub(crate) async fn token(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let ip = crate::addr::client_ip(peer, &headers, &state.config.trusted_proxies);
     state
         .limiter
-        .token_ip(peer.ip())
+        .token_ip(ip)
         .map_err(|Throttled(wait)| ApiError::too_many(wait))?;
     let body = parse::body(body).map_err(ApiError::into_oauth)?;
     let b = token_body(&headers, &body)?;
     let client = token_client(
         &state,
         &headers,
-        peer.ip(),
+        crate::addr::client_ip(peer, &headers, &state.config.trusted_proxies),
         b.client_id.as_deref(),
         b.client_secret.as_deref(),
     )
@@ -341,7 +348,7 @@ pub(crate) async fn revoke(
     let client = token_client(
         &state,
         &headers,
-        peer.ip(),
+        crate::addr::client_ip(peer, &headers, &state.config.trusted_proxies),
         b.client_id.as_deref(),
         b.client_secret.as_deref(),
     )

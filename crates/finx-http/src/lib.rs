@@ -9,6 +9,7 @@
 //! is traced with its method, path (never its query, which may carry a link token) and
 //! request id.
 
+pub mod addr;
 mod api;
 pub mod error;
 #[cfg(test)]
@@ -49,6 +50,9 @@ pub struct HttpConfig {
     pub demo_callback: bool,
     /// Rate limits.
     pub limits: limit::RateLimits,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers are believed: only
+    /// when the peer is in one of these networks is the client address taken from them.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The longest a flow's data fetch may run before it is abandoned (and the flow failed
     /// by the stale-sync job).
     pub completion_budget: Duration,

@@ -79,6 +79,15 @@ pub(crate) struct ServeArgs {
     /// A grant's absolute lifetime in days, however often it is refreshed (default 180).
     #[arg(long, env = "FINX_GRANT_LIFETIME_DAYS", global = true)]
     pub(crate) grant_lifetime_days: Option<i64>,
+    /// Reverse proxies (comma-separated CIDRs, default none) whose `X-Forwarded-For` or
+    /// `Forwarded` header gives the client address for rate limits.
+    #[arg(
+        long,
+        env = "FINX_TRUSTED_PROXIES",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub(crate) trusted_proxies: Option<Vec<ipnet::IpNet>>,
     /// The longest a request may take before it is answered 503, in seconds (default 75).
     #[arg(long, env = "FINX_REQUEST_TIMEOUT_SECONDS", global = true)]
     pub(crate) request_timeout_seconds: Option<u64>,
@@ -141,6 +150,7 @@ struct FileConfig {
     bank_timeout_seconds: Option<u64>,
     request_timeout_seconds: Option<u64>,
     header_read_timeout_seconds: Option<u64>,
+    trusted_proxies: Option<Vec<ipnet::IpNet>>,
 }
 
 /// The resolved configuration. Its `Debug` hides the keys and the demo secret.
@@ -157,6 +167,7 @@ pub(crate) struct Config {
     pub(crate) lifetimes: Lifetimes,
     pub(crate) bank_timeout: std::time::Duration,
     pub(crate) timeouts: finx_http::ServerTimeouts,
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl std::fmt::Debug for Config {
@@ -307,6 +318,12 @@ impl Config {
                 ..Lifetimes::default()
             },
             bank_timeout: std::time::Duration::from_secs(bank_timeout),
+            trusted_proxies: cli
+                .serve
+                .trusted_proxies
+                .clone()
+                .or(file.trusted_proxies)
+                .unwrap_or_default(),
             timeouts: finx_http::ServerTimeouts {
                 header_read: std::time::Duration::from_secs(header_read),
                 request: std::time::Duration::from_secs(request_timeout),
@@ -420,5 +437,9 @@ mod tests {
             .expect_err("built-in data key");
         assert!(e.contains("refusing") && e.contains("data key"), "{e}");
         assert!(resolve(&["--data-key", "short"]).is_err());
+        let c = resolve(&["--trusted-proxies", "10.0.0.0/8,2001:db8::/32"]).expect("CIDRs");
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert!(resolve(&["--trusted-proxies", "10.0.0.0/33"]).is_err());
+        assert!(resolve(&[]).expect("defaults").trusted_proxies.is_empty());
     }
 }

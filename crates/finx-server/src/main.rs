@@ -179,6 +179,7 @@ async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
         link_key: finx_http::LinkKey::new(config.link_key.as_bytes().to_vec()),
         demo_callback: config.sandbox,
         limits: finx_http::limit::RateLimits::default(),
+        trusted_proxies: config.trusted_proxies.clone(),
         completion_budget: Duration::from_secs(COMPLETION_BUDGET_SECONDS),
     };
     let router = finx_http::router(finx_http::AppState::new(finx.clone(), http));
