@@ -1094,3 +1094,47 @@ async fn d2_failures_from_one_address_never_stop_the_client_from_another() {
         "a forged X-Forwarded-For does not escape the budget"
     );
 }
+
+/// Also in issue 10: sqlx was built without TLS, so `sslmode=require` failed and no managed
+/// PostgreSQL could be used. Against a throwaway cluster that takes TLS only (a throwaway
+/// certificate authority), the store and the SDK's token store connect over TLS, verifying the
+/// certificate where asked; a connection without TLS is refused by the server.
+#[tokio::test]
+async fn postgres_over_tls_with_a_throwaway_certificate_authority() {
+    let cluster = finx_pgtest::PgCluster::start_tls().expect("a TLS cluster");
+    let port = cluster.port();
+    let plain = format!("postgres://postgres@127.0.0.1:{port}/postgres?sslmode=disable");
+    assert!(
+        SqlStore::connect(&plain).await.is_err(),
+        "the server takes TLS only"
+    );
+    let required = format!("postgres://postgres@127.0.0.1:{port}/postgres?sslmode=require");
+    let store = SqlStore::connect(&required)
+        .await
+        .expect("TLS, sslmode=require");
+    let app = App::on(Arc::new(store)).await;
+    let tokens = app.nosca_tokens("sandbox-90094815").await;
+    assert!(
+        app.finx
+            .authorize(tokens.access_token.expose())
+            .await
+            .is_ok()
+    );
+    let ca = cluster.ca_file();
+    let verified = format!(
+        "postgres://postgres@localhost:{port}/postgres?sslmode=verify-full&sslrootcert={}",
+        ca.display()
+    );
+    SqlStore::connect(&verified)
+        .await
+        .expect("TLS, certificate verified");
+    let tokens = finx_client::SqlTokenStore::connect(&verified)
+        .await
+        .expect("the SDK's token store over TLS");
+    assert!(
+        finx_client::TokenStore::load(&tokens, "nobody")
+            .await
+            .expect("load")
+            .is_none()
+    );
+}

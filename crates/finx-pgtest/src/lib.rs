@@ -83,6 +83,27 @@ impl PgCluster {
     /// # Errors
     /// [`PgError`] saying which step failed, with the server log when it did not start.
     pub fn start() -> Result<Self, PgError> {
+        Self::start_with(false)
+    }
+
+    /// Like [`start`](Self::start), but serving TLS only: `ssl=on` with a fresh certificate
+    /// for `localhost` and 127.0.0.1 from a throwaway certificate authority (made with
+    /// `openssl`), and every TCP connection without TLS rejected.
+    /// [`ca_file`](Self::ca_file) is the authority's certificate, to trust.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start), or when `openssl` fails.
+    pub fn start_tls() -> Result<Self, PgError> {
+        Self::start_with(true)
+    }
+
+    /// The certificate authority of a TLS cluster, to pass as `sslrootcert`.
+    #[must_use]
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("data").join("ca.crt")
+    }
+
+    fn start_with(tls: bool) -> Result<Self, PgError> {
         let bin = bin_dir()?;
         let as_postgres = is_root();
         let port = free_port()?;
@@ -134,11 +155,15 @@ impl PgCluster {
                 "--no-sync",
             ],
         )?;
-        let opts = format!(
+        let mut opts = format!(
             "-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
              -c full_page_writes=off -c max_connections=300",
             dir = cluster.dir.display()
         );
+        if tls {
+            cluster.make_certificate()?;
+            opts.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+        }
         let log = cluster.dir.join("server.log");
         if let Err(e) = cluster.run(
             "pg_ctl",
@@ -160,6 +185,44 @@ impl PgCluster {
         }
         cluster.watch();
         Ok(cluster)
+    }
+
+    /// A throwaway certificate authority (`ca.crt`), a server certificate for `localhost`
+    /// and 127.0.0.1 signed by it, and a `pg_hba.conf` that takes TCP connections over TLS
+    /// only, all in the data directory and made by the user the server runs as.
+    fn make_certificate(&self) -> Result<(), PgError> {
+        const SCRIPT: &str = "set -e
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=finx-test-ca \
+  -keyout ca.key -out ca.crt 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n' > server.ext
+openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+  -extfile server.ext -out server.crt 2>/dev/null
+chmod 600 server.key ca.key
+printf 'local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 0.0.0.0/0 reject\n' > pg_hba.conf
+";
+        let mut sh = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--", "sh", "-c", SCRIPT]);
+            c
+        } else {
+            let mut c = Command::new("sh");
+            c.args(["-c", SCRIPT]);
+            c
+        };
+        let out = sh
+            .current_dir(self.data_dir())
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| err(format!("sh: {e}")))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(err(format!(
+                "making a certificate with openssl failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )))
+        }
     }
 
     fn data_dir(&self) -> String {
