@@ -794,3 +794,88 @@ async fn a_tan_step_continues_with_the_session_the_bank_returned() {
         matches!(f.status, FlowStatus::ScaPassed { ref session, .. } if session.expose() == "authorized")
     );
 }
+
+fn details(external_id: &str) -> AccountDetails {
+    AccountDetails {
+        external_id: external_id.into(),
+        iban: None,
+        account_number: None,
+        bank_code: None,
+        bic: None,
+        bank_name: "b".into(),
+        currency: Currency::EUR,
+        account_type: AccountType::Giro,
+        name: "Giro".into(),
+        owner: "E".into(),
+        is_jointly_managed: false,
+        card_last4: None,
+    }
+}
+
+/// A long history is written in batches of `SYNC_BATCH`, each its own store call, so no
+/// write holds the store for the whole fetch; the pending ones the bank no longer reports
+/// are dropped once, at the end, keeping every pending one it does report.
+#[tokio::test]
+async fn a_long_history_is_written_in_batches() {
+    let mut m = Mocks::new();
+    stateful_flow(
+        &mut m,
+        flow(FlowStatus::Syncing {
+            institution: sandbox(),
+            session: BankSession::new("s".into()),
+            chosen: vec![details("giro")],
+            started_at: t0(),
+        }),
+    );
+    let n = crate::SYNC_BATCH * 4 + 7;
+    m.bank.expect_balances().returning(|_, _| Ok(vec![]));
+    m.bank.expect_transactions().returning(move |_, _, _, _| {
+        Ok((0..n)
+            .map(|i| finx_domain::bank::TransactionDetails {
+                external_id: format!("t{i}"),
+                amount: finx_domain::money::Money::new(
+                    rust_decimal::Decimal::new(-100, 2),
+                    Currency::EUR,
+                ),
+                counterparty: Default::default(),
+                purpose: None,
+                booked_on: t0().date_naive(),
+                value_date: t0().date_naive(),
+                booked: i % 2 == 0,
+                booking_text: None,
+                transaction_type: finx_domain::bank::TransactionType::Transfer,
+                creditor_id: None,
+                mandate_reference: None,
+                end_to_end_reference: None,
+                sepa_purpose_code: None,
+            })
+            .collect())
+    });
+    m.data.expect_upsert_account().returning(|_| Ok(()));
+    m.data
+        .expect_sync_transactions()
+        .never()
+        .returning(|_, _, _| Ok(Default::default()));
+    m.data
+        .expect_upsert_transactions()
+        .times(5)
+        .withf(|_, batch, _| batch.len() <= crate::SYNC_BATCH)
+        .returning(|_, b, _| {
+            Ok(finx_ports::SyncReport {
+                inserted: b.len() as u64,
+                ..Default::default()
+            })
+        });
+    m.data
+        .expect_drop_pending_except()
+        .times(1)
+        .withf(move |_, keep| keep.len() == n / 2)
+        .returning(|_, _| Ok(0));
+    m.grants.expect_insert_grant().returning(|_, _| Ok(()));
+    let finx = m.build();
+    let url = finx
+        .run_completion(FlowId::from_random([5; 16]))
+        .await
+        .expect("completed");
+    assert!(url.query_pairs().any(|(k, _)| k == "code"));
+}
