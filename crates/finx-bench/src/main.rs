@@ -147,8 +147,17 @@ async fn serve(args: &[String]) -> Result<(), String> {
     let store = if store_url == "memory" {
         Store::Memory(Arc::new(finx_store_memory::MemoryStore::new()))
     } else {
+        // `sqlite-normal://…`: SQLite with synchronous=NORMAL, to show what FULL costs.
+        let (url, full_sync) = match store_url.strip_prefix("sqlite-normal:") {
+            Some(rest) => (format!("sqlite:{rest}"), false),
+            None => (store_url.clone(), true),
+        };
+        let options = finx_store_sql::SqlOptions {
+            sqlite_full_sync: full_sync,
+            ..finx_store_sql::SqlOptions::default()
+        };
         Store::Sql(Arc::new(
-            finx_store_sql::SqlStore::connect(&store_url)
+            finx_store_sql::SqlStore::connect_with(&url, &options)
                 .await
                 .map_err(|e| e.to_string())?,
         ))

@@ -58,6 +58,10 @@ pub struct SqlOptions {
     pub acquire_timeout: Duration,
     /// The key that encrypts bank session handles (and codes kept for a reload) at rest.
     pub data_key: DataKey,
+    /// SQLite only: `synchronous=FULL` (the default: a commit is on disk before it is
+    /// acknowledged). `false` means `NORMAL`, which may lose the last commits on power loss;
+    /// it exists so that the benchmark can show what durability costs, not for production.
+    pub sqlite_full_sync: bool,
 }
 
 impl Default for SqlOptions {
@@ -66,6 +70,7 @@ impl Default for SqlOptions {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(10),
             data_key: DataKey::default(),
+            sqlite_full_sync: true,
         }
     }
 }
@@ -168,7 +173,11 @@ impl SqlStore {
                 .journal_mode(SqliteJournalMode::Wal)
                 // FULL: a commit is on disk before it is acknowledged. Under NORMAL, WAL may
                 // lose the last commits on power loss, bringing a rotated refresh token back.
-                .synchronous(SqliteSynchronous::Full)
+                .synchronous(if options.sqlite_full_sync {
+                    SqliteSynchronous::Full
+                } else {
+                    SqliteSynchronous::Normal
+                })
                 .busy_timeout(options.acquire_timeout)
                 .foreign_keys(true);
             if let Some(dir) = connect
