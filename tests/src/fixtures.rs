@@ -320,23 +320,44 @@ impl App {
     }
 }
 
-/// A bank connector that counts logins and TAN submissions, then hands them on.
+/// Faults a [`CountingBank`] puts in front of the real bank.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Faults {
+    /// Logins never get an answer.
+    pub hang_logins: bool,
+    /// The transaction fetch with this number (0 is the first) fails as unavailable.
+    pub fail_transactions_call: Option<usize>,
+}
+
+/// A bank connector that counts logins, TAN submissions and transaction fetches, then hands
+/// them on, with the [`Faults`] it was given.
 pub struct CountingBank {
     inner: std::sync::Arc<dyn finx_ports::BankConnector>,
+    faults: Faults,
     /// `start_login` calls so far.
     pub logins: std::sync::atomic::AtomicUsize,
     /// `submit_sca` calls so far.
     pub tans: std::sync::atomic::AtomicUsize,
+    /// `transactions` calls so far.
+    pub fetches: std::sync::atomic::AtomicUsize,
 }
 
 impl CountingBank {
     /// Wraps `inner`.
     #[must_use]
     pub fn new(inner: std::sync::Arc<dyn finx_ports::BankConnector>) -> Self {
+        Self::faulty(inner, Faults::default())
+    }
+
+    /// Wraps `inner`, with `faults`.
+    #[must_use]
+    pub fn faulty(inner: std::sync::Arc<dyn finx_ports::BankConnector>, faults: Faults) -> Self {
         Self {
             inner,
+            faults,
             logins: 0.into(),
             tans: 0.into(),
+            fetches: 0.into(),
         }
     }
 }
@@ -356,6 +377,9 @@ impl finx_ports::BankConnector for CountingBank {
     ) -> Result<finx_ports::LoginOutcome, finx_ports::BankError> {
         self.logins
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.faults.hang_logins {
+            return std::future::pending().await;
+        }
         self.inner.start_login(institution, credentials).await
     }
 
@@ -390,8 +414,41 @@ impl finx_ports::BankConnector for CountingBank {
         from: finx_domain::Date,
         to: finx_domain::Date,
     ) -> Result<Vec<TransactionDetails>, finx_ports::BankError> {
+        let n = self
+            .fetches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.faults.fail_transactions_call == Some(n) {
+            return Err(finx_ports::BankError::Unavailable(
+                "scripted failure".into(),
+            ));
+        }
         self.inner.transactions(session, account, from, to).await
     }
+}
+
+/// The `token` query parameter of a widget link.
+///
+/// # Panics
+/// When `location` is not a widget link.
+#[must_use]
+pub fn token_of(location: &str) -> String {
+    url::Url::parse(location)
+        .expect("url")
+        .query_pairs()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+        .expect("token")
+}
+
+/// The hidden CSRF field of a widget page.
+///
+/// # Panics
+/// When the page has none.
+#[must_use]
+pub fn csrf_of(html: &str) -> String {
+    let at =
+        html.find("name=\"csrf\" value=\"").expect("a csrf field") + "name=\"csrf\" value=\"".len();
+    html[at..].split('"').next().expect("value").to_owned()
 }
 
 /// The key test servers sign widget links with.

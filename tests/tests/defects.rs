@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use finx_ports::Clock as _;
 use finx_store_sql::SqlStore;
-use finx_tests::fixtures::{App, Served};
+use finx_tests::fixtures::{App, CountingBank, Faults, Served, csrf_of, token_of};
 
 async fn sqlite_app() -> App {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
@@ -336,21 +336,6 @@ fn browser() -> reqwest::Client {
         .cookie_store(true)
         .build()
         .expect("client")
-}
-
-fn csrf_of(html: &str) -> String {
-    let at =
-        html.find("name=\"csrf\" value=\"").expect("a csrf field") + "name=\"csrf\" value=\"".len();
-    html[at..].split('"').next().expect("value").to_owned()
-}
-
-fn token_of(location: &str) -> String {
-    url::Url::parse(location)
-        .expect("url")
-        .query_pairs()
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v.into_owned())
-        .expect("token")
 }
 
 /// Logs in (demo, TAN) and chooses the giro account through the core, as the end user's
@@ -690,69 +675,18 @@ async fn d4_a_stale_fetch_is_failed_and_its_data_deleted() {
     );
 }
 
-/// A bank that fails the transactions of the second account it is asked for.
-struct FailsSecondAccount {
-    inner: Arc<dyn finx_ports::BankConnector>,
-    calls: std::sync::atomic::AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl finx_ports::BankConnector for FailsSecondAccount {
-    async fn institutions(
-        &self,
-    ) -> Result<Vec<finx_domain::bank::Institution>, finx_ports::BankError> {
-        self.inner.institutions().await
-    }
-    async fn start_login(
-        &self,
-        i: &finx_domain::ids::InstitutionId,
-        c: &finx_ports::BankCredentials,
-    ) -> Result<finx_ports::LoginOutcome, finx_ports::BankError> {
-        self.inner.start_login(i, c).await
-    }
-    async fn submit_sca(
-        &self,
-        s: &finx_domain::flow::BankSession,
-        tan: &str,
-    ) -> Result<finx_domain::flow::BankSession, finx_ports::BankError> {
-        self.inner.submit_sca(s, tan).await
-    }
-    async fn accounts(
-        &self,
-        s: &finx_domain::flow::BankSession,
-    ) -> Result<Vec<finx_domain::bank::AccountDetails>, finx_ports::BankError> {
-        self.inner.accounts(s).await
-    }
-    async fn balances(
-        &self,
-        s: &finx_domain::flow::BankSession,
-        a: &str,
-    ) -> Result<Vec<finx_domain::bank::Balance>, finx_ports::BankError> {
-        self.inner.balances(s, a).await
-    }
-    async fn transactions(
-        &self,
-        s: &finx_domain::flow::BankSession,
-        a: &str,
-        from: finx_domain::Date,
-        to: finx_domain::Date,
-    ) -> Result<Vec<finx_domain::bank::TransactionDetails>, finx_ports::BankError> {
-        if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
-            return Err(finx_ports::BankError::Unavailable("gone".into()));
-        }
-        self.inner.transactions(s, a, from, to).await
-    }
-}
-
 /// Defect 1: a flow that failed half-way left the first account's data behind.
 #[tokio::test]
 async fn d1_a_fetch_that_fails_half_way_leaves_no_data() {
     use finx_domain::flow::FlowStatus;
     let app = App::with(std::time::Duration::from_millis(10), |b| {
-        Arc::new(FailsSecondAccount {
-            inner: b,
-            calls: 0.into(),
-        })
+        Arc::new(CountingBank::faulty(
+            b,
+            Faults {
+                fail_transactions_call: Some(1),
+                ..Faults::default()
+            },
+        ))
     })
     .await;
     let req = finx_core::OnetimeAccessRequest {
@@ -811,63 +745,19 @@ async fn d1_a_fetch_that_fails_half_way_leaves_no_data() {
     );
 }
 
-/// A bank that never answers a login.
-struct HangingBank {
-    inner: Arc<dyn finx_ports::BankConnector>,
-}
-
-#[async_trait::async_trait]
-impl finx_ports::BankConnector for HangingBank {
-    async fn institutions(
-        &self,
-    ) -> Result<Vec<finx_domain::bank::Institution>, finx_ports::BankError> {
-        self.inner.institutions().await
-    }
-    async fn start_login(
-        &self,
-        _: &finx_domain::ids::InstitutionId,
-        _: &finx_ports::BankCredentials,
-    ) -> Result<finx_ports::LoginOutcome, finx_ports::BankError> {
-        std::future::pending().await
-    }
-    async fn submit_sca(
-        &self,
-        s: &finx_domain::flow::BankSession,
-        tan: &str,
-    ) -> Result<finx_domain::flow::BankSession, finx_ports::BankError> {
-        self.inner.submit_sca(s, tan).await
-    }
-    async fn accounts(
-        &self,
-        s: &finx_domain::flow::BankSession,
-    ) -> Result<Vec<finx_domain::bank::AccountDetails>, finx_ports::BankError> {
-        self.inner.accounts(s).await
-    }
-    async fn balances(
-        &self,
-        s: &finx_domain::flow::BankSession,
-        a: &str,
-    ) -> Result<Vec<finx_domain::bank::Balance>, finx_ports::BankError> {
-        self.inner.balances(s, a).await
-    }
-    async fn transactions(
-        &self,
-        s: &finx_domain::flow::BankSession,
-        a: &str,
-        from: finx_domain::Date,
-        to: finx_domain::Date,
-    ) -> Result<Vec<finx_domain::bank::TransactionDetails>, finx_ports::BankError> {
-        self.inner.transactions(s, a, from, to).await
-    }
-}
-
 /// Defect 6: a bank that never answers hung the widget. Every bank call is bounded (2 s in
 /// the test app), and the end user learns that the bank is unavailable.
 #[tokio::test]
 async fn d6_a_bank_that_never_answers_is_unavailable_after_the_bank_timeout() {
     use finx_domain::flow::{FailureReason, FlowStatus};
     let app = App::with(std::time::Duration::from_millis(10), |b| {
-        Arc::new(HangingBank { inner: b })
+        Arc::new(CountingBank::faulty(
+            b,
+            Faults {
+                hang_logins: true,
+                ..Faults::default()
+            },
+        ))
     })
     .await;
     let req = finx_core::OnetimeAccessRequest {
@@ -918,7 +808,13 @@ async fn d6_a_bank_that_never_answers_is_unavailable_after_the_bank_timeout() {
 #[tokio::test]
 async fn d6_a_request_past_the_request_timeout_gets_503() {
     let app = App::with(std::time::Duration::from_millis(10), |b| {
-        Arc::new(HangingBank { inner: b })
+        Arc::new(CountingBank::faulty(
+            b,
+            Faults {
+                hang_logins: true,
+                ..Faults::default()
+            },
+        ))
     })
     .await;
     let served = Served::start_full(

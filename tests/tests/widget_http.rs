@@ -2,7 +2,7 @@
 //! headers, failure pages and the way back with `error=`.
 
 use chrono::TimeDelta;
-use finx_tests::fixtures::{App, DEMO_SECRET, REDIRECT, Served};
+use finx_tests::fixtures::{App, DEMO_SECRET, REDIRECT, Served, csrf_of, token_of};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -27,22 +27,6 @@ async fn link(s: &Served, body: Value) -> String {
         .await
         .expect("json");
     v["location"].as_str().expect("location").to_owned()
-}
-
-fn token_of(location: &str) -> String {
-    url::Url::parse(location)
-        .expect("url")
-        .query_pairs()
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v.into_owned())
-        .expect("token")
-}
-
-/// The hidden CSRF field of a page.
-fn csrf_of(html: &str) -> String {
-    let at =
-        html.find("name=\"csrf\" value=\"").expect("a csrf field") + "name=\"csrf\" value=\"".len();
-    html[at..].split('"').next().expect("value").to_owned()
 }
 
 async fn page(s: &Served, location: &str) -> (StatusCode, reqwest::header::HeaderMap, String) {

@@ -8,6 +8,7 @@ use finx_domain::ids::FlowId;
 use finx_ports::{FlowStore, StoreError};
 
 use crate::codec::{FlowDoc, from_json, json, micros};
+use crate::seal::DataKey;
 use crate::{SqlStore, corrupt, db, on_pool};
 
 #[derive(sqlx::FromRow)]
@@ -18,6 +19,20 @@ struct FlowRow {
     created_at: i64,
     expires_at: i64,
     document: String,
+}
+
+impl FlowRow {
+    fn into_flow(self, key: &DataKey) -> Result<Flow, StoreError> {
+        let doc: FlowDoc = from_json(&self.document, "flow document")?;
+        doc.into_flow(
+            key,
+            &self.id,
+            &self.client_id,
+            self.version,
+            self.created_at,
+            self.expires_at,
+        )
+    }
 }
 
 fn version(v: u64) -> Result<i64, StoreError> {
@@ -56,17 +71,7 @@ impl FlowStore for SqlStore {
                 .await
                 .map_err(db)?
         });
-        let Some(r) = row else { return Ok(None) };
-        let doc: FlowDoc = from_json(&r.document, "flow document")?;
-        doc.into_flow(
-            &self.data_key,
-            &r.id,
-            &r.client_id,
-            r.version,
-            r.created_at,
-            r.expires_at,
-        )
-        .map(Some)
+        row.map(|r| r.into_flow(&self.data_key)).transpose()
     }
 
     async fn update_flow(&self, flow: &Flow, expected_version: u64) -> Result<(), StoreError> {
@@ -112,15 +117,7 @@ impl FlowStore for SqlStore {
         });
         let mut stale = Vec::new();
         for r in rows {
-            let doc: FlowDoc = from_json(&r.document, "flow document")?;
-            let flow = doc.into_flow(
-                &self.data_key,
-                &r.id,
-                &r.client_id,
-                r.version,
-                r.created_at,
-                r.expires_at,
-            )?;
+            let flow = r.into_flow(&self.data_key)?;
             if matches!(flow.status, FlowStatus::Syncing { started_at, .. } if started_at < started_before)
             {
                 stale.push(flow);
