@@ -338,6 +338,40 @@ fn browser() -> reqwest::Client {
         .expect("client")
 }
 
+/// A link made over HTTP, opened in a fresh browser (bound to it), its bank selected.
+struct Opened {
+    location: String,
+    flow: finx_domain::ids::FlowId,
+    me: reqwest::Client,
+    csrf: String,
+}
+
+async fn open_in_browser(served: &Served) -> Opened {
+    let (location, flow) = http_link(served, serde_json::json!({})).await;
+    let me = browser();
+    let page = me
+        .get(&location)
+        .send()
+        .await
+        .expect("open")
+        .text()
+        .await
+        .expect("html");
+    let csrf = csrf_of(&page);
+    served
+        .app
+        .finx
+        .select_bank(flow, "sandbox-90094815")
+        .await
+        .expect("bank");
+    Opened {
+        location,
+        flow,
+        me,
+        csrf,
+    }
+}
+
 /// Logs in (demo, TAN) and chooses the giro account through the core, as the end user's
 /// browser would through the forms.
 async fn up_to_accounts(app: &App, flow: finx_domain::ids::FlowId, user: &str) {
@@ -468,23 +502,12 @@ async fn d4_the_fetch_finishes_without_the_browser_and_a_reload_returns_the_same
     use finx_domain::flow::FlowStatus;
     let app = App::with(std::time::Duration::from_millis(400), |b| b).await;
     let served = Served::start(app).await;
-    let (location, flow) = http_link(&served, serde_json::json!({})).await;
-    let me = browser();
-    let page = me
-        .get(&location)
-        .send()
-        .await
-        .expect("open")
-        .text()
-        .await
-        .expect("html");
-    let csrf = csrf_of(&page);
-    served
-        .app
-        .finx
-        .select_bank(flow, "sandbox-90094815")
-        .await
-        .expect("bank");
+    let Opened {
+        location,
+        flow,
+        me,
+        csrf,
+    } = open_in_browser(&served).await;
     up_to_accounts(&served.app, flow, "slow").await;
     let token = token_of(&location);
     let sent = me
@@ -826,23 +849,12 @@ async fn d6_a_request_past_the_request_timeout_gets_503() {
         },
     )
     .await;
-    let (location, flow) = http_link(&served, serde_json::json!({})).await;
-    let me = browser();
-    let page = me
-        .get(&location)
-        .send()
-        .await
-        .expect("open")
-        .text()
-        .await
-        .expect("html");
-    let csrf = csrf_of(&page);
-    served
-        .app
-        .finx
-        .select_bank(flow, "sandbox-90094815")
-        .await
-        .expect("bank");
+    let Opened {
+        location,
+        flow: _,
+        me,
+        csrf,
+    } = open_in_browser(&served).await;
     let token = token_of(&location);
     let res = me
         .post(served.url("/widget/login"))
