@@ -400,6 +400,10 @@ async fn d3_a_second_browser_sees_no_bank_data_and_can_do_nothing() {
         serde_json::json!({ "accounts": [{ "id": "DE82900948150000002881" }], "language": "en" }),
     )
     .await;
+    // A mail scanner opens the link first and keeps no cookie: it binds nothing.
+    let scanner = reqwest::Client::new();
+    let scanned = scanner.get(&location).send().await.expect("scanner");
+    assert_eq!(scanned.status().as_u16(), 200);
     let victim = browser();
     let page = victim.get(&location).send().await.expect("victim opens");
     assert_eq!(page.status().as_u16(), 200);
@@ -471,6 +475,18 @@ async fn d3_a_second_browser_sees_no_bank_data_and_can_do_nothing() {
         .send()
         .await
         .expect("attacker cancels");
+    assert_eq!(res.status().as_u16(), 403);
+    // A client without cookies cannot take a step either; it is asked to allow them.
+    let res = scanner
+        .post(served.url("/widget/accounts"))
+        .form(&[
+            ("token", token.as_str()),
+            ("csrf", csrf.as_str()),
+            ("account", "giro"),
+        ])
+        .send()
+        .await
+        .expect("cookieless post");
     assert_eq!(res.status().as_u16(), 403);
     let view = served.app.finx.widget_view(flow).await.expect("view");
     assert!(

@@ -513,9 +513,8 @@ fn write_report(
         ),
     ) {
         md.push_str(&format!(
-            "- Durability on SQLite: with `synchronous=FULL` (what finX runs: a 200 means the rotation is on disk)
-               refresh grants run at {:.2}× the rate under `synchronous=NORMAL`, which may lose the last commits on power loss.
-",
+            "- Durability on SQLite: with `synchronous=FULL` (what finX runs: a 200 means the rotation is on disk)\n  \
+             refresh grants run at {:.2}× the rate under `synchronous=NORMAL`, which may lose the last commits on power loss.\n",
             full / normal
         ));
     }

@@ -33,31 +33,37 @@ fn parse_hop(raw: &str) -> Option<IpAddr> {
         .and_then(|(ip, _)| ip.parse().ok())
 }
 
-/// The hops a request passed, oldest first: `X-Forwarded-For`, or the `for=` parameters of
-/// `Forwarded` (RFC 7239). `None` when an entry does not parse (obfuscated or `unknown`).
+/// The hops a request passed, oldest first: `X-Forwarded-For` whenever the request has one
+/// (then `Forwarded` is not read at all, so a client cannot pick the header a proxy does not
+/// write), else the `for=` parameters of `Forwarded` (RFC 7239). `None` for an entry that
+/// does not parse (obfuscated, `unknown`, or bytes that are not text): the chain cannot be
+/// followed past it.
 fn hops(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    let xff: Vec<&str> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
+    // Read lossily: what a proxy appends is ASCII and stays readable even after a client's
+    // bytes that are not text, which become unreadable entries of their own.
+    let lines = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect()
+    };
+    let xff = lines("x-forwarded-for");
     if !xff.is_empty() {
         return xff
             .iter()
-            .flat_map(|v| v.split(','))
+            .flat_map(|l| l.split(','))
             .map(parse_hop)
             .collect();
     }
-    headers
-        .get_all("forwarded")
+    lines("forwarded")
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|element| {
+        .flat_map(|l| l.split(','))
+        .map(|element| {
             element.split(';').find_map(|pair| {
                 let (k, v) = pair.split_once('=')?;
                 k.trim().eq_ignore_ascii_case("for").then(|| parse_hop(v))
-            })
+            })?
         })
         .collect()
 }
@@ -145,6 +151,31 @@ mod tests {
         assert_eq!(
             client_ip(peer("10.0.0.2"), &h, &proxies),
             "10.1.1.1".parse::<IpAddr>().expect("ip")
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_not_text_and_a_forwarded_header_change_nothing() {
+        let proxies = nets(&["127.0.0.0/8"]);
+        let mut h = HeaderMap::new();
+        // The client's own line, not text; the proxy appended the real address to it.
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\xff\xfe, 203.0.113.5").expect("opaque bytes"),
+        );
+        h.append("forwarded", HeaderValue::from_static("for=198.51.100.77"));
+        assert_eq!(
+            client_ip(peer("127.0.0.1"), &h, &proxies),
+            "203.0.113.5".parse::<IpAddr>().expect("ip"),
+            "the address the proxy saw, never the client's pick"
+        );
+        let h = headers(&[
+            ("x-forwarded-for", "203.0.113.5"),
+            ("forwarded", "for=198.51.100.77"),
+        ]);
+        assert_eq!(
+            client_ip(peer("127.0.0.1"), &h, &proxies),
+            "203.0.113.5".parse::<IpAddr>().expect("ip")
         );
     }
 

@@ -29,7 +29,8 @@ async fn authenticate(
     id: &str,
     secret: &str,
 ) -> Result<Client, ApiError> {
-    // The unit is reserved before the secret is checked, in the same step as the check.
+    // Both budgets are looked at in one step before the secret is checked; a failure is
+    // recorded against both in one step (into debt if parallel guesses overdrew them).
     let attempt = state
         .limiter
         .begin_auth(ip, id)

@@ -67,6 +67,8 @@ pub struct AppState {
     pub config: HttpConfig,
     /// The rate limiter.
     pub limiter: limit::Limiter,
+    /// The data fetches running for flows: the server waits for them at shutdown.
+    pub tasks: tokio_util::task::TaskTracker,
 }
 
 impl AppState {
@@ -78,6 +80,7 @@ impl AppState {
             finx,
             config,
             limiter,
+            tasks: tokio_util::task::TaskTracker::new(),
         }
     }
 }
@@ -350,12 +353,14 @@ pub async fn serve(
     use hyper_util::server::conn::auto::Builder;
     use tower::ServiceExt as _;
 
-    let mut builder = Builder::new(TokioExecutor::new());
+    // HTTP/1 only: the header-read timeout is HTTP/1's, and cleartext HTTP/2 would let a
+    // client hold a connection without ever completing a request. (A TLS proxy in front may
+    // still speak HTTP/2 to browsers.)
+    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(timeouts.header_read);
-    builder.http2().timer(TokioTimer::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {

@@ -6,8 +6,8 @@
 //! refuses attempts before the secret is even checked. Each check, and each record of a
 //! failure, covers both budgets in one step under one lock. Successes cost nothing, so a
 //! customer's parallel calls are never held back; guesses that pass the check together are
-//! all recorded and put the budget into debt (down to minus one burst), which later waits
-//! pay back: over time no address guesses faster than the configured rate. Failures from
+//! all recorded and put the budget into debt (as deep as a day of refill), which later
+//! waits pay back: over time no address guesses faster than the configured rate. Failures from
 //! one address never stop the same client from another address. IPv6 addresses count by
 //! their /64, the block one subscriber usually holds. Limits are per server instance.
 //!
@@ -288,9 +288,11 @@ impl Limiter {
         }
     }
 
-    /// Spends one request, into debt down to minus one burst.
+    /// Spends one request, into debt as deep as a day of refill (the bound only keeps the
+    /// arithmetic finite): every failure is paid back by waiting.
     fn spend(&self, shard: &mut HashMap<Key, Bucket>, key: Key, now: Instant) {
-        let floor = -self.full(&key);
+        let day = i64::from(self.rate(&key).per_minute.max(1)) * 1000 * 60 * 24;
+        let floor = -day;
         let b = self.bucket(shard, key, now);
         b.level = (b.level - 1000).max(floor);
     }
@@ -428,9 +430,9 @@ mod tests {
         let Err(Throttled(wait)) = l.begin_auth(ip, "c") else {
             panic!("the budget is spent")
         };
-        // One unit a minute: every guess past the burst adds a minute (debt down to minus
-        // one burst), so the overdraft is waited off.
-        let owed = admitted.min(10) - 4;
+        // One unit a minute: every guess past the burst adds a minute of waiting, so the
+        // overdraft is waited off.
+        let owed = admitted - 4;
         assert!(
             wait >= Duration::from_secs(u64::try_from(owed * 60 - 1).unwrap_or(0)),
             "{admitted} admitted, {wait:?}"

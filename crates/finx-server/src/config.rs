@@ -170,6 +170,14 @@ pub(crate) struct Config {
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
 }
 
+impl Config {
+    /// The longest a flow's data fetch may run: ten bank calls at the bank timeout, at
+    /// least five minutes.
+    pub(crate) fn completion_budget(&self) -> std::time::Duration {
+        (self.bank_timeout * 10).max(std::time::Duration::from_secs(300))
+    }
+}
+
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
@@ -275,6 +283,12 @@ impl Config {
             .unwrap_or(75);
         if !(1..=3600).contains(&request_timeout) {
             return Err("request_timeout_seconds must be between 1 and 3600".into());
+        }
+        // A login step asks the bank twice (log in, then list accounts).
+        if request_timeout <= 2 * bank_timeout {
+            return Err(format!(
+                "request_timeout_seconds ({request_timeout}) must exceed twice bank_timeout_seconds ({bank_timeout}): a widget step may make two bank calls"
+            ));
         }
         let header_read = cli
             .serve
@@ -437,6 +451,16 @@ mod tests {
             .expect_err("built-in data key");
         assert!(e.contains("refusing") && e.contains("data key"), "{e}");
         assert!(resolve(&["--data-key", "short"]).is_err());
+        let e = resolve(&["--bank-timeout-seconds", "60"]).expect_err("75 s is too short");
+        assert!(e.contains("twice"), "{e}");
+        let c = resolve(&[
+            "--bank-timeout-seconds",
+            "60",
+            "--request-timeout-seconds",
+            "150",
+        ])
+        .expect("consistent");
+        assert_eq!(c.completion_budget(), std::time::Duration::from_secs(600));
         let c = resolve(&["--trusted-proxies", "10.0.0.0/8,2001:db8::/32"]).expect("CIDRs");
         assert_eq!(c.trusted_proxies.len(), 2);
         assert!(resolve(&["--trusted-proxies", "10.0.0.0/33"]).is_err());

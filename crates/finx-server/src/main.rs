@@ -22,11 +22,6 @@ use finx_store_sql::SqlStore;
 
 use crate::config::{Cli, ClientsCommand, Command, Config};
 
-/// The longest a flow's data fetch may run.
-const COMPLETION_BUDGET_SECONDS: u64 = 300;
-/// A fetch older than this has no instance running it any more (the budget, and a margin).
-const STALE_SYNC_SECONDS: i64 = 360;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -180,9 +175,11 @@ async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
         demo_callback: config.sandbox,
         limits: finx_http::limit::RateLimits::default(),
         trusted_proxies: config.trusted_proxies.clone(),
-        completion_budget: Duration::from_secs(COMPLETION_BUDGET_SECONDS),
+        completion_budget: config.completion_budget(),
     };
-    let router = finx_http::router(finx_http::AppState::new(finx.clone(), http));
+    let state = finx_http::AppState::new(finx.clone(), http);
+    let fetches = state.tasks.clone();
+    let router = finx_http::router(state);
     banner(&config, redirect.as_deref(), &store);
 
     // The cleanup job: expired codes, tokens and flows go; used refresh tokens stay until
@@ -210,11 +207,15 @@ async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
     // The stale-sync job: a data fetch still running long past its budget belongs to an
     // instance that died; its flow is failed and what it wrote deleted.
     let sweeper = finx.clone();
+    // A fetch older than its budget and a margin has no instance running it any more.
+    let stale_after = chrono::TimeDelta::from_std(config.completion_budget())
+        .unwrap_or(chrono::TimeDelta::MAX)
+        + chrono::TimeDelta::minutes(1);
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(30));
         loop {
             every.tick().await;
-            let cutoff = sweeper.now() - chrono::TimeDelta::seconds(STALE_SYNC_SECONDS);
+            let cutoff = sweeper.now() - stale_after;
             match sweeper.fail_stale_syncs(cutoff).await {
                 Ok(0) => {}
                 Ok(n) => tracing::warn!(flows = n, "failed stale data fetches"),
@@ -223,15 +224,19 @@ async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
         }
     });
 
-    finx_http::serve(
-        listener,
-        router,
-        shutdown_signal(),
-        Duration::from_secs(20),
-        config.timeouts,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let grace = Duration::from_secs(20);
+    finx_http::serve(listener, router, shutdown_signal(), grace, config.timeouts)
+        .await
+        .map_err(|e| e.to_string())?;
+    // Data fetches in progress finish, within the grace period; one cut off is failed by
+    // the stale-sync job of another instance (or this one, after a restart).
+    fetches.close();
+    if tokio::time::timeout(grace, fetches.wait()).await.is_err() {
+        tracing::warn!(
+            fetches = fetches.len(),
+            "data fetches still running at shutdown; left to the stale-sync job"
+        );
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -117,7 +117,11 @@ impl FlowStore for SqlStore {
         });
         let mut stale = Vec::new();
         for r in rows {
-            let flow = r.into_flow(&self.data_key)?;
+            // A row that does not read back (another data key, say) is skipped, not allowed
+            // to stop the job for every other flow; the purge removes it at link expiry.
+            let Ok(flow) = r.into_flow(&self.data_key) else {
+                continue;
+            };
             if matches!(flow.status, FlowStatus::Syncing { started_at, .. } if started_at < started_before)
             {
                 stale.push(flow);

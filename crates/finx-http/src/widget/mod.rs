@@ -1,7 +1,8 @@
 //! The widget: the pages an end user walks through, server-rendered, working without
 //! JavaScript (plain forms and redirects). `static/widget.js` only adds niceties: it marks
-//! forms when framed, continues the "fetching" step by itself, and on the last step posts
-//! the result to the parent window in iframe mode.
+//! forms when framed, submits the "fetch" form by itself, and on the last step posts the
+//! result to the parent window in iframe mode. While the server fetches, the waiting page
+//! reloads itself with a meta refresh.
 //!
 //! Every request carries the link token, which names the flow; every form also carries a
 //! CSRF token derived from it (HMAC), checked in constant time; a POST that the browser marks
@@ -174,30 +175,53 @@ fn set_browser_cookie(state: &AppState, token: &str) -> Option<HeaderValue> {
     .ok()
 }
 
-/// Lets only the browser that first opened the flow's link see or change it. With
-/// `may_issue` (page views), a browser without a token gets a new one, returned as the
-/// `Set-Cookie` to send. Another browser gets a page saying the link is in use elsewhere,
-/// in the flow's language, and nothing of the flow.
+/// Lets only the browser that first came back with its cookie see or change the flow. A
+/// request carrying a browser token binds an unbound flow to it, or must match the bound
+/// one. A page view without a token, of a flow no browser holds yet, gets a new token (the
+/// `Set-Cookie` returned) but binds nothing: a client that never keeps cookies (a mail
+/// scanner opening the link first, say) cannot lock the user out, and an unbound flow has
+/// no bank data to show. A step without a token is refused with a page asking for cookies.
+/// Another browser gets a page saying the link is in use elsewhere, in the flow's language,
+/// and nothing of the flow.
 async fn browser_gate(
     state: &AppState,
     headers: &HeaderMap,
     flow: FlowId,
     may_issue: bool,
 ) -> Result<Option<HeaderValue>, Box<Response>> {
-    let (token, issued) = match browser_cookie(headers) {
-        Some(t) => (t, None),
-        None if may_issue => {
-            let t = state.finx.new_browser_token().expose().to_owned();
-            let cookie = set_browser_cookie(state, &t);
-            (t, cookie)
+    let Some(token) = browser_cookie(headers) else {
+        let view = match state.finx.widget_view(flow).await {
+            Ok(v) => v,
+            Err(CoreError::NotFound(_)) => {
+                return Err(Box::new(plain_error(StatusCode::NOT_FOUND, "invalid_link")));
+            }
+            Err(e) => return Err(Box::new(core_failure(&e))),
+        };
+        let language = view.flow.params.language;
+        if view.flow.browser.is_some() {
+            return Err(Box::new(elsewhere_page(language, "in_use_elsewhere")));
         }
-        None => (String::new(), None),
+        // Only a flow with nothing of the user's in it yet is shown unbound (every widget
+        // step binds; a flow further on that no browser holds was driven some other way).
+        let nothing_yet = matches!(
+            view.flow.status,
+            FlowStatus::Created
+                | FlowStatus::BankSelected { .. }
+                | FlowStatus::Cancelled
+                | FlowStatus::Failed { .. }
+                | FlowStatus::Expired
+        );
+        if may_issue && nothing_yet {
+            let t = state.finx.new_browser_token().expose().to_owned();
+            return Ok(set_browser_cookie(state, &t));
+        }
+        return Err(Box::new(elsewhere_page(language, "cookies_required")));
     };
     match state.finx.bind_browser(flow, &token).await {
-        Ok(()) => Ok(issued),
+        Ok(()) => Ok(None),
         Err(CoreError::Flow(FlowError::OtherBrowser)) => {
             let language = language_of(state, flow).await;
-            Err(Box::new(elsewhere_page(language)))
+            Err(Box::new(elsewhere_page(language, "in_use_elsewhere")))
         }
         Err(CoreError::NotFound(_)) => {
             Err(Box::new(plain_error(StatusCode::NOT_FOUND, "invalid_link")))
@@ -206,8 +230,9 @@ async fn browser_gate(
     }
 }
 
-/// The page for a browser other than the flow's: in the flow's language, with no data.
-fn elsewhere_page(language: Language) -> Response {
+/// The page for a browser other than the flow's (or one without cookies): the text `key`
+/// in the flow's language, and no data.
+fn elsewhere_page(language: Language, key: &str) -> Response {
     let t = texts(language);
     let html = format!(
         "<!doctype html><html lang={}><meta charset=utf-8><meta name=viewport content='width=device-width'>\
@@ -215,7 +240,7 @@ fn elsewhere_page(language: Language) -> Response {
          <p role=alert class=error id=message>{}</p></main>",
         language.code(),
         t["error_title"],
-        t["in_use_elsewhere"],
+        t.get(key).copied().unwrap_or_default(),
     );
     let mut res = (
         StatusCode::FORBIDDEN,
@@ -772,7 +797,7 @@ async fn sync(
 fn spawn_completion(state: &AppState, flow: FlowId) {
     let finx = state.finx.clone();
     let budget = state.config.completion_budget;
-    tokio::spawn(async move {
+    state.tasks.spawn(async move {
         match tokio::time::timeout(budget, finx.run_completion(flow)).await {
             Ok(Ok(_)) => tracing::info!(%flow, "flow completed"),
             Ok(Err(e)) => tracing::info!(%flow, error = %e, "flow did not complete"),

@@ -160,6 +160,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "Dieser Link wird bereits in einem anderen Browser verwendet. Aus Sicherheitsgründen kann er nur dort fortgesetzt werden. Bitte starten Sie den Vorgang in der Anwendung neu.",
         "This link is already in use in another browser. For your security it can only be continued there. Please start again from the application.",
     ),
+    (
+        "cookies_required",
+        "Für diesen Schritt braucht Ihr Browser ein Cookie dieser Seite. Bitte erlauben Sie Cookies (in einem eingebetteten Fenster: öffnen Sie den Link in einem eigenen Fenster) und versuchen Sie es erneut.",
+        "This step needs your browser to keep a cookie of this page. Please allow cookies (in an embedded window: open the link in a window of its own) and try again.",
+    ),
     ("error_title", "Fehler", "Error"),
     ("powered", "Bereitgestellt von finX", "Provided by finX"),
 ];

@@ -13,8 +13,6 @@
   // The "fetching your data" step continues by itself.
   var auto = document.querySelector("form[data-auto-submit]");
   if (auto) { auto.submit(); }
-  var follow = document.querySelector("a[data-auto-follow]");
-  if (follow) { setTimeout(function () { window.location.replace(follow.href); }, Number(follow.dataset.autoFollow)); }
   // The last step: hand the result to the customer's page.
   var result = document.getElementById("finx-result");
   if (result) {
