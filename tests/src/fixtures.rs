@@ -426,6 +426,38 @@ impl finx_ports::BankConnector for CountingBank {
     }
 }
 
+/// A client that acts as one browser: its own cookies, redirects read, not followed.
+///
+/// # Panics
+/// When the client cannot be built.
+#[must_use]
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .expect("client")
+}
+
+/// Every transaction of `accounts`, pending ones included, newest first: the first `count`.
+#[must_use]
+pub fn everything(
+    accounts: Vec<finx_domain::ids::AccountId>,
+    count: u32,
+) -> finx_domain::query::ResolvedQuery {
+    finx_domain::query::ResolvedQuery {
+        accounts,
+        count,
+        offset: 0,
+        sort: finx_domain::query::SortOrder::Desc,
+        since: None,
+        until: None,
+        since_type: finx_domain::query::SinceType::Booked,
+        include_pending: true,
+        filter: None,
+    }
+}
+
 /// The `token` query parameter of a widget link.
 ///
 /// # Panics
@@ -538,12 +570,11 @@ impl Served {
             std::time::Duration::from_secs(1),
             timeouts,
         ));
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .cookie_store(true)
-            .build()
-            .expect("client");
-        Self { base, app, http }
+        Self {
+            base,
+            app,
+            http: browser(),
+        }
     }
 
     /// The absolute URL of `path`.
@@ -569,11 +600,7 @@ pub async fn walk_widget(
     user: &str,
 ) -> url::Url {
     // The last step answers with a redirect to read, not to follow.
-    let http = &reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .expect("client");
+    let http = &browser();
     let page_url = url::Url::parse(location).expect("location");
     let origin = page_url.origin().ascii_serialization();
     let token = page_url

@@ -28,12 +28,21 @@ impl Setup {
 
     /// An SDK client on the server's clock, counting refreshes.
     fn client(&self) -> FinxClient {
+        self.client_with(TimeDelta::zero(), std::time::Duration::ZERO)
+    }
+
+    /// An SDK client whose clock runs `ahead` of the server's, counting refreshes and
+    /// holding each refresh's lease `pause` longer, as a slow network would.
+    fn client_with(&self, ahead: TimeDelta, pause: std::time::Duration) -> FinxClient {
         let clock = self.served.app.clock.clone();
         let count = self.refreshes.clone();
         let config = ClientConfig {
-            clock: Arc::new(move || clock.now()),
+            clock: Arc::new(move || clock.now() + ahead),
             on_refresh: Some(Arc::new(move || {
                 count.fetch_add(1, Ordering::SeqCst);
+                if !pause.is_zero() {
+                    std::thread::sleep(pause);
+                }
             })),
             ..ClientConfig::default()
         };
@@ -622,24 +631,9 @@ async fn a_worker_whose_clock_runs_ahead_still_waits_for_anothers_refresh_lease(
     let s = Setup::new().await;
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("dir");
     let url = format!("sqlite://{}", dir.path().join("tokens.db").display());
-    let slow_and_counted = |ahead: TimeDelta, pause: std::time::Duration| {
-        let clock = s.served.app.clock.clone();
-        let count = s.refreshes.clone();
-        let config = ClientConfig {
-            clock: Arc::new(move || clock.now() + ahead),
-            on_refresh: Some(Arc::new(move || {
-                count.fetch_add(1, Ordering::SeqCst);
-                // Hold the lease a while, as a slow network would.
-                std::thread::sleep(pause);
-            })),
-            ..ClientConfig::default()
-        };
-        FinxClient::with_config(s.served.base.as_str(), "demo-app", DEMO_SECRET, config)
-            .expect("client")
-    };
-    let a = slow_and_counted(TimeDelta::zero(), std::time::Duration::from_millis(600));
+    let a = s.client_with(TimeDelta::zero(), std::time::Duration::from_millis(600));
     // Five minutes ahead: past the 60-second lease on its own clock.
-    let b = slow_and_counted(TimeDelta::minutes(5), std::time::Duration::ZERO);
+    let b = s.client_with(TimeDelta::minutes(5), std::time::Duration::ZERO);
     let store_a: Arc<dyn TokenStore> =
         Arc::new(SqlTokenStore::connect(&url).await.expect("store a"));
     let store_b: Arc<dyn TokenStore> =

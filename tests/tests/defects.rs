@@ -5,14 +5,22 @@ use std::sync::Arc;
 
 use finx_ports::Clock as _;
 use finx_store_sql::SqlStore;
-use finx_tests::fixtures::{App, CountingBank, Faults, Served, csrf_of, token_of};
+use finx_tests::fixtures::{
+    App, CountingBank, Faults, Served, browser, csrf_of, everything, token_of,
+};
 
 async fn sqlite_app() -> App {
+    sqlite_app_at().await.0
+}
+
+/// An app on a fresh SQLite file, and the file's URL (to look at it raw).
+async fn sqlite_app_at() -> (App, String) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .expect("temp dir")
         .keep();
     let url = format!("sqlite://{}", dir.join("finx.db").display());
-    App::on(Arc::new(SqlStore::connect(&url).await.expect("SQLite"))).await
+    let app = App::on(Arc::new(SqlStore::connect(&url).await.expect("SQLite"))).await;
+    (app, url)
 }
 
 /// Defect 7: a date past chrono's range answered 500 (an overflow panic) on the SQL stores.
@@ -147,17 +155,7 @@ async fn d1_revoking_over_http_deletes_the_grants_bank_data() {
                 .is_empty(),
             "the accounts went with the grant"
         );
-        let page = finx_domain::query::ResolvedQuery {
-            accounts: ids.clone(),
-            count: 100,
-            offset: 0,
-            sort: finx_domain::query::SortOrder::Desc,
-            since: None,
-            until: None,
-            since_type: finx_domain::query::SinceType::Booked,
-            include_pending: true,
-            filter: None,
-        };
+        let page = everything(ids.clone(), 100);
         assert!(
             served
                 .app
@@ -231,11 +229,7 @@ async fn raw_flow_document(url: &str, flow: finx_domain::ids::FlowId) -> String 
 #[tokio::test]
 async fn d10_no_card_number_or_bank_session_is_stored_in_clear() {
     use finx_domain::flow::FlowStatus;
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("temp dir")
-        .keep();
-    let url = format!("sqlite://{}", dir.join("finx.db").display());
-    let app = App::on(Arc::new(SqlStore::connect(&url).await.expect("SQLite"))).await;
+    let (app, url) = sqlite_app_at().await;
     let req = finx_core::OnetimeAccessRequest {
         redirect_uri: finx_tests::fixtures::REDIRECT.into(),
         accounts: vec!["4111 1111 1111 1111".into()],
@@ -329,15 +323,6 @@ async fn http_link(
     (v["location"].as_str().expect("location").to_owned(), id)
 }
 
-/// A browser: its own cookies, redirects not followed.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .expect("client")
-}
-
 /// A link made over HTTP, opened in a fresh browser (bound to it), its bank selected.
 struct Opened {
     location: String,
@@ -347,8 +332,12 @@ struct Opened {
 }
 
 async fn open_in_browser(served: &Served) -> Opened {
+    open_in(served, browser()).await
+}
+
+/// Like [`open_in_browser`], in the browser `me`.
+async fn open_in(served: &Served, me: reqwest::Client) -> Opened {
     let (location, flow) = http_link(served, serde_json::json!({})).await;
-    let me = browser();
     let page = me
         .get(&location)
         .send()
@@ -601,29 +590,19 @@ async fn d4_a_dropped_request_still_completes_the_flow() {
     use finx_domain::flow::FlowStatus;
     let app = App::with(std::time::Duration::from_millis(400), |b| b).await;
     let served = Served::start(app).await;
-    let (location, flow) = http_link(&served, serde_json::json!({})).await;
-    // One client, so one cookie jar; the request gives up after 50 ms.
+    // Two clients on one cookie jar, so one browser; the second gives up after 50 ms.
     let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
     let me = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .cookie_provider(jar.clone())
         .build()
         .expect("client");
-    let page = me
-        .get(&location)
-        .send()
-        .await
-        .expect("open")
-        .text()
-        .await
-        .expect("html");
-    let csrf = csrf_of(&page);
-    served
-        .app
-        .finx
-        .select_bank(flow, "sandbox-90094815")
-        .await
-        .expect("bank");
+    let Opened {
+        location,
+        flow,
+        csrf,
+        ..
+    } = open_in(&served, me).await;
     up_to_accounts(&served.app, flow, "slow").await;
     let impatient = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -678,7 +657,7 @@ async fn d4_a_stale_fetch_is_failed_and_its_data_deleted() {
     up_to_accounts(&app, flow, "demo").await;
     // Claimed, some data written, then the instance "dies".
     assert!(app.finx.start_completion(flow).await.expect("claim"));
-    let access = finx_domain::ids::AccessId::derive(&[&flow.to_string()]);
+    let access = finx_core::Finx::access_of(flow);
     let leftover = finx_tests::fixtures::account(&access, "giro", app.clock.now());
     app.store.upsert_account(&leftover).await.expect("half-way");
     assert_eq!(
@@ -769,7 +748,7 @@ async fn d1_a_fetch_that_fails_half_way_leaves_no_data() {
     );
     let status = app.finx.widget_view(flow).await.expect("view").flow.status;
     assert!(matches!(status, FlowStatus::Failed { .. }), "{status:?}");
-    let access = finx_domain::ids::AccessId::derive(&[&flow.to_string()]);
+    let access = finx_core::Finx::access_of(flow);
     let ids: Vec<_> = all
         .iter()
         .map(|e| finx_domain::bank::Account::id_for(&access, e))
@@ -1115,20 +1094,13 @@ async fn a_large_fetch_on_sqlite_lets_rotations_through_while_it_writes() {
     result.expect("the fetch completes");
     let auth_accounts = app
         .store
-        .query_transactions(&finx_domain::query::ResolvedQuery {
-            accounts: vec![finx_domain::bank::Account::id_for(
-                &finx_domain::ids::AccessId::derive(&[&flow.to_string()]),
+        .query_transactions(&everything(
+            vec![finx_domain::bank::Account::id_for(
+                &finx_core::Finx::access_of(flow),
                 "giro",
             )],
-            count: 1000,
-            offset: 0,
-            sort: finx_domain::query::SortOrder::Desc,
-            since: None,
-            until: None,
-            since_type: finx_domain::query::SinceType::Booked,
-            include_pending: true,
-            filter: None,
-        })
+            1000,
+        ))
         .await
         .expect("query");
     assert_eq!(auth_accounts.len(), 1000, "the history was written");

@@ -8,7 +8,6 @@ use std::time::Duration;
 use finx_core::{CoreError, OnetimeAccessRequest};
 use finx_domain::bank::Account;
 use finx_domain::flow::{FailureReason, FlowError, FlowStatus};
-use finx_domain::ids::AccessId;
 use finx_domain::query::{RawTransactionQuery, TransactionQuery};
 use finx_ports::BankCredentials;
 use finx_tests::fixtures::{App, CountingBank, REDIRECT};
@@ -284,7 +283,7 @@ async fn cancelling_during_the_data_fetch_leaves_no_grant_and_no_data() {
         matches!(done, Err(CoreError::Flow(FlowError::Finished("cancelled")))),
         "{done:?}"
     );
-    let access = AccessId::derive(&[&flow.id.to_string()]);
+    let access = finx_core::Finx::access_of(flow.id);
     let account = Account::id_for(&access, "giro");
     assert!(
         app.store
@@ -294,17 +293,7 @@ async fn cancelling_during_the_data_fetch_leaves_no_grant_and_no_data() {
             .is_empty(),
         "the fetched account is deleted"
     );
-    let q = finx_domain::query::ResolvedQuery {
-        accounts: vec![account],
-        count: 1000,
-        offset: 0,
-        sort: finx_domain::query::SortOrder::Desc,
-        since: None,
-        until: None,
-        since_type: finx_domain::query::SinceType::Booked,
-        include_pending: true,
-        filter: None,
-    };
+    let q = finx_tests::fixtures::everything(vec![account], 1000);
     assert!(
         app.store
             .query_transactions(&q)

@@ -693,20 +693,7 @@ async fn balances_are_hidden_without_the_balance_scope() {
             .map(|id| finx_domain::bank::Account {
                 id: id.clone(),
                 access_id: AccessId::derive(&["x"]),
-                details: AccountDetails {
-                    external_id: "giro".into(),
-                    iban: None,
-                    account_number: None,
-                    bank_code: None,
-                    bic: None,
-                    bank_name: "b".into(),
-                    currency: Currency::EUR,
-                    account_type: AccountType::Giro,
-                    name: "Giro".into(),
-                    owner: "E".into(),
-                    is_jointly_managed: false,
-                    card_last4: None,
-                },
+                details: details("giro"),
                 balance: Some(finx_domain::bank::Balance {
                     amount: finx_domain::money::Money::new(
                         rust_decimal::Decimal::ONE,
@@ -769,22 +756,7 @@ async fn a_tan_step_continues_with_the_session_the_bank_returned() {
     m.bank
         .expect_accounts()
         .withf(|s| s.expose() == "authorized")
-        .returning(|_| {
-            Ok(vec![AccountDetails {
-                external_id: "giro".into(),
-                iban: None,
-                account_number: None,
-                bank_code: None,
-                bic: None,
-                bank_name: "b".into(),
-                currency: Currency::EUR,
-                account_type: AccountType::Giro,
-                name: "Giro".into(),
-                owner: "E".into(),
-                is_jointly_managed: false,
-                card_last4: None,
-            }])
-        });
+        .returning(|_| Ok(vec![details("giro")]));
     let finx = m.build();
     let f = finx
         .submit_tan(FlowId::from_random([5; 16]), "123456")

@@ -55,6 +55,21 @@ impl Finx {
         Ok(WidgetView { flow, institution })
     }
 
+    /// The bank access a flow's data is written under.
+    #[must_use]
+    pub fn access_of(flow: FlowId) -> AccessId {
+        AccessId::derive(&[&flow.to_string()])
+    }
+
+    /// The flow as stored now (marked expired when its link has run out), without asking
+    /// the bank anything: for checks that need no bank details.
+    ///
+    /// # Errors
+    /// [`CoreError::NotFound`] for an unknown flow.
+    pub async fn flow(&self, id: FlowId) -> Result<Flow, CoreError> {
+        self.load_flow(id).await
+    }
+
     /// A fresh browser token, for a browser that has none yet (the widget sets it as a
     /// cookie).
     #[must_use]
@@ -285,7 +300,7 @@ impl Finx {
         else {
             return Err(illegal("completion", &flow));
         };
-        let access_id = AccessId::derive(&[&flow.id.to_string()]);
+        let access_id = Self::access_of(flow.id);
         match self
             .fetch_and_grant(&flow, session, chosen, &access_id)
             .await
@@ -473,10 +488,7 @@ impl Finx {
                 .await
                 .is_ok()
             {
-                self.ports
-                    .data
-                    .delete_access(&AccessId::derive(&[&id.to_string()]))
-                    .await?;
+                self.ports.data.delete_access(&Self::access_of(id)).await?;
                 failed += 1;
             }
         }

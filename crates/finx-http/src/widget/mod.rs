@@ -190,21 +190,21 @@ async fn browser_gate(
     may_issue: bool,
 ) -> Result<Option<HeaderValue>, Box<Response>> {
     let Some(token) = browser_cookie(headers) else {
-        let view = match state.finx.widget_view(flow).await {
+        let stored = match state.finx.flow(flow).await {
             Ok(v) => v,
             Err(CoreError::NotFound(_)) => {
                 return Err(Box::new(plain_error(StatusCode::NOT_FOUND, "invalid_link")));
             }
             Err(e) => return Err(Box::new(core_failure(&e))),
         };
-        let language = view.flow.params.language;
-        if view.flow.browser.is_some() {
+        let language = stored.params.language;
+        if stored.browser.is_some() {
             return Err(Box::new(elsewhere_page(language, "in_use_elsewhere")));
         }
         // Only a flow with nothing of the user's in it yet is shown unbound (every widget
         // step binds; a flow further on that no browser holds was driven some other way).
         let nothing_yet = matches!(
-            view.flow.status,
+            stored.status,
             FlowStatus::Created
                 | FlowStatus::BankSelected { .. }
                 | FlowStatus::Cancelled
@@ -625,9 +625,9 @@ macro_rules! form_or_return {
 async fn language_of(state: &AppState, flow: FlowId) -> Language {
     state
         .finx
-        .widget_view(flow)
+        .flow(flow)
         .await
-        .map(|v| v.flow.params.language)
+        .map(|f| f.params.language)
         .unwrap_or_default()
 }
 
