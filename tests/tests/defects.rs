@@ -252,13 +252,7 @@ async fn d10_no_card_number_or_bank_session_is_stored_in_clear() {
         .await
         .expect("select");
     app.finx
-        .submit_credentials(
-            flow.id,
-            &finx_ports::BankCredentials {
-                user: "demo".into(),
-                secret: "demo".into(),
-            },
-        )
+        .submit_credentials(flow.id, &demo())
         .await
         .expect("login");
     let view = app.finx.widget_view(flow.id).await.expect("view");
@@ -361,6 +355,29 @@ async fn open_in(served: &Served, me: reqwest::Client) -> Opened {
     }
 }
 
+/// A flow made through the core with `req`, the sandbox bank 90094815 picked.
+async fn at_the_bank(app: &App, req: finx_core::OnetimeAccessRequest) -> finx_domain::ids::FlowId {
+    let flow = app
+        .finx
+        .create_onetime_access(&app.client, req)
+        .await
+        .expect("create")
+        .id;
+    app.finx
+        .select_bank(flow, "sandbox-90094815")
+        .await
+        .expect("bank");
+    flow
+}
+
+/// The sandbox's `demo` login.
+fn demo() -> finx_ports::BankCredentials {
+    finx_ports::BankCredentials {
+        user: "demo".into(),
+        secret: "demo".into(),
+    }
+}
+
 /// Logs in (demo, TAN) and chooses the giro account through the core, as the end user's
 /// browser would through the forms.
 async fn up_to_accounts(app: &App, flow: finx_domain::ids::FlowId, user: &str) {
@@ -404,10 +421,7 @@ async fn d3_a_second_browser_sees_no_bank_data_and_can_do_nothing() {
         "the first browser gets the binding cookie"
     );
     let csrf = csrf_of(&page.text().await.expect("html"));
-    let creds = finx_ports::BankCredentials {
-        user: "demo".into(),
-        secret: "demo".into(),
-    };
+    let creds = demo();
     served
         .app
         .finx
@@ -644,16 +658,7 @@ async fn d4_a_stale_fetch_is_failed_and_its_data_deleted() {
         redirect_uri: finx_tests::fixtures::REDIRECT.into(),
         ..Default::default()
     };
-    let flow = app
-        .finx
-        .create_onetime_access(&app.client, req)
-        .await
-        .expect("create")
-        .id;
-    app.finx
-        .select_bank(flow, "sandbox-90094815")
-        .await
-        .expect("bank");
+    let flow = at_the_bank(&app, req).await;
     up_to_accounts(&app, flow, "demo").await;
     // Claimed, some data written, then the instance "dies".
     assert!(app.finx.start_completion(flow).await.expect("claim"));
@@ -712,20 +717,8 @@ async fn d1_a_fetch_that_fails_half_way_leaves_no_data() {
         allow_multi_selection: Some(true),
         ..Default::default()
     };
-    let flow = app
-        .finx
-        .create_onetime_access(&app.client, req)
-        .await
-        .expect("create")
-        .id;
-    app.finx
-        .select_bank(flow, "sandbox-90094815")
-        .await
-        .expect("bank");
-    let creds = finx_ports::BankCredentials {
-        user: "demo".into(),
-        secret: "demo".into(),
-    };
+    let flow = at_the_bank(&app, req).await;
+    let creds = demo();
     app.finx
         .submit_credentials(flow, &creds)
         .await
@@ -782,20 +775,8 @@ async fn d6_a_bank_that_never_answers_is_unavailable_after_the_bank_timeout() {
         redirect_uri: finx_tests::fixtures::REDIRECT.into(),
         ..Default::default()
     };
-    let flow = app
-        .finx
-        .create_onetime_access(&app.client, req)
-        .await
-        .expect("create")
-        .id;
-    app.finx
-        .select_bank(flow, "sandbox-90094815")
-        .await
-        .expect("bank");
-    let creds = finx_ports::BankCredentials {
-        user: "demo".into(),
-        secret: "demo".into(),
-    };
+    let flow = at_the_bank(&app, req).await;
+    let creds = demo();
     // Bounded here only so that a regression fails instead of hanging the suite.
     let outcome = tokio::time::timeout(
         std::time::Duration::from_secs(60),
@@ -1057,16 +1038,7 @@ async fn a_large_fetch_on_sqlite_lets_rotations_through_while_it_writes() {
         sync_period: Some(730),
         ..Default::default()
     };
-    let flow = app
-        .finx
-        .create_onetime_access(&app.client, req)
-        .await
-        .expect("create")
-        .id;
-    app.finx
-        .select_bank(flow, "sandbox-90094815")
-        .await
-        .expect("bank");
+    let flow = at_the_bank(&app, req).await;
     up_to_accounts(&app, flow, "bigdata").await;
     let finx = app.finx.clone();
     let started = std::time::Instant::now();
