@@ -980,16 +980,26 @@ pub async fn revocation_deletes_the_bank_data_unless_another_live_grant_holds_it
     );
 }
 
+/// Grant `n` with bank data under its access, its code redeemed for tokens `n`.
+async fn redeemed_with_data(
+    store: &impl Store,
+    n: u32,
+    now: finx_domain::Timestamp,
+) -> (finx_domain::token::Grant, CodeRecord, Account) {
+    let (g, code) = grant_with_code(n, now);
+    store.insert_grant(&g, &code).await.expect("insert");
+    let data = some_data(store, &g.access_id, now).await;
+    store
+        .redeem_code(&code.hash, now, &tokens(&g, n, now))
+        .await
+        .expect("redeem");
+    (g, code, data)
+}
+
 /// A replayed code or a reused refresh token revokes the grant and deletes its bank data.
 pub async fn reuse_revokes_the_grant_and_deletes_its_bank_data(store: Arc<impl Store>) {
     let now = t0();
-    let (g, code) = grant_with_code(84, now);
-    store.insert_grant(&g, &code).await.expect("insert");
-    let data = some_data(&*store, &g.access_id, now).await;
-    store
-        .redeem_code(&code.hash, now, &tokens(&g, 84, now))
-        .await
-        .expect("redeem");
+    let (g, code, data) = redeemed_with_data(&*store, 84, now).await;
     assert!(has_data(&*store, &data).await);
     let replay = store
         .redeem_code(&code.hash, now, &tokens(&g, 85, now))
@@ -1006,13 +1016,7 @@ pub async fn reuse_revokes_the_grant_and_deletes_its_bank_data(store: Arc<impl S
         "deleted with the revocation"
     );
 
-    let (g, code) = grant_with_code(86, now);
-    store.insert_grant(&g, &code).await.expect("insert");
-    let data = some_data(&*store, &g.access_id, now).await;
-    store
-        .redeem_code(&code.hash, now, &tokens(&g, 86, now))
-        .await
-        .expect("redeem");
+    let (g, _, data) = redeemed_with_data(&*store, 86, now).await;
     store
         .rotate_refresh_token(&hash(5, 86), now, &tokens(&g, 87, now))
         .await
