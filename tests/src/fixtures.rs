@@ -213,6 +213,12 @@ pub struct App {
     pub client: finx_ports::Client,
     /// Its secret.
     pub secret: finx_domain::secret::ClientSecret,
+    /// The sandbox bank behind the connector (its pages are served by [`Served`]).
+    pub sandbox: std::sync::Arc<finx_bank_sandbox::SandboxBank>,
+    /// The address [`Served`] serves this app on: bound up front, since the sandbox's
+    /// redirect pages and finX's return route must be known to the bank and the core.
+    pub base: url::Url,
+    listener: std::sync::Mutex<Option<std::net::TcpListener>>,
 }
 
 /// The demo client's secret.
@@ -266,20 +272,28 @@ impl App {
     ) -> Self {
         use std::sync::Arc;
         let clock = Arc::new(TestClock::at(t0()));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let base = url::Url::parse(&format!(
+            "http://{}/",
+            listener.local_addr().expect("address")
+        ))
+        .expect("url");
 
-        let bank = finx_bank_sandbox::SandboxBank::new(
+        let sandbox = Arc::new(finx_bank_sandbox::SandboxBank::new(
             finx_bank_sandbox::SandboxConfig {
                 slow_delay,
+                public_url: base.clone(),
                 ..Default::default()
             },
             clock.clone(),
-        );
+        ));
+        let bank: Arc<dyn finx_ports::BankConnector> = sandbox.clone();
         let ports = finx_core::Ports {
             clients: store.clone(),
             flows: store.clone(),
             grants: store.clone(),
             data: store.clone(),
-            bank: wrap(Arc::new(bank)),
+            bank: wrap(bank),
             clock: clock.clone(),
             random: Arc::new(finx_system::OsRandom),
             timer: Arc::new(finx_system::TokioTimer),
@@ -288,6 +302,7 @@ impl App {
             lifetimes: Lifetimes::default(),
             hash_key: b"test-hash-key-0123456789abcdef!!".to_vec(),
             bank_timeout: std::time::Duration::from_secs(2),
+            return_url: base.join("widget/callback").expect("url"),
         };
         let finx = finx_core::Finx::new(ports, settings).expect("valid key");
         // A fixed secret, so an app reopened on the same database finds its client again.
@@ -316,27 +331,38 @@ impl App {
             store,
             client,
             secret,
+            sandbox,
+            base,
+            listener: std::sync::Mutex::new(Some(listener)),
         }
+    }
+
+    /// The listener bound for this app, once.
+    fn take_listener(&self) -> Option<std::net::TcpListener> {
+        self.listener
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 }
 
 /// Faults a [`CountingBank`] puts in front of the real bank.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Faults {
-    /// Logins never get an answer.
+    /// Login answers never get a reply.
     pub hang_logins: bool,
     /// The transaction fetch with this number (0 is the first) fails as unavailable.
     pub fail_transactions_call: Option<usize>,
 }
 
-/// A bank connector that counts logins, TAN submissions and transaction fetches, then hands
-/// them on, with the [`Faults`] it was given.
+/// A bank connector that counts login answers, TAN answers and transaction fetches, then
+/// hands them on, with the [`Faults`] it was given.
 pub struct CountingBank {
     inner: std::sync::Arc<dyn finx_ports::BankConnector>,
     faults: Faults,
-    /// `start_login` calls so far.
+    /// Login answers given to the bank so far.
     pub logins: std::sync::atomic::AtomicUsize,
-    /// `submit_sca` calls so far.
+    /// TAN answers given to the bank so far.
     pub tans: std::sync::atomic::AtomicUsize,
     /// `transactions` calls so far.
     pub fetches: std::sync::atomic::AtomicUsize,
@@ -370,26 +396,38 @@ impl finx_ports::BankConnector for CountingBank {
         self.inner.institutions().await
     }
 
-    async fn start_login(
+    async fn begin(
         &self,
         institution: &finx_domain::ids::InstitutionId,
-        credentials: &finx_ports::BankCredentials,
-    ) -> Result<finx_ports::LoginOutcome, finx_ports::BankError> {
-        self.logins
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        if self.faults.hang_logins {
-            return std::future::pending().await;
-        }
-        self.inner.start_login(institution, credentials).await
+        consent: &finx_ports::ConsentRequest,
+        return_to: &finx_ports::ReturnTo,
+    ) -> Result<finx_ports::BankReply, finx_ports::BankError> {
+        self.inner.begin(institution, consent, return_to).await
     }
 
-    async fn submit_sca(
+    async fn answer(
         &self,
+        institution: &finx_domain::ids::InstitutionId,
         session: &finx_domain::flow::BankSession,
-        tan: &str,
-    ) -> Result<finx_domain::flow::BankSession, finx_ports::BankError> {
-        self.tans.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.inner.submit_sca(session, tan).await
+        answer: &finx_domain::sca::StepAnswer,
+        return_to: &finx_ports::ReturnTo,
+    ) -> Result<finx_ports::BankReply, finx_ports::BankError> {
+        match answer {
+            finx_domain::sca::StepAnswer::Login(_) => {
+                self.logins
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if self.faults.hang_logins {
+                    return std::future::pending().await;
+                }
+            }
+            finx_domain::sca::StepAnswer::Tan(_) => {
+                self.tans.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            _ => {}
+        }
+        self.inner
+            .answer(institution, session, answer, return_to)
+            .await
     }
 
     async fn accounts(
@@ -549,11 +587,10 @@ impl Served {
         timeouts: finx_http::ServerTimeouts,
         trusted_proxies: Vec<ipnet::IpNet>,
     ) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("address");
-        let base = url::Url::parse(&format!("http://{addr}/")).expect("url");
+        let listener = app.take_listener().expect("an app is served once");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+        let base = app.base.clone();
         let config = finx_http::HttpConfig {
             public_url: base.clone(),
             link_key: finx_http::LinkKey::new(LINK_KEY.to_vec()),
@@ -562,7 +599,10 @@ impl Served {
             trusted_proxies,
             completion_budget: std::time::Duration::from_secs(300),
         };
-        let router = finx_http::router(finx_http::AppState::new(app.finx.clone(), config));
+        let router = finx_http::router_with(
+            finx_http::AppState::new(app.finx.clone(), config),
+            finx_bank_sandbox::web::router(app.sandbox.clone()),
+        );
         tokio::spawn(finx_http::serve(
             listener,
             router,
@@ -588,8 +628,9 @@ impl Served {
 }
 
 /// Walks the widget at `location` through its plain forms, as a browser without
-/// JavaScript would (bank, login `user`/`demo`, TAN, all preselected accounts, fetch), and
-/// returns where it sends the user back to.
+/// JavaScript would (bank, login `user`/`demo`, pushTAN, TAN, or the redirect bank's own
+/// pages and back, all preselected accounts, fetch), and returns where it sends the user
+/// back to. A decoupled bank's approval needs the clock moved, so it is not walked here.
 ///
 /// # Panics
 /// When a page is not what the flow expects.
@@ -629,33 +670,43 @@ pub async fn walk_widget(
             .await
             .expect("bank");
     }
-    post(
-        "/widget/login",
-        vec![("user", user.to_owned()), ("pin", "demo".to_owned())],
-    )
-    .await
-    .expect("login");
-    let page = http
-        .get(location)
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
-    if page.contains("id=\"tan\"") {
-        post("/widget/tan", vec![("tan", "123456".to_owned())])
+    // The bank leads: answer whatever it asks until the accounts are on offer.
+    let mut page = String::new();
+    for _ in 0..12 {
+        page = http
+            .get(location)
+            .send()
             .await
-            .expect("tan");
+            .expect("page")
+            .text()
+            .await
+            .expect("html");
+        if page.contains("name=\"account\"") {
+            break;
+        } else if page.contains("id=\"login\"") {
+            post(
+                "/widget/login",
+                vec![("f_user", user.to_owned()), ("f_pin", "demo".to_owned())],
+            )
+            .await
+            .expect("login");
+        } else if page.contains("id=\"choose-method\"") {
+            post("/widget/method", vec![("method", "push".to_owned())])
+                .await
+                .expect("method");
+        } else if page.contains("id=\"tan\"") {
+            post("/widget/tan", vec![("tan", "123456".to_owned())])
+                .await
+                .expect("tan");
+        } else if page.contains("id=\"to-bank\"") {
+            let at = page.find("id=\"to-bank\"").expect("link");
+            let href = page[..at].rsplit("href=\"").next().expect("href");
+            let bank_url = href.split('"').next().expect("url").replace("&amp;", "&");
+            at_the_bank(http, &bank_url, user).await;
+        } else {
+            panic!("a widget page walk_widget cannot answer: {page}");
+        }
     }
-    let page = http
-        .get(location)
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
     let accounts: Vec<(&str, String)> = page
         .split("name=\"account\"")
         .skip(1)
@@ -702,6 +753,58 @@ pub async fn walk_widget(
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     panic!("the data fetch did not end");
+}
+
+/// At the redirect bank's page `bank_url`: logs in as `user` with PIN `demo`, confirms
+/// with the TAN (unless the bank sends the user back at once), and follows the bank's
+/// redirect back to finX's return route, which leads to the widget page.
+///
+/// # Panics
+/// When the bank's pages are not what the sandbox serves.
+pub async fn at_the_bank(http: &reqwest::Client, bank_url: &str, user: &str) {
+    let page = http
+        .get(bank_url)
+        .send()
+        .await
+        .expect("bank page")
+        .text()
+        .await
+        .expect("html");
+    assert!(page.contains("bank-login"), "the bank's login page: {page}");
+    let mut res = http
+        .post(bank_url)
+        .form(&[("action", "login"), ("user", user), ("pin", "demo")])
+        .send()
+        .await
+        .expect("bank login");
+    if res.status().is_success() {
+        let page = res.text().await.expect("html");
+        assert!(page.contains("bank-tan"), "the bank's TAN page: {page}");
+        res = http
+            .post(bank_url)
+            .form(&[("action", "tan"), ("tan", "123456")])
+            .send()
+            .await
+            .expect("bank TAN");
+    }
+    assert!(
+        res.status().is_redirection(),
+        "back to finX: {}",
+        res.status()
+    );
+    let back = res
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("location")
+        .to_owned();
+    assert!(back.contains("/widget/callback?"), "{back}");
+    let res = http.get(&back).send().await.expect("return");
+    assert!(
+        res.status().is_redirection(),
+        "the return route leads to the widget: {}",
+        res.status()
+    );
 }
 
 impl App {

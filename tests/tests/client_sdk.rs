@@ -73,6 +73,7 @@ impl Setup {
         )
         .await
         .expect("login");
+        core.choose_method(flow, "push").await.expect("method");
         let f = core.submit_tan(flow, "123456").await.expect("tan");
         core.choose_accounts(
             flow,

@@ -255,8 +255,12 @@ async fn d10_no_card_number_or_bank_session_is_stored_in_clear() {
         .submit_credentials(flow.id, &demo())
         .await
         .expect("login");
+    app.finx
+        .choose_method(flow.id, "push")
+        .await
+        .expect("method");
     let view = app.finx.widget_view(flow.id).await.expect("view");
-    let FlowStatus::CredentialsAccepted { session, .. } = &view.flow.status else {
+    let FlowStatus::AtBank { session, .. } = &view.flow.status else {
         panic!("{:?}", view.flow.status)
     };
     let handle = session.expose().to_owned();
@@ -389,6 +393,7 @@ async fn up_to_accounts(app: &App, flow: finx_domain::ids::FlowId, user: &str) {
         .submit_credentials(flow, &creds)
         .await
         .expect("login");
+    app.finx.choose_method(flow, "push").await.expect("method");
     app.finx.submit_tan(flow, "123456").await.expect("tan");
     app.finx
         .choose_accounts(flow, vec!["giro".into()])
@@ -428,6 +433,12 @@ async fn d3_a_second_browser_sees_no_bank_data_and_can_do_nothing() {
         .submit_credentials(flow, &creds)
         .await
         .expect("login");
+    served
+        .app
+        .finx
+        .choose_method(flow, "push")
+        .await
+        .expect("method");
     served
         .app
         .finx
@@ -723,6 +734,7 @@ async fn d1_a_fetch_that_fails_half_way_leaves_no_data() {
         .submit_credentials(flow, &creds)
         .await
         .expect("login");
+    app.finx.choose_method(flow, "push").await.expect("method");
     let f = app.finx.submit_tan(flow, "123456").await.expect("tan");
     let all: Vec<String> = f
         .preselected()
@@ -837,8 +849,8 @@ async fn d6_a_request_past_the_request_timeout_gets_503() {
         .form(&[
             ("token", token.as_str()),
             ("csrf", csrf.as_str()),
-            ("user", "demo"),
-            ("pin", "demo"),
+            ("f_user", "demo"),
+            ("f_pin", "demo"),
         ])
         .send()
         .await

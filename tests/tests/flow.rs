@@ -53,6 +53,10 @@ async fn walk(app: &App, req: OnetimeAccessRequest) -> Url {
             .expect("login"),
         LoginStep::ScaRequired
     );
+    app.finx
+        .choose_method(flow.id, "push")
+        .await
+        .expect("method");
     let flow = app.finx.submit_tan(flow.id, "123456").await.expect("tan");
     let chosen = flow
         .preselected()
@@ -90,9 +94,13 @@ async fn the_guide_flow_walks_all_three_steps_in_process() {
             .expect("login"),
         LoginStep::ScaRequired
     );
+    app.finx
+        .choose_method(flow.id, "push")
+        .await
+        .expect("method");
     let view = app.finx.widget_view(flow.id).await.expect("view");
     assert!(
-        matches!(view.flow.status, FlowStatus::CredentialsAccepted { ref challenge, .. } if !challenge.method.is_empty())
+        matches!(view.flow.asked(), Some(finx_domain::sca::BankStep::Tan { challenge }) if challenge.method == "pushTAN")
     );
     let f = app.finx.submit_tan(flow.id, "123456").await.expect("tan");
     let pre: Vec<_> = f
@@ -393,6 +401,10 @@ async fn a_wrong_tan_can_be_retried() {
         .submit_credentials(flow.id, &creds("demo", "demo"))
         .await
         .expect("login");
+    app.finx
+        .choose_method(flow.id, "push")
+        .await
+        .expect("method");
     let r = app.finx.submit_tan(flow.id, "000000").await;
     assert!(
         matches!(r, Err(CoreError::TanInvalid { attempts_left: 2 })),
@@ -422,6 +434,10 @@ async fn three_wrong_tans_fail_with_sca_failed() {
         .submit_credentials(flow.id, &creds("demo", "demo"))
         .await
         .expect("login");
+    app.finx
+        .choose_method(flow.id, "push")
+        .await
+        .expect("method");
     for _ in 0..2 {
         assert!(matches!(
             app.finx.submit_tan(flow.id, "1").await,
@@ -548,6 +564,7 @@ async fn walk_to_chosen(app: &App, id: FlowId) {
         .submit_credentials(id, &creds("demo", "demo"))
         .await
         .expect("login");
+    app.finx.choose_method(id, "push").await.expect("method");
     let f = app.finx.submit_tan(id, "123456").await.expect("tan");
     let chosen = f
         .preselected()

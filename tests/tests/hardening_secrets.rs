@@ -30,6 +30,10 @@ async fn secrets_of_a_busy_grant(app: &App) -> Vec<String> {
         )
         .await
         .expect("login");
+    app.finx
+        .choose_method(flow.id, "push")
+        .await
+        .expect("method");
     app.finx.submit_tan(flow.id, "123456").await.expect("tan");
     app.finx
         .choose_accounts(flow.id, vec!["giro".into()])

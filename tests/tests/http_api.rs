@@ -98,6 +98,7 @@ async fn widget(s: &Served, flow: FlowId) -> url::Url {
     )
     .await
     .expect("login");
+    f.choose_method(flow, "push").await.expect("method");
     let view = f.submit_tan(flow, "123456").await.expect("tan");
     let chosen = view
         .preselected()

@@ -46,6 +46,7 @@ async fn two_instances_share_tokens_and_a_refresh_race_has_one_winner() {
     )
     .await
     .expect("login on B");
+    core.choose_method(flow, "push").await.expect("method");
     let f = core.submit_tan(flow, "123456").await.expect("TAN on B");
     core.choose_accounts(
         flow,

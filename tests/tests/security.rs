@@ -129,6 +129,10 @@ async fn parallel_tan_guesses_reach_the_bank_at_most_three_times() {
         .submit_credentials(flow.id, &creds("demo", "demo"))
         .await
         .expect("login");
+    app.finx
+        .choose_method(flow.id, "push")
+        .await
+        .expect("method");
     let mut tasks = Vec::new();
     for i in 0..20 {
         let finx = app.finx.clone();
@@ -250,6 +254,10 @@ async fn cancelling_during_the_data_fetch_leaves_no_grant_and_no_data() {
         .submit_credentials(flow.id, &creds("slow", "demo"))
         .await
         .expect("login (slow)");
+    app.finx
+        .choose_method(flow.id, "push")
+        .await
+        .expect("method");
     app.finx.submit_tan(flow.id, "123456").await.expect("tan");
     app.finx
         .choose_accounts(flow.id, vec!["giro".into()])

@@ -43,6 +43,10 @@ async fn tokens(app: &App) -> (String, String) {
         )
         .await
         .expect("login");
+    app.finx
+        .choose_method(flow.id, "push")
+        .await
+        .expect("method");
     let f = app.finx.submit_tan(flow.id, "123456").await.expect("tan");
     let chosen = f
         .preselected()

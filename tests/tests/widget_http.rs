@@ -196,8 +196,8 @@ async fn a_locked_login_fails_the_flow_and_returns_with_its_error() {
         &[
             ("token", &token),
             ("csrf", &csrf),
-            ("user", "locked"),
-            ("pin", "x"),
+            ("f_user", "locked"),
+            ("f_pin", "x"),
         ],
         None,
     )
@@ -256,8 +256,8 @@ async fn single_selection_offers_radio_buttons_and_account_types_filter() {
         &[
             ("token", &token),
             ("csrf", &csrf),
-            ("user", "nosca"),
-            ("pin", "demo"),
+            ("f_user", "nosca"),
+            ("f_pin", "demo"),
         ],
         None,
     )

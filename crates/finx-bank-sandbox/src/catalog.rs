@@ -6,9 +6,22 @@ use finx_domain::money::Currency;
 
 use crate::sepa::german_iban;
 
+/// How a bank authenticates its users (XS2A `ASPSP-SCA-Approach`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Approach {
+    /// finX shows the bank's login form, the method choice and the TAN prompt.
+    Embedded,
+    /// The user logs in and approves on the bank's own pages.
+    Redirect,
+    /// finX shows the login form; the user approves in the bank's app.
+    Decoupled,
+}
+
 /// One sandbox bank.
 #[derive(Debug)]
 pub(crate) struct Bank {
+    /// How it authenticates.
+    pub(crate) approach: Approach,
     /// National bank code (BLZ).
     pub(crate) code: &'static str,
     /// Display name.
@@ -41,6 +54,7 @@ pub(crate) const HOLDER: &str = "Erika Mustermann";
 /// The banks, in the order `institutions()` lists them.
 pub(crate) static BANKS: [Bank; 3] = [
     Bank {
+        approach: Approach::Embedded,
         code: "90094815",
         name: "finX Sandbox Bank",
         bic: "FINXDEB1XXX",
@@ -55,6 +69,7 @@ pub(crate) static BANKS: [Bank; 3] = [
         card_limit_cents: 250_000,
     },
     Bank {
+        approach: Approach::Redirect,
         code: "90094816",
         name: "Sparkasse Musterstadt (Sandbox)",
         bic: "SPMUDEM1XXX",
@@ -69,6 +84,7 @@ pub(crate) static BANKS: [Bank; 3] = [
         card_limit_cents: 200_000,
     },
     Bank {
+        approach: Approach::Decoupled,
         code: "90094817",
         name: "Testbank Direkt (Sandbox)",
         bic: "TBDIDEF1XXX",
@@ -128,6 +144,10 @@ pub(crate) enum User {
     Slow,
     /// One giro account with 10 000 transactions.
     BigData,
+    /// Like `Demo`, but declines in the bank's app (decoupled).
+    DecoupledReject,
+    /// Like `Demo`, but cancels on the bank's pages (redirect).
+    RedirectCancel,
 }
 
 /// Which data a login sees.
@@ -141,7 +161,14 @@ pub(crate) enum Profile {
 
 impl User {
     /// Every user, for parsing.
-    const ALL: [Self; 4] = [Self::Demo, Self::NoSca, Self::Slow, Self::BigData];
+    const ALL: [Self; 6] = [
+        Self::Demo,
+        Self::NoSca,
+        Self::Slow,
+        Self::BigData,
+        Self::DecoupledReject,
+        Self::RedirectCancel,
+    ];
 
     /// The login name.
     pub(crate) fn name(self) -> &'static str {
@@ -150,6 +177,8 @@ impl User {
             Self::NoSca => "nosca",
             Self::Slow => "slow",
             Self::BigData => "bigdata",
+            Self::DecoupledReject => "decoupled-reject",
+            Self::RedirectCancel => "redirect-cancel",
         }
     }
 
@@ -158,16 +187,15 @@ impl User {
         Self::ALL.into_iter().find(|u| u.name() == name)
     }
 
-    /// Whether login asks for a TAN.
-    pub(crate) fn needs_sca(self) -> bool {
-        !matches!(self, Self::NoSca)
-    }
-
-    /// The data behind the login. `demo`, `nosca` and `slow` share one household.
+    /// The data behind the login. All but `bigdata` share one household.
     pub(crate) fn profile(self) -> Profile {
         match self {
             Self::BigData => Profile::BigData,
-            Self::Demo | Self::NoSca | Self::Slow => Profile::Household,
+            Self::Demo
+            | Self::NoSca
+            | Self::Slow
+            | Self::DecoupledReject
+            | Self::RedirectCancel => Profile::Household,
         }
     }
 }

@@ -92,23 +92,29 @@ use std::time::Duration;
 use async_trait::async_trait;
 use finx_domain::Date;
 use finx_domain::bank::{AccountDetails, Balance, BalanceStatus, Institution, TransactionDetails};
-use finx_domain::flow::{BankSession, ScaChallenge};
+use finx_domain::flow::BankSession;
 use finx_domain::ids::InstitutionId;
 use finx_domain::money::{Currency, Money};
-use finx_ports::{BankConnector, BankCredentials, BankError, Clock, LoginOutcome};
+use finx_domain::sca::{BankStep, Consent, ConsentStatus, LoginField, StepAnswer};
+use finx_ports::{BankConnector, BankError, BankReply, Clock, ConsentRequest, ReturnTo};
 use thiserror::Error;
+use url::Url;
 
-use crate::catalog::{AccountKind, BANKS, Bank, User, account_details};
+use crate::auth::{Authorisations, Decision, Page, Pending};
+use crate::catalog::{AccountKind, Approach, BANKS, Bank, User, account_details};
 use crate::ledger::{Ledger, euros};
-use crate::session::{Claims, SessionKey, Stage};
+use crate::session::{Claims, Method, SessionKey, Stage, Terms};
 
+mod auth;
 mod calendar;
 mod catalog;
+mod challenge;
 mod ledger;
 mod rng;
 mod sepa;
 mod session;
 mod tables;
+pub mod web;
 
 /// The PIN of every sandbox login.
 pub const SANDBOX_PIN: &str = "demo";
@@ -119,22 +125,35 @@ pub const SANDBOX_TAN: &str = "123456";
 /// Longer user names or PINs are rejected as wrong credentials without further ado.
 const MAX_INPUT_BYTES: usize = 256;
 
+/// Wrong tries the redirect bank's pages take before they reject the authorisation.
+const BANK_PAGE_TRIES: u8 = 3;
+
 /// How the sandbox behaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxConfig {
     /// Seeds all generated data and the session key. Instances that share flows MUST share
     /// the seed.
     pub seed: u64,
     /// How long the `slow` login waits before logging in and before each transaction fetch.
     pub slow_delay: Duration,
+    /// After how long a decoupled approval nobody acted on in the bank app decides itself:
+    /// approved, or declined for `decoupled-reject`.
+    pub decoupled_delay: Duration,
+    /// Where the sandbox's own pages (the redirect bank's login, the bank app) are served:
+    /// [`web::router`] mounted at this address's root.
+    pub public_url: Url,
 }
 
 impl Default for SandboxConfig {
-    /// Seed 42, a three-second delay for `slow`.
+    /// Seed 42, three seconds for `slow` and for decoupled approvals, pages on
+    /// `http://127.0.0.1:8080/`.
     fn default() -> Self {
         Self {
             seed: 42,
             slow_delay: Duration::from_secs(3),
+            decoupled_delay: Duration::from_secs(3),
+            public_url: Url::parse("http://127.0.0.1:8080/")
+                .unwrap_or_else(|_| unreachable!("a valid literal")),
         }
     }
 }
@@ -144,6 +163,7 @@ pub struct SandboxBank {
     config: SandboxConfig,
     clock: Arc<dyn Clock>,
     key: SessionKey,
+    authorisations: Authorisations,
 }
 
 impl fmt::Debug for SandboxBank {
@@ -152,6 +172,8 @@ impl fmt::Debug for SandboxBank {
         f.debug_struct("SandboxBank")
             .field("seed", &"[redacted]")
             .field("slow_delay", &self.config.slow_delay)
+            .field("decoupled_delay", &self.config.decoupled_delay)
+            .field("public_url", &self.config.public_url.as_str())
             .finish_non_exhaustive()
     }
 }
@@ -166,35 +188,102 @@ struct UnknownAccount(String);
 #[error("could not sign the sandbox session handle")]
 struct SealFailed;
 
+/// The operating system gave no random bytes.
+#[derive(Debug, Error)]
+#[error("no randomness for an authorisation id")]
+struct NoRandomness;
+
+/// What the redirect bank's pages show next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BankPage {
+    /// The login form, with an error after a wrong try.
+    Login {
+        /// The bank's name.
+        bank: &'static str,
+        /// The label of the name field.
+        user_label: &'static str,
+        /// The label of the PIN field.
+        secret_label: &'static str,
+        /// What went wrong last.
+        error: Option<&'static str>,
+    },
+    /// The TAN form.
+    Tan {
+        /// The bank's name.
+        bank: &'static str,
+        /// What went wrong last.
+        error: Option<&'static str>,
+    },
+    /// Done: send the user back to finX here.
+    Back(Url),
+    /// No such authorisation (unknown, finished or expired).
+    Unknown,
+}
+
+/// A decoupled approval waiting in the bank app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    /// Its id.
+    pub id: String,
+    /// The bank.
+    pub bank: &'static str,
+    /// The login.
+    pub user: &'static str,
+}
+
+/// Why the bank app could not act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum AppError {
+    /// No such approval waits.
+    #[error("no such approval is waiting")]
+    Unknown,
+    /// The TAN is wrong.
+    #[error("wrong TAN")]
+    WrongTan,
+}
+
 impl SandboxBank {
     /// A sandbox bank with `config`, reading "today" from `clock`.
     #[must_use]
     pub fn new(config: SandboxConfig, clock: Arc<dyn Clock>) -> Self {
         let key = SessionKey::derive(config.seed);
-        Self { config, clock, key }
+        Self {
+            config,
+            clock,
+            key,
+            authorisations: Authorisations::default(),
+        }
     }
 
     fn today(&self) -> Date {
         self.clock.now().date_naive()
     }
 
-    fn seal(&self, claims: Claims) -> Result<BankSession, BankError> {
+    fn seal(&self, claims: &Claims) -> Result<BankSession, BankError> {
         self.key
             .seal(claims)
             .ok_or_else(|| BankError::Unexpected(Box::new(SealFailed)))
     }
 
     /// The claims of a fully logged-in session.
-    fn authorized(&self, session: &BankSession) -> Result<Claims, BankError> {
+    fn authorized(&self, session: &BankSession) -> Result<(Claims, User), BankError> {
         match self.key.open(session) {
-            Some(claims) if claims.stage == Stage::Authorized => Ok(claims),
+            Some(claims) if claims.stage == Stage::Authorized => {
+                let user = claims.user.ok_or(BankError::SessionExpired)?;
+                Ok((claims, user))
+            }
             _ => Err(BankError::SessionExpired),
         }
     }
 
     /// The ledger and account kind behind `account` for the session's login.
-    fn account(&self, claims: &Claims, account: &str) -> Result<(Ledger, AccountKind), BankError> {
-        let profile = claims.user.profile();
+    fn account(
+        &self,
+        claims: &Claims,
+        user: User,
+        account: &str,
+    ) -> Result<(Ledger, AccountKind), BankError> {
+        let profile = user.profile();
         let kind = profile
             .accounts()
             .iter()
@@ -218,26 +307,15 @@ impl SandboxBank {
             std::thread::sleep(delay);
         }
     }
-}
 
-#[async_trait]
-impl BankConnector for SandboxBank {
-    async fn institutions(&self) -> Result<Vec<Institution>, BankError> {
-        BANKS
-            .iter()
-            .map(Bank::institution)
-            .collect::<Result<_, _>>()
-            .map_err(|e| BankError::Unexpected(Box::new(e)))
+    fn random_id() -> Result<String, BankError> {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).map_err(|_| BankError::Unexpected(Box::new(NoRandomness)))?;
+        Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
     }
 
-    async fn start_login(
-        &self,
-        institution: &InstitutionId,
-        credentials: &BankCredentials,
-    ) -> Result<LoginOutcome, BankError> {
-        let bank =
-            Bank::by_institution(institution.as_str()).ok_or(BankError::UnknownInstitution)?;
-        let (user, secret) = (credentials.user.as_str(), credentials.secret.as_str());
+    /// Checks a login the way every sandbox bank does: the scripted failures, then the PIN.
+    async fn check_login(&self, bank: &Bank, user: &str, secret: &str) -> Result<User, BankError> {
         if [user, secret]
             .iter()
             .any(|s| s.is_empty() || s.len() > MAX_INPUT_BYTES)
@@ -262,45 +340,430 @@ impl BankConnector for SandboxBank {
         if secret != SANDBOX_PIN {
             return Err(BankError::InvalidCredentials);
         }
-        if !user.needs_sca() {
-            let session = self.seal(Claims {
-                bank,
-                user,
-                stage: Stage::Authorized,
-            })?;
-            return Ok(LoginOutcome::Authenticated { session });
-        }
-        let session = self.seal(Claims {
-            bank,
-            user,
-            stage: Stage::ScaPending,
-        })?;
-        let challenge = ScaChallenge {
-            method: "pushTAN".to_owned(),
-            prompt: Some(format!(
-                "Bitte geben Sie die TAN {SANDBOX_TAN} ein (Sandbox)."
-            )),
-        };
-        Ok(LoginOutcome::ScaRequired { session, challenge })
+        Ok(user)
     }
 
-    async fn submit_sca(&self, session: &BankSession, tan: &str) -> Result<BankSession, BankError> {
-        let claims = self.key.open(session).ok_or(BankError::SessionExpired)?;
-        if claims.stage != Stage::ScaPending {
-            return Err(BankError::SessionExpired);
-        }
-        if tan.trim() != SANDBOX_TAN {
-            return Err(BankError::InvalidTan);
-        }
-        self.seal(Claims {
+    /// The session and consent of a finished authorisation.
+    fn done(&self, claims: &Claims, user: User) -> Result<BankReply, BankError> {
+        let session = self.seal(&Claims {
+            user: Some(user),
             stage: Stage::Authorized,
-            ..claims
+            ..claims.clone()
+        })?;
+        Ok(BankReply::Done {
+            session,
+            consent: Consent {
+                id: claims.terms.consent_id.clone(),
+                status: ConsentStatus::Valid,
+                valid_until: claims.terms.valid_until,
+                frequency_per_day: claims.terms.frequency_per_day.max(1),
+                recurring: claims.terms.recurring,
+                // The sandbox lets the user choose among all accounts in finX.
+                accounts: Vec::new(),
+            },
         })
     }
 
+    fn next(&self, claims: &Claims, stage: Stage, step: BankStep) -> Result<BankReply, BankError> {
+        let session = self.seal(&Claims {
+            stage,
+            ..claims.clone()
+        })?;
+        Ok(BankReply::Next { session, step })
+    }
+
+    fn decoupled_step(bank: &Bank) -> BankStep {
+        BankStep::Decoupled {
+            prompt: Some(format!(
+                "Bitte bestätigen Sie den Zugriff in der App von {}. (Sandbox: die Bank-App \
+                 ist die Seite /sandbox-bank/app; ohne Eingriff entscheidet sie nach einigen \
+                 Sekunden selbst.)",
+                bank.name
+            )),
+            poll_after_seconds: 2,
+        }
+    }
+
+    fn redirect_step(&self, id: &str) -> Result<BankStep, BankError> {
+        let url = self
+            .config
+            .public_url
+            .join(&format!("sandbox-bank/authorise/{id}"))
+            .map_err(|e| BankError::Unexpected(Box::new(e)))?;
+        Ok(BankStep::Redirect { url })
+    }
+
+    /// What the redirect bank's page for authorisation `id` shows.
+    #[must_use]
+    pub fn bank_page(&self, id: &str) -> BankPage {
+        let now = self.clock.now();
+        match self.authorisations.get(id, now) {
+            Some(p) if p.bank.approach == Approach::Redirect => Self::page_of(&p, None),
+            _ => BankPage::Unknown,
+        }
+    }
+
+    fn page_of(p: &Pending, error: Option<&'static str>) -> BankPage {
+        if p.decision != Decision::Pending {
+            let to = if p.decision == Decision::Approved {
+                &p.return_to.ok
+            } else {
+                &p.return_to.nok
+            };
+            return BankPage::Back(to.clone());
+        }
+        match p.page {
+            Page::Login(_) => BankPage::Login {
+                bank: p.bank.name,
+                user_label: p.bank.user_label,
+                secret_label: p.bank.secret_label,
+                error,
+            },
+            Page::Tan(_) => BankPage::Tan {
+                bank: p.bank.name,
+                error,
+            },
+        }
+    }
+
+    /// The user logs in on the redirect bank's page of authorisation `id`.
+    pub async fn bank_login(&self, id: &str, user: &str, secret: &str) -> BankPage {
+        let Some(p) = self.authorisations.get(id, self.clock.now()) else {
+            return BankPage::Unknown;
+        };
+        if p.bank.approach != Approach::Redirect
+            || p.decision != Decision::Pending
+            || p.page != Page::Login(p.wrong_logins())
+        {
+            return Self::page_of(&p, None);
+        }
+        let checked = self.check_login(p.bank, user, secret).await;
+        let now = self.clock.now();
+        self.authorisations
+            .update(id, now, |p| {
+                let mut error = None;
+                match checked {
+                    Ok(User::RedirectCancel) => {
+                        p.user = Some(User::RedirectCancel);
+                        p.decision = Decision::Cancelled;
+                    }
+                    Ok(User::NoSca) => {
+                        p.user = Some(User::NoSca);
+                        p.decision = Decision::Approved;
+                    }
+                    Ok(user) => {
+                        p.user = Some(user);
+                        p.page = Page::Tan(0);
+                    }
+                    Err(BankError::Locked) => p.decision = Decision::Locked,
+                    Err(BankError::Unavailable(_)) => p.decision = Decision::Unavailable,
+                    Err(_) => {
+                        let wrong = p.wrong_logins() + 1;
+                        p.page = Page::Login(wrong);
+                        if wrong >= BANK_PAGE_TRIES {
+                            p.decision = Decision::Rejected;
+                        }
+                        error = Some("Anmeldename oder PIN falsch.");
+                    }
+                }
+                Self::page_of(p, error)
+            })
+            .unwrap_or(BankPage::Unknown)
+    }
+
+    /// The user enters the TAN on the redirect bank's page of authorisation `id`.
+    #[must_use]
+    pub fn bank_tan(&self, id: &str, tan: &str) -> BankPage {
+        self.authorisations
+            .update(id, self.clock.now(), |p| {
+                let Page::Tan(wrong) = p.page else {
+                    return Self::page_of(p, None);
+                };
+                if p.decision != Decision::Pending || p.bank.approach != Approach::Redirect {
+                    return Self::page_of(p, None);
+                }
+                if tan.trim() == SANDBOX_TAN {
+                    p.decision = Decision::Approved;
+                    return Self::page_of(p, None);
+                }
+                p.page = Page::Tan(wrong + 1);
+                if wrong + 1 >= BANK_PAGE_TRIES {
+                    p.decision = Decision::Rejected;
+                }
+                Self::page_of(p, Some("Die TAN ist falsch."))
+            })
+            .unwrap_or(BankPage::Unknown)
+    }
+
+    /// The user cancels on the redirect bank's page of authorisation `id`.
+    #[must_use]
+    pub fn bank_cancel(&self, id: &str) -> BankPage {
+        self.authorisations
+            .update(id, self.clock.now(), |p| {
+                if p.decision == Decision::Pending && p.bank.approach == Approach::Redirect {
+                    p.decision = Decision::Cancelled;
+                }
+                Self::page_of(p, None)
+            })
+            .unwrap_or(BankPage::Unknown)
+    }
+
+    /// The decoupled approvals waiting in the bank app.
+    #[must_use]
+    pub fn waiting_approvals(&self) -> Vec<Approval> {
+        self.authorisations
+            .waiting(self.clock.now())
+            .into_iter()
+            .map(|(id, p)| Approval {
+                id,
+                bank: p.bank.name,
+                user: p.user.map_or("?", User::name),
+            })
+            .collect()
+    }
+
+    /// The user approves (with the TAN) or declines approval `id` in the bank app.
+    ///
+    /// # Errors
+    /// [`AppError::Unknown`] when no such approval waits; [`AppError::WrongTan`].
+    pub fn decide(&self, id: &str, approve: bool, tan: &str) -> Result<(), AppError> {
+        self.authorisations
+            .update(id, self.clock.now(), |p| {
+                if p.decision != Decision::Pending || p.bank.approach != Approach::Decoupled {
+                    return Err(AppError::Unknown);
+                }
+                if !approve {
+                    p.decision = Decision::Rejected;
+                    return Ok(());
+                }
+                if tan.trim() != SANDBOX_TAN {
+                    return Err(AppError::WrongTan);
+                }
+                p.decision = Decision::Approved;
+                Ok(())
+            })
+            .unwrap_or(Err(AppError::Unknown))
+    }
+
+    /// The outcome of the away-from-finX authorisation `id` for the session `claims`:
+    /// done, still waiting (`None`), or an error.
+    fn outcome(&self, claims: &Claims, id: &str) -> Result<Option<BankReply>, BankError> {
+        let now = self.clock.now();
+        let Some(p) = self.authorisations.get(id, now) else {
+            return Err(BankError::AuthorisationExpired);
+        };
+        if p.bank.code != claims.bank.code {
+            return Err(BankError::SessionExpired);
+        }
+        let mut decision = p.decision;
+        if decision == Decision::Pending && p.bank.approach == Approach::Decoupled {
+            let waited = (now - p.started).to_std().unwrap_or_default();
+            if waited >= self.config.decoupled_delay {
+                decision = if p.user == Some(User::DecoupledReject) {
+                    Decision::Rejected
+                } else {
+                    Decision::Approved
+                };
+            }
+        }
+        let reply = match decision {
+            Decision::Pending => return Ok(None),
+            Decision::Approved => {
+                let user = p.user.ok_or(BankError::AuthorisationExpired)?;
+                self.done(claims, user)
+            }
+            Decision::Rejected => Err(BankError::Rejected),
+            Decision::Cancelled => Err(BankError::CancelledByUser),
+            Decision::Locked => Err(BankError::Locked),
+            Decision::Unavailable => Err(BankError::Unavailable(format!(
+                "{} is down for maintenance (sandbox scenario)",
+                p.bank.name
+            ))),
+        };
+        // The outcome is handed over once.
+        self.authorisations.remove(id);
+        reply.map(Some)
+    }
+}
+
+impl Pending {
+    fn wrong_logins(&self) -> u8 {
+        match self.page {
+            Page::Login(n) => n,
+            Page::Tan(_) => 0,
+        }
+    }
+}
+
+#[async_trait]
+impl BankConnector for SandboxBank {
+    async fn institutions(&self) -> Result<Vec<Institution>, BankError> {
+        BANKS
+            .iter()
+            .map(Bank::institution)
+            .collect::<Result<_, _>>()
+            .map_err(|e| BankError::Unexpected(Box::new(e)))
+    }
+
+    async fn begin(
+        &self,
+        institution: &InstitutionId,
+        consent: &ConsentRequest,
+        return_to: &ReturnTo,
+    ) -> Result<BankReply, BankError> {
+        let bank =
+            Bank::by_institution(institution.as_str()).ok_or(BankError::UnknownInstitution)?;
+        let claims = Claims {
+            bank,
+            user: None,
+            stage: Stage::Login,
+            terms: Terms {
+                consent_id: format!("sandbox-{}", Self::random_id()?),
+                recurring: consent.recurring,
+                valid_until: consent.valid_until,
+                frequency_per_day: consent.frequency_per_day,
+            },
+        };
+        match bank.approach {
+            Approach::Embedded | Approach::Decoupled => {
+                let step = BankStep::Login {
+                    fields: vec![
+                        LoginField {
+                            id: "user".into(),
+                            label: bank.user_label.into(),
+                            secret: false,
+                        },
+                        LoginField {
+                            id: "pin".into(),
+                            label: bank.secret_label.into(),
+                            secret: true,
+                        },
+                    ],
+                };
+                self.next(&claims, Stage::Login, step)
+            }
+            Approach::Redirect => {
+                let id = Self::random_id()?;
+                let now = self.clock.now();
+                let pending = Pending {
+                    bank,
+                    user: None,
+                    started: now,
+                    page: Page::Login(0),
+                    decision: Decision::Pending,
+                    return_to: return_to.clone(),
+                };
+                if !self.authorisations.insert(id.clone(), pending, now) {
+                    return Err(BankError::Unavailable(
+                        "too many authorisations in progress (sandbox)".into(),
+                    ));
+                }
+                let step = self.redirect_step(&id)?;
+                self.next(&claims, Stage::Redirect(id), step)
+            }
+        }
+    }
+
+    async fn answer(
+        &self,
+        institution: &InstitutionId,
+        session: &BankSession,
+        answer: &StepAnswer,
+        return_to: &ReturnTo,
+    ) -> Result<BankReply, BankError> {
+        let claims = self.key.open(session).ok_or(BankError::SessionExpired)?;
+        if Bank::by_institution(institution.as_str()).map(|b| b.code) != Some(claims.bank.code) {
+            return Err(BankError::SessionExpired);
+        }
+        match (&claims.stage, answer) {
+            (Stage::Login, StepAnswer::Login(values)) => {
+                let value = |id: &str| {
+                    values
+                        .iter()
+                        .find(|(k, _)| k == id)
+                        .map_or("", |(_, v)| v.as_str())
+                };
+                let user = self
+                    .check_login(claims.bank, value("user"), value("pin"))
+                    .await?;
+                let claims = Claims {
+                    user: Some(user),
+                    ..claims
+                };
+                if user == User::NoSca {
+                    return self.done(&claims, user);
+                }
+                match claims.bank.approach {
+                    Approach::Decoupled => {
+                        let id = Self::random_id()?;
+                        let now = self.clock.now();
+                        let pending = Pending {
+                            bank: claims.bank,
+                            user: Some(user),
+                            started: now,
+                            page: Page::Tan(0),
+                            decision: Decision::Pending,
+                            return_to: return_to.clone(),
+                        };
+                        if !self.authorisations.insert(id.clone(), pending, now) {
+                            return Err(BankError::Unavailable(
+                                "too many authorisations in progress (sandbox)".into(),
+                            ));
+                        }
+                        self.next(
+                            &claims,
+                            Stage::Decoupled(id),
+                            Self::decoupled_step(claims.bank),
+                        )
+                    }
+                    _ => self.next(
+                        &claims,
+                        Stage::Method,
+                        BankStep::ChooseMethod {
+                            methods: challenge::methods(),
+                        },
+                    ),
+                }
+            }
+            (Stage::Method, StepAnswer::Method(id)) => {
+                let method = Method::parse(id).ok_or(BankError::SessionExpired)?;
+                let step = BankStep::Tan {
+                    challenge: challenge::challenge(method, &claims.terms.consent_id),
+                };
+                self.next(&claims, Stage::Tan(method), step)
+            }
+            (Stage::Tan(_), StepAnswer::Tan(tan)) => {
+                if tan.trim() != SANDBOX_TAN {
+                    return Err(BankError::InvalidTan);
+                }
+                let user = claims.user.ok_or(BankError::SessionExpired)?;
+                self.done(&claims, user)
+            }
+            (Stage::Redirect(id), StepAnswer::Returned { .. }) => {
+                // The route the user came back by is a hint; the bank's record decides.
+                match self.outcome(&claims, id)? {
+                    Some(reply) => Ok(reply),
+                    None => {
+                        let step = self.redirect_step(id)?;
+                        self.next(&claims, claims.stage.clone(), step)
+                    }
+                }
+            }
+            (Stage::Decoupled(id), StepAnswer::Poll) => match self.outcome(&claims, id)? {
+                Some(reply) => Ok(reply),
+                None => self.next(
+                    &claims,
+                    claims.stage.clone(),
+                    Self::decoupled_step(claims.bank),
+                ),
+            },
+            _ => Err(BankError::SessionExpired),
+        }
+    }
+
     async fn accounts(&self, session: &BankSession) -> Result<Vec<AccountDetails>, BankError> {
-        let claims = self.authorized(session)?;
-        let profile = claims.user.profile();
+        let (claims, user) = self.authorized(session)?;
+        let profile = user.profile();
         Ok(profile
             .accounts()
             .iter()
@@ -313,8 +776,8 @@ impl BankConnector for SandboxBank {
         session: &BankSession,
         account: &str,
     ) -> Result<Vec<Balance>, BankError> {
-        let claims = self.authorized(session)?;
-        let (ledger, kind) = self.account(&claims, account)?;
+        let (claims, user) = self.authorized(session)?;
+        let (ledger, kind) = self.account(&claims, user, account)?;
         let today = self.today();
         let sums = ledger.balances(kind, today);
         let credit_line = if kind == AccountKind::Card {
@@ -344,9 +807,9 @@ impl BankConnector for SandboxBank {
         from: Date,
         to: Date,
     ) -> Result<Vec<TransactionDetails>, BankError> {
-        let claims = self.authorized(session)?;
-        let (ledger, kind) = self.account(&claims, account)?;
-        if claims.user == User::Slow {
+        let (claims, user) = self.authorized(session)?;
+        let (ledger, kind) = self.account(&claims, user, account)?;
+        if user == User::Slow {
             self.pause().await;
         }
         Ok(ledger.transactions(kind, from, to, self.today()))

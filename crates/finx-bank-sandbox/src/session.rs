@@ -13,44 +13,117 @@ use crate::catalog::{Bank, User};
 type HmacSha256 = Hmac<Sha256>;
 
 /// What a handle's payload starts with; a new layout gets a new version.
-const PREFIX: &str = "finx-sandbox-session/v1";
+const PREFIX: &str = "finx-sandbox-session/v2";
 
 /// Handles longer than this are not ours; they are rejected before decoding.
-const MAX_HANDLE_LEN: usize = 512;
+const MAX_HANDLE_LEN: usize = 1024;
+
+/// An SCA method of the embedded bank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Method {
+    /// pushTAN: the TAN comes to the bank's app.
+    Push,
+    /// chipTAN with a flicker code for the card reader.
+    Chip,
+    /// photoTAN: an image for the app to read.
+    Photo,
+}
+
+impl Method {
+    /// Every method, in the order the bank offers them.
+    pub(crate) const ALL: [Self; 3] = [Self::Push, Self::Chip, Self::Photo];
+
+    /// The id the bank gives it (`authenticationMethodId`).
+    pub(crate) fn id(self) -> &'static str {
+        match self {
+            Self::Push => "push",
+            Self::Chip => "chip",
+            Self::Photo => "photo",
+        }
+    }
+
+    /// A method by id.
+    pub(crate) fn parse(id: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.id() == id)
+    }
+}
 
 /// Where a session stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Stage {
-    /// Logged in, waiting for the TAN.
-    ScaPending,
-    /// Fully logged in: data may be read.
+    /// The login form is due.
+    Login,
+    /// The SCA method choice is due.
+    Method,
+    /// The TAN for this method is due.
+    Tan(Method),
+    /// The user is at the bank's pages for this authorisation.
+    Redirect(String),
+    /// The user approves this authorisation in the bank's app.
+    Decoupled(String),
+    /// Fully authorised: data may be read.
     Authorized,
 }
 
 impl Stage {
-    fn as_str(self) -> &'static str {
+    fn text(&self) -> String {
         match self {
-            Self::ScaPending => "sca_pending",
-            Self::Authorized => "authorized",
+            Self::Login => "login".into(),
+            Self::Method => "method".into(),
+            Self::Tan(m) => format!("tan-{}", m.id()),
+            Self::Redirect(id) => format!("redirect-{id}"),
+            Self::Decoupled(id) => format!("decoupled-{id}"),
+            Self::Authorized => "authorized".into(),
         }
     }
 
     fn parse(raw: &str) -> Option<Self> {
-        [Self::ScaPending, Self::Authorized]
-            .into_iter()
-            .find(|s| s.as_str() == raw)
+        Some(match raw {
+            "login" => Self::Login,
+            "method" => Self::Method,
+            "authorized" => Self::Authorized,
+            _ => {
+                let (kind, rest) = raw.split_once('-')?;
+                match kind {
+                    "tan" => Self::Tan(Method::parse(rest)?),
+                    "redirect" if is_auth_id(rest) => Self::Redirect(rest.to_owned()),
+                    "decoupled" if is_auth_id(rest) => Self::Decoupled(rest.to_owned()),
+                    _ => return None,
+                }
+            }
+        })
     }
 }
 
+/// Authorisation ids are 32 lowercase hex digits.
+pub(crate) fn is_auth_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The consent a session works towards, as finX asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Terms {
+    /// The bank's id for it.
+    pub(crate) consent_id: String,
+    /// Repeated access or one.
+    pub(crate) recurring: bool,
+    /// The last day.
+    pub(crate) valid_until: finx_domain::Date,
+    /// Accesses a day.
+    pub(crate) frequency_per_day: u16,
+}
+
 /// What a valid handle says.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Claims {
     /// The bank.
     pub(crate) bank: &'static Bank,
-    /// The login.
-    pub(crate) user: User,
+    /// The login, once known.
+    pub(crate) user: Option<User>,
     /// The stage.
     pub(crate) stage: Stage,
+    /// The consent.
+    pub(crate) terms: Terms,
 }
 
 /// The key that signs handles.
@@ -72,12 +145,16 @@ impl SessionKey {
     }
 
     /// A signed handle for `claims`; `None` only if HMAC could not be keyed.
-    pub(crate) fn seal(&self, claims: Claims) -> Option<BankSession> {
+    pub(crate) fn seal(&self, claims: &Claims) -> Option<BankSession> {
         let payload = format!(
-            "{PREFIX}|{}|{}|{}",
+            "{PREFIX}|{}|{}|{}|{}|{}|{}|{}",
             claims.bank.code,
-            claims.user.name(),
-            claims.stage.as_str()
+            claims.user.map_or("-", User::name),
+            claims.stage.text(),
+            claims.terms.consent_id,
+            u8::from(claims.terms.recurring),
+            claims.terms.valid_until.format("%Y-%m-%d"),
+            claims.terms.frequency_per_day,
         );
         let mut mac = self.mac()?;
         mac.update(payload.as_bytes());
@@ -108,12 +185,33 @@ impl SessionKey {
             return None;
         }
         let bank = Bank::by_code(parts.next()?)?;
-        let user = User::parse(parts.next()?)?;
+        let user = match parts.next()? {
+            "-" => None,
+            name => Some(User::parse(name)?),
+        };
         let stage = Stage::parse(parts.next()?)?;
+        let consent_id = parts.next()?.to_owned();
+        let recurring = match parts.next()? {
+            "1" => true,
+            "0" => false,
+            _ => return None,
+        };
+        let valid_until = chrono::NaiveDate::parse_from_str(parts.next()?, "%Y-%m-%d").ok()?;
+        let frequency_per_day = parts.next()?.parse().ok()?;
         if parts.next().is_some() {
             return None;
         }
-        Some(Claims { bank, user, stage })
+        Some(Claims {
+            bank,
+            user,
+            stage,
+            terms: Terms {
+                consent_id,
+                recurring,
+                valid_until,
+                frequency_per_day,
+            },
+        })
     }
 }
 
@@ -125,29 +223,36 @@ mod tests {
     fn claims() -> Claims {
         Claims {
             bank: &BANKS[1],
-            user: User::Demo,
-            stage: Stage::ScaPending,
+            user: Some(User::Demo),
+            stage: Stage::Tan(Method::Photo),
+            terms: Terms {
+                consent_id: "c1".into(),
+                recurring: false,
+                valid_until: chrono::NaiveDate::from_ymd_opt(2026, 3, 21).expect("date"),
+                frequency_per_day: 1,
+            },
         }
     }
 
     #[test]
     fn a_sealed_handle_opens_to_its_claims() {
         let key = SessionKey::derive(7);
-        let handle = key.seal(claims()).expect("sealed");
+        let handle = key.seal(&claims()).expect("sealed");
         let opened = key.open(&handle).expect("opens");
         assert_eq!(opened.bank.code, "90094816");
-        assert_eq!(opened.user, User::Demo);
-        assert_eq!(opened.stage, Stage::ScaPending);
+        assert_eq!(opened.user, Some(User::Demo));
+        assert_eq!(opened.stage, Stage::Tan(Method::Photo));
+        assert_eq!(opened.terms, claims().terms);
     }
 
     #[test]
     fn an_edited_payload_or_tag_or_another_key_is_rejected() {
         let key = SessionKey::derive(7);
-        let handle = key.seal(claims()).expect("sealed");
+        let handle = key.seal(&claims()).expect("sealed");
         let (payload, tag) = handle.expose().split_once('.').expect("two parts");
         let edited = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).expect("b64"))
             .expect("utf8")
-            .replace("sca_pending", "authorized");
+            .replace("tan-photo", "authorized");
         let forged = BankSession::new(format!("{}.{tag}", URL_SAFE_NO_PAD.encode(edited)));
         assert!(key.open(&forged).is_none());
         let mut bad_tag = tag.to_owned();

@@ -65,6 +65,9 @@ pub struct Settings {
     /// The longest any one bank call may take; a bank that does not answer by then is
     /// unavailable (default 30 s).
     pub bank_timeout: Duration,
+    /// finX's return route for banks that send the end user to their own pages (the
+    /// widget's `/widget/callback` at the public address).
+    pub return_url: url::Url,
 }
 
 impl Settings {
@@ -75,6 +78,8 @@ impl Settings {
             lifetimes: Lifetimes::default(),
             hash_key,
             bank_timeout: Duration::from_secs(30),
+            return_url: url::Url::parse("http://localhost/widget/callback")
+                .unwrap_or_else(|_| unreachable!("a valid literal")),
         }
     }
 }
@@ -85,6 +90,7 @@ impl std::fmt::Debug for Settings {
             .field("lifetimes", &self.lifetimes)
             .field("hash_key", &"[redacted]")
             .field("bank_timeout", &self.bank_timeout)
+            .field("return_url", &self.return_url.as_str())
             .finish()
     }
 }
@@ -96,6 +102,7 @@ pub struct Finx {
     hasher: TokenHasher,
     lifetimes: Lifetimes,
     bank_timeout: Duration,
+    return_url: url::Url,
 }
 
 impl Finx {
@@ -109,6 +116,7 @@ impl Finx {
             hasher: TokenHasher::new(&settings.hash_key)?,
             lifetimes: settings.lifetimes,
             bank_timeout: settings.bank_timeout,
+            return_url: settings.return_url,
         })
     }
 

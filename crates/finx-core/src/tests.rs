@@ -6,9 +6,12 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use chrono::{TimeDelta, TimeZone};
 use finx_domain::Timestamp;
 use finx_domain::bank::{AccountDetails, AccountType, Institution, LoginFields};
-use finx_domain::flow::{BankSession, FailureReason, Flow, FlowParams, FlowStatus};
+use finx_domain::flow::{BankSession, FailureReason, Flow, FlowEvent, FlowParams, FlowStatus};
 use finx_domain::ids::{AccessId, ClientId, FlowId, GrantId, InstitutionId};
 use finx_domain::money::Currency;
+use finx_domain::sca::{
+    BankStep, Challenge, Consent, ConsentStatus, LoginField, ScaState, StepAnswer,
+};
 use finx_domain::scope::Scope;
 use finx_domain::secret::{ClientSecret, TokenHash, TokenHasher};
 use finx_domain::token::{
@@ -16,8 +19,9 @@ use finx_domain::token::{
 };
 use finx_domain::values::{Language, RedirectUri, SyncPeriod};
 use finx_ports::{
-    BankCredentials, BankError, Client, MockBankConnector, MockBankDataStore, MockClientRegistry,
-    MockClock, MockFlowStore, MockGrantStore, MockSecretGenerator, RotateFailure, StoreError,
+    BankCredentials, BankError, BankReply, Client, MockBankConnector, MockBankDataStore,
+    MockClientRegistry, MockFlowStore, MockGrantStore, MockSecretGenerator, RotateFailure,
+    StoreError,
 };
 
 use crate::{CoreError, Finx, OnetimeAccessRequest, Ports, Settings};
@@ -37,6 +41,27 @@ struct Mocks {
     grants: MockGrantStore,
     data: MockBankDataStore,
     bank: MockBankConnector,
+    /// The clock; a mock standing at `t0()` unless a test sets one.
+    clock: Arc<dyn finx_ports::Clock>,
+}
+
+/// A clock a test moves by hand.
+struct MovingClock(std::sync::Mutex<Timestamp>);
+
+impl MovingClock {
+    fn at(t: Timestamp) -> Self {
+        Self(std::sync::Mutex::new(t))
+    }
+
+    fn advance(&self, by: TimeDelta) {
+        *self.0.lock().expect("lock") += by;
+    }
+}
+
+impl finx_ports::Clock for MovingClock {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().expect("lock")
+    }
 }
 
 impl Mocks {
@@ -47,12 +72,11 @@ impl Mocks {
             grants: MockGrantStore::new(),
             data: MockBankDataStore::new(),
             bank: MockBankConnector::new(),
+            clock: Arc::new(MovingClock::at(t0())),
         }
     }
 
     fn build(self) -> Finx {
-        let mut clock = MockClock::new();
-        clock.expect_now().return_const(t0());
         let mut random = MockSecretGenerator::new();
         let n = Arc::new(AtomicU8::new(1));
         let m = n.clone();
@@ -68,7 +92,7 @@ impl Mocks {
             grants: Arc::new(self.grants),
             data: Arc::new(self.data),
             bank: Arc::new(self.bank),
-            clock: Arc::new(clock),
+            clock: self.clock,
             random: Arc::new(random),
             timer: Arc::new(NeverTimer),
         };
@@ -159,6 +183,52 @@ fn flow(status: FlowStatus) -> Flow {
 
 fn sandbox() -> InstitutionId {
     InstitutionId::parse("sandbox-90094815").expect("id")
+}
+
+/// A flow whose bank asked for its two-field login form, after `tries` login tries.
+fn at_login(tries: u8) -> Flow {
+    let mut f = flow(FlowStatus::BankSelected {
+        institution: sandbox(),
+    });
+    f.login_attempts = tries;
+    f.apply(
+        FlowEvent::BankAsked {
+            session: BankSession::new("s0".into()),
+            step: login_step(),
+            return_check: None,
+        },
+        t0(),
+    )
+    .expect("asked");
+    f
+}
+
+fn login_step() -> BankStep {
+    BankStep::Login {
+        fields: vec![
+            LoginField {
+                id: "user".into(),
+                label: "Name".into(),
+                secret: false,
+            },
+            LoginField {
+                id: "pin".into(),
+                label: "PIN".into(),
+                secret: true,
+            },
+        ],
+    }
+}
+
+fn consent() -> Consent {
+    Consent {
+        id: "c1".into(),
+        status: ConsentStatus::Valid,
+        valid_until: t0().date_naive(),
+        frequency_per_day: 1,
+        recurring: false,
+        accounts: vec![],
+    }
 }
 
 fn creds(secret: &str) -> BankCredentials {
@@ -326,15 +396,11 @@ async fn a_bad_field_is_named_and_nothing_is_stored() {
 #[tokio::test]
 async fn the_third_wrong_password_fails_the_flow() {
     let mut m = Mocks::new();
-    let mut f = flow(FlowStatus::BankSelected {
-        institution: sandbox(),
-    });
-    f.login_attempts = 2;
     m.bank
-        .expect_start_login()
+        .expect_answer()
         .times(1)
-        .returning(|_, _| Err(BankError::InvalidCredentials));
-    let stored = stateful_flow(&mut m, f);
+        .returning(|_, _, _, _| Err(BankError::InvalidCredentials));
+    let stored = stateful_flow(&mut m, at_login(2));
     let finx = m.build();
     let err = finx
         .submit_credentials(FlowId::from_random([5; 16]), &creds("nope"))
@@ -358,14 +424,9 @@ async fn the_third_wrong_password_fails_the_flow() {
 async fn a_wrong_password_with_tries_left_says_how_many() {
     let mut m = Mocks::new();
     m.bank
-        .expect_start_login()
-        .returning(|_, _| Err(BankError::InvalidCredentials));
-    let stored = stateful_flow(
-        &mut m,
-        flow(FlowStatus::BankSelected {
-            institution: sandbox(),
-        }),
-    );
+        .expect_answer()
+        .returning(|_, _, _, _| Err(BankError::InvalidCredentials));
+    let stored = stateful_flow(&mut m, at_login(0));
     let finx = m.build();
     let err = finx
         .submit_credentials(FlowId::from_random([5; 16]), &creds("nope"))
@@ -382,12 +443,8 @@ async fn a_wrong_password_with_tries_left_says_how_many() {
 async fn used_up_tries_never_reach_the_bank() {
     let mut m = Mocks::new();
     // Three tries are in flight (counted, not yet answered): a fourth must not start.
-    let mut f = flow(FlowStatus::BankSelected {
-        institution: sandbox(),
-    });
-    f.login_attempts = 3;
-    m.bank.expect_start_login().never();
-    stateful_flow(&mut m, f);
+    m.bank.expect_answer().never();
+    stateful_flow(&mut m, at_login(3));
     let finx = m.build();
     let err = finx
         .submit_credentials(FlowId::from_random([5; 16]), &creds("guess"))
@@ -405,14 +462,9 @@ async fn used_up_tries_never_reach_the_bank() {
 #[tokio::test]
 async fn a_try_is_counted_before_the_bank_is_asked() {
     let mut m = Mocks::new();
-    let stored = stateful_flow(
-        &mut m,
-        flow(FlowStatus::BankSelected {
-            institution: sandbox(),
-        }),
-    );
+    let stored = stateful_flow(&mut m, at_login(0));
     let seen = stored.clone();
-    m.bank.expect_start_login().returning(move |_, _| {
+    m.bank.expect_answer().returning(move |_, _, _, _| {
         assert_eq!(
             seen.lock().expect("lock").login_attempts,
             1,
@@ -467,7 +519,8 @@ async fn a_login_is_refused_before_the_bank_is_asked_when_the_flow_is_finished()
     m.flows
         .expect_find_flow()
         .returning(|_| Ok(Some(flow(FlowStatus::Cancelled))));
-    m.bank.expect_start_login().never();
+    m.bank.expect_begin().never();
+    m.bank.expect_answer().never();
     let finx = m.build();
     let err = finx
         .submit_credentials(FlowId::from_random([5; 16]), &creds("demo"))
@@ -740,19 +793,42 @@ async fn balances_are_hidden_without_the_balance_scope() {
 #[tokio::test]
 async fn a_tan_step_continues_with_the_session_the_bank_returned() {
     let mut m = Mocks::new();
-    let mut f = flow(FlowStatus::CredentialsAccepted {
-        institution: sandbox(),
-        session: BankSession::new("pending".into()),
-        challenge: finx_domain::flow::ScaChallenge {
-            method: "pushTAN".into(),
-            prompt: None,
+    let mut f = at_login(0);
+    f.apply(
+        FlowEvent::Answered(StepAnswer::Login(vec![
+            ("user".into(), "demo".into()),
+            ("pin".into(), "demo".into()),
+        ])),
+        t0(),
+    )
+    .expect("answered");
+    f.apply(
+        FlowEvent::BankAsked {
+            session: BankSession::new("pending".into()),
+            step: BankStep::Tan {
+                challenge: Challenge {
+                    method: "pushTAN".into(),
+                    prompt: None,
+                    image_png: None,
+                    flicker: None,
+                    max_length: None,
+                },
+            },
+            return_check: None,
         },
-    });
-    f.login_attempts = 1;
+        t0(),
+    )
+    .expect("tan asked");
     stateful_flow(&mut m, f);
     m.bank
-        .expect_submit_sca()
-        .returning(|_, _| Ok(BankSession::new("authorized".into())));
+        .expect_answer()
+        .withf(|_, s, a, _| s.expose() == "pending" && matches!(a, StepAnswer::Tan(_)))
+        .returning(|_, _, _, _| {
+            Ok(BankReply::Done {
+                session: BankSession::new("authorized".into()),
+                consent: consent(),
+            })
+        });
     m.bank
         .expect_accounts()
         .withf(|s| s.expose() == "authorized")
@@ -795,6 +871,7 @@ async fn a_long_history_is_written_in_batches() {
         flow(FlowStatus::Syncing {
             institution: sandbox(),
             session: BankSession::new("s".into()),
+            consent: consent(),
             chosen: vec![details("giro")],
             started_at: t0(),
         }),
@@ -850,4 +927,220 @@ async fn a_long_history_is_written_in_batches() {
         .await
         .expect("completed");
     assert!(url.query_pairs().any(|(k, _)| k == "code"));
+}
+
+/// A flow at the redirect bank, waiting for the user's return with `nonce`'s hash.
+fn at_redirect(nonce: &finx_domain::secret::ReturnNonce) -> Flow {
+    let mut f = flow(FlowStatus::BankSelected {
+        institution: sandbox(),
+    });
+    f.apply(
+        FlowEvent::BankAsked {
+            session: BankSession::new("r".into()),
+            step: BankStep::Redirect {
+                url: url::Url::parse("https://bank.example/sca").expect("url"),
+            },
+            return_check: Some(hasher().hash(nonce)),
+        },
+        t0(),
+    )
+    .expect("asked");
+    f
+}
+
+#[tokio::test]
+async fn a_connector_that_answers_out_of_order_fails_the_flow_instead_of_hanging() {
+    // `begin` MUST NOT finish at once; a bank that does has skipped every step.
+    let mut m = Mocks::new();
+    m.bank.expect_begin().returning(|_, _, _| {
+        Ok(BankReply::Done {
+            session: BankSession::new("x".into()),
+            consent: consent(),
+        })
+    });
+    m.bank
+        .expect_accounts()
+        .returning(|_| Ok(vec![details("giro")]));
+    let stored = stateful_flow(
+        &mut m,
+        flow(FlowStatus::BankSelected {
+            institution: sandbox(),
+        }),
+    );
+    let finx = m.build();
+    let err = finx
+        .open_at_bank(FlowId::from_random([5; 16]))
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(err, CoreError::FlowFailed(FailureReason::BankUnavailable)),
+        "{err:?}"
+    );
+    assert_eq!(
+        stored.lock().expect("lock").status,
+        FlowStatus::Failed {
+            reason: FailureReason::BankUnavailable
+        }
+    );
+
+    // A step that cannot be shown (a poll interval of zero) after a login.
+    let mut m = Mocks::new();
+    m.bank.expect_answer().returning(|_, _, _, _| {
+        Ok(BankReply::Next {
+            session: BankSession::new("y".into()),
+            step: BankStep::Decoupled {
+                prompt: None,
+                poll_after_seconds: 0,
+            },
+        })
+    });
+    let stored = stateful_flow(&mut m, at_login(0));
+    let finx = m.build();
+    let err = finx
+        .submit_credentials(FlowId::from_random([5; 16]), &creds("demo"))
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, CoreError::FlowFailed(_)), "{err:?}");
+    assert!(matches!(
+        stored.lock().expect("lock").status,
+        FlowStatus::Failed { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_reply_for_a_bank_the_user_has_left_is_dropped() {
+    let mut m = Mocks::new();
+    let stored = stateful_flow(&mut m, at_login(0));
+    let meanwhile = stored.clone();
+    // While the bank answers the login, the user picks another bank in another tab.
+    m.bank.expect_answer().returning(move |_, _, _, _| {
+        let mut f = meanwhile.lock().expect("lock");
+        let other = InstitutionId::parse("sandbox-90094816").expect("id");
+        f.apply(FlowEvent::BankSelected(other), t0())
+            .expect("reselect");
+        Ok(BankReply::Next {
+            session: BankSession::new("late".into()),
+            step: BankStep::ChooseMethod {
+                methods: vec![finx_domain::sca::ScaMethod {
+                    id: "push".into(),
+                    name: "pushTAN".into(),
+                    kind: finx_domain::sca::ScaMethodKind::Push,
+                }],
+            },
+        })
+    });
+    let finx = m.build();
+    let f = finx
+        .submit_step(
+            FlowId::from_random([5; 16]),
+            StepAnswer::Login(vec![
+                ("user".into(), "demo".into()),
+                ("pin".into(), "demo".into()),
+            ]),
+        )
+        .await
+        .expect("the flow as it is now");
+    assert!(
+        matches!(&f.status, FlowStatus::BankSelected { institution } if institution.as_str() == "sandbox-90094816"),
+        "{:?}",
+        f.status
+    );
+    assert_eq!(f.login_attempts, 1, "the try still counts");
+}
+
+#[tokio::test]
+async fn only_the_awaited_return_resumes_a_redirect_and_only_once() {
+    let nonce = finx_domain::secret::ReturnNonce::from_random([8; 32]);
+    let mut m = Mocks::new();
+    let stored = stateful_flow(&mut m, at_redirect(&nonce));
+    m.bank
+        .expect_answer()
+        .withf(|_, _, a, _| *a == StepAnswer::Returned { ok: true })
+        .times(1)
+        .returning(|_, _, _, _| {
+            Ok(BankReply::Done {
+                session: BankSession::new("ok".into()),
+                consent: consent(),
+            })
+        });
+    m.bank
+        .expect_accounts()
+        .returning(|_| Ok(vec![details("giro")]));
+    let finx = m.build();
+    let id = FlowId::from_random([5; 16]);
+    let forged = finx_domain::secret::ReturnNonce::from_random([9; 32]);
+    for bad in [forged.expose(), "fxn_", "not a nonce at all", ""] {
+        assert!(
+            matches!(
+                finx.return_from_bank(id, bad, true).await,
+                Err(CoreError::Invalid { field: "state", .. })
+            ),
+            "{bad}"
+        );
+    }
+    let f = finx
+        .return_from_bank(id, nonce.expose(), true)
+        .await
+        .expect("the awaited return");
+    assert!(matches!(f.status, FlowStatus::ScaPassed { .. }));
+    assert!(matches!(
+        finx.return_from_bank(id, nonce.expose(), true).await,
+        Err(CoreError::Invalid { .. })
+    ));
+    assert!(matches!(
+        stored.lock().expect("lock").status,
+        FlowStatus::ScaPassed { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_decoupled_approval_is_polled_no_sooner_than_the_bank_asked() {
+    let mut m = Mocks::new();
+    let mut f = flow(FlowStatus::BankSelected {
+        institution: sandbox(),
+    });
+    f.apply(
+        FlowEvent::BankAsked {
+            session: BankSession::new("d".into()),
+            step: BankStep::Decoupled {
+                prompt: None,
+                poll_after_seconds: 5,
+            },
+            return_check: None,
+        },
+        t0(),
+    )
+    .expect("asked");
+    let stored = stateful_flow(&mut m, f);
+    let calls = Arc::new(AtomicU8::new(0));
+    let counted = calls.clone();
+    m.bank.expect_answer().returning(move |_, _, a, _| {
+        assert_eq!(*a, StepAnswer::Poll);
+        counted.fetch_add(1, Ordering::SeqCst);
+        Ok(BankReply::Next {
+            session: BankSession::new("d".into()),
+            step: BankStep::Decoupled {
+                prompt: None,
+                poll_after_seconds: 5,
+            },
+        })
+    });
+    let clock = Arc::new(MovingClock::at(t0()));
+    m.clock = clock.clone();
+    let finx = m.build();
+    let id = FlowId::from_random([5; 16]);
+    finx.poll_bank(id).await.expect("too early");
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "not before five seconds");
+    clock.advance(TimeDelta::seconds(5));
+    finx.poll_bank(id).await.expect("polled");
+    finx.poll_bank(id).await.expect("too early again");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let f = stored.lock().expect("lock").clone();
+    let FlowStatus::AtBank { dialog, .. } = &f.status else {
+        panic!("{:?}", f.status)
+    };
+    assert!(matches!(
+        dialog.state(),
+        ScaState::Asked(BankStep::Decoupled { .. })
+    ));
 }

@@ -5,9 +5,11 @@ use finx_domain::flow::{
     callback_url,
 };
 use finx_domain::ids::{AccessId, FlowId, GrantId, InstitutionId};
+use finx_domain::sca::{BankStep, ScaError, ScaState, StepAnswer, StepFailure};
+use finx_domain::secret::ReturnNonce;
 use finx_domain::secret::{AuthorizationCode, BrowserToken};
 use finx_domain::token::{CodeRecord, Grant};
-use finx_ports::{BankCredentials, BankError, LoginOutcome, StoreError};
+use finx_ports::{BankCredentials, BankError, BankReply, ConsentRequest, ReturnTo, StoreError};
 use url::Url;
 
 use crate::error::invalid;
@@ -19,7 +21,7 @@ const CAS_RETRIES: usize = 5;
 /// How far a login got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoginStep {
-    /// The bank asks for a TAN next.
+    /// The bank asks for more (SCA) next.
     ScaRequired,
     /// No SCA needed: the accounts are on offer.
     AccountsOffered,
@@ -145,13 +147,293 @@ impl Finx {
         self.step(flow, FlowEvent::BankSelected(institution)).await
     }
 
-    /// The end user logs in at the selected bank. The try is counted before the bank is
-    /// asked, so no interleaving of requests gets more than three tries per flow.
+    /// Starts the dialog with the chosen bank, once: a flow whose bank is chosen asks the
+    /// bank what comes first (a login form, a redirect, a decoupled approval). The widget
+    /// calls it when it shows such a flow; a flow already at the bank is returned as it is.
     ///
     /// # Errors
-    /// [`CoreError::CredentialsInvalid`] while tries are left; [`CoreError::FlowFailed`]
-    /// when the flow ended (three wrong passwords, locked, bank unavailable);
-    /// [`CoreError::Flow`] with `AttemptsExhausted` when the tries are used up.
+    /// [`CoreError::FlowFailed`] when the bank cannot start (the flow then failed);
+    /// [`CoreError::Flow`] when the flow is not at that point.
+    pub async fn open_at_bank(&self, id: FlowId) -> Result<Flow, CoreError> {
+        let flow = self.load_live(id).await?;
+        let FlowStatus::BankSelected { institution } = &flow.status else {
+            return Ok(flow);
+        };
+        let institution = institution.clone();
+        let version = flow.version;
+        let today = self.now().date_naive();
+        let request = ConsentRequest {
+            recurring: false,
+            valid_until: today + TimeDelta::days(1),
+            frequency_per_day: 1,
+        };
+        let (nonce, return_to) = self.return_to(id);
+        let event = match self
+            .bank(self.ports.bank.begin(&institution, &request, &return_to))
+            .await
+        {
+            Ok(reply) => self.reply_event(reply, &nonce).await,
+            Err(BankError::CancelledByUser) => FlowEvent::Cancelled,
+            Err(e) => FlowEvent::Failed(bank_failure(&e, FailureReason::BankUnavailable)),
+        };
+        // Only if nothing changed meanwhile: a concurrent start, or the user picking another
+        // bank, wins over this one.
+        let latest = self.load_live(id).await?;
+        if latest.version != version {
+            return Ok(latest);
+        }
+        self.settle(id, latest, event, |f| {
+            matches!(&f.status, FlowStatus::BankSelected { institution: i } if *i == institution)
+        })
+        .await
+    }
+
+    /// The end user answers the step the bank asked: a login form, a method choice, a TAN,
+    /// or a poll of a decoupled approval. A login or TAN try is counted before the bank
+    /// sees it, so no interleaving of requests gets more than three per flow. Returns the
+    /// flow after the bank's answer: at the next step, or with the accounts on offer.
+    ///
+    /// # Errors
+    /// [`CoreError::Invalid`] for an answer that does not fit the step (nothing counted);
+    /// [`CoreError::CredentialsInvalid`] or [`CoreError::TanInvalid`] while tries are left;
+    /// [`CoreError::FlowFailed`] when the flow ended (three wrong tries, locked, rejected,
+    /// expired, bank unavailable); [`CoreError::Flow`] with `Finished("cancelled")` when the
+    /// end user cancelled at the bank, with `AttemptsExhausted` when tries are used up, and
+    /// otherwise when no step waits for this answer.
+    pub async fn submit_step(&self, id: FlowId, answer: StepAnswer) -> Result<Flow, CoreError> {
+        let flow = self.load_live(id).await?;
+        self.answer_bank(flow, answer).await
+    }
+
+    async fn answer_bank(&self, flow: Flow, answer: StepAnswer) -> Result<Flow, CoreError> {
+        let id = flow.id;
+        let FlowStatus::AtBank {
+            institution,
+            session,
+            ..
+        } = &flow.status
+        else {
+            return Err(illegal(answer.name(), &flow));
+        };
+        let (institution, session) = (institution.clone(), session.clone());
+        let flow = match self.step(flow, FlowEvent::Answered(answer.clone())).await {
+            Err(CoreError::Flow(FlowError::Sca(ScaError::AnswerMismatch { step, why }))) => {
+                return Err(invalid(step, why));
+            }
+            other => other?,
+        };
+        let (nonce, return_to) = self.return_to(id);
+        let event = match self
+            .bank(
+                self.ports
+                    .bank
+                    .answer(&institution, &session, &answer, &return_to),
+            )
+            .await
+        {
+            Ok(reply) => self.reply_event(reply, &nonce).await,
+            Err(e) => FlowEvent::BankRejected(step_failure(&e)),
+        };
+        let rejected = match &event {
+            FlowEvent::BankRejected(f) => Some(*f),
+            _ => None,
+        };
+        let flow = self
+            .settle(id, flow, event, |f| match &f.status {
+                FlowStatus::AtBank {
+                    session: s, dialog, ..
+                } => *s == session && matches!(dialog.state(), ScaState::Answered(_)),
+                _ => false,
+            })
+            .await?;
+        match (&flow.status, rejected) {
+            (FlowStatus::AtBank { .. }, Some(StepFailure::WrongCredentials)) => {
+                Err(CoreError::CredentialsInvalid {
+                    attempts_left: MAX_ATTEMPTS.saturating_sub(flow.login_attempts),
+                })
+            }
+            (FlowStatus::AtBank { .. }, Some(StepFailure::WrongTan)) => {
+                Err(CoreError::TanInvalid {
+                    attempts_left: MAX_ATTEMPTS.saturating_sub(flow.tan_attempts),
+                })
+            }
+            (s, _) if s.is_terminal() => Err(failure_of(&flow)),
+            _ => Ok(flow),
+        }
+    }
+
+    /// The end user is back from the bank's pages, at finX's return route with the `state`
+    /// the bank was given and whether it was the success (`ok`) or the failure address.
+    /// Only the return this flow awaits counts, and only once; the bank is then asked how
+    /// the authorisation ended (the route taken is a hint, not proof).
+    ///
+    /// # Errors
+    /// [`CoreError::Invalid`] for a `state` that is not the return the flow awaits (forged,
+    /// replayed, another flow's); otherwise as [`submit_step`](Self::submit_step).
+    pub async fn return_from_bank(
+        &self,
+        id: FlowId,
+        nonce: &str,
+        ok: bool,
+    ) -> Result<Flow, CoreError> {
+        let not_awaited = || invalid("state", "not the return this flow awaits");
+        let nonce = ReturnNonce::from_presented(nonce).map_err(|_| not_awaited())?;
+        let flow = self.load_live(id).await?;
+        let FlowStatus::AtBank {
+            return_check: Some(check),
+            ..
+        } = &flow.status
+        else {
+            return Err(not_awaited());
+        };
+        // Constant-time comparison (`TokenHash`'s equality).
+        if self.hasher.hash(&nonce) != *check
+            || !matches!(flow.asked(), Some(BankStep::Redirect { .. }))
+        {
+            return Err(not_awaited());
+        }
+        self.answer_bank(flow, StepAnswer::Returned { ok }).await
+    }
+
+    /// Asks the bank whether a decoupled approval happened, no sooner than the bank asked
+    /// to be polled: earlier calls (a page reloading too often, two tabs) return the flow
+    /// without asking the bank, as does a poll while another is with the bank.
+    ///
+    /// # Errors
+    /// As [`submit_step`](Self::submit_step).
+    pub async fn poll_bank(&self, id: FlowId) -> Result<Flow, CoreError> {
+        let flow = self.load_live(id).await?;
+        let (
+            FlowStatus::AtBank { asked_at, .. },
+            Some(BankStep::Decoupled {
+                poll_after_seconds, ..
+            }),
+        ) = (&flow.status, flow.asked())
+        else {
+            return Ok(flow);
+        };
+        if self.now() < *asked_at + TimeDelta::seconds(i64::from(*poll_after_seconds)) {
+            return Ok(flow);
+        }
+        match self.answer_bank(flow, StepAnswer::Poll).await {
+            Err(CoreError::Busy) => self.load_flow(id).await,
+            other => other,
+        }
+    }
+
+    /// The state and return addresses for a bank call: the nonce's keyed hash is kept only
+    /// if the bank answers with a redirect.
+    fn return_to(&self, id: FlowId) -> (ReturnNonce, ReturnTo) {
+        let nonce = ReturnNonce::from_random(self.ports.random.bytes32());
+        let state = format!("{id}.{}", nonce.expose());
+        let with = |ok: &str| {
+            let mut url = self.return_url.clone();
+            url.query_pairs_mut()
+                .append_pair("state", &state)
+                .append_pair("ok", ok);
+            url
+        };
+        let return_to = ReturnTo {
+            ok: with("1"),
+            nok: with("0"),
+        };
+        (nonce, return_to)
+    }
+
+    /// Splits the `state` of a return from the bank into the flow it names and its nonce.
+    ///
+    /// # Errors
+    /// [`CoreError::Invalid`] when it is not one finX made.
+    pub fn return_state(state: &str) -> Result<(FlowId, String), CoreError> {
+        let bad = || invalid("state", "not a return finX made");
+        let (flow, nonce) = state.split_once('.').ok_or_else(bad)?;
+        let flow = FlowId::parse(flow).map_err(|_| bad())?;
+        Ok((flow, nonce.to_owned()))
+    }
+
+    /// The flow event for the bank's reply: its next step, or, once it is done, the
+    /// accounts of the consent.
+    async fn reply_event(&self, reply: BankReply, nonce: &ReturnNonce) -> FlowEvent {
+        match reply {
+            BankReply::Next { session, step } => {
+                let return_check =
+                    matches!(step, BankStep::Redirect { .. }).then(|| self.hasher.hash(nonce));
+                FlowEvent::BankAsked {
+                    session,
+                    step,
+                    return_check,
+                }
+            }
+            BankReply::Done { session, consent } => {
+                match self.bank(self.ports.bank.accounts(&session)).await {
+                    Ok(accounts) => FlowEvent::ScaPassed {
+                        session,
+                        consent,
+                        accounts,
+                    },
+                    Err(e) => FlowEvent::Failed(bank_failure(&e, FailureReason::BankUnavailable)),
+                }
+            }
+        }
+    }
+
+    /// Applies what the bank said to the flow as it was when the bank was asked, or, when
+    /// another request changed it meanwhile, to the latest flow if that still waits for this
+    /// answer (`waits`): a reply for a bank or session the flow has left is dropped, never
+    /// applied to the new one. A reply that breaks the dialog's rules (a consent before the
+    /// step asked was answered, a malformed step, too many steps, a step nobody asked for)
+    /// fails the flow: a misbehaving bank never leaves it hanging.
+    async fn settle(
+        &self,
+        id: FlowId,
+        flow: Flow,
+        event: FlowEvent,
+        waits: impl Fn(&Flow) -> bool,
+    ) -> Result<Flow, CoreError> {
+        let mut current = flow;
+        let mut applied = Err(CoreError::Busy);
+        for _ in 0..CAS_RETRIES {
+            if current.status.is_terminal() {
+                return Err(failure_of(&current));
+            }
+            if !waits(&current) {
+                return Ok(current);
+            }
+            applied = self.step(current.clone(), event.clone()).await;
+            let refused = matches!(
+                applied,
+                Err(CoreError::Flow(
+                    FlowError::Sca(_) | FlowError::IllegalTransition { .. }
+                ))
+            );
+            if !refused && !matches!(applied, Err(CoreError::Busy)) {
+                break;
+            }
+            // Refused or raced: judge the reply only against the flow as it is now.
+            let latest = self.load_flow(id).await?;
+            if refused && latest.version == current.version {
+                break;
+            }
+            current = latest;
+        }
+        match applied {
+            Err(CoreError::Flow(FlowError::Sca(_) | FlowError::IllegalTransition { .. })) => {
+                let flow = self
+                    .step_latest(id, FlowEvent::Failed(FailureReason::BankUnavailable))
+                    .await?;
+                Err(failure_of(&flow))
+            }
+            other => other,
+        }
+    }
+
+    /// The end user logs in with the classic two-field form (a name and a PIN): the answer
+    /// to the bank's login step, its first plain field taking the name and its first
+    /// secret field the PIN. For callers that drive a flow without the widget.
+    ///
+    /// # Errors
+    /// As [`submit_step`](Self::submit_step); [`CoreError::Invalid`] when the bank's form
+    /// is not such a form, or the values are empty or over 256 bytes.
     pub async fn submit_credentials(
         &self,
         id: FlowId,
@@ -159,6 +441,7 @@ impl Finx {
     ) -> Result<LoginStep, CoreError> {
         if credentials.user.is_empty()
             || credentials.user.len() > 256
+            || credentials.secret.is_empty()
             || credentials.secret.len() > 256
         {
             return Err(invalid(
@@ -166,70 +449,45 @@ impl Finx {
                 "user name and PIN must be 1 to 256 bytes",
             ));
         }
-        let flow = self.load_live(id).await?;
-        let FlowStatus::BankSelected { institution } = &flow.status else {
+        let flow = self.open_at_bank(id).await?;
+        let Some(BankStep::Login { fields }) = flow.asked() else {
             return Err(illegal("login", &flow));
         };
-        let institution = institution.clone();
-        self.step(flow, FlowEvent::LoginStarted).await?;
-        let event = match self
-            .bank(self.ports.bank.start_login(&institution, credentials))
-            .await
-        {
-            Ok(LoginOutcome::ScaRequired { session, challenge }) => {
-                FlowEvent::LoginAccepted { session, challenge }
-            }
-            Ok(LoginOutcome::Authenticated { session }) => {
-                match self.bank(self.ports.bank.accounts(&session)).await {
-                    Ok(accounts) => FlowEvent::ScaPassed { session, accounts },
-                    Err(e) => FlowEvent::Failed(bank_failure(&e, FailureReason::BankUnavailable)),
-                }
-            }
-            Err(BankError::InvalidCredentials) => FlowEvent::LoginRejected,
-            Err(e) => FlowEvent::Failed(bank_failure(&e, FailureReason::BankUnavailable)),
+        let user = fields.iter().find(|f| !f.secret);
+        let pin = fields.iter().find(|f| f.secret);
+        let (Some(user), Some(pin), 2) = (user, pin, fields.len()) else {
+            return Err(invalid(
+                "credentials",
+                "the bank's login form has other fields",
+            ));
         };
-        let flow = self.step_latest(id, event).await?;
-        match &flow.status {
-            FlowStatus::CredentialsAccepted { .. } => Ok(LoginStep::ScaRequired),
-            FlowStatus::ScaPassed { .. } => Ok(LoginStep::AccountsOffered),
-            FlowStatus::BankSelected { .. } => Err(CoreError::CredentialsInvalid {
-                attempts_left: MAX_ATTEMPTS.saturating_sub(flow.login_attempts),
-            }),
-            _ => Err(failure_of(&flow)),
-        }
+        let answer = StepAnswer::Login(vec![
+            (user.id.clone(), credentials.user.clone()),
+            (pin.id.clone(), credentials.secret.clone()),
+        ]);
+        let flow = self.answer_bank(flow, answer).await?;
+        Ok(match flow.status {
+            FlowStatus::ScaPassed { .. } => LoginStep::AccountsOffered,
+            _ => LoginStep::ScaRequired,
+        })
     }
 
-    /// The end user enters the TAN. The try is counted before the bank is asked.
+    /// The end user chooses an SCA method among those the bank offered.
     ///
     /// # Errors
-    /// [`CoreError::TanInvalid`] while tries are left; [`CoreError::FlowFailed`] when the
-    /// flow ended.
+    /// As [`submit_step`](Self::submit_step).
+    pub async fn choose_method(&self, id: FlowId, method: &str) -> Result<Flow, CoreError> {
+        self.submit_step(id, StepAnswer::Method(method.to_owned()))
+            .await
+    }
+
+    /// The end user enters the TAN.
+    ///
+    /// # Errors
+    /// As [`submit_step`](Self::submit_step).
     pub async fn submit_tan(&self, id: FlowId, tan: &str) -> Result<Flow, CoreError> {
-        if tan.is_empty() || tan.len() > 64 {
-            return Err(invalid("tan", "must be 1 to 64 characters"));
-        }
-        let flow = self.load_live(id).await?;
-        let FlowStatus::CredentialsAccepted { session, .. } = &flow.status else {
-            return Err(illegal("SCA", &flow));
-        };
-        let session = session.clone();
-        self.step(flow, FlowEvent::TanStarted).await?;
-        let event = match self.bank(self.ports.bank.submit_sca(&session, tan)).await {
-            Ok(session) => match self.bank(self.ports.bank.accounts(&session)).await {
-                Ok(accounts) => FlowEvent::ScaPassed { session, accounts },
-                Err(e) => FlowEvent::Failed(bank_failure(&e, FailureReason::BankUnavailable)),
-            },
-            Err(BankError::InvalidTan) => FlowEvent::TanRejected,
-            Err(e) => FlowEvent::Failed(bank_failure(&e, FailureReason::ScaFailed)),
-        };
-        let flow = self.step_latest(id, event).await?;
-        match &flow.status {
-            FlowStatus::ScaPassed { .. } => Ok(flow),
-            FlowStatus::CredentialsAccepted { .. } => Err(CoreError::TanInvalid {
-                attempts_left: MAX_ATTEMPTS.saturating_sub(flow.tan_attempts),
-            }),
-            _ => Err(failure_of(&flow)),
-        }
+        self.submit_step(id, StepAnswer::Tan(tan.trim().to_owned()))
+            .await
     }
 
     /// The end user chooses accounts (by the bank's external ids, as offered).
@@ -522,22 +780,20 @@ impl Finx {
         Ok(callback_url(&flow.params, flow.id, &Outcome::Cancelled))
     }
 
-    /// The redirect back to the customer for a failed or expired flow.
+    /// The redirect back to the customer for a failed, expired or cancelled flow (the end
+    /// user may cancel at the bank, too).
     ///
     /// # Errors
-    /// [`CoreError::Flow`] when the flow has not failed.
+    /// [`CoreError::Flow`] when the flow has not ended that way.
     pub async fn failure_redirect(&self, id: FlowId) -> Result<Url, CoreError> {
         let flow = self.load_flow(id).await?;
-        let reason = match flow.status {
-            FlowStatus::Failed { reason } => reason,
-            FlowStatus::Expired => FailureReason::LinkExpired,
+        let outcome = match flow.status {
+            FlowStatus::Failed { reason } => Outcome::Failed(reason),
+            FlowStatus::Expired => Outcome::Failed(FailureReason::LinkExpired),
+            FlowStatus::Cancelled => Outcome::Cancelled,
             _ => return Err(illegal("failure redirect", &flow)),
         };
-        Ok(callback_url(
-            &flow.params,
-            flow.id,
-            &Outcome::Failed(reason),
-        ))
+        Ok(callback_url(&flow.params, flow.id, &outcome))
     }
 
     /// Loads a flow, marking it expired (and saving that) when its link has run out.
@@ -617,6 +873,21 @@ fn bank_failure(e: &BankError, otherwise: FailureReason) -> FailureReason {
         BankError::Locked => FailureReason::AccountLocked,
         BankError::Unavailable(_) | BankError::UnknownInstitution => FailureReason::BankUnavailable,
         _ => otherwise,
+    }
+}
+
+/// What a bank's refusal of an answer means for the dialog.
+fn step_failure(e: &BankError) -> StepFailure {
+    match e {
+        BankError::InvalidCredentials => StepFailure::WrongCredentials,
+        BankError::InvalidTan => StepFailure::WrongTan,
+        BankError::Locked => StepFailure::Locked,
+        BankError::Rejected => StepFailure::Rejected,
+        BankError::CancelledByUser => StepFailure::CancelledAtBank,
+        BankError::AuthorisationExpired | BankError::SessionExpired => StepFailure::Expired,
+        BankError::Unavailable(_) | BankError::UnknownInstitution | BankError::Unexpected(_) => {
+            StepFailure::Unavailable
+        }
     }
 }
 

@@ -1,16 +1,20 @@
 //! The one-time access flow: the state machine an end user walks through in the widget.
 //!
 //! ```text
-//! Created ─▶ BankSelected ─▶ CredentialsAccepted ─▶ ScaPassed ─▶ AccountsChosen ─▶ Syncing ─▶ Completed
-//!    │            │  ▲ (login tries < 3)       │ ▲ (TAN tries < 3)
-//!    └────────────┴──┴─────────────────────────┴─┴──▶ Cancelled | Failed(reason) | Expired
+//! Created ─▶ BankSelected ─▶ AtBank ─▶ ScaPassed ─▶ AccountsChosen ─▶ Syncing ─▶ Completed
+//!    │            │  ▲          │ ▲ (the bank asks, the user answers: a ScaDialog)
+//!    └────────────┴──┴──────────┴─┴──▶ Cancelled | Failed(reason) | Expired
 //! ```
-//! A bank that asks for no SCA goes from `BankSelected` straight to `ScaPassed`. Every
-//! transition checks the link's expiry first. Illegal transitions are errors, never panics.
-//!
-//! A login or TAN try is counted when it starts (`LoginStarted`, `TanStarted`), before the
-//! bank is asked, and counters are never reset: three tries per flow, however the requests
-//! interleave. `Syncing` claims the flow before the data is fetched, so it is fetched once.
+//! Once a bank is chosen, the bank leads: every step it asks for (login form, SCA method
+//! choice, TAN, redirect to its pages, decoupled approval) is carried by a
+//! [`ScaDialog`](crate::sca::ScaDialog) inside `AtBank`, whose rules the flow inherits: an
+//! answer must fit the step asked, a consent only comes after every step the bank asked
+//! for, and a login or TAN try is counted when the answer is given, before the bank sees it.
+//! The flow keeps the counts (`login_attempts`, `tan_attempts`) and seeds every new dialog
+//! with them, so choosing another bank never resets them: three tries per flow, however the
+//! requests interleave. Every transition checks the link's expiry first. Illegal transitions
+//! are errors, never panics. `Syncing` claims the flow before the data is fetched, so it is
+//! fetched once.
 
 use std::fmt;
 
@@ -21,6 +25,9 @@ use crate::Timestamp;
 use crate::bank::{AccountDetails, AccountType};
 use crate::ids::{ClientId, FlowId, GrantId, InstitutionId};
 use crate::reference::AccountReference;
+use crate::sca::{
+    BankStep, Consent, ScaDialog, ScaError, ScaState, StepAnswer, StepFailure, Verdict,
+};
 use crate::scope::Scope;
 use crate::secret::{AuthorizationCode, TokenHash};
 use crate::values::{Language, RedirectUri, State, SyncPeriod};
@@ -114,15 +121,6 @@ impl PartialEq for KeptCode {
 
 impl Eq for KeptCode {}
 
-/// What the bank asks the end user to do for strong customer authentication.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScaChallenge {
-    /// The method's name, e.g. "pushTAN" or "chipTAN".
-    pub method: String,
-    /// The bank's instructions, if any.
-    pub prompt: Option<String>,
-}
-
 /// Why a flow failed. The code is what the customer receives as `error=`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FailureReason {
@@ -132,8 +130,12 @@ pub enum FailureReason {
     AccountLocked,
     /// The bank could not be reached or refused service.
     BankUnavailable,
-    /// Wrong TAN three times, or the bank rejected the SCA.
+    /// Wrong TAN three times.
     ScaFailed,
+    /// The bank rejected the authorisation, or the end user declined it in the bank's app.
+    ScaRejected,
+    /// The authorisation expired at the bank before it was finished.
+    ScaExpired,
     /// No account could be offered (none, or none of the requested types).
     NoAccounts,
     /// Fetching the data failed.
@@ -151,6 +153,8 @@ impl FailureReason {
             Self::AccountLocked => "account_locked",
             Self::BankUnavailable => "bank_unavailable",
             Self::ScaFailed => "sca_failed",
+            Self::ScaRejected => "sca_rejected",
+            Self::ScaExpired => "sca_expired",
             Self::NoAccounts => "no_accounts",
             Self::SyncFailed => "sync_failed",
             Self::LinkExpired => "link_expired",
@@ -165,6 +169,8 @@ impl FailureReason {
             Self::AccountLocked,
             Self::BankUnavailable,
             Self::ScaFailed,
+            Self::ScaRejected,
+            Self::ScaExpired,
             Self::NoAccounts,
             Self::SyncFailed,
             Self::LinkExpired,
@@ -184,14 +190,20 @@ pub enum FlowStatus {
         /// The bank.
         institution: InstitutionId,
     },
-    /// The bank accepted the login and asks for SCA.
-    CredentialsAccepted {
+    /// In the dialog with the bank: the bank asked for a step, or has the end user's answer.
+    AtBank {
         /// The bank.
         institution: InstitutionId,
-        /// The bank session.
+        /// The bank session the dialog continues in.
         session: BankSession,
-        /// What the bank asks for.
-        challenge: ScaChallenge,
+        /// The dialog and its rules.
+        dialog: ScaDialog,
+        /// When the bank last asked (a decoupled approval is polled no sooner than the bank
+        /// said after this).
+        asked_at: Timestamp,
+        /// For a redirect step: the keyed hash of the nonce in finX's return address, so
+        /// only the return the bank was given resumes the flow, and only once.
+        return_check: Option<TokenHash>,
     },
     /// SCA passed; the accounts on offer are known.
     ScaPassed {
@@ -199,6 +211,8 @@ pub enum FlowStatus {
         institution: InstitutionId,
         /// The bank session.
         session: BankSession,
+        /// What the end user allowed at the bank.
+        consent: Consent,
         /// Accounts the end user may choose from (already filtered by `account_types`).
         offered: Vec<AccountDetails>,
     },
@@ -208,6 +222,8 @@ pub enum FlowStatus {
         institution: InstitutionId,
         /// The bank session.
         session: BankSession,
+        /// What the end user allowed at the bank.
+        consent: Consent,
         /// The chosen accounts.
         chosen: Vec<AccountDetails>,
     },
@@ -217,6 +233,8 @@ pub enum FlowStatus {
         institution: InstitutionId,
         /// The bank session.
         session: BankSession,
+        /// What the end user allowed at the bank.
+        consent: Consent,
         /// The chosen accounts.
         chosen: Vec<AccountDetails>,
         /// When the fetch started: a fetch that has not ended long after is stale, and the
@@ -258,7 +276,7 @@ impl FlowStatus {
         match self {
             Self::Created => "created",
             Self::BankSelected { .. } => "bank_selected",
-            Self::CredentialsAccepted { .. } => "credentials_accepted",
+            Self::AtBank { .. } => "at_bank",
             Self::ScaPassed { .. } => "sca_passed",
             Self::AccountsChosen { .. } => "accounts_chosen",
             Self::Syncing { .. } => "syncing",
@@ -274,7 +292,7 @@ impl FlowStatus {
     pub fn institution(&self) -> Option<&InstitutionId> {
         match self {
             Self::BankSelected { institution }
-            | Self::CredentialsAccepted { institution, .. }
+            | Self::AtBank { institution, .. }
             | Self::ScaPassed { institution, .. }
             | Self::AccountsChosen { institution, .. }
             | Self::Syncing { institution, .. } => Some(institution),
@@ -288,26 +306,27 @@ impl FlowStatus {
 pub enum FlowEvent {
     /// The end user picked a bank (or the bank came from the customer's IBAN).
     BankSelected(InstitutionId),
-    /// A login try starts; it counts whatever the bank answers. Refused once
-    /// [`MAX_ATTEMPTS`] tries were made.
-    LoginStarted,
-    /// The bank rejected the credentials.
-    LoginRejected,
-    /// The bank accepted the credentials and asks for SCA.
-    LoginAccepted {
-        /// The bank session.
+    /// The bank asks for a step: the first, or the next once the last was answered.
+    BankAsked {
+        /// The bank session to continue in.
         session: BankSession,
-        /// What the bank asks for.
-        challenge: ScaChallenge,
+        /// The step.
+        step: BankStep,
+        /// For a redirect step: the keyed hash of the nonce in the return address the bank
+        /// was given.
+        return_check: Option<TokenHash>,
     },
-    /// A TAN try starts; refused once [`MAX_ATTEMPTS`] tries were made.
-    TanStarted,
-    /// The bank rejected the TAN.
-    TanRejected,
-    /// SCA passed (or was not needed); these accounts exist.
+    /// The end user answers the step asked; a login or TAN try counts here, whatever the
+    /// bank then says. Refused once [`MAX_ATTEMPTS`] tries of its kind were made.
+    Answered(StepAnswer),
+    /// The bank refused the answer.
+    BankRejected(StepFailure),
+    /// The bank is done (SCA passed, or was not needed): this consent, these accounts.
     ScaPassed {
         /// The bank session to continue in.
         session: BankSession,
+        /// What the end user allowed.
+        consent: Consent,
         /// Every account the bank returned; the flow keeps those `account_types` allows.
         accounts: Vec<AccountDetails>,
     },
@@ -343,6 +362,9 @@ pub enum FlowError {
     /// Every login or TAN try of this flow is used up.
     #[error("no tries left")]
     AttemptsExhausted,
+    /// The step does not fit the dialog with the bank.
+    #[error(transparent)]
+    Sca(ScaError),
     /// The chosen accounts are not acceptable.
     #[error("invalid account selection: {0}")]
     InvalidSelection(&'static str),
@@ -381,11 +403,9 @@ impl FlowEvent {
     fn name(&self) -> &'static str {
         match self {
             Self::BankSelected(_) => "bank selection",
-            Self::LoginStarted => "login",
-            Self::LoginRejected => "login rejection",
-            Self::LoginAccepted { .. } => "login",
-            Self::TanStarted => "TAN entry",
-            Self::TanRejected => "TAN rejection",
+            Self::BankAsked { .. } => "a step from the bank",
+            Self::Answered(a) => a.name(),
+            Self::BankRejected(_) => "a rejection from the bank",
             Self::ScaPassed { .. } => "SCA",
             Self::AccountsChosen(_) => "account selection",
             Self::SyncStarted => "data fetch",
@@ -497,86 +517,111 @@ impl Flow {
         Ok(match (current, event) {
             (_, E::Cancelled) => S::Cancelled,
             (_, E::Failed(reason)) => S::Failed { reason },
-            (S::Created | S::BankSelected { .. }, E::BankSelected(institution)) => {
-                S::BankSelected { institution }
-            }
-            (S::BankSelected { institution }, E::LoginStarted) => {
-                if self.login_attempts >= MAX_ATTEMPTS {
-                    return Err(FlowError::AttemptsExhausted);
-                }
-                self.login_attempts += 1;
-                S::BankSelected { institution }
-            }
-            (S::BankSelected { institution }, E::LoginRejected) if self.login_attempts > 0 => {
-                if self.login_attempts >= MAX_ATTEMPTS {
-                    S::Failed {
-                        reason: FailureReason::LoginFailed,
-                    }
-                } else {
-                    S::BankSelected { institution }
-                }
-            }
-            (S::BankSelected { institution }, E::LoginAccepted { session, challenge })
-                if self.login_attempts > 0 =>
-            {
-                S::CredentialsAccepted {
-                    institution,
-                    session,
-                    challenge,
-                }
-            }
             (
-                S::CredentialsAccepted {
-                    institution,
+                S::Created | S::BankSelected { .. } | S::AtBank { .. },
+                E::BankSelected(institution),
+            ) => S::BankSelected { institution },
+            (
+                S::BankSelected { institution },
+                E::BankAsked {
                     session,
-                    challenge,
+                    step,
+                    return_check,
                 },
-                E::TanStarted,
             ) => {
-                if self.tan_attempts >= MAX_ATTEMPTS {
-                    return Err(FlowError::AttemptsExhausted);
-                }
-                self.tan_attempts += 1;
-                S::CredentialsAccepted {
+                let mut dialog = ScaDialog::resume(self.login_attempts, self.tan_attempts);
+                dialog.bank_asks(step).map_err(sca)?;
+                S::AtBank {
                     institution,
                     session,
-                    challenge,
+                    dialog,
+                    asked_at: now,
+                    return_check,
                 }
             }
             (
-                S::CredentialsAccepted {
+                S::AtBank {
+                    institution,
+                    mut dialog,
+                    ..
+                },
+                E::BankAsked {
+                    session,
+                    step,
+                    return_check,
+                },
+            ) => {
+                dialog.bank_asks(step).map_err(sca)?;
+                S::AtBank {
                     institution,
                     session,
-                    challenge,
-                },
-                E::TanRejected,
-            ) if self.tan_attempts > 0 => {
-                if self.tan_attempts >= MAX_ATTEMPTS {
-                    S::Failed {
-                        reason: FailureReason::ScaFailed,
-                    }
-                } else {
-                    S::CredentialsAccepted {
-                        institution,
-                        session,
-                        challenge,
-                    }
+                    dialog,
+                    asked_at: now,
+                    return_check,
                 }
             }
-            (S::CredentialsAccepted { institution, .. }, E::ScaPassed { session, accounts })
-                if self.tan_attempts > 0 =>
-            {
-                self.offer(institution, session, accounts)
+            (
+                S::AtBank {
+                    institution,
+                    session,
+                    mut dialog,
+                    asked_at,
+                    ..
+                },
+                E::Answered(answer),
+            ) => {
+                dialog.answer(&answer).map_err(sca)?;
+                self.login_attempts = dialog.login_tries();
+                self.tan_attempts = dialog.tan_tries();
+                // A return from the bank uses its nonce up.
+                S::AtBank {
+                    institution,
+                    session,
+                    dialog,
+                    asked_at,
+                    return_check: None,
+                }
             }
-            (S::BankSelected { institution }, E::ScaPassed { session, accounts })
-                if self.login_attempts > 0 =>
-            {
-                self.offer(institution, session, accounts)
+            (
+                S::AtBank {
+                    institution,
+                    session,
+                    mut dialog,
+                    asked_at,
+                    return_check,
+                },
+                E::BankRejected(failure),
+            ) => match dialog.bank_rejects(failure).map_err(sca)? {
+                Verdict::TryAgain { .. } => S::AtBank {
+                    institution,
+                    session,
+                    dialog,
+                    asked_at,
+                    return_check,
+                },
+                Verdict::Failed(reason) => S::Failed { reason },
+                Verdict::Cancelled => S::Cancelled,
+            },
+            (
+                S::AtBank {
+                    institution,
+                    mut dialog,
+                    ..
+                },
+                E::ScaPassed {
+                    session,
+                    consent,
+                    accounts,
+                },
+            ) => {
+                dialog.bank_done(consent.clone()).map_err(sca)?;
+                self.offer(institution, session, consent, accounts)
             }
             (
                 S::ScaPassed {
                     institution,
                     session,
+                    consent,
                     offered,
                 },
                 E::AccountsChosen(ids),
@@ -585,6 +630,7 @@ impl Flow {
                 S::AccountsChosen {
                     institution,
                     session,
+                    consent,
                     chosen,
                 }
             }
@@ -592,12 +638,14 @@ impl Flow {
                 S::AccountsChosen {
                     institution,
                     session,
+                    consent,
                     chosen,
                 },
                 E::SyncStarted,
             ) => S::Syncing {
                 institution,
                 session,
+                consent,
                 chosen,
                 started_at: now,
             },
@@ -609,14 +657,18 @@ impl Flow {
         })
     }
 
+    /// The accounts to offer: those the consent covers (all when it names none) that the
+    /// customer's `account_types` allow.
     fn offer(
         &self,
         institution: InstitutionId,
         session: BankSession,
+        consent: Consent,
         accounts: Vec<AccountDetails>,
     ) -> FlowStatus {
         let offered: Vec<_> = accounts
             .into_iter()
+            .filter(|a| consent.accounts.is_empty() || consent.accounts.contains(&a.external_id))
             .filter(|a| self.params.offers(a))
             .collect();
         if offered.is_empty() {
@@ -627,6 +679,7 @@ impl Flow {
         FlowStatus::ScaPassed {
             institution,
             session,
+            consent,
             offered,
         }
     }
@@ -675,6 +728,28 @@ impl Flow {
             offered.iter().collect()
         } else {
             offered.iter().take(1).collect()
+        }
+    }
+}
+
+/// A refusal of the dialog with the bank, as a flow error (used-up tries keep their own).
+fn sca(e: ScaError) -> FlowError {
+    match e {
+        ScaError::AttemptsExhausted => FlowError::AttemptsExhausted,
+        other => FlowError::Sca(other),
+    }
+}
+
+impl Flow {
+    /// The step the bank asked for, while the end user is to answer it.
+    #[must_use]
+    pub fn asked(&self) -> Option<&BankStep> {
+        match &self.status {
+            FlowStatus::AtBank { dialog, .. } => match dialog.state() {
+                ScaState::Asked(step) => Some(step),
+                _ => None,
+            },
+            _ => None,
         }
     }
 }

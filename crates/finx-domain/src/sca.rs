@@ -75,6 +75,19 @@ impl ScaMethodKind {
             _ => Self::Other,
         }
     }
+
+    /// The XS2A `authenticationType` (`OTHER` for [`Other`](Self::Other)).
+    #[must_use]
+    pub fn as_xs2a(self) -> &'static str {
+        match self {
+            Self::Sms => "SMS_OTP",
+            Self::Chip => "CHIP_OTP",
+            Self::Photo => "PHOTO_OTP",
+            Self::Push => "PUSH_OTP",
+            Self::Email => "SMTP_OTP",
+            Self::Other => "OTHER",
+        }
+    }
 }
 
 /// An SCA method the bank offers.
@@ -423,6 +436,21 @@ pub enum Verdict {
     Cancelled,
 }
 
+/// What a [`ScaDialog`] holds, for stores ([`ScaDialog::parts`], [`ScaDialog::from_parts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialogParts {
+    /// Where it stands.
+    pub state: ScaState,
+    /// Login tries made.
+    pub login_tries: u8,
+    /// TAN tries made.
+    pub tan_tries: u8,
+    /// Steps the bank asked for (polls aside).
+    pub steps: u8,
+    /// Polls of decoupled approvals.
+    pub polls: u16,
+}
+
 /// The rules of the dialog with the bank. See the [module](self) documentation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScaDialog {
@@ -463,6 +491,55 @@ impl ScaDialog {
             steps: 0,
             polls: 0,
         }
+    }
+
+    /// A dialog the bank has not spoken in yet, for a flow that already used these tries
+    /// (at another bank, say): tries are never reset within a flow.
+    #[must_use]
+    pub fn resume(login_tries: u8, tan_tries: u8) -> Self {
+        Self {
+            login_tries: login_tries.min(MAX_ATTEMPTS),
+            tan_tries: tan_tries.min(MAX_ATTEMPTS),
+            ..Self::new()
+        }
+    }
+
+    /// Everything the dialog holds, for a store to write down.
+    #[must_use]
+    pub fn parts(&self) -> DialogParts {
+        DialogParts {
+            state: self.state.clone(),
+            login_tries: self.login_tries,
+            tan_tries: self.tan_tries,
+            steps: self.steps,
+            polls: self.polls,
+        }
+    }
+
+    /// A dialog read back from a store, checked against the rules: a stored document that
+    /// breaks them is refused rather than trusted.
+    ///
+    /// # Errors
+    /// [`ScaError::MalformedStep`] for a step that could never have been asked, and
+    /// [`ScaError::TooManySteps`] for counts past their limits.
+    pub fn from_parts(parts: DialogParts) -> Result<Self, ScaError> {
+        if parts.login_tries > MAX_ATTEMPTS
+            || parts.tan_tries > MAX_ATTEMPTS
+            || parts.steps > MAX_STEPS
+            || parts.polls > MAX_POLLS
+        {
+            return Err(ScaError::TooManySteps);
+        }
+        if let ScaState::Asked(step) | ScaState::Answered(step) = &parts.state {
+            step.check()?;
+        }
+        Ok(Self {
+            state: parts.state,
+            login_tries: parts.login_tries,
+            tan_tries: parts.tan_tries,
+            steps: parts.steps,
+            polls: parts.polls,
+        })
     }
 
     /// Where it stands.
@@ -612,9 +689,8 @@ impl ScaDialog {
                 retry_or(self.tan_tries, FailureReason::ScaFailed)
             }
             StepFailure::Locked => Verdict::Failed(FailureReason::AccountLocked),
-            StepFailure::Rejected | StepFailure::Expired => {
-                Verdict::Failed(FailureReason::ScaFailed)
-            }
+            StepFailure::Rejected => Verdict::Failed(FailureReason::ScaRejected),
+            StepFailure::Expired => Verdict::Failed(FailureReason::ScaExpired),
             StepFailure::Unavailable => Verdict::Failed(FailureReason::BankUnavailable),
             StepFailure::CancelledAtBank => Verdict::Cancelled,
         };

@@ -105,6 +105,13 @@ secret!(
     BrowserToken, "fxb_", "browser token"
 );
 
+secret!(
+    /// The nonce in finX's return address that a bank's redirect comes back to (`fxn_…`):
+    /// only the return the bank was given resumes the flow, and only once. Flows keep only
+    /// its hash.
+    ReturnNonce, "fxn_", "return nonce"
+);
+
 /// A secret that can be hashed by a [`TokenHasher`]. Each kind hashes under its own domain,
 /// so an access token's hash never equals a refresh token's.
 pub trait HashableSecret {

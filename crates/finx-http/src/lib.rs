@@ -238,6 +238,12 @@ fn escape(s: &str) -> String {
 
 /// The whole API.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The whole API, with `extra` routes (another adapter's pages, e.g. the sandbox bank's)
+/// served under the same limits, time-outs and headers.
+pub fn router_with(state: AppState, extra: Router) -> Router {
     let demo = state.config.demo_callback;
     let request_id = HeaderName::from_static("x-request-id");
     let trace = TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
@@ -272,6 +278,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        .merge(extra)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(limit_request_size))
         .layer(axum::middleware::from_fn(limit_request_time))

@@ -3,13 +3,16 @@ use std::fmt;
 use async_trait::async_trait;
 use finx_domain::Date;
 use finx_domain::bank::{AccountDetails, Balance, Institution, TransactionDetails};
-use finx_domain::flow::{BankSession, ScaChallenge};
+use finx_domain::flow::BankSession;
 use finx_domain::ids::InstitutionId;
+use finx_domain::sca::{BankStep, Consent, StepAnswer};
 use thiserror::Error;
+use url::Url;
 
 use crate::error::BoxError;
 
-/// What the end user typed into the bank's login form. The secret is redacted in `Debug`.
+/// The two values of the classic login form (a name and a PIN), for callers that drive a
+/// flow without the widget. The secret is redacted in `Debug`.
 #[derive(Clone)]
 pub struct BankCredentials {
     /// Login name.
@@ -27,20 +30,43 @@ impl fmt::Debug for BankCredentials {
     }
 }
 
-/// What the bank answered to a login.
+/// Where the bank sends the end user back after its own pages (redirect SCA): finX's
+/// return route for this flow, with a single-use nonce in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LoginOutcome {
-    /// The bank wants strong customer authentication next.
-    ScaRequired {
-        /// The session to continue in.
+pub struct ReturnTo {
+    /// After success (XS2A `TPP-Redirect-URI`).
+    pub ok: Url,
+    /// After a failure or cancel (XS2A `TPP-Nok-Redirect-URI`).
+    pub nok: Url,
+}
+
+/// The consent finX asks the bank for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRequest {
+    /// Repeated access (ongoing) or a single one (one-time).
+    pub recurring: bool,
+    /// The last day it should be usable.
+    pub valid_until: Date,
+    /// Unattended accesses a day asked for.
+    pub frequency_per_day: u16,
+}
+
+/// What the bank said to the start of an authorisation or to an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BankReply {
+    /// The bank asks for this step next.
+    Next {
+        /// The session to continue in (a connector may keep its state in the handle).
         session: BankSession,
-        /// What it asks for.
-        challenge: ScaChallenge,
+        /// The step.
+        step: BankStep,
     },
-    /// Logged in; no SCA needed.
-    Authenticated {
-        /// The session.
+    /// The bank is done: data may be read in `session` under `consent`.
+    Done {
+        /// The authorised session.
         session: BankSession,
+        /// What the end user allowed.
+        consent: Consent,
     },
 }
 
@@ -56,6 +82,15 @@ pub enum BankError {
     /// Wrong TAN.
     #[error("TAN invalid")]
     InvalidTan,
+    /// The bank (or the end user in the bank's app) rejected the authorisation.
+    #[error("authorisation rejected at the bank")]
+    Rejected,
+    /// The end user cancelled at the bank.
+    #[error("cancelled at the bank by the end user")]
+    CancelledByUser,
+    /// The authorisation expired at the bank before it was finished.
+    #[error("authorisation expired at the bank")]
+    AuthorisationExpired,
     /// The session is unknown or has expired at the bank.
     #[error("bank session expired")]
     SessionExpired,
@@ -106,19 +141,32 @@ pub trait BankConnector: Send + Sync {
             .find(|i| i.country == country && i.bank_code.as_deref() == Some(bank_code)))
     }
 
-    /// Logs in. MUST answer [`BankError::InvalidCredentials`] for wrong credentials (so the
-    /// core can count attempts), and MUST NOT log the secret.
-    async fn start_login(
+    /// Starts an authorisation at `institution` for `consent` and says what the bank asks
+    /// first (a login form, a redirect to its pages, a decoupled approval, ...). A redirect
+    /// MUST send the end user back to `return_to`. MUST NOT answer [`BankReply::Done`]:
+    /// some step always comes first.
+    async fn begin(
         &self,
         institution: &InstitutionId,
-        credentials: &BankCredentials,
-    ) -> Result<LoginOutcome, BankError>;
+        consent: &ConsentRequest,
+        return_to: &ReturnTo,
+    ) -> Result<BankReply, BankError>;
 
-    /// Answers the SCA challenge of `session`, returning the session to use from now on (a
-    /// connector may keep its state in the handle, so the core MUST continue with the
-    /// returned one). MUST answer [`BankError::InvalidTan`] for a wrong TAN and leave
-    /// `session` able to take another try.
-    async fn submit_sca(&self, session: &BankSession, tan: &str) -> Result<BankSession, BankError>;
+    /// Gives the bank the end user's answer to the step it asked in `session`, and says
+    /// what comes next. The core continues with the session returned (a connector may keep
+    /// its state in the handle). MUST answer [`BankError::InvalidCredentials`] for wrong
+    /// login values and [`BankError::InvalidTan`] for a wrong TAN, leaving `session` able
+    /// to take another try; [`BankError::Locked`], [`BankError::Rejected`],
+    /// [`BankError::CancelledByUser`] and [`BankError::AuthorisationExpired`] for what
+    /// their names say. MUST NOT log a login value or a TAN. A redirect step asked again
+    /// MUST send the end user back to `return_to`.
+    async fn answer(
+        &self,
+        institution: &InstitutionId,
+        session: &BankSession,
+        answer: &StepAnswer,
+        return_to: &ReturnTo,
+    ) -> Result<BankReply, BankError>;
 
     /// The accounts of an authenticated session. External ids MUST be stable across
     /// sessions of the same login.

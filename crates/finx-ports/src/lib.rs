@@ -12,7 +12,7 @@ mod error;
 mod store;
 mod system;
 
-pub use bank::{BankConnector, BankCredentials, BankError, LoginOutcome};
+pub use bank::{BankConnector, BankCredentials, BankError, BankReply, ConsentRequest, ReturnTo};
 pub use error::{BoxError, RedeemFailure, RotateFailure, StoreError};
 pub use store::{
     BankDataStore, Client, ClientRegistry, FlowStore, GrantStore, PurgeReport, SyncReport,

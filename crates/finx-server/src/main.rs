@@ -57,24 +57,31 @@ async fn run(cli: Cli, config: Config) -> Result<(), String> {
             println!("database migrated ({})", store.kind());
             Ok(())
         }
-        Command::Clients { command } => clients(&wire(&config, store)?, command).await,
+        Command::Clients { command } => clients(&wire(&config, store)?.0, command).await,
         Command::Serve => serve(config, store).await,
     }
 }
 
-/// The core on the configured adapters.
-fn wire(config: &Config, store: Arc<SqlStore>) -> Result<Finx, String> {
+/// The core on the configured adapters, and the sandbox bank (whose pages the server
+/// serves).
+fn wire(
+    config: &Config,
+    store: Arc<SqlStore>,
+) -> Result<(Finx, Arc<finx_bank_sandbox::SandboxBank>), String> {
     let clock = Arc::new(finx_system::SystemClock);
-    let bank = finx_bank_sandbox::SandboxBank::new(
-        finx_bank_sandbox::SandboxConfig::default(),
+    let bank = Arc::new(finx_bank_sandbox::SandboxBank::new(
+        finx_bank_sandbox::SandboxConfig {
+            public_url: config.public_url.clone(),
+            ..finx_bank_sandbox::SandboxConfig::default()
+        },
         clock.clone(),
-    );
+    ));
     let ports = Ports {
         clients: store.clone(),
         flows: store.clone(),
         grants: store.clone(),
         data: store,
-        bank: Arc::new(bank),
+        bank: bank.clone(),
         clock,
         random: Arc::new(finx_system::OsRandom),
         timer: Arc::new(finx_system::TokioTimer),
@@ -83,8 +90,13 @@ fn wire(config: &Config, store: Arc<SqlStore>) -> Result<Finx, String> {
         lifetimes: config.lifetimes,
         hash_key: config.hash_key.as_bytes().to_vec(),
         bank_timeout: config.bank_timeout,
+        return_url: config
+            .public_url
+            .join("widget/callback")
+            .map_err(|e| e.to_string())?,
     };
-    Finx::new(ports, settings).map_err(|e| e.to_string())
+    let finx = Finx::new(ports, settings).map_err(|e| e.to_string())?;
+    Ok((finx, bank))
 }
 
 async fn clients(finx: &Finx, command: ClientsCommand) -> Result<(), String> {
@@ -160,7 +172,7 @@ async fn demo_client(finx: &Finx, config: &Config) -> Result<String, String> {
 }
 
 async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
-    let finx = wire(&config, store.clone())?;
+    let (finx, bank) = wire(&config, store.clone())?;
     let redirect = if config.sandbox {
         Some(demo_client(&finx, &config).await?)
     } else {
@@ -179,7 +191,7 @@ async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
     };
     let state = finx_http::AppState::new(finx.clone(), http);
     let fetches = state.tasks.clone();
-    let router = finx_http::router(state);
+    let router = finx_http::router_with(state, finx_bank_sandbox::web::router(bank));
     banner(&config, redirect.as_deref(), &store);
 
     // The cleanup job: expired codes, tokens and flows go; used refresh tokens stay until

@@ -3,9 +3,7 @@
 use chrono::DateTime;
 use finx_domain::Timestamp;
 use finx_domain::bank::{AccountDetails, AccountType};
-use finx_domain::flow::{
-    BankSession, FailureReason, Flow, FlowParams, FlowStatus, KeptCode, ScaChallenge,
-};
+use finx_domain::flow::{BankSession, FailureReason, Flow, FlowParams, FlowStatus, KeptCode};
 use finx_domain::ids::{ClientId, FlowId, GrantId, InstitutionId};
 use finx_domain::money::Currency;
 use finx_domain::reference::{AccountReference, Iban};
@@ -17,6 +15,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::corrupt;
+use crate::sca_doc::{ConsentDoc, DialogDoc};
 use crate::seal::DataKey;
 
 /// Microseconds since the epoch: what every instant column holds.
@@ -177,25 +176,29 @@ enum StatusDoc {
     BankSelected {
         institution: String,
     },
-    CredentialsAccepted {
+    AtBank {
         institution: String,
         session: String,
-        method: String,
-        prompt: Option<String>,
+        dialog: DialogDoc,
+        asked_at: i64,
+        return_check: Option<String>,
     },
     ScaPassed {
         institution: String,
         session: String,
+        consent: ConsentDoc,
         offered: Vec<AccountDoc>,
     },
     AccountsChosen {
         institution: String,
         session: String,
+        consent: ConsentDoc,
         chosen: Vec<AccountDoc>,
     },
     Syncing {
         institution: String,
         session: String,
+        consent: ConsentDoc,
         chosen: Vec<AccountDoc>,
         /// Microseconds; absent in documents of older versions.
         #[serde(default)]
@@ -273,42 +276,51 @@ impl FlowDoc {
             FlowStatus::BankSelected { institution } => StatusDoc::BankSelected {
                 institution: institution.to_string(),
             },
-            FlowStatus::CredentialsAccepted {
+            FlowStatus::AtBank {
                 institution,
                 session,
-                challenge,
-            } => StatusDoc::CredentialsAccepted {
+                dialog,
+                asked_at,
+                return_check,
+            } => StatusDoc::AtBank {
                 institution: institution.to_string(),
                 session: seal(session)?,
-                method: challenge.method.clone(),
-                prompt: challenge.prompt.clone(),
+                dialog: DialogDoc::of(dialog),
+                asked_at: micros(*asked_at),
+                return_check: return_check.map(|h| h.to_hex()),
             },
             FlowStatus::ScaPassed {
                 institution,
                 session,
+                consent,
                 offered,
             } => StatusDoc::ScaPassed {
                 institution: institution.to_string(),
                 session: seal(session)?,
+                consent: ConsentDoc::of(consent),
                 offered: docs(offered),
             },
             FlowStatus::AccountsChosen {
                 institution,
                 session,
+                consent,
                 chosen,
             } => StatusDoc::AccountsChosen {
                 institution: institution.to_string(),
                 session: seal(session)?,
+                consent: ConsentDoc::of(consent),
                 chosen: docs(chosen),
             },
             FlowStatus::Syncing {
                 institution,
                 session,
+                consent,
                 chosen,
                 started_at,
             } => StatusDoc::Syncing {
                 institution: institution.to_string(),
                 session: seal(session)?,
+                consent: ConsentDoc::of(consent),
                 chosen: docs(chosen),
                 started_at: micros(*started_at),
             },
@@ -363,42 +375,54 @@ impl FlowDoc {
             StatusDoc::BankSelected { institution } => FlowStatus::BankSelected {
                 institution: inst(&institution)?,
             },
-            StatusDoc::CredentialsAccepted {
+            StatusDoc::AtBank {
                 institution,
                 session: s,
-                method,
-                prompt,
-            } => FlowStatus::CredentialsAccepted {
+                dialog,
+                asked_at,
+                return_check,
+            } => FlowStatus::AtBank {
                 institution: inst(&institution)?,
                 session: session(s)?,
-                challenge: ScaChallenge { method, prompt },
+                dialog: dialog.into_domain()?,
+                asked_at: instant(asked_at)?,
+                return_check: return_check
+                    .as_deref()
+                    .map(|h| TokenHash::from_hex(h).map_err(|_| corrupt("return check")))
+                    .transpose()?,
             },
             StatusDoc::ScaPassed {
                 institution,
                 session: s,
+                consent,
                 offered,
             } => FlowStatus::ScaPassed {
                 institution: inst(&institution)?,
                 session: session(s)?,
+                consent: consent.into_domain()?,
                 offered: undoc(offered)?,
             },
             StatusDoc::AccountsChosen {
                 institution,
                 session: s,
+                consent,
                 chosen,
             } => FlowStatus::AccountsChosen {
                 institution: inst(&institution)?,
                 session: session(s)?,
+                consent: consent.into_domain()?,
                 chosen: undoc(chosen)?,
             },
             StatusDoc::Syncing {
                 institution,
                 session: s,
+                consent,
                 chosen,
                 started_at,
             } => FlowStatus::Syncing {
                 institution: inst(&institution)?,
                 session: session(s)?,
+                consent: consent.into_domain()?,
                 chosen: undoc(chosen)?,
                 started_at: instant(started_at)?,
             },

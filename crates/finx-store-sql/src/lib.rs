@@ -18,6 +18,7 @@ mod codec;
 mod data;
 mod flows;
 mod grants;
+mod sca_doc;
 mod seal;
 
 use std::str::FromStr;

@@ -6,29 +6,53 @@ use finx_bank_sandbox::{SANDBOX_PIN, SANDBOX_TAN, SandboxBank, SandboxConfig};
 use finx_domain::bank::AccountType;
 use finx_domain::flow::BankSession;
 use finx_domain::reference::Iban;
-use finx_ports::{BankConnector, BankError, LoginOutcome};
+use finx_domain::sca::{BankStep, StepAnswer};
+use finx_ports::{BankConnector, BankError, BankReply};
 
-use crate::support::{FINX, credentials, days_from_today, institution, login, sandbox, today};
+use crate::support::{
+    FINX, answer, consent, days_from_today, done, institution, login, next, return_to, sandbox,
+    start, today,
+};
 
-async fn start(bank: &SandboxBank, user: &str, secret: &str) -> Result<LoginOutcome, BankError> {
-    bank.start_login(&institution(FINX), &credentials(user, secret))
+/// A TAN for `session` at the embedded bank: the authorised session, or the error.
+async fn submit_sca(
+    bank: &SandboxBank,
+    session: &BankSession,
+    tan: &str,
+) -> Result<BankSession, BankError> {
+    answer(bank, FINX, session, StepAnswer::Tan(tan.to_owned()))
         .await
+        .map(done)
 }
 
+/// `demo` logged in at the embedded bank, pushTAN chosen: the session waiting for the TAN.
 async fn pending_session(bank: &SandboxBank) -> BankSession {
-    match start(bank, "demo", "demo").await.expect("demo logs in") {
-        LoginOutcome::ScaRequired { session, challenge } => {
-            assert_eq!(challenge.method, "pushTAN");
-            assert!(
-                challenge
-                    .prompt
-                    .as_deref()
-                    .is_some_and(|p| p.contains("123456"))
-            );
-            session
-        }
-        LoginOutcome::Authenticated { .. } => panic!("demo must ask for a TAN"),
-    }
+    let (session, step) = next(
+        start(bank, FINX, "demo", "demo")
+            .await
+            .expect("demo logs in"),
+    );
+    let BankStep::ChooseMethod { methods } = step else {
+        panic!("demo chooses a method: {step:?}");
+    };
+    let names: Vec<&str> = methods.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["pushTAN", "chipTAN optisch", "photoTAN"]);
+    let (session, step) = next(
+        answer(bank, FINX, &session, StepAnswer::Method("push".into()))
+            .await
+            .expect("method"),
+    );
+    let BankStep::Tan { challenge } = step else {
+        panic!("a TAN step: {step:?}");
+    };
+    assert_eq!(challenge.method, "pushTAN");
+    assert!(
+        challenge
+            .prompt
+            .as_deref()
+            .is_some_and(|p| p.contains("123456"))
+    );
+    session
 }
 
 #[tokio::test]
@@ -39,8 +63,7 @@ async fn demo_needs_sca_and_the_sandbox_tan_authorizes_the_session() {
         bank.accounts(&pending).await,
         Err(BankError::SessionExpired)
     ));
-    let session = bank
-        .submit_sca(&pending, SANDBOX_TAN)
+    let session = submit_sca(&bank, &pending, SANDBOX_TAN)
         .await
         .expect("TAN accepted");
     assert_ne!(session, pending);
@@ -56,14 +79,13 @@ async fn a_wrong_tan_is_invalid_and_the_same_session_can_try_again() {
     for wrong in ["000000", "12345", "", "1234567", " 654321 "] {
         assert!(
             matches!(
-                bank.submit_sca(&pending, wrong).await,
+                submit_sca(&bank, &pending, wrong).await,
                 Err(BankError::InvalidTan)
             ),
             "{wrong:?}"
         );
     }
-    let session = bank
-        .submit_sca(&pending, "123456")
+    let session = submit_sca(&bank, &pending, "123456")
         .await
         .expect("the right TAN still works");
     assert!(bank.accounts(&session).await.is_ok());
@@ -74,7 +96,7 @@ async fn a_tan_for_a_session_that_needs_none_is_refused() {
     let (bank, _) = sandbox(42);
     let session = login(&bank, FINX, "nosca").await;
     assert!(matches!(
-        bank.submit_sca(&session, "123456").await,
+        submit_sca(&bank, &session, "123456").await,
         Err(BankError::SessionExpired)
     ));
 }
@@ -82,8 +104,10 @@ async fn a_tan_for_a_session_that_needs_none_is_refused() {
 #[tokio::test]
 async fn nosca_logs_in_without_sca_and_sees_the_demo_data() {
     let (bank, _) = sandbox(42);
-    let outcome = start(&bank, "nosca", "demo").await.expect("nosca logs in");
-    let LoginOutcome::Authenticated { session } = outcome else {
+    let outcome = start(&bank, FINX, "nosca", "demo")
+        .await
+        .expect("nosca logs in");
+    let BankReply::Done { session, .. } = outcome else {
         panic!("nosca must not ask for a TAN");
     };
     let demo = login(&bank, FINX, "demo").await;
@@ -109,10 +133,10 @@ async fn locked_and_unavailable_logins_fail_with_their_errors_whatever_the_pin()
     let (bank, _) = sandbox(42);
     for pin in ["demo", "wrong"] {
         assert!(matches!(
-            start(&bank, "locked", pin).await,
+            start(&bank, FINX, "locked", pin).await,
             Err(BankError::Locked)
         ));
-        match start(&bank, "unavailable", pin).await {
+        match start(&bank, FINX, "unavailable", pin).await {
             Err(BankError::Unavailable(message)) => assert!(!message.is_empty()),
             other => panic!("expected Unavailable, got {other:?}"),
         }
@@ -138,23 +162,21 @@ async fn wrong_pins_unknown_users_and_empty_or_over_long_input_are_invalid_crede
     for (user, pin) in cases {
         assert!(
             matches!(
-                start(&bank, user, pin).await,
+                start(&bank, FINX, user, pin).await,
                 Err(BankError::InvalidCredentials)
             ),
             "{user:?}/{pin:?}"
         );
     }
     // User names are forgiving about case and surrounding spaces; PINs are not.
-    assert!(start(&bank, " Demo ", "demo").await.is_ok());
+    assert!(start(&bank, FINX, " Demo ", "demo").await.is_ok());
 }
 
 #[tokio::test]
 async fn an_unknown_institution_is_rejected() {
     let (bank, _) = sandbox(42);
     for id in ["sandbox-12345678", "sandbox-", "bank-90094815", "90094815"] {
-        let result = bank
-            .start_login(&institution(id), &credentials("demo", "demo"))
-            .await;
+        let result = bank.begin(&institution(id), &consent(), &return_to()).await;
         assert!(matches!(result, Err(BankError::UnknownInstitution)), "{id}");
     }
 }
@@ -190,7 +212,7 @@ async fn a_tampered_or_made_up_session_handle_is_expired() {
             Err(BankError::SessionExpired)
         ));
         assert!(matches!(
-            bank.submit_sca(&forged, "123456").await,
+            submit_sca(&bank, &forged, "123456").await,
             Err(BankError::SessionExpired)
         ));
     }
@@ -221,8 +243,7 @@ async fn a_session_from_one_instance_works_on_another_with_the_same_seed_only() 
     let (second, _) = sandbox(42);
     let (other, _) = sandbox(43);
     let pending = pending_session(&first).await;
-    let session = second
-        .submit_sca(&pending, "123456")
+    let session = submit_sca(&second, &pending, "123456")
         .await
         .expect("same seed accepts the pending session");
     let accounts = first
@@ -231,7 +252,7 @@ async fn a_session_from_one_instance_works_on_another_with_the_same_seed_only() 
         .expect("and the first accepts the authorized one");
     assert_eq!(accounts, second.accounts(&session).await.expect("accounts"));
     assert!(matches!(
-        other.submit_sca(&pending, "123456").await,
+        submit_sca(&other, &pending, "123456").await,
         Err(BankError::SessionExpired)
     ));
     assert!(matches!(
@@ -373,15 +394,15 @@ async fn the_demo_accounts_are_a_giro_a_savings_account_and_a_credit_card() {
 async fn the_slow_login_takes_at_least_its_delay_to_log_in_and_to_fetch_transactions() {
     let (bank, _) = sandbox(42);
     let started = Instant::now();
-    let outcome = start(&bank, "slow", "demo").await.expect("slow logs in");
-    assert!(started.elapsed().as_millis() >= 50);
-    let LoginOutcome::ScaRequired { session, .. } = outcome else {
-        panic!("slow behaves like demo");
-    };
-    let session = bank
-        .submit_sca(&session, "123456")
+    let outcome = start(&bank, FINX, "slow", "demo")
         .await
-        .expect("TAN accepted");
+        .expect("slow logs in");
+    assert!(started.elapsed().as_millis() >= 50);
+    assert!(
+        matches!(outcome, BankReply::Next { .. }),
+        "slow behaves like demo"
+    );
+    let session = login(&bank, FINX, "slow").await;
     let started = Instant::now();
     let transactions = bank
         .transactions(&session, "giro", days_from_today(-10), today())
@@ -397,7 +418,7 @@ async fn the_slow_login_takes_at_least_its_delay_to_log_in_and_to_fetch_transact
         },
         crate::support::FakeClock::at(today()),
     );
-    assert!(start(&no_delay, "slow", "demo").await.is_ok());
+    assert!(start(&no_delay, FINX, "slow", "demo").await.is_ok());
 }
 
 #[test]
@@ -405,4 +426,5 @@ fn the_default_configuration_is_seed_42_and_three_seconds() {
     let config = SandboxConfig::default();
     assert_eq!(config.seed, 42);
     assert_eq!(config.slow_delay, std::time::Duration::from_secs(3));
+    assert_eq!(config.decoupled_delay, std::time::Duration::from_secs(3));
 }

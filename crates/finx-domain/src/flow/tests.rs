@@ -4,6 +4,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::money::Currency;
 use crate::reference::Iban;
+use crate::sca::{Challenge, ConsentStatus, LoginField};
 
 fn t0() -> Timestamp {
     chrono::Utc
@@ -62,10 +63,66 @@ fn session() -> BankSession {
     BankSession::new("s".into())
 }
 
-fn challenge() -> ScaChallenge {
-    ScaChallenge {
-        method: "pushTAN".into(),
-        prompt: None,
+fn login_step() -> BankStep {
+    BankStep::Login {
+        fields: vec![
+            LoginField {
+                id: "user".into(),
+                label: "Anmeldename".into(),
+                secret: false,
+            },
+            LoginField {
+                id: "pin".into(),
+                label: "PIN".into(),
+                secret: true,
+            },
+        ],
+    }
+}
+
+fn credentials() -> StepAnswer {
+    StepAnswer::Login(vec![
+        ("user".into(), "demo".into()),
+        ("pin".into(), "x".into()),
+    ])
+}
+
+fn tan_step() -> BankStep {
+    BankStep::Tan {
+        challenge: Challenge {
+            method: "pushTAN".into(),
+            prompt: None,
+            image_png: None,
+            flicker: None,
+            max_length: Some(6),
+        },
+    }
+}
+
+fn asked(step: BankStep) -> FlowEvent {
+    FlowEvent::BankAsked {
+        session: session(),
+        step,
+        return_check: None,
+    }
+}
+
+fn consent() -> Consent {
+    Consent {
+        id: "c-1".into(),
+        status: ConsentStatus::Valid,
+        valid_until: chrono::NaiveDate::from_ymd_opt(2026, 5, 30).expect("date"),
+        frequency_per_day: 4,
+        recurring: false,
+        accounts: vec![],
+    }
+}
+
+fn passed(accounts: Vec<AccountDetails>) -> FlowEvent {
+    FlowEvent::ScaPassed {
+        session: session(),
+        consent: consent(),
+        accounts,
     }
 }
 
@@ -76,34 +133,24 @@ fn accounts() -> Vec<AccountDetails> {
     ]
 }
 
-fn login(f: &mut Flow, now: Timestamp) {
-    f.apply(FlowEvent::LoginStarted, now).expect("try");
-    f.apply(
-        FlowEvent::LoginAccepted {
-            session: session(),
-            challenge: challenge(),
-        },
-        now,
-    )
-    .expect("login");
+/// Bank chosen, login form answered; the bank's answer is next.
+fn logged_in(f: &mut Flow, now: Timestamp) {
+    f.apply(FlowEvent::BankSelected(bank()), now)
+        .expect("select");
+    f.apply(asked(login_step()), now).expect("login form");
+    f.apply(FlowEvent::Answered(credentials()), now)
+        .expect("answer");
 }
 
 #[test]
 fn the_happy_path_reaches_completed() {
     let now = t0();
     let mut f = flow(true);
-    f.apply(FlowEvent::BankSelected(bank()), now)
-        .expect("select");
-    login(&mut f, now);
-    f.apply(FlowEvent::TanStarted, now).expect("tan try");
-    f.apply(
-        FlowEvent::ScaPassed {
-            session: session(),
-            accounts: accounts(),
-        },
-        now,
-    )
-    .expect("sca");
+    logged_in(&mut f, now);
+    f.apply(asked(tan_step()), now).expect("TAN asked");
+    f.apply(FlowEvent::Answered(StepAnswer::Tan("123456".into())), now)
+        .expect("tan try");
+    f.apply(passed(accounts()), now).expect("sca");
     assert_eq!(f.preselected().len(), 2);
     f.apply(FlowEvent::AccountsChosen(vec!["giro".into()]), now)
         .expect("choose");
@@ -127,22 +174,24 @@ fn the_happy_path_reaches_completed() {
             code: Some(KeptCode(code()))
         }
     );
-    assert_eq!(f.version, 8);
+    assert_eq!(f.version, 9);
+    assert_eq!((f.login_attempts, f.tan_attempts), (1, 1));
 }
 
 #[test]
 fn three_login_tries_then_a_rejection_fail_the_flow() {
     let now = t0();
     let mut f = flow(true);
-    f.apply(FlowEvent::BankSelected(bank()), now)
-        .expect("select");
+    logged_in(&mut f, now);
     for _ in 0..2 {
-        f.apply(FlowEvent::LoginStarted, now).expect("try");
-        f.apply(FlowEvent::LoginRejected, now).expect("rejected");
-        assert!(matches!(f.status, FlowStatus::BankSelected { .. }));
+        f.apply(FlowEvent::BankRejected(StepFailure::WrongCredentials), now)
+            .expect("rejected");
+        assert_eq!(f.asked(), Some(&login_step()), "the login form again");
+        f.apply(FlowEvent::Answered(credentials()), now)
+            .expect("again");
     }
-    f.apply(FlowEvent::LoginStarted, now).expect("third try");
-    f.apply(FlowEvent::LoginRejected, now).expect("rejected");
+    f.apply(FlowEvent::BankRejected(StepFailure::WrongCredentials), now)
+        .expect("rejected");
     assert_eq!(
         f.status,
         FlowStatus::Failed {
@@ -159,35 +208,42 @@ fn three_login_tries_then_a_rejection_fail_the_flow() {
 fn tries_are_counted_when_they_start_and_never_reset() {
     let now = t0();
     let mut f = flow(true);
-    f.apply(FlowEvent::BankSelected(bank()), now)
-        .expect("select");
-    // Three tries in flight at once: the fourth is refused before any bank is asked.
-    for _ in 0..3 {
-        f.apply(FlowEvent::LoginStarted, now).expect("try");
-    }
-    assert_eq!(
-        f.apply(FlowEvent::LoginStarted, now),
-        Err(FlowError::AttemptsExhausted)
-    );
-    // Picking the bank again does not give tries back.
+    logged_in(&mut f, now);
+    f.apply(FlowEvent::BankRejected(StepFailure::WrongCredentials), now)
+        .expect("rejected");
+    f.apply(FlowEvent::Answered(credentials()), now)
+        .expect("second");
+    assert_eq!(f.login_attempts, 2, "counted before the bank answers");
+    f.apply(FlowEvent::BankRejected(StepFailure::WrongCredentials), now)
+        .expect("rejected");
+    // Picking the bank again (or another) does not give tries back.
     f.apply(
         FlowEvent::BankSelected(InstitutionId::parse("other").expect("id")),
         now,
     )
     .expect("reselect");
-    assert_eq!(
-        f.apply(FlowEvent::LoginStarted, now),
-        Err(FlowError::AttemptsExhausted)
-    );
+    f.apply(asked(login_step()), now).expect("login form");
+    f.apply(FlowEvent::Answered(credentials()), now)
+        .expect("third");
     assert_eq!(f.login_attempts, 3);
-    // A rejection without a try is not a transition.
+    f.apply(FlowEvent::BankRejected(StepFailure::WrongCredentials), now)
+        .expect("rejected");
+    assert_eq!(
+        f.status,
+        FlowStatus::Failed {
+            reason: FailureReason::LoginFailed
+        },
+        "three tries per flow, across banks"
+    );
+    // A rejection of nothing is not a transition.
     let mut fresh = flow(true);
     fresh
         .apply(FlowEvent::BankSelected(bank()), now)
         .expect("select");
+    fresh.apply(asked(login_step()), now).expect("asked");
     assert!(matches!(
-        fresh.apply(FlowEvent::LoginRejected, now),
-        Err(FlowError::IllegalTransition { .. })
+        fresh.apply(FlowEvent::BankRejected(StepFailure::WrongCredentials), now),
+        Err(FlowError::Sca(ScaError::OutOfOrder { .. }))
     ));
 }
 
@@ -195,12 +251,13 @@ fn tries_are_counted_when_they_start_and_never_reset() {
 fn three_wrong_tans_fail_the_flow() {
     let now = t0();
     let mut f = flow(true);
-    f.apply(FlowEvent::BankSelected(bank()), now)
-        .expect("select");
-    login(&mut f, now);
+    logged_in(&mut f, now);
+    f.apply(asked(tan_step()), now).expect("TAN asked");
     for _ in 0..3 {
-        f.apply(FlowEvent::TanStarted, now).expect("tan try");
-        f.apply(FlowEvent::TanRejected, now).expect("tan");
+        f.apply(FlowEvent::Answered(StepAnswer::Tan("1".into())), now)
+            .expect("tan try");
+        f.apply(FlowEvent::BankRejected(StepFailure::WrongTan), now)
+            .expect("tan");
     }
     assert_eq!(
         f.status,
@@ -208,17 +265,73 @@ fn three_wrong_tans_fail_the_flow() {
             reason: FailureReason::ScaFailed
         }
     );
-    let mut g = flow(true);
-    g.apply(FlowEvent::BankSelected(bank()), now)
+}
+
+#[test]
+fn a_redirect_return_uses_its_check_up_and_a_cancel_at_the_bank_cancels() {
+    let now = t0();
+    let mut f = flow(true);
+    f.apply(FlowEvent::BankSelected(bank()), now)
         .expect("select");
-    login(&mut g, now);
-    for _ in 0..3 {
-        g.apply(FlowEvent::TanStarted, now).expect("tan try");
-    }
-    assert_eq!(
-        g.apply(FlowEvent::TanStarted, now),
-        Err(FlowError::AttemptsExhausted)
+    let check = crate::secret::TokenHash::from_bytes([7; 32]);
+    f.apply(
+        FlowEvent::BankAsked {
+            session: session(),
+            step: BankStep::Redirect {
+                url: Url::parse("https://bank.example/sca").expect("url"),
+            },
+            return_check: Some(check),
+        },
+        now,
+    )
+    .expect("redirect");
+    assert!(matches!(
+        f.status,
+        FlowStatus::AtBank {
+            return_check: Some(_),
+            ..
+        }
+    ));
+    f.apply(FlowEvent::Answered(StepAnswer::Returned { ok: false }), now)
+        .expect("back");
+    assert!(matches!(
+        f.status,
+        FlowStatus::AtBank {
+            return_check: None,
+            ..
+        }
+    ));
+    assert!(
+        f.apply(FlowEvent::Answered(StepAnswer::Returned { ok: true }), now)
+            .is_err(),
+        "a second return is out of order"
     );
+    f.apply(FlowEvent::BankRejected(StepFailure::CancelledAtBank), now)
+        .expect("cancelled");
+    assert_eq!(f.status, FlowStatus::Cancelled);
+}
+
+#[test]
+fn a_consent_naming_accounts_limits_the_offer() {
+    let now = t0();
+    let mut f = flow(true);
+    logged_in(&mut f, now);
+    let mut c = consent();
+    c.accounts = vec!["save".into()];
+    f.apply(
+        FlowEvent::ScaPassed {
+            session: session(),
+            consent: c,
+            accounts: accounts(),
+        },
+        now,
+    )
+    .expect("done");
+    let FlowStatus::ScaPassed { offered, .. } = &f.status else {
+        panic!("{:?}", f.status)
+    };
+    assert_eq!(offered.len(), 1);
+    assert_eq!(offered[0].external_id, "save");
 }
 
 #[test]
@@ -241,11 +354,11 @@ fn illegal_transitions_are_errors_and_change_nothing() {
     let now = t0();
     let mut f = flow(true);
     let before = f.clone();
-    let e = f.apply(FlowEvent::TanRejected, now);
+    let e = f.apply(FlowEvent::BankRejected(StepFailure::WrongTan), now);
     assert_eq!(
         e,
         Err(FlowError::IllegalTransition {
-            event: "TAN rejection",
+            event: "a rejection from the bank",
             status: "created"
         })
     );
@@ -264,17 +377,8 @@ fn illegal_transitions_are_errors_and_change_nothing() {
 fn single_selection_takes_one_account_and_only_offered_ones() {
     let now = t0();
     let mut f = flow(false);
-    f.apply(FlowEvent::BankSelected(bank()), now)
-        .expect("select");
-    f.apply(FlowEvent::LoginStarted, now).expect("try");
-    f.apply(
-        FlowEvent::ScaPassed {
-            session: session(),
-            accounts: accounts(),
-        },
-        now,
-    )
-    .expect("no sca needed");
+    logged_in(&mut f, now);
+    f.apply(passed(accounts()), now).expect("no sca needed");
     assert_eq!(f.preselected().len(), 1);
     let two = FlowEvent::AccountsChosen(vec!["giro".into(), "save".into()]);
     assert!(matches!(
@@ -298,17 +402,8 @@ fn account_types_filter_what_is_offered() {
     let now = t0();
     let mut f = flow(true);
     f.params.account_types = vec![AccountType::CreditCard];
-    f.apply(FlowEvent::BankSelected(bank()), now)
-        .expect("select");
-    f.apply(FlowEvent::LoginStarted, now).expect("try");
-    f.apply(
-        FlowEvent::ScaPassed {
-            session: session(),
-            accounts: accounts(),
-        },
-        now,
-    )
-    .expect("sca");
+    logged_in(&mut f, now);
+    f.apply(passed(accounts()), now).expect("sca");
     assert_eq!(
         f.status,
         FlowStatus::Failed {
@@ -325,17 +420,9 @@ fn named_accounts_are_preselected() {
     other.iban = Iban::from_german("90094815", "2882").ok();
     other.account_number = Some("2882".into());
     f.params.accounts = vec![AccountReference::parse("DE55900948150000002882").expect("iban")];
-    f.apply(FlowEvent::BankSelected(bank()), now)
-        .expect("select");
-    f.apply(FlowEvent::LoginStarted, now).expect("try");
-    f.apply(
-        FlowEvent::ScaPassed {
-            session: session(),
-            accounts: vec![account("giro", AccountType::Giro), other],
-        },
-        now,
-    )
-    .expect("sca");
+    logged_in(&mut f, now);
+    f.apply(passed(vec![account("giro", AccountType::Giro), other]), now)
+        .expect("sca");
     let pre: Vec<_> = f
         .preselected()
         .into_iter()
@@ -380,22 +467,16 @@ fn event() -> impl Strategy<Value = FlowEvent> {
     );
     prop_oneof![
         Just(FlowEvent::BankSelected(bank())),
-        Just(FlowEvent::LoginStarted),
-        Just(FlowEvent::LoginRejected),
-        Just(FlowEvent::LoginAccepted {
-            session: session(),
-            challenge: challenge()
-        }),
-        Just(FlowEvent::TanStarted),
-        Just(FlowEvent::TanRejected),
-        Just(FlowEvent::ScaPassed {
-            session: session(),
-            accounts: accounts()
-        }),
-        Just(FlowEvent::ScaPassed {
-            session: session(),
-            accounts: vec![]
-        }),
+        Just(asked(login_step())),
+        Just(asked(tan_step())),
+        Just(FlowEvent::Answered(credentials())),
+        Just(FlowEvent::Answered(StepAnswer::Tan("1".into()))),
+        Just(FlowEvent::Answered(StepAnswer::Poll)),
+        Just(FlowEvent::BankRejected(StepFailure::WrongCredentials)),
+        Just(FlowEvent::BankRejected(StepFailure::WrongTan)),
+        Just(FlowEvent::BankRejected(StepFailure::CancelledAtBank)),
+        Just(passed(accounts())),
+        Just(passed(vec![])),
         ids.prop_map(FlowEvent::AccountsChosen),
         Just(FlowEvent::SyncStarted),
         Just(FlowEvent::Completed(
@@ -445,18 +526,26 @@ proptest! {
                 let was_chosen = matches!(before.status, FlowStatus::AccountsChosen { .. });
                 prop_assert!(was_chosen);
             }
-            // Tries only grow, never past the limit, and only through their start events.
+            // Tries only grow, never past the limit, and only through answers.
             prop_assert!(f.login_attempts <= MAX_ATTEMPTS && f.tan_attempts <= MAX_ATTEMPTS);
             prop_assert!(f.login_attempts >= before.login_attempts && f.tan_attempts >= before.tan_attempts);
             if f.login_attempts > before.login_attempts {
-                prop_assert_eq!(&ev, &FlowEvent::LoginStarted);
+                prop_assert_eq!(&ev, &FlowEvent::Answered(credentials()));
             }
             if f.tan_attempts > before.tan_attempts {
-                prop_assert_eq!(&ev, &FlowEvent::TanStarted);
+                prop_assert!(matches!(ev, FlowEvent::Answered(StepAnswer::Tan(_))));
             }
-            // A password is never tried against the bank more than MAX_ATTEMPTS times.
-            if ev == FlowEvent::LoginStarted && before.login_attempts >= MAX_ATTEMPTS {
+            // A password is never sent to the bank more than MAX_ATTEMPTS times.
+            if ev == FlowEvent::Answered(credentials()) && before.login_attempts >= MAX_ATTEMPTS {
                 prop_assert!(result.is_err());
+            }
+            // Accounts are only on offer after every step the bank asked was answered.
+            if matches!(f.status, FlowStatus::ScaPassed { .. }) && result.is_ok() {
+                let answered = matches!(
+                    &before.status,
+                    FlowStatus::AtBank { dialog, .. } if matches!(dialog.state(), ScaState::Answered(_))
+                );
+                prop_assert!(answered);
             }
             match &f.status {
                 FlowStatus::ScaPassed { offered, .. } => prop_assert!(!offered.is_empty()),

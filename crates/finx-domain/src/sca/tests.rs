@@ -227,7 +227,14 @@ fn a_cancel_or_a_rejection_at_the_bank_keeps_its_meaning() {
     d.answer(&StepAnswer::Poll).expect("poll");
     assert_eq!(
         d.bank_rejects(StepFailure::Rejected),
-        Ok(Verdict::Failed(FailureReason::ScaFailed))
+        Ok(Verdict::Failed(FailureReason::ScaRejected))
+    );
+    let mut d = ScaDialog::new();
+    d.bank_asks(decoupled()).expect("decoupled");
+    d.answer(&StepAnswer::Poll).expect("poll");
+    assert_eq!(
+        d.bank_rejects(StepFailure::Expired),
+        Ok(Verdict::Failed(FailureReason::ScaExpired))
     );
 }
 

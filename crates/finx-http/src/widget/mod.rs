@@ -23,13 +23,15 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use finx_core::{CoreError, WidgetView};
 use finx_domain::bank::{AccountDetails, AccountType};
 use finx_domain::flow::{FlowError, FlowStatus};
 use finx_domain::ids::FlowId;
 use finx_domain::reference::AccountReference;
+use finx_domain::sca::{BankStep, StepAnswer};
 use finx_domain::values::Language;
-use finx_ports::BankCredentials;
 use hmac::{Hmac, Mac};
 use minijinja::{Environment, Value, context};
 use serde::Deserialize;
@@ -47,7 +49,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/widget", get(page))
         .route("/widget/bank", post(bank))
         .route("/widget/login", post(login))
+        .route("/widget/method", post(method))
         .route("/widget/tan", post(tan))
+        .route("/widget/poll", get(poll))
+        .route("/widget/callback", get(callback))
         .route("/widget/accounts", post(accounts))
         .route("/widget/sync", post(sync))
         .route("/widget/cancel", post(cancel))
@@ -65,6 +70,10 @@ fn templates() -> &'static Environment<'static> {
             ("banks.html", include_str!("templates/banks.html")),
             ("login.html", include_str!("templates/login.html")),
             ("tan.html", include_str!("templates/tan.html")),
+            ("method.html", include_str!("templates/method.html")),
+            ("redirect.html", include_str!("templates/redirect.html")),
+            ("decoupled.html", include_str!("templates/decoupled.html")),
+            ("waiting.html", include_str!("templates/waiting.html")),
             ("accounts.html", include_str!("templates/accounts.html")),
             ("sync.html", include_str!("templates/sync.html")),
             ("result.html", include_str!("templates/result.html")),
@@ -203,10 +212,13 @@ async fn browser_gate(
         }
         // Only a flow with nothing of the user's in it yet is shown unbound (every widget
         // step binds; a flow further on that no browser holds was driven some other way).
+        // A flow at the bank that no browser holds has no answer in it: every answer is a
+        // step, and every step binds.
         let nothing_yet = matches!(
             stored.status,
             FlowStatus::Created
                 | FlowStatus::BankSelected { .. }
+                | FlowStatus::AtBank { .. }
                 | FlowStatus::Cancelled
                 | FlowStatus::Failed { .. }
                 | FlowStatus::Expired
@@ -276,7 +288,7 @@ fn plain_error(status: StatusCode, key: &str) -> Response {
 
 fn secure(res: &mut Response, frame_ancestors: &str, form_action: &str) {
     let csp = format!(
-        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; connect-src 'self'; \
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; \
          base-uri 'none'; form-action {form_action}; frame-ancestors {frame_ancestors}"
     );
     let h = res.headers_mut();
@@ -370,11 +382,22 @@ struct Extra {
 
 /// The page for where the flow stands now.
 async fn render(state: &AppState, ctx: &Ctx, extra: Extra) -> Response {
-    let view = match state.finx.widget_view(ctx.flow).await {
+    let mut view = match state.finx.widget_view(ctx.flow).await {
         Ok(v) => v,
         Err(CoreError::NotFound(_)) => return plain_error(StatusCode::NOT_FOUND, "invalid_link"),
         Err(e) => return core_failure(&e),
     };
+    // Once the bank is chosen, the bank says what comes first.
+    if matches!(view.flow.status, FlowStatus::BankSelected { .. }) && extra.q.is_none() {
+        match state.finx.open_at_bank(ctx.flow).await {
+            Ok(_) | Err(CoreError::FlowFailed(_) | CoreError::Flow(_) | CoreError::Busy) => {}
+            Err(e) => return core_failure(&e),
+        }
+        view = match state.finx.widget_view(ctx.flow).await {
+            Ok(v) => v,
+            Err(e) => return core_failure(&e),
+        };
+    }
     let flow = &view.flow;
     let language = flow.params.language;
     let t = texts(language);
@@ -409,24 +432,10 @@ async fn render(state: &AppState, ctx: &Ctx, extra: Extra) -> Response {
     }
     match &flow.status {
         FlowStatus::Created | FlowStatus::BankSelected { .. } => {
-            let (user_label, secret_label) = view
-                .institution
-                .as_ref()
-                .map(|i| (i.login_fields.user_label.clone(), i.login_fields.secret_label.clone()))
-                .unwrap_or_else(|| ("Login".into(), "PIN".into()));
-            let can_switch = flow.params.provider_id.is_none();
-            html(
-                state,
-                &view,
-                "login.html",
-                base(context! { user_label => user_label, secret_label => secret_label, error => extra.error, can_switch => can_switch }),
-            )
-            .await
+            // The bank did not answer the start (a concurrent start, say): ask again shortly.
+            html(state, &view, "waiting.html", base(context! { refresh => page_path(ctx) })).await
         }
-        FlowStatus::CredentialsAccepted { challenge, .. } => {
-            html(state, &view, "tan.html", base(context! { method => challenge.method, prompt => challenge.prompt, error => extra.error }))
-                .await
-        }
+        FlowStatus::AtBank { .. } => render_step(state, ctx, &view, extra, base).await,
         FlowStatus::ScaPassed { offered, .. } => {
             let pre: Vec<&str> = flow.preselected().into_iter().map(|a| a.external_id.as_str()).collect();
             let accounts: Vec<Value> = offered
@@ -476,6 +485,107 @@ async fn render(state: &AppState, ctx: &Ctx, extra: Extra) -> Response {
                 .await
         }
     }
+}
+
+/// The page for the step the bank asked for (or a waiting page while the bank answers).
+async fn render_step(
+    state: &AppState,
+    ctx: &Ctx,
+    view: &WidgetView,
+    extra: Extra,
+    base: impl Fn(Value) -> Value,
+) -> Response {
+    let flow = &view.flow;
+    let t = texts(flow.params.language);
+    let bank = view.institution.as_ref().map_or("", |i| i.name.as_str());
+    let Some(step) = flow.asked() else {
+        return html(
+            state,
+            view,
+            "waiting.html",
+            base(context! { refresh => page_path(ctx) }),
+        )
+        .await;
+    };
+    match step {
+        BankStep::Login { fields } => {
+            let fields: Vec<Value> = fields
+                .iter()
+                .map(|f| context! { id => field_id(&f.id), label => f.label, secret => f.secret })
+                .collect();
+            let can_switch = flow.params.provider_id.is_none();
+            html(
+                state,
+                view,
+                "login.html",
+                base(context! { fields => fields, error => extra.error, can_switch => can_switch }),
+            )
+            .await
+        }
+        BankStep::ChooseMethod { methods } => {
+            let methods: Vec<Value> = methods
+                .iter()
+                .map(|m| context! { id => m.id, name => m.name })
+                .collect();
+            html(
+                state,
+                view,
+                "method.html",
+                base(context! { methods => methods, error => extra.error }),
+            )
+            .await
+        }
+        BankStep::Tan { challenge } => {
+            let image = challenge.image_png.as_ref().map(|png| STANDARD.encode(png));
+            html(
+                state,
+                view,
+                "tan.html",
+                base(context! {
+                    method => challenge.method, prompt => challenge.prompt, image => image,
+                    flicker => challenge.flicker, max_length => challenge.max_length, error => extra.error,
+                }),
+            )
+            .await
+        }
+        BankStep::Redirect { url } => {
+            let redirect_text = t["redirect_text"].replace("{bank}", bank);
+            let redirect_button = t["redirect_button"].replace("{bank}", bank);
+            html(
+                state,
+                view,
+                "redirect.html",
+                base(context! { url => url.as_str(), redirect_text => redirect_text, redirect_button => redirect_button, error => extra.error }),
+            )
+            .await
+        }
+        BankStep::Decoupled {
+            prompt,
+            poll_after_seconds,
+        } => {
+            let poll = page_path(ctx).replacen("/widget?", "/widget/poll?", 1);
+            html(
+                state,
+                view,
+                "decoupled.html",
+                base(context! { prompt => prompt, after => poll_after_seconds, poll => poll }),
+            )
+            .await
+        }
+    }
+}
+
+/// A bank's field id as it may appear in an HTML id and a form field name.
+fn field_id(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// A failure with no flow page to show: a plain page with the status the API would use.
@@ -711,12 +821,30 @@ async fn login(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let form = form_or_return!(state, headers, body);
-    let creds = BankCredentials {
-        user: form.get("user").unwrap_or_default().trim().to_owned(),
-        secret: form.get("pin").unwrap_or_default().to_owned(),
-    };
     let t = texts(language_of(&state, form.ctx.flow).await);
-    match state.finx.submit_credentials(form.ctx.flow, &creds).await {
+    // The bank's own fields, each answered by the form field of the same (HTML-safe) id.
+    let fields = match state.finx.flow(form.ctx.flow).await {
+        Ok(flow) => match flow.asked() {
+            Some(BankStep::Login { fields }) => fields.clone(),
+            _ => return to_page(&form.ctx),
+        },
+        Err(e) => return step_failed(&state, &form, &e).await,
+    };
+    let values: Vec<(String, String)> = fields
+        .iter()
+        .map(|f| {
+            let raw = form
+                .get(&format!("f_{}", field_id(&f.id)))
+                .unwrap_or_default();
+            let value = if f.secret { raw } else { raw.trim() };
+            (f.id.clone(), value.to_owned())
+        })
+        .collect();
+    match state
+        .finx
+        .submit_step(form.ctx.flow, StepAnswer::Login(values))
+        .await
+    {
         Ok(_) => to_page(&form.ctx),
         Err(CoreError::CredentialsInvalid { attempts_left }) => {
             let error = format!(
@@ -727,6 +855,124 @@ async fn login(
         }
         Err(CoreError::Invalid { .. }) => again(&state, &form, t["wrong_credentials"]).await,
         Err(e) => step_failed(&state, &form, &e).await,
+    }
+}
+
+async fn method(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let form = form_or_return!(state, headers, body);
+    match state
+        .finx
+        .choose_method(form.ctx.flow, form.get("method").unwrap_or_default())
+        .await
+    {
+        Ok(_) => to_page(&form.ctx),
+        Err(CoreError::Invalid { .. }) => {
+            let t = texts(language_of(&state, form.ctx.flow).await);
+            again(&state, &form, t["busy"]).await
+        }
+        Err(e) => step_failed(&state, &form, &e).await,
+    }
+}
+
+/// The decoupled page's poll: asks the bank (no sooner than it asked to be asked), then
+/// shows where the flow stands.
+async fn poll(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = query else {
+        return plain_error(StatusCode::BAD_REQUEST, "invalid_link");
+    };
+    let ctx = match open(
+        &state,
+        q.token.as_deref().unwrap_or_default(),
+        q.iframe.as_deref() == Some("1"),
+    ) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    if let Err(r) = browser_gate(&state, &headers, ctx.flow, false).await {
+        return *r;
+    }
+    match state.finx.poll_bank(ctx.flow).await {
+        Ok(_) | Err(CoreError::FlowFailed(_) | CoreError::Flow(_) | CoreError::Busy) => {}
+        Err(e) => return core_failure(&e),
+    }
+    // Back to the page itself, so a reload never polls out of turn.
+    to_page(&ctx)
+}
+
+#[derive(Deserialize)]
+struct CallbackQuery {
+    state: Option<String>,
+    ok: Option<String>,
+}
+
+/// The return from the bank's own pages: only for the flow and browser it was made for,
+/// and only once. The bank is then asked how the authorisation ended.
+async fn callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<CallbackQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = query else {
+        return plain_error(StatusCode::BAD_REQUEST, "invalid_return");
+    };
+    let Ok((flow, nonce)) = finx_core::Finx::return_state(q.state.as_deref().unwrap_or_default())
+    else {
+        return plain_error(StatusCode::BAD_REQUEST, "invalid_return");
+    };
+    let stored = match state.finx.flow(flow).await {
+        Ok(f) => f,
+        Err(CoreError::NotFound(_)) => {
+            return plain_error(StatusCode::BAD_REQUEST, "invalid_return");
+        }
+        Err(e) => return core_failure(&e),
+    };
+    // The browser that holds the flow, and only it (a return needs the cookie).
+    if stored.browser.is_none() || browser_cookie(&headers).is_none() {
+        return elsewhere_page(stored.params.language, "in_use_elsewhere");
+    }
+    if let Err(r) = browser_gate(&state, &headers, flow, false).await {
+        return *r;
+    }
+    let token = link::sign(
+        &state.config.link_key,
+        flow,
+        stored.created_at,
+        stored.expires_at,
+    );
+    let ctx = Ctx {
+        flow,
+        csrf: csrf_for(&state, &token),
+        token,
+        framed: false,
+    };
+    match state
+        .finx
+        .return_from_bank(flow, &nonce, q.ok.as_deref() == Some("1"))
+        .await
+    {
+        Ok(_) | Err(CoreError::FlowFailed(_) | CoreError::Busy) => to_page(&ctx),
+        // Cancelled at the bank: back to the customer, as a cancel in the widget would.
+        Err(CoreError::Flow(FlowError::Finished("cancelled"))) => {
+            match state.finx.failure_redirect(flow).await {
+                Ok(url) => finish(&state, &ctx, &url).await,
+                Err(_) => to_page(&ctx),
+            }
+        }
+        Err(CoreError::Flow(FlowError::Finished(_) | FlowError::Expired)) => to_page(&ctx),
+        Err(CoreError::Invalid { .. }) => {
+            let mut res = elsewhere_page(stored.params.language, "invalid_return");
+            *res.status_mut() = StatusCode::BAD_REQUEST;
+            res
+        }
+        Err(e) => core_failure(&e),
     }
 }
 
@@ -870,7 +1116,9 @@ async fn step_failed(state: &AppState, form: &Form, e: &CoreError) -> Response {
 
 /// Reasons a flow can fail, for tests of the texts.
 #[cfg(test)]
-const REASONS: [finx_domain::flow::FailureReason; 7] = [
+const REASONS: [finx_domain::flow::FailureReason; 9] = [
+    finx_domain::flow::FailureReason::ScaRejected,
+    finx_domain::flow::FailureReason::ScaExpired,
     finx_domain::flow::FailureReason::LoginFailed,
     finx_domain::flow::FailureReason::AccountLocked,
     finx_domain::flow::FailureReason::BankUnavailable,
@@ -891,6 +1139,10 @@ mod tests {
             "banks.html",
             "login.html",
             "tan.html",
+            "method.html",
+            "redirect.html",
+            "decoupled.html",
+            "waiting.html",
             "accounts.html",
             "sync.html",
             "result.html",

@@ -52,6 +52,68 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "No attempts left.",
     ),
     ("step_tan", "Freigabe mit TAN", "Confirm with a TAN"),
+    (
+        "step_method",
+        "Freigabeverfahren wählen",
+        "Choose how to confirm",
+    ),
+    (
+        "method_hint",
+        "Wie möchten Sie den Zugriff freigeben?",
+        "How do you want to confirm the access?",
+    ),
+    (
+        "image_alt",
+        "Grafik zum Einlesen mit Ihrer App",
+        "Image to scan with your app",
+    ),
+    (
+        "flicker_label",
+        "Flickercode für Ihren TAN-Generator:",
+        "Flicker code for your TAN generator:",
+    ),
+    (
+        "step_redirect",
+        "Weiter bei Ihrer Bank",
+        "Continue at your bank",
+    ),
+    (
+        "redirect_text",
+        "Sie melden sich auf den Seiten von {bank} an und geben den Zugriff dort frei. Danach kommen Sie hierher zurück.",
+        "You log in on the pages of {bank} and confirm the access there. Then you come back here.",
+    ),
+    ("redirect_button", "Weiter zu {bank}", "Continue to {bank}"),
+    (
+        "redirect_again",
+        "Die Freigabe bei Ihrer Bank ist noch nicht abgeschlossen.",
+        "The confirmation at your bank is not finished yet.",
+    ),
+    (
+        "step_decoupled",
+        "In Ihrer Banking-App freigeben",
+        "Confirm in your banking app",
+    ),
+    (
+        "decoupled_text",
+        "Öffnen Sie die App Ihrer Bank und geben Sie den Zugriff frei. Diese Seite aktualisiert sich von selbst.",
+        "Open your bank's app and confirm the access. This page updates itself.",
+    ),
+    ("decoupled_check", "Jetzt prüfen", "Check now"),
+    (
+        "step_waiting",
+        "Ihre Bank antwortet",
+        "Your bank is answering",
+    ),
+    (
+        "waiting_text",
+        "Einen Moment, Ihre Bank bearbeitet Ihre Eingabe.",
+        "One moment, your bank is processing your entry.",
+    ),
+    (
+        "invalid_return",
+        "Diese Rückkehr von der Bank gehört nicht zu diesem Vorgang oder wurde schon verwendet.",
+        "This return from the bank does not belong to this process or was used already.",
+    ),
     ("tan_method", "Verfahren:", "Method:"),
     ("tan_label", "TAN", "TAN"),
     ("confirm", "Bestätigen", "Confirm"),
@@ -129,6 +191,16 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "failed_sca_failed",
         "Die Freigabe ist dreimal fehlgeschlagen.",
         "The confirmation failed three times.",
+    ),
+    (
+        "failed_sca_rejected",
+        "Die Freigabe wurde abgelehnt.",
+        "The confirmation was declined.",
+    ),
+    (
+        "failed_sca_expired",
+        "Die Freigabe bei Ihrer Bank ist abgelaufen. Bitte starten Sie den Vorgang neu.",
+        "The confirmation at your bank expired. Please start again.",
     ),
     (
         "failed_no_accounts",
