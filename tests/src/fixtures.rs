@@ -701,7 +701,7 @@ pub async fn walk_widget(
         } else if page.contains("id=\"to-bank\"") {
             let at = page.find("id=\"to-bank\"").expect("link");
             let href = page[..at].rsplit("href=\"").next().expect("href");
-            let bank_url = href.split('"').next().expect("url").replace("&amp;", "&");
+            let bank_url = unescape(href.split('"').next().expect("url"));
             at_the_bank(http, &bank_url, user).await;
         } else {
             panic!("a widget page walk_widget cannot answer: {page}");
@@ -753,6 +753,13 @@ pub async fn walk_widget(
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     panic!("the data fetch did not end");
+}
+
+/// An HTML attribute's text as the browser reads it (the widget's templates escape `/` and
+/// `&`).
+#[must_use]
+pub fn unescape(attribute: &str) -> String {
+    attribute.replace("&#x2f;", "/").replace("&amp;", "&")
 }
 
 /// At the redirect bank's page `bank_url`: logs in as `user` with PIN `demo`, confirms
@@ -808,6 +815,72 @@ pub async fn at_the_bank(http: &reqwest::Client, bank_url: &str, user: &str) {
 }
 
 impl App {
+    /// Takes a flow whose bank is chosen through whatever the sandbox bank asks, as `user`
+    /// with PIN `demo` and TAN `123456`, until the accounts are on offer: the login form, the
+    /// pushTAN, the redirect bank's pages (driven directly) and back through the return
+    /// address the bank was given, or the decoupled bank's app (the clock moved for the
+    /// poll).
+    ///
+    /// # Panics
+    /// When a step fails.
+    pub async fn through_bank(&self, flow: FlowId, user: &str) -> finx_domain::flow::Flow {
+        use finx_domain::sca::{BankStep, StepAnswer};
+        let mut f = self.finx.open_at_bank(flow).await.expect("at the bank");
+        for _ in 0..8 {
+            let Some(step) = f.asked().cloned() else {
+                return f;
+            };
+            f = match step {
+                BankStep::Login { .. } => {
+                    let answer = StepAnswer::Login(vec![
+                        ("user".into(), user.into()),
+                        ("pin".into(), "demo".into()),
+                    ]);
+                    self.finx.submit_step(flow, answer).await.expect("login")
+                }
+                BankStep::ChooseMethod { .. } => {
+                    self.finx.choose_method(flow, "push").await.expect("method")
+                }
+                BankStep::Tan { .. } => self.finx.submit_tan(flow, "123456").await.expect("tan"),
+                BankStep::Redirect { url } => {
+                    let id = url
+                        .path_segments()
+                        .and_then(|mut s| s.next_back())
+                        .expect("id");
+                    let mut page = self.sandbox.bank_login(id, user, "demo").await;
+                    if let finx_bank_sandbox::BankPage::Tan { .. } = page {
+                        page = self.sandbox.bank_tan(id, "123456");
+                    }
+                    let finx_bank_sandbox::BankPage::Back(back) = page else {
+                        panic!("the bank sends the user back: {page:?}");
+                    };
+                    let state = back
+                        .query_pairs()
+                        .find(|(k, _)| k == "state")
+                        .map(|(_, v)| v.into_owned())
+                        .expect("state");
+                    let (id, nonce) = finx_core::Finx::return_state(&state).expect("ours");
+                    assert_eq!(id, flow);
+                    self.finx
+                        .return_from_bank(flow, &nonce, true)
+                        .await
+                        .expect("return")
+                }
+                BankStep::Decoupled {
+                    poll_after_seconds, ..
+                } => {
+                    for a in self.sandbox.waiting_approvals() {
+                        let _ = self.sandbox.decide(&a.id, true, "123456");
+                    }
+                    self.clock
+                        .advance(TimeDelta::seconds(i64::from(poll_after_seconds)));
+                    self.finx.poll_bank(flow).await.expect("poll")
+                }
+            };
+        }
+        panic!("the bank asked too many steps");
+    }
+
     /// Walks a flow at `bank` with the `nosca` login (no SCA), chooses the giro account,
     /// and exchanges the code: the tokens a customer holds after the guide's step 2.
     ///
@@ -824,14 +897,7 @@ impl App {
             .await
             .expect("create");
         self.finx.select_bank(flow.id, bank).await.expect("select");
-        let creds = finx_ports::BankCredentials {
-            user: "nosca".into(),
-            secret: "demo".into(),
-        };
-        self.finx
-            .submit_credentials(flow.id, &creds)
-            .await
-            .expect("login");
+        self.through_bank(flow.id, "nosca").await;
         self.finx
             .choose_accounts(flow.id, vec!["giro".into()])
             .await

@@ -241,7 +241,7 @@ async fn without_an_iban_the_user_searches_and_picks_a_bank() {
     assert_eq!(flow.status, FlowStatus::Created);
     let hits = app
         .finx
-        .search_institutions("90094816")
+        .search_institutions("90094817")
         .await
         .expect("search");
     assert_eq!(hits.len(), 1);

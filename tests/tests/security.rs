@@ -95,7 +95,7 @@ async fn picking_the_bank_again_gives_no_new_tries() {
                 .is_err()
         );
         app.finx
-            .select_bank(flow.id, "sandbox-90094816")
+            .select_bank(flow.id, "sandbox-90094817")
             .await
             .expect("reselect");
     }

@@ -141,14 +141,10 @@ fn param(url: &str, key: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// Login, TAN, accounts: the steps after the bank is chosen.
+/// Login, method choice, TAN, accounts at the embedded bank: the steps after the bank is
+/// chosen.
 async fn login_tan_accounts(b: &mut Browser) {
-    b.find("#user").await;
-    b.screenshot("login").await;
-    b.type_into("#user", "demo").await;
-    b.type_into("#pin", "demo").await;
-    b.click("#login").await;
-    b.find("#tan").await;
+    login_method(b, "push").await;
     assert!(
         !b.text("#tan-method").await.is_empty(),
         "the SCA method is shown"
@@ -159,6 +155,27 @@ async fn login_tan_accounts(b: &mut Browser) {
     b.find("#share").await;
     b.screenshot("accounts").await;
     b.click("#share").await;
+}
+
+/// The login form and the choice of `method`, up to the TAN page.
+async fn login_method(b: &mut Browser, method: &str) {
+    b.find("#f-user").await;
+    b.screenshot("login").await;
+    b.type_into("#f-user", "demo").await;
+    b.type_into("#f-pin", "demo").await;
+    b.click("#login").await;
+    b.find("#choose-method").await;
+    let names = b
+        .execute("return Array.from(document.querySelectorAll('input[name=method]')).map(i => i.labels[0].textContent.trim()).join(',')")
+        .await;
+    assert_eq!(
+        names, "pushTAN,chipTAN optisch,photoTAN",
+        "the bank's names"
+    );
+    b.screenshot("method").await;
+    b.click(&format!("#method-{method}")).await;
+    b.click("#choose-method").await;
+    b.find("#tan").await;
 }
 
 fn tmp() -> &'static str {
@@ -182,7 +199,23 @@ async fn the_full_flow_in_a_full_page() {
     b.screenshot("search").await;
     b.click("button.bank-choice[data-bank-code='90094816']")
         .await;
-    login_tan_accounts(&mut b).await;
+    // A redirect bank: on to its own pages, and back.
+    b.find("#to-bank").await;
+    b.screenshot("to_bank").await;
+    b.click("#to-bank").await;
+    b.find("#bank-login").await;
+    assert!(b.url().await.contains("/sandbox-bank/authorise/"));
+    b.screenshot("bank_login").await;
+    b.type_into("#user", "demo").await;
+    b.type_into("#pin", "demo").await;
+    b.click("#bank-submit").await;
+    b.find("#bank-tan").await;
+    b.screenshot("bank_tan").await;
+    b.type_into("#tan", "123456").await;
+    b.click("#bank-submit").await;
+    b.find("#share").await;
+    b.screenshot("accounts").await;
+    b.click("#share").await;
     let url = b.wait_for_url(&s.redirect).await;
     b.screenshot("callback").await;
     assert_eq!(param(&url, "success").as_deref(), Some("true"));
@@ -202,7 +235,7 @@ async fn an_iban_skips_bank_selection() {
     )
     .await;
     assert_eq!(b.text("#bank-name").await, "finX Sandbox Bank");
-    assert!(b.has("#user").await, "straight to the bank login");
+    assert!(b.has("#f-user").await, "straight to the bank login");
     login_tan_accounts(&mut b).await;
     let url = b.wait_for_url(&s.redirect).await;
     s.exchange_and_read(&param(&url, "code").expect("code"))
@@ -217,7 +250,7 @@ async fn cancel_sends_the_user_back_with_cancel_true() {
         .link(json!({ "accounts": [{ "id": "DE82900948150000002881" }] }))
         .await;
     b.goto(&link).await;
-    b.find("#user").await;
+    b.find("#f-user").await;
     b.click("#cancel").await;
     let url = b.wait_for_url(&s.redirect).await;
     b.screenshot("cancelled").await;
@@ -228,7 +261,7 @@ async fn cancel_sends_the_user_back_with_cancel_true() {
     // The link is spent: it now shows the cancelled page, with no form to go on.
     b.goto(&link).await;
     b.find("#message").await;
-    assert!(!b.has("#user").await);
+    assert!(!b.has("#f-user").await);
     b.screenshot("link_after_cancel").await;
 }
 
@@ -241,9 +274,15 @@ async fn a_wrong_tan_is_explained_and_the_right_one_goes_through() {
             .await,
     )
     .await;
-    b.type_into("#user", "demo").await;
-    b.type_into("#pin", "demo").await;
-    b.click("#login").await;
+    // photoTAN: the challenge is an image, shown inline.
+    login_method(&mut b, "photo").await;
+    assert_eq!(
+        b.execute("return document.getElementById('tan-image').naturalWidth")
+            .await,
+        200,
+        "the PNG challenge decodes in the browser"
+    );
+    b.screenshot("photo_tan").await;
     b.type_into("#tan", "000000").await;
     b.click("#confirm").await;
     let error = b.text("#tan-error").await;
@@ -277,10 +316,10 @@ async fn the_english_flow_speaks_english() {
     );
     b.click("button.bank-choice[data-bank-code='90094817']")
         .await;
-    b.find("#user").await;
+    b.find("#f-user").await;
     assert_eq!(b.text("h1").await, "Log in to your bank");
-    b.type_into("#user", "demo").await;
-    b.type_into("#pin", "wrong").await;
+    b.type_into("#f-user", "demo").await;
+    b.type_into("#f-pin", "wrong").await;
     b.click("#login").await;
     assert!(
         b.text("#login-error")
@@ -288,7 +327,18 @@ async fn the_english_flow_speaks_english() {
             .contains("Login name or PIN is wrong")
     );
     b.screenshot("wrong_pin_en").await;
-    login_tan_accounts(&mut b).await;
+    b.type_into("#f-user", "demo").await;
+    b.type_into("#f-pin", "demo").await;
+    b.click("#login").await;
+    // A decoupled bank: the page waits, refreshing itself, until the app approves (the demo
+    // user's does by itself after three seconds of the bank's time).
+    b.find("#decoupled-text").await;
+    assert_eq!(b.text("h1").await, "Confirm in your banking app");
+    b.screenshot("decoupled_en").await;
+    s.served.app.clock.advance(chrono::TimeDelta::seconds(3));
+    b.find("#share").await;
+    b.screenshot("accounts_en").await;
+    b.click("#share").await;
     let url = b.wait_for_url(&s.redirect).await;
     s.exchange_and_read(&param(&url, "code").expect("code"))
         .await;
@@ -344,4 +394,91 @@ async fn in_an_iframe_the_result_is_posted_to_the_parent() {
     );
     s.exchange_and_read(data["query"]["code"].as_str().expect("code"))
         .await;
+}
+
+/// At the decoupled bank, up to the page that waits for the app.
+async fn to_decoupled(s: &Setup, b: &mut Browser, user: &str) -> String {
+    let link = s.link(json!({ "provider_id": "sandbox-90094817" })).await;
+    b.goto(&link).await;
+    b.type_into("#f-user", user).await;
+    b.type_into("#f-pin", "demo").await;
+    b.click("#login").await;
+    b.find("#decoupled-text").await;
+    assert!(
+        b.has("meta[http-equiv=refresh]").await,
+        "it refreshes by itself"
+    );
+    link
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decoupled_approval_in_the_bank_app_goes_through() {
+    let s = setup().await;
+    let mut b = Browser::start("decoupled_app", tmp()).await;
+    let link = to_decoupled(&s, &mut b, "demo").await;
+    b.screenshot("waiting").await;
+    // The bank app, in the same browser.
+    b.goto(s.served.url("/sandbox-bank/app").as_str()).await;
+    b.find("button.approve").await;
+    b.screenshot("bank_app").await;
+    b.type_into("input[name=tan]", "123456").await;
+    b.click("button.approve").await;
+    assert!(b.text("#app-message").await.contains("Freigegeben"));
+    b.screenshot("bank_app_approved").await;
+    // Back in the widget, the next poll (once the bank's interval has passed) sees it.
+    b.goto(&link).await;
+    s.served.app.clock.advance(chrono::TimeDelta::seconds(2));
+    b.find("#share").await;
+    b.screenshot("accounts").await;
+    b.click("#share").await;
+    let url = b.wait_for_url(&s.redirect).await;
+    s.exchange_and_read(&param(&url, "code").expect("code"))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decoupled_rejection_fails_with_sca_rejected() {
+    let s = setup().await;
+    let mut b = Browser::start("decoupled_reject", tmp()).await;
+    to_decoupled(&s, &mut b, "decoupled-reject").await;
+    s.served.app.clock.advance(chrono::TimeDelta::seconds(3));
+    b.find("#return").await;
+    assert!(b.text("#message").await.contains("abgelehnt"));
+    b.screenshot("rejected").await;
+    b.click("#return").await;
+    let url = b.wait_for_url(&s.redirect).await;
+    assert_eq!(param(&url, "success").as_deref(), Some("false"));
+    assert_eq!(param(&url, "error").as_deref(), Some("sca_rejected"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_at_the_bank_sends_the_user_back_with_cancel_true() {
+    let s = setup().await;
+    let mut b = Browser::start("cancel_at_bank", tmp()).await;
+    b.goto(&s.link(json!({ "provider_id": "sandbox-90094816" })).await)
+        .await;
+    b.click("#to-bank").await;
+    b.type_into("#user", "redirect-cancel").await;
+    b.type_into("#pin", "demo").await;
+    b.screenshot("bank_login").await;
+    b.click("#bank-submit").await;
+    let url = b.wait_for_url(&s.redirect).await;
+    b.screenshot("back_at_app").await;
+    assert_eq!(param(&url, "success").as_deref(), Some("false"));
+    assert_eq!(param(&url, "cancel").as_deref(), Some("true"));
+    assert_eq!(param(&url, "code"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cancel_button_at_the_bank_cancels_too() {
+    let s = setup().await;
+    let mut b = Browser::start("cancel_button_at_bank", tmp()).await;
+    b.goto(&s.link(json!({ "provider_id": "sandbox-90094816" })).await)
+        .await;
+    b.click("#to-bank").await;
+    b.find("#bank-cancel").await;
+    b.screenshot("bank_login").await;
+    b.click("#bank-cancel").await;
+    let url = b.wait_for_url(&s.redirect).await;
+    assert_eq!(param(&url, "cancel").as_deref(), Some("true"));
 }

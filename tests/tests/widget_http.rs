@@ -128,7 +128,7 @@ async fn forms_without_the_csrf_token_or_from_another_origin_are_refused() {
     .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let (_, _, login) = page(&s, &location).await;
-    assert!(login.contains("id=\"user\""), "the login page follows");
+    assert!(login.contains("id=\"f-user\""), "the login page follows");
 }
 
 #[tokio::test]

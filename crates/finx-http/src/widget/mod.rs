@@ -823,7 +823,8 @@ async fn login(
     let form = form_or_return!(state, headers, body);
     let t = texts(language_of(&state, form.ctx.flow).await);
     // The bank's own fields, each answered by the form field of the same (HTML-safe) id.
-    let fields = match state.finx.flow(form.ctx.flow).await {
+    // A form posted right after the bank was chosen starts the dialog with the bank first.
+    let fields = match state.finx.open_at_bank(form.ctx.flow).await {
         Ok(flow) => match flow.asked() {
             Some(BankStep::Login { fields }) => fields.clone(),
             _ => return to_page(&form.ctx),
@@ -934,9 +935,12 @@ async fn callback(
         }
         Err(e) => return core_failure(&e),
     };
-    // The browser that holds the flow, and only it (a return needs the cookie).
-    if stored.browser.is_none() || browser_cookie(&headers).is_none() {
-        return elsewhere_page(stored.params.language, "in_use_elsewhere");
+    // The browser that holds the flow, and only it: a return needs the cookie. A flow no
+    // browser holds yet (the user went to the bank from the first page view, which set the
+    // cookie but bound nothing) is bound here, to the browser that comes back with the
+    // nonce only the bank's redirect carried.
+    if browser_cookie(&headers).is_none() {
+        return elsewhere_page(stored.params.language, "cookies_required");
     }
     if let Err(r) = browser_gate(&state, &headers, flow, false).await {
         return *r;
