@@ -7,11 +7,30 @@
 //!
 //! ## Banks
 //!
-//! | Institution id     | Name                            | BIC           | Bank code  | Login form labels                        |
-//! |--------------------|---------------------------------|---------------|------------|------------------------------------------|
-//! | `sandbox-90094815` | finX Sandbox Bank               | `FINXDEB1XXX` | `90094815` | Anmeldename / PIN                        |
-//! | `sandbox-90094816` | Sparkasse Musterstadt (Sandbox) | `SPMUDEM1XXX` | `90094816` | Anmeldename oder Legitimations-ID / PIN  |
-//! | `sandbox-90094817` | Testbank Direkt (Sandbox)       | `TBDIDEF1XXX` | `90094817` | Kontonummer oder Benutzername / Passwort |
+//! Each bank authenticates the way a kind of real bank does (XS2A `ASPSP-SCA-Approach`):
+//!
+//! | Institution id     | Name                            | BIC           | Bank code  | Approach  |
+//! |--------------------|---------------------------------|---------------|------------|-----------|
+//! | `sandbox-90094815` | finX Sandbox Bank               | `FINXDEB1XXX` | `90094815` | embedded  |
+//! | `sandbox-90094816` | Sparkasse Musterstadt (Sandbox) | `SPMUDEM1XXX` | `90094816` | redirect  |
+//! | `sandbox-90094817` | Testbank Direkt (Sandbox)       | `TBDIDEF1XXX` | `90094817` | decoupled |
+//!
+//! - **Embedded** (90094815): `begin` asks for the login form (fields `user`, labelled
+//!   "Anmeldename", and `pin`, "PIN"); then a choice among `push` ("pushTAN"), `chip`
+//!   ("chipTAN optisch", with flicker data) and `photo` ("photoTAN", with a 200 × 200 PNG);
+//!   then the TAN.
+//! - **Redirect** (90094816): `begin` answers a redirect to the bank's own page
+//!   `/sandbox-bank/authorise/<id>` at [`SandboxConfig::public_url`], served by
+//!   [`web::router`]. There the user logs in ("Anmeldename oder Legitimations-ID" / "PIN"),
+//!   confirms with the TAN, or cancels; three wrong PINs or TANs reject. The bank then sends
+//!   the browser to finX's `ok` or `nok` return address. finX's `Returned` answer asks the
+//!   bank's record, which decides (the route taken is a hint); a user who came back before
+//!   finishing gets the same redirect again.
+//! - **Decoupled** (90094817): `begin` asks for the login form ("Kontonummer oder
+//!   Benutzername" / "Passwort"), then a decoupled step polled every 2 s. The bank app page
+//!   `/sandbox-bank/app` lists the approvals waiting; one is approved with the TAN or
+//!   declined. Nobody acting, it decides itself after [`SandboxConfig::decoupled_delay`]
+//!   (on the [`Clock`]): approved, or declined for `decoupled-reject`.
 //!
 //! Any other institution id is `BankError::UnknownInstitution`.
 //!
@@ -22,15 +41,21 @@
 //! spaces; PINs are exact. An empty user name or PIN, or one over 256 bytes, is
 //! `BankError::InvalidCredentials` whoever the user.
 //!
-//! | User          | PIN    | Outcome                                                                                          |
-//! |---------------|--------|--------------------------------------------------------------------------------------------------|
-//! | `demo`        | `demo` | `ScaRequired` (pushTAN). TAN `123456` passes; any other TAN is `InvalidTan`, and may be retried. |
-//! | `nosca`       | `demo` | `Authenticated` without SCA; the same data as `demo`.                                            |
-//! | `slow`        | `demo` | Like `demo`, but login and every transaction fetch first wait [`SandboxConfig::slow_delay`].     |
-//! | `bigdata`     | `demo` | Like `demo`; one giro account with exactly 10 000 transactions over its 730 days of history.     |
-//! | `locked`      | any    | `BankError::Locked`.                                                                             |
-//! | `unavailable` | any    | `BankError::Unavailable`.                                                                        |
-//! | anything else | any    | `BankError::InvalidCredentials`, as is a known user with a wrong PIN.                            |
+//! | User               | PIN    | Outcome                                                                                  |
+//! |--------------------|--------|------------------------------------------------------------------------------------------|
+//! | `demo`             | `demo` | SCA as the bank does it; TAN `123456` passes, any other is `InvalidTan` and may be retried. |
+//! | `nosca`            | `demo` | Done right after the login, without SCA; the same data as `demo`.                        |
+//! | `slow`             | `demo` | Like `demo`, but the login and every transaction fetch first wait [`SandboxConfig::slow_delay`]. |
+//! | `bigdata`          | `demo` | Like `demo`; one giro account with exactly 10 000 transactions over its 730 days of history. |
+//! | `decoupled-reject` | `demo` | Like `demo`, but declines in the decoupled bank's app (`BankError::Rejected`).           |
+//! | `redirect-cancel`  | `demo` | Like `demo`, but cancels on the redirect bank's pages (`BankError::CancelledByUser`).    |
+//! | `locked`           | any    | `BankError::Locked`.                                                                     |
+//! | `unavailable`      | any    | `BankError::Unavailable`.                                                                |
+//! | anything else      | any    | `BankError::InvalidCredentials`, as is a known user with a wrong PIN.                    |
+//!
+//! At the redirect bank these outcomes happen on its pages and reach finX through the
+//! `Returned` answer. Every consent the sandbox finishes with is `valid`, with the terms
+//! finX asked for in `begin`, and covers every account (the user chooses in finX).
 //!
 //! ## Accounts
 //!
@@ -75,12 +100,16 @@
 //!
 //! ## Sessions
 //!
-//! Sessions are stateless: the handle names the bank, the login and the stage
-//! (`sca_pending` or `authorized`) and carries an HMAC-SHA256 tag under a key derived from
-//! the seed, so any instance with the same seed accepts it. A handle that was tampered with
-//! or signed under another seed is `BankError::SessionExpired`; so is reading data with a
-//! handle whose TAN is still due, and sending a TAN for a handle that needs none. Handles
-//! do not expire.
+//! Session handles are stateless: each names the bank, the login, the stage (login, method,
+//! TAN for a method, redirect or decoupled authorisation, authorised) and the consent terms,
+//! and carries an HMAC-SHA256 tag under a key derived from the seed, so any instance with
+//! the same seed accepts it. A handle that was tampered with or signed under another seed is
+//! `BankError::SessionExpired`; so is reading data with a handle that is not authorised, and
+//! an answer that does not fit the handle's stage. What happens away from finX (on the
+//! redirect bank's pages, in the decoupled bank's app) is held in this instance's memory, at
+//! most 10 000 authorisations, each for an hour; its outcome is handed over once. Several
+//! finX instances with one in-process sandbox therefore share embedded flows, but a redirect
+//! or decoupled authorisation only on the instance that started it.
 //!
 //! "Today" is the UTC date of the [`Clock`]; the sandbox never reads the system clock. The
 //! `slow` delay uses Tokio's timer when called on a Tokio runtime.

@@ -4,6 +4,13 @@
 //! result to the parent window in iframe mode. While the server fetches, the waiting page
 //! reloads itself with a meta refresh.
 //!
+//! Once a bank is chosen, the bank leads (`finx_domain::sca`): the page shows the step it
+//! asked for (its login form with its own fields, a method choice, a TAN with text, an inline
+//! PNG or flicker code, a link to continue at the bank, or an "approve in your app" page that
+//! polls through `/widget/poll` at the bank's pace). `/widget/callback` is where the bank's
+//! own pages send the user back: it resumes only the flow named by its single-use `state`,
+//! only in the browser holding that flow (or binding a flow no browser holds yet).
+//!
 //! Every request carries the link token, which names the flow; every form also carries a
 //! CSRF token derived from it (HMAC), checked in constant time; a POST that the browser marks
 //! `Sec-Fetch-Site: cross-site`, or whose `Origin` is another site, is refused (under
