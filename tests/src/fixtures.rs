@@ -673,14 +673,7 @@ pub async fn walk_widget(
     // The bank leads: answer whatever it asks until the accounts are on offer.
     let mut page = String::new();
     for _ in 0..12 {
-        page = http
-            .get(location)
-            .send()
-            .await
-            .expect("page")
-            .text()
-            .await
-            .expect("html");
+        page = page_text(http, location).await;
         if page.contains("name=\"account\"") {
             break;
         } else if page.contains("id=\"login\"") {
@@ -699,10 +692,7 @@ pub async fn walk_widget(
                 .await
                 .expect("tan");
         } else if page.contains("id=\"to-bank\"") {
-            let at = page.find("id=\"to-bank\"").expect("link");
-            let href = page[..at].rsplit("href=\"").next().expect("href");
-            let bank_url = unescape(href.split('"').next().expect("url"));
-            at_the_bank(http, &bank_url, user).await;
+            at_the_bank(http, &bank_link_of(&page), user).await;
         } else {
             panic!("a widget page walk_widget cannot answer: {page}");
         }
@@ -762,21 +752,43 @@ pub fn unescape(attribute: &str) -> String {
     attribute.replace("&#x2f;", "/").replace("&amp;", "&")
 }
 
-/// At the redirect bank's page `bank_url`: logs in as `user` with PIN `demo`, confirms
-/// with the TAN (unless the bank sends the user back at once), and follows the bank's
-/// redirect back to finX's return route, which leads to the widget page.
+/// The body of a GET of `url` in `http`.
+///
+/// # Panics
+/// When the request fails.
+pub async fn page_text(http: &reqwest::Client, url: &str) -> String {
+    http.get(url)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html")
+}
+
+/// The address of the widget's "continue at your bank" link on `html`.
+///
+/// # Panics
+/// When the page has no such link.
+#[must_use]
+pub fn bank_link_of(html: &str) -> String {
+    let at = html.find("id=\"to-bank\"").expect("a link to the bank");
+    html[..at]
+        .rsplit("href=\"")
+        .next()
+        .and_then(|h| h.split('"').next())
+        .map(unescape)
+        .expect("href")
+}
+
+/// At the redirect bank's page `bank_url`: logs in as `user` with PIN `demo` and confirms
+/// with the TAN (unless the bank sends the user back at once); returns the address the bank
+/// sends the browser back to, not followed.
 ///
 /// # Panics
 /// When the bank's pages are not what the sandbox serves.
-pub async fn at_the_bank(http: &reqwest::Client, bank_url: &str, user: &str) {
-    let page = http
-        .get(bank_url)
-        .send()
-        .await
-        .expect("bank page")
-        .text()
-        .await
-        .expect("html");
+pub async fn approve_at_bank(http: &reqwest::Client, bank_url: &str, user: &str) -> String {
+    let page = page_text(http, bank_url).await;
     assert!(page.contains("bank-login"), "the bank's login page: {page}");
     let mut res = http
         .post(bank_url)
@@ -799,12 +811,20 @@ pub async fn at_the_bank(http: &reqwest::Client, bank_url: &str, user: &str) {
         "back to finX: {}",
         res.status()
     );
-    let back = res
-        .headers()
+    res.headers()
         .get("location")
         .and_then(|v| v.to_str().ok())
         .expect("location")
-        .to_owned();
+        .to_owned()
+}
+
+/// [`approve_at_bank`], then the bank's redirect back to finX's return route followed,
+/// which leads to the widget page.
+///
+/// # Panics
+/// When the bank's pages are not what the sandbox serves.
+pub async fn at_the_bank(http: &reqwest::Client, bank_url: &str, user: &str) {
+    let back = approve_at_bank(http, bank_url, user).await;
     assert!(back.contains("/widget/callback?"), "{back}");
     let res = http.get(&back).send().await.expect("return");
     assert!(

@@ -3,7 +3,8 @@
 //! only once. Also the redirect and decoupled banks walked with plain HTTP.
 
 use finx_tests::fixtures::{
-    App, DEMO_SECRET, REDIRECT, Served, at_the_bank, browser, unescape, walk_widget,
+    App, DEMO_SECRET, REDIRECT, Served, approve_at_bank, at_the_bank, bank_link_of, browser,
+    page_text, unescape, walk_widget,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -35,45 +36,7 @@ async fn link_and_id(s: &Served, provider: &str) -> (String, finx_domain::ids::F
 /// flow) and returns the bank's page the widget links to.
 async fn bank_url(me: &reqwest::Client, location: &str) -> String {
     me.get(location).send().await.expect("open");
-    let html = me
-        .get(location)
-        .send()
-        .await
-        .expect("open")
-        .text()
-        .await
-        .expect("html");
-    let at = html.find("id=\"to-bank\"").expect("a link to the bank");
-    html[..at]
-        .rsplit("href=\"")
-        .next()
-        .and_then(|h| h.split('"').next())
-        .map(unescape)
-        .expect("href")
-}
-
-/// Logs in and approves on the bank's page, and returns the return address the bank sends
-/// the browser to, without following it.
-async fn approve_at_bank(me: &reqwest::Client, bank: &str, user: &str) -> String {
-    let mut res = me
-        .post(bank)
-        .form(&[("action", "login"), ("user", user), ("pin", "demo")])
-        .send()
-        .await
-        .expect("login");
-    if res.status().is_success() {
-        res = me
-            .post(bank)
-            .form(&[("action", "tan"), ("tan", "123456")])
-            .send()
-            .await
-            .expect("tan");
-    }
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    res.headers()["location"]
-        .to_str()
-        .expect("ascii")
-        .to_owned()
+    bank_link_of(&page_text(me, location).await)
 }
 
 #[tokio::test]
@@ -128,14 +91,7 @@ async fn a_forged_replayed_foreign_or_cookieless_return_is_refused() {
     // The right return in the right browser resumes the flow, once.
     let res = me.get(&back).send().await.expect("send");
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let page = me
-        .get(&location)
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
+    let page = page_text(&me, &location).await;
     assert!(page.contains("name=\"account\""), "accounts on offer");
     let replay = me.get(&back).send().await.expect("send");
     assert_eq!(replay.status(), StatusCode::BAD_REQUEST, "a replay");
@@ -182,14 +138,7 @@ async fn the_decoupled_page_polls_at_the_banks_pace_and_fails_a_rejection() {
     let me = browser();
     let (location, flow_id) = link_and_id(&s, "sandbox-90094817").await;
     me.get(&location).send().await.expect("open");
-    let html = me
-        .get(&location)
-        .send()
-        .await
-        .expect("open")
-        .text()
-        .await
-        .expect("html");
+    let html = page_text(&me, &location).await;
     let token = finx_tests::fixtures::token_of(&location);
     let csrf = finx_tests::fixtures::csrf_of(&html);
     let res = me
@@ -204,14 +153,7 @@ async fn the_decoupled_page_polls_at_the_banks_pace_and_fails_a_rejection() {
         .await
         .expect("login");
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let page = me
-        .get(&location)
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
+    let page = page_text(&me, &location).await;
     let page = unescape(&page);
     assert!(
         page.contains("http-equiv=\"refresh\" content=\"2; url=/widget/poll?token="),
@@ -221,26 +163,12 @@ async fn the_decoupled_page_polls_at_the_banks_pace_and_fails_a_rejection() {
     // Before the bank's interval: no bank call, the same page.
     let res = me.get(poll.clone()).send().await.expect("poll");
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let again = me
-        .get(&location)
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
+    let again = page_text(&me, &location).await;
     assert!(again.contains("decoupled-text"));
     // The user declines in the app (the sandbox's scripted user does so after 3 s).
     s.app.clock.advance(chrono::TimeDelta::seconds(3));
     me.get(poll).send().await.expect("poll");
-    let failed = me
-        .get(&location)
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
+    let failed = page_text(&me, &location).await;
     assert!(failed.contains("id=\"return\""), "{failed}");
     let flow = s.app.finx.flow(flow_id).await.expect("flow");
     assert_eq!(
@@ -258,13 +186,6 @@ async fn at_the_bank_helper_works_for_nosca_without_a_tan_page() {
     let location = link(&s, "sandbox-90094816").await;
     let bank = bank_url(&me, &location).await;
     at_the_bank(&me, &bank, "nosca").await;
-    let page = me
-        .get(&location)
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
+    let page = page_text(&me, &location).await;
     assert!(page.contains("name=\"account\""));
 }
