@@ -1144,3 +1144,37 @@ async fn a_decoupled_approval_is_polled_no_sooner_than_the_bank_asked() {
         ScaState::Asked(BankStep::Decoupled { .. })
     ));
 }
+
+#[tokio::test]
+async fn an_answer_the_bank_never_replied_to_fails_the_flow_after_twice_the_bank_timeout() {
+    let mut m = Mocks::new();
+    let mut f = at_login(0);
+    f.apply(
+        FlowEvent::Answered(StepAnswer::Login(vec![
+            ("user".into(), "demo".into()),
+            ("pin".into(), "demo".into()),
+        ])),
+        t0(),
+    )
+    .expect("answered");
+    let stored = stateful_flow(&mut m, f);
+    let clock = Arc::new(MovingClock::at(t0()));
+    m.clock = clock.clone();
+    let finx = m.build();
+    let id = FlowId::from_random([5; 16]);
+    clock.advance(TimeDelta::seconds(59));
+    let f = finx.fail_if_stalled(id).await.expect("read");
+    assert!(
+        matches!(f.status, FlowStatus::AtBank { .. }),
+        "the bank may still answer"
+    );
+    clock.advance(TimeDelta::seconds(1));
+    let f = finx.fail_if_stalled(id).await.expect("failed");
+    assert_eq!(
+        f.status,
+        FlowStatus::Failed {
+            reason: FailureReason::BankUnavailable
+        }
+    );
+    assert_eq!(stored.lock().expect("lock").status, f.status);
+}

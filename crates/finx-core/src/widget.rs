@@ -304,7 +304,7 @@ impl Finx {
     pub async fn poll_bank(&self, id: FlowId) -> Result<Flow, CoreError> {
         let flow = self.load_live(id).await?;
         let (
-            FlowStatus::AtBank { asked_at, .. },
+            FlowStatus::AtBank { since, .. },
             Some(BankStep::Decoupled {
                 poll_after_seconds, ..
             }),
@@ -312,10 +312,42 @@ impl Finx {
         else {
             return Ok(flow);
         };
-        if self.now() < *asked_at + TimeDelta::seconds(i64::from(*poll_after_seconds)) {
+        if self.now() < *since + TimeDelta::seconds(i64::from(*poll_after_seconds)) {
             return Ok(flow);
         }
         match self.answer_bank(flow, StepAnswer::Poll).await {
+            Err(CoreError::Busy) => self.load_flow(id).await,
+            other => other,
+        }
+    }
+
+    /// Fails a flow whose answer the bank never replied to: the request that took it to the
+    /// bank is gone (its instance died) and, every bank call being bounded by the bank
+    /// timeout, no reply can come any more once twice that has passed. The widget calls it
+    /// while it shows the waiting page, so the user is told rather than kept waiting until
+    /// the link expires. Returns the flow as it is then.
+    ///
+    /// # Errors
+    /// [`CoreError::NotFound`] for an unknown flow; [`CoreError::Store`].
+    pub async fn fail_if_stalled(&self, id: FlowId) -> Result<Flow, CoreError> {
+        let flow = self.load_flow(id).await?;
+        let stalled = match &flow.status {
+            FlowStatus::AtBank { dialog, since, .. } => {
+                matches!(dialog.state(), ScaState::Answered(_))
+                    && self.now()
+                        >= *since
+                            + TimeDelta::from_std(self.bank_timeout * 2).unwrap_or(TimeDelta::MAX)
+            }
+            _ => false,
+        };
+        if !stalled {
+            return Ok(flow);
+        }
+        match self
+            .step(flow, FlowEvent::Failed(FailureReason::BankUnavailable))
+            .await
+        {
+            // Someone moved it meanwhile (the reply came after all): theirs wins.
             Err(CoreError::Busy) => self.load_flow(id).await,
             other => other,
         }

@@ -198,9 +198,10 @@ pub enum FlowStatus {
         session: BankSession,
         /// The dialog and its rules.
         dialog: ScaDialog,
-        /// When the bank last asked (a decoupled approval is polled no sooner than the bank
-        /// said after this).
-        asked_at: Timestamp,
+        /// When the dialog last moved: the bank asked (a decoupled approval is polled no
+        /// sooner than the bank said after this), or the end user answered (an answer the
+        /// bank never replied to, its instance gone, stalls the flow after a while).
+        since: Timestamp,
         /// For a redirect step: the keyed hash of the nonce in finX's return address, so
         /// only the return the bank was given resumes the flow, and only once.
         return_check: Option<TokenHash>,
@@ -535,7 +536,7 @@ impl Flow {
                     institution,
                     session,
                     dialog,
-                    asked_at: now,
+                    since: now,
                     return_check,
                 }
             }
@@ -556,7 +557,7 @@ impl Flow {
                     institution,
                     session,
                     dialog,
-                    asked_at: now,
+                    since: now,
                     return_check,
                 }
             }
@@ -565,7 +566,6 @@ impl Flow {
                     institution,
                     session,
                     mut dialog,
-                    asked_at,
                     ..
                 },
                 E::Answered(answer),
@@ -578,7 +578,7 @@ impl Flow {
                     institution,
                     session,
                     dialog,
-                    asked_at,
+                    since: now,
                     return_check: None,
                 }
             }
@@ -587,7 +587,7 @@ impl Flow {
                     institution,
                     session,
                     mut dialog,
-                    asked_at,
+                    since,
                     return_check,
                 },
                 E::BankRejected(failure),
@@ -596,7 +596,7 @@ impl Flow {
                     institution,
                     session,
                     dialog,
-                    asked_at,
+                    since,
                     return_check,
                 },
                 Verdict::Failed(reason) => S::Failed { reason },

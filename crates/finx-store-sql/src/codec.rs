@@ -180,7 +180,7 @@ enum StatusDoc {
         institution: String,
         session: String,
         dialog: DialogDoc,
-        asked_at: i64,
+        since: i64,
         return_check: Option<String>,
     },
     ScaPassed {
@@ -280,13 +280,13 @@ impl FlowDoc {
                 institution,
                 session,
                 dialog,
-                asked_at,
+                since,
                 return_check,
             } => StatusDoc::AtBank {
                 institution: institution.to_string(),
                 session: seal(session)?,
                 dialog: DialogDoc::of(dialog),
-                asked_at: micros(*asked_at),
+                since: micros(*since),
                 return_check: return_check.map(|h| h.to_hex()),
             },
             FlowStatus::ScaPassed {
@@ -379,13 +379,13 @@ impl FlowDoc {
                 institution,
                 session: s,
                 dialog,
-                asked_at,
+                since,
                 return_check,
             } => FlowStatus::AtBank {
                 institution: inst(&institution)?,
                 session: session(s)?,
                 dialog: dialog.into_domain()?,
-                asked_at: instant(asked_at)?,
+                since: instant(since)?,
                 return_check: return_check
                     .as_deref()
                     .map(|h| TokenHash::from_hex(h).map_err(|_| corrupt("return check")))

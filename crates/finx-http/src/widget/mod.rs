@@ -506,6 +506,13 @@ async fn render_step(
     let t = texts(flow.params.language);
     let bank = view.institution.as_ref().map_or("", |i| i.name.as_str());
     let Some(step) = flow.asked() else {
+        // The bank has the user's answer. Should its reply never come (the instance that
+        // asked died), the flow fails rather than wait for ever.
+        if let Ok(f) = state.finx.fail_if_stalled(ctx.flow).await
+            && f.status.is_terminal()
+        {
+            return to_page(ctx);
+        }
         return html(
             state,
             view,
