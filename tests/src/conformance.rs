@@ -15,8 +15,8 @@ use finx_domain::scope::Scope;
 use finx_domain::token::{CodeRecord, RedeemError, RotateError};
 use finx_domain::values::{Language, RedirectUri, State, SyncPeriod};
 use finx_ports::{
-    BankDataStore, Client, ClientRegistry, FlowStore, GrantStore, RedeemFailure, RotateFailure,
-    StoreError,
+    BankDataStore, BankRegistry, Client, ClientRegistry, FlowStore, GrantStore, RedeemFailure,
+    RotateFailure, StoreError,
 };
 use rust_decimal::Decimal;
 
@@ -24,11 +24,12 @@ use crate::fixtures::{account, grant_with_code, hash, t0, tokens, transaction, u
 
 /// Every storage port at once.
 pub trait Store:
-    ClientRegistry + FlowStore + GrantStore + BankDataStore + Send + Sync + 'static
+    ClientRegistry + FlowStore + GrantStore + BankDataStore + BankRegistry + Send + Sync + 'static
 {
 }
-impl<T: ClientRegistry + FlowStore + GrantStore + BankDataStore + Send + Sync + 'static> Store
-    for T
+impl<
+    T: ClientRegistry + FlowStore + GrantStore + BankDataStore + BankRegistry + Send + Sync + 'static,
+> Store for T
 {
 }
 
@@ -57,6 +58,7 @@ macro_rules! conformance_suite {
             revocation_deletes_the_bank_data_unless_another_live_grant_holds_it,
             reuse_revokes_the_grant_and_deletes_its_bank_data,
             purge_ends_grants_at_their_absolute_end_and_deletes_orphaned_data,
+            the_bank_registry_upserts_and_searches_by_name_bic_and_code,
         );
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {
@@ -1111,5 +1113,93 @@ pub async fn purge_ends_grants_at_their_absolute_end_and_deletes_orphaned_data(
     assert!(
         !has_data(&*store, &young).await,
         "older than the cut-off now"
+    );
+}
+
+fn registry_bank(name: &str, bic: &str, code: &str) -> finx_domain::registry::RegisteredBank {
+    finx_domain::registry::RegisteredBank::from_draft(finx_domain::registry::BankDraft {
+        name: name.into(),
+        bic: Some(bic.into()),
+        bank_code: Some(code.into()),
+        url: format!("https://xs2a.{code}.example/api"),
+        sca_approaches: vec!["DECOUPLED".into(), "REDIRECT".into()],
+        consent_model: Some("available-accounts".into()),
+        quirks: vec!["signing-required".into()],
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `upsert_banks` inserts and replaces by id; `search_banks` finds by name (any case, with
+/// LIKE's wildcards taken literally), BIC or bank code, ordered by name; `bank_by_code` and
+/// `find_bank` read one back with every field.
+pub async fn the_bank_registry_upserts_and_searches_by_name_bic_and_code(store: Arc<impl Store>) {
+    let a = registry_bank("Zzconf Sparkasse Nord", "ZZCONFA1XXX", "99900001");
+    let b = registry_bank("Zzconf Bank 100% Direkt", "ZZCONFB1", "99900002");
+    let c = registry_bank("zzconf_volksbank", "ZZCONFC1XXX", "99900003");
+    assert_eq!(
+        store
+            .upsert_banks(&[a.clone(), b.clone(), c.clone()])
+            .await
+            .ok(),
+        Some(3)
+    );
+    let before = store.count_banks().await.unwrap_or_default();
+    let mut renamed = a.clone();
+    renamed.name = "Zzconf Sparkasse Nordost".into();
+    assert_eq!(store.upsert_banks(&[renamed.clone()]).await.ok(), Some(1));
+    assert_eq!(
+        store.count_banks().await.ok(),
+        Some(before),
+        "replaced, not added"
+    );
+    assert_eq!(
+        store.find_bank(&a.id).await.ok().flatten(),
+        Some(renamed.clone())
+    );
+
+    let names = |v: Vec<finx_domain::registry::RegisteredBank>| -> Vec<String> {
+        v.into_iter().map(|b| b.name).collect()
+    };
+    let hits = store.search_banks("ZZCONF", 10).await.unwrap_or_default();
+    assert_eq!(
+        names(hits),
+        [
+            "Zzconf Bank 100% Direkt",
+            "Zzconf Sparkasse Nordost",
+            "zzconf_volksbank"
+        ],
+        "any case, by name"
+    );
+    let hits = store.search_banks("100%", 10).await.unwrap_or_default();
+    assert_eq!(names(hits), ["Zzconf Bank 100% Direkt"]);
+    let hits = store.search_banks("conf_", 10).await.unwrap_or_default();
+    assert_eq!(names(hits), ["zzconf_volksbank"], "_ is no wildcard");
+    let hits = store
+        .search_banks("zzconfc1xxx", 10)
+        .await
+        .unwrap_or_default();
+    assert_eq!(names(hits), ["zzconf_volksbank"], "by BIC");
+    let hits = store
+        .search_banks(" 99900002 ", 10)
+        .await
+        .unwrap_or_default();
+    assert_eq!(names(hits), ["Zzconf Bank 100% Direkt"], "by bank code");
+    assert_eq!(
+        store
+            .search_banks("zzconf", 2)
+            .await
+            .unwrap_or_default()
+            .len(),
+        2
+    );
+    assert!(store.search_banks("", 1).await.unwrap_or_default().len() == 1);
+    assert_eq!(
+        store.bank_by_code("DE", "99900003").await.ok().flatten(),
+        Some(c)
+    );
+    assert_eq!(
+        store.bank_by_code("AT", "99900003").await.ok().flatten(),
+        None
     );
 }

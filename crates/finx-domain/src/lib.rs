@@ -11,6 +11,7 @@ pub mod ids;
 pub mod money;
 pub mod query;
 pub mod reference;
+pub mod registry;
 pub mod sca;
 pub mod scope;
 pub mod secret;

@@ -15,13 +15,16 @@ mod system;
 pub use bank::{BankConnector, BankCredentials, BankError, BankReply, ConsentRequest, ReturnTo};
 pub use error::{BoxError, RedeemFailure, RotateFailure, StoreError};
 pub use store::{
-    BankDataStore, Client, ClientRegistry, FlowStore, GrantStore, PurgeReport, SyncReport,
+    BankDataStore, BankRegistry, Client, ClientRegistry, FlowStore, GrantStore, PurgeReport,
+    SyncReport,
 };
 pub use system::{Clock, SecretGenerator, Timer};
 
 #[cfg(feature = "mock")]
 pub use bank::MockBankConnector;
 #[cfg(feature = "mock")]
-pub use store::{MockBankDataStore, MockClientRegistry, MockFlowStore, MockGrantStore};
+pub use store::{
+    MockBankDataStore, MockBankRegistry, MockClientRegistry, MockFlowStore, MockGrantStore,
+};
 #[cfg(feature = "mock")]
 pub use system::{MockClock, MockSecretGenerator, MockTimer};

@@ -4,6 +4,7 @@ use finx_domain::bank::{Account, Transaction, TransactionDetails};
 use finx_domain::flow::Flow;
 use finx_domain::ids::{AccessId, AccountId, ClientId, FlowId, GrantId, TransactionId};
 use finx_domain::query::ResolvedQuery;
+use finx_domain::registry::RegisteredBank;
 use finx_domain::scope::Scope;
 use finx_domain::secret::TokenHash;
 use finx_domain::token::{AccessTokenRecord, CodeRecord, Grant, IssuedTokens, RefreshTokenRecord};
@@ -233,4 +234,40 @@ pub trait BankDataStore: Send + Sync {
     /// Deletes every account of the bank connection `access_id` and their transactions;
     /// returns how many accounts. MUST be atomic; unknown ids are not an error.
     async fn delete_access(&self, access_id: &AccessId) -> Result<u64, StoreError>;
+}
+
+/// The banks finX reaches through their XS2A APIs.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait BankRegistry: Send + Sync {
+    /// Inserts the banks, or replaces those whose id exists, all in one step: MUST either
+    /// take every one or none. Returns how many were written.
+    async fn upsert_banks(&self, banks: &[RegisteredBank]) -> Result<u64, StoreError>;
+
+    /// One bank by id; `None` when unknown.
+    async fn find_bank(
+        &self,
+        id: &finx_domain::ids::InstitutionId,
+    ) -> Result<Option<RegisteredBank>, StoreError>;
+
+    /// At most `limit` banks, ordered by name (then id): those whose name contains `query`
+    /// ignoring ASCII case, or whose BIC or bank code equals it (BIC ignoring case); every
+    /// bank when `query` is empty or blank. MUST treat `%`, `_` and `\\` in `query` as
+    /// themselves.
+    async fn search_banks(
+        &self,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<RegisteredBank>, StoreError>;
+
+    /// The bank with this bank code in `country`; `None` when unknown. When several share
+    /// it, the first by id.
+    async fn bank_by_code(
+        &self,
+        country: &str,
+        bank_code: &str,
+    ) -> Result<Option<RegisteredBank>, StoreError>;
+
+    /// How many banks are registered.
+    async fn count_banks(&self) -> Result<u64, StoreError>;
 }

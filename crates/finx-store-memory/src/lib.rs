@@ -13,8 +13,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 use async_trait::async_trait;
 use finx_domain::bank::{Account, Transaction, TransactionDetails};
 use finx_domain::flow::{Flow, FlowStatus};
-use finx_domain::ids::{AccessId, AccountId, ClientId, FlowId, GrantId, TransactionId};
+use finx_domain::ids::{
+    AccessId, AccountId, ClientId, FlowId, GrantId, InstitutionId, TransactionId,
+};
 use finx_domain::query::{ResolvedQuery, SortOrder};
+use finx_domain::registry::RegisteredBank;
 use finx_domain::secret::TokenHash;
 use finx_domain::token::{
     AccessTokenRecord, CodeRecord, Grant, GrantFamily, IssuedTokens, RedeemError,
@@ -22,8 +25,8 @@ use finx_domain::token::{
 };
 use finx_domain::{Date, Timestamp};
 use finx_ports::{
-    BankDataStore, Client, ClientRegistry, FlowStore, GrantStore, PurgeReport, RedeemFailure,
-    RotateFailure, StoreError, SyncReport,
+    BankDataStore, BankRegistry, Client, ClientRegistry, FlowStore, GrantStore, PurgeReport,
+    RedeemFailure, RotateFailure, StoreError, SyncReport,
 };
 
 /// Every store in memory. Cheap to create; nothing survives a restart.
@@ -33,6 +36,7 @@ pub struct MemoryStore {
     flows: RwLock<HashMap<FlowId, Flow>>,
     grants: Mutex<Grants>,
     data: RwLock<BankData>,
+    banks: RwLock<BTreeMap<InstitutionId, RegisteredBank>>,
 }
 
 #[derive(Debug, Default)]
@@ -544,5 +548,56 @@ impl BankDataStore for MemoryStore {
 
     async fn delete_access(&self, access_id: &AccessId) -> Result<u64, StoreError> {
         Ok(write(&self.data).delete_access(access_id))
+    }
+}
+
+#[async_trait]
+impl BankRegistry for MemoryStore {
+    async fn upsert_banks(&self, banks: &[RegisteredBank]) -> Result<u64, StoreError> {
+        let mut map = write(&self.banks);
+        for b in banks {
+            map.insert(b.id.clone(), b.clone());
+        }
+        Ok(banks.len() as u64)
+    }
+
+    async fn find_bank(&self, id: &InstitutionId) -> Result<Option<RegisteredBank>, StoreError> {
+        Ok(read(&self.banks).get(id).cloned())
+    }
+
+    async fn search_banks(
+        &self,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<RegisteredBank>, StoreError> {
+        let q = query.trim().to_ascii_lowercase();
+        let mut hits: Vec<RegisteredBank> = read(&self.banks)
+            .values()
+            .filter(|b| {
+                q.is_empty()
+                    || b.name.to_ascii_lowercase().contains(&q)
+                    || b.bic.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(&q))
+                    || b.bank_code.as_deref() == Some(q.as_str())
+            })
+            .cloned()
+            .collect();
+        hits.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+        hits.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(hits)
+    }
+
+    async fn bank_by_code(
+        &self,
+        country: &str,
+        bank_code: &str,
+    ) -> Result<Option<RegisteredBank>, StoreError> {
+        Ok(read(&self.banks)
+            .values()
+            .find(|b| b.country == country && b.bank_code.as_deref() == Some(bank_code))
+            .cloned())
+    }
+
+    async fn count_banks(&self) -> Result<u64, StoreError> {
+        Ok(read(&self.banks).len() as u64)
     }
 }

@@ -13,6 +13,7 @@
 //! Instants are stored as microseconds since the epoch, money as integers in 1/10 000 of the
 //! unit with the original scale, and secrets only as their keyed hashes.
 
+mod banks;
 mod clients;
 mod codec;
 mod data;
