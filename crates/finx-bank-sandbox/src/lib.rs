@@ -144,6 +144,7 @@ mod sepa;
 mod session;
 mod tables;
 pub mod web;
+pub mod xs2a;
 
 /// The PIN of every sandbox login.
 pub const SANDBOX_PIN: &str = "demo";

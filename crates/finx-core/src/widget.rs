@@ -9,7 +9,9 @@ use finx_domain::sca::{BankStep, ScaError, ScaState, StepAnswer, StepFailure};
 use finx_domain::secret::ReturnNonce;
 use finx_domain::secret::{AuthorizationCode, BrowserToken};
 use finx_domain::token::{CodeRecord, Grant};
-use finx_ports::{BankCredentials, BankError, BankReply, ConsentRequest, ReturnTo, StoreError};
+use finx_ports::{
+    BankCredentials, BankError, BankReply, ConsentRequest, PsuContext, ReturnTo, StoreError,
+};
 use url::Url;
 
 use crate::error::invalid;
@@ -155,6 +157,15 @@ impl Finx {
     /// [`CoreError::FlowFailed`] when the bank cannot start (the flow then failed);
     /// [`CoreError::Flow`] when the flow is not at that point.
     pub async fn open_at_bank(&self, id: FlowId) -> Result<Flow, CoreError> {
+        self.open_at_bank_as(id, PsuContext::default()).await
+    }
+
+    /// [`open_at_bank`](Self::open_at_bank) for the end user at `psu` (their address and
+    /// browser, which banks want to see while the user is present).
+    ///
+    /// # Errors
+    /// As [`open_at_bank`](Self::open_at_bank).
+    pub async fn open_at_bank_as(&self, id: FlowId, psu: PsuContext) -> Result<Flow, CoreError> {
         let flow = self.load_live(id).await?;
         let FlowStatus::BankSelected { institution } = &flow.status else {
             return Ok(flow);
@@ -162,7 +173,18 @@ impl Finx {
         let institution = institution.clone();
         let version = flow.version;
         let today = self.now().date_naive();
+        let ibans = flow
+            .params
+            .accounts
+            .iter()
+            .filter_map(|a| match a {
+                finx_domain::reference::AccountReference::Iban(i) => Some(i.to_string()),
+                _ => None,
+            })
+            .collect();
         let request = ConsentRequest {
+            psu,
+            ibans,
             recurring: false,
             valid_until: today + TimeDelta::days(1),
             frequency_per_day: 1,
@@ -903,7 +925,9 @@ impl Finx {
 fn bank_failure(e: &BankError, otherwise: FailureReason) -> FailureReason {
     match e {
         BankError::Locked => FailureReason::AccountLocked,
-        BankError::Unavailable(_) | BankError::UnknownInstitution => FailureReason::BankUnavailable,
+        BankError::Unavailable(_)
+        | BankError::RateLimited { .. }
+        | BankError::UnknownInstitution => FailureReason::BankUnavailable,
         _ => otherwise,
     }
 }
@@ -917,9 +941,10 @@ fn step_failure(e: &BankError) -> StepFailure {
         BankError::Rejected => StepFailure::Rejected,
         BankError::CancelledByUser => StepFailure::CancelledAtBank,
         BankError::AuthorisationExpired | BankError::SessionExpired => StepFailure::Expired,
-        BankError::Unavailable(_) | BankError::UnknownInstitution | BankError::Unexpected(_) => {
-            StepFailure::Unavailable
-        }
+        BankError::Unavailable(_)
+        | BankError::RateLimited { .. }
+        | BankError::UnknownInstitution
+        | BankError::Unexpected(_) => StepFailure::Unavailable,
     }
 }
 

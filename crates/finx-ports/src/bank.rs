@@ -40,9 +40,23 @@ pub struct ReturnTo {
     pub nok: Url,
 }
 
+/// The end user's browser, while they are present (XS2A `PSU-IP-Address`,
+/// `PSU-User-Agent`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PsuContext {
+    /// The end user's IP address.
+    pub ip: Option<std::net::IpAddr>,
+    /// The end user's browser.
+    pub user_agent: Option<String>,
+}
+
 /// The consent finX asks the bank for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentRequest {
+    /// The end user, present while the flow runs.
+    pub psu: PsuContext,
+    /// IBANs the customer named, for banks that take a consent for given accounts.
+    pub ibans: Vec<String>,
     /// Repeated access (ongoing) or a single one (one-time).
     pub recurring: bool,
     /// The last day it should be usable.
@@ -100,6 +114,13 @@ pub enum BankError {
     /// The bank cannot be reached or refuses service now.
     #[error("bank unavailable: {0}")]
     Unavailable(String),
+    /// The bank says too many requests (XS2A `ACCESS_EXCEEDED`, HTTP 429): not before this
+    /// long, when it says.
+    #[error("rate limited by the bank")]
+    RateLimited {
+        /// How long to wait, when the bank says.
+        retry_after: Option<std::time::Duration>,
+    },
     /// Anything else.
     #[error("bank connector failure")]
     Unexpected(#[source] BoxError),

@@ -12,7 +12,9 @@ mod error;
 mod store;
 mod system;
 
-pub use bank::{BankConnector, BankCredentials, BankError, BankReply, ConsentRequest, ReturnTo};
+pub use bank::{
+    BankConnector, BankCredentials, BankError, BankReply, ConsentRequest, PsuContext, ReturnTo,
+};
 pub use error::{BoxError, RedeemFailure, RotateFailure, StoreError};
 pub use store::{
     BankDataStore, BankRegistry, Client, ClientRegistry, FlowStore, GrantStore, PurgeReport,

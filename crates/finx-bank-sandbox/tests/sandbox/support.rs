@@ -89,6 +89,8 @@ pub(crate) fn institution(id: &str) -> InstitutionId {
 /// A one-time consent, as finX asks for it.
 pub(crate) fn consent() -> ConsentRequest {
     ConsentRequest {
+        psu: finx_ports::PsuContext::default(),
+        ibans: Vec::new(),
         recurring: false,
         valid_until: days_from_today(1),
         frequency_per_day: 1,

@@ -385,6 +385,8 @@ fn account_number(a: &AccountDetails) -> String {
 struct Extra {
     error: Option<String>,
     q: Option<String>,
+    /// The end user's address and browser, for a bank call this page makes.
+    psu: finx_ports::PsuContext,
 }
 
 /// The page for where the flow stands now.
@@ -396,7 +398,7 @@ async fn render(state: &AppState, ctx: &Ctx, extra: Extra) -> Response {
     };
     // Once the bank is chosen, the bank says what comes first.
     if matches!(view.flow.status, FlowStatus::BankSelected { .. }) && extra.q.is_none() {
-        match state.finx.open_at_bank(ctx.flow).await {
+        match state.finx.open_at_bank_as(ctx.flow, extra.psu.clone()).await {
             Ok(_) | Err(CoreError::FlowFailed(_) | CoreError::Flow(_) | CoreError::Busy) => {}
             Err(e) => return core_failure(&e),
         }
@@ -625,8 +627,25 @@ struct PageQuery {
     iframe: Option<String>,
 }
 
+/// The end user's address (through trusted proxies) and browser, from the request.
+fn psu_of(
+    state: &AppState,
+    extensions: &axum::http::Extensions,
+    headers: &HeaderMap,
+) -> finx_ports::PsuContext {
+    let ip = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| crate::addr::client_ip(c.0, headers, &state.config.trusted_proxies));
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(256).collect());
+    finx_ports::PsuContext { ip, user_agent }
+}
+
 async fn page(
     State(state): State<AppState>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
@@ -649,6 +668,7 @@ async fn page(
         &ctx,
         Extra {
             q: q.q.map(|s| s.chars().take(100).collect()),
+            psu: psu_of(&state, &extensions, &headers),
             ..Extra::default()
         },
     )
@@ -821,6 +841,7 @@ async fn bank(
                 Extra {
                     error: Some(t["no_banks"].into()),
                     q: Some(String::new()),
+                    ..Extra::default()
                 },
             )
             .await
@@ -831,6 +852,7 @@ async fn bank(
 
 async fn login(
     State(state): State<AppState>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -838,7 +860,8 @@ async fn login(
     let t = texts(language_of(&state, form.ctx.flow).await);
     // The bank's own fields, each answered by the form field of the same (HTML-safe) id.
     // A form posted right after the bank was chosen starts the dialog with the bank first.
-    let fields = match state.finx.open_at_bank(form.ctx.flow).await {
+    let psu = psu_of(&state, &extensions, &headers);
+    let fields = match state.finx.open_at_bank_as(form.ctx.flow, psu).await {
         Ok(flow) => match flow.asked() {
             Some(BankStep::Login { fields }) => fields.clone(),
             _ => return to_page(&form.ctx),
@@ -1107,7 +1130,7 @@ async fn again(state: &AppState, form: &Form, error: impl Into<String>) -> Respo
         &form.ctx,
         Extra {
             error: Some(error.into()),
-            q: None,
+            ..Extra::default()
         },
     )
     .await
