@@ -156,6 +156,7 @@ const ADAPTERS: &[&str] = &[
     "finx-store-memory",
     "finx-store-sql",
     "finx-bank-sandbox",
+    "finx-bank-xs2a",
     "finx-system",
 ];
 

@@ -27,7 +27,9 @@ use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use finx_domain::Date;
-use finx_domain::bank::{AccountDetails, AccountType, BalanceStatus, TransactionDetails, TransactionType};
+use finx_domain::bank::{
+    AccountDetails, AccountType, BalanceStatus, TransactionDetails, TransactionType,
+};
 use finx_domain::flow::BankSession;
 use finx_domain::ids::InstitutionId;
 use finx_domain::sca::{BankStep, StepAnswer};
@@ -147,7 +149,11 @@ fn with_request_id(mut res: Response, request_id: &str) -> Response {
 }
 
 fn header_of<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
 }
 
 /// The request id the TPP sent: required, a UUID.
@@ -212,7 +218,10 @@ fn parse_access(access: &Value) -> Option<Access> {
         return Some(Access::All);
     }
     if obj.get("availableAccounts").and_then(Value::as_str) == Some("allAccounts")
-        || obj.get("availableAccountsWithBalance").and_then(Value::as_str) == Some("allAccounts")
+        || obj
+            .get("availableAccountsWithBalance")
+            .and_then(Value::as_str)
+            == Some("allAccounts")
     {
         return Some(Access::ListOnly);
     }
@@ -244,19 +253,44 @@ async fn create_consent(
 ) -> Response {
     let rid = try_or!(request_id(&headers));
     let Some((bank, institution)) = bank_of(&code) else {
-        return error(StatusCode::NOT_FOUND, "RESOURCE_UNKNOWN", "no such bank", &rid);
+        return error(
+            StatusCode::NOT_FOUND,
+            "RESOURCE_UNKNOWN",
+            "no such bank",
+            &rid,
+        );
     };
     let Ok(Json(body)) = body else {
-        return error(StatusCode::BAD_REQUEST, "FORMAT_ERROR", "the consent body is malformed", &rid);
+        return error(
+            StatusCode::BAD_REQUEST,
+            "FORMAT_ERROR",
+            "the consent body is malformed",
+            &rid,
+        );
     };
     if header_of(&headers, "psu-ip-address").is_none() {
-        return error(StatusCode::BAD_REQUEST, "FORMAT_ERROR", "PSU-IP-Address is required", &rid);
+        return error(
+            StatusCode::BAD_REQUEST,
+            "FORMAT_ERROR",
+            "PSU-IP-Address is required",
+            &rid,
+        );
     }
     let Some(access) = parse_access(&body.access) else {
-        return error(StatusCode::BAD_REQUEST, "FORMAT_ERROR", "access is malformed", &rid);
+        return error(
+            StatusCode::BAD_REQUEST,
+            "FORMAT_ERROR",
+            "access is malformed",
+            &rid,
+        );
     };
     let Ok(valid_until) = chrono::NaiveDate::parse_from_str(&body.valid_until, "%Y-%m-%d") else {
-        return error(StatusCode::BAD_REQUEST, "FORMAT_ERROR", "validUntil is not a date", &rid);
+        return error(
+            StatusCode::BAD_REQUEST,
+            "FORMAT_ERROR",
+            "validUntil is not a date",
+            &rid,
+        );
     };
     if body.frequency_per_day == 0 || (!body.recurring_indicator && body.frequency_per_day != 1) {
         return error(
@@ -277,7 +311,8 @@ async fn create_consent(
             &rid,
         );
     }
-    let fallback = Url::parse("http://127.0.0.1/").unwrap_or_else(|_| unreachable!("a valid literal"));
+    let fallback =
+        Url::parse("http://127.0.0.1/").unwrap_or_else(|_| unreachable!("a valid literal"));
     let ok = redirect.unwrap_or(fallback);
     let return_to = ReturnTo {
         nok: nok.unwrap_or_else(|| ok.clone()),
@@ -297,7 +332,12 @@ async fn create_consent(
     let reply = match s.bank.begin(&institution, &request, &return_to).await {
         Ok(BankReply::Next { session, step }) => (session, step),
         Ok(BankReply::Done { .. }) | Err(_) => {
-            return error(StatusCode::BAD_REQUEST, "SERVICE_INVALID", "cannot start", &rid);
+            return error(
+                StatusCode::BAD_REQUEST,
+                "SERVICE_INVALID",
+                "cannot start",
+                &rid,
+            );
         }
     };
     let id = random_id();
@@ -305,7 +345,10 @@ async fn create_consent(
     let base = base(&code);
     let mut links = serde_json::Map::new();
     links.insert("self".into(), href(format!("{base}/consents/{id}")));
-    links.insert("status".into(), href(format!("{base}/consents/{id}/status")));
+    links.insert(
+        "status".into(),
+        href(format!("{base}/consents/{id}/status")),
+    );
     let mut authorisation_id = None;
     let approach = match &step {
         BankStep::Redirect { url } => {
@@ -324,7 +367,11 @@ async fn create_consent(
                 "startAuthorisationWithPsuAuthentication".into(),
                 href(format!("{base}/consents/{id}/authorisations")),
             );
-            if bank.approach == Approach::Decoupled { "DECOUPLED" } else { "EMBEDDED" }
+            if bank.approach == Approach::Decoupled {
+                "DECOUPLED"
+            } else {
+                "EMBEDDED"
+            }
         }
     };
     let consent = Consent {
@@ -333,7 +380,11 @@ async fn create_consent(
         session,
         step: Some(step),
         status: "received",
-        sca_status: if authorisation_id.is_some() { "started" } else { "received" },
+        sca_status: if authorisation_id.is_some() {
+            "started"
+        } else {
+            "received"
+        },
         authorisation_id,
         access,
         recurring: body.recurring_indicator,
@@ -347,12 +398,22 @@ async fn create_consent(
         all.counter += 1;
         let n = all.counter;
         if all.map.len() >= CAPACITY {
-            let oldest = all.map.iter().min_by_key(|(_, c)| c.created).map(|(k, _)| k.clone());
+            let oldest = all
+                .map
+                .iter()
+                .min_by_key(|(_, c)| c.created)
+                .map(|(k, _)| k.clone());
             if let Some(k) = oldest {
                 all.map.remove(&k);
             }
         }
-        all.map.insert(id.clone(), Consent { created: n, ..consent });
+        all.map.insert(
+            id.clone(),
+            Consent {
+                created: n,
+                ..consent
+            },
+        );
     }
     let body = json!({ "consentStatus": "received", "consentId": id, "_links": links });
     let mut res = (StatusCode::CREATED, Json(body)).into_response();
@@ -366,7 +427,12 @@ async fn create_consent(
 fn consent_of(s: &Server, code: &str, id: &str, rid: &str) -> Result<Consent, Box<Response>> {
     match s.lock().map.get(id) {
         Some(c) if c.bank.code == code => Ok(c.clone()),
-        _ => Err(Box::new(error(StatusCode::FORBIDDEN, "CONSENT_UNKNOWN", "no such consent", rid))),
+        _ => Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            "CONSENT_UNKNOWN",
+            "no such consent",
+            rid,
+        ))),
     }
 }
 
@@ -431,7 +497,10 @@ async fn consent_status(
 ) -> Response {
     let rid = try_or!(request_id(&headers));
     let c = try_or!(consent_of(&s, &code, &id, &rid));
-    with_request_id(Json(json!({ "consentStatus": c.status })).into_response(), &rid)
+    with_request_id(
+        Json(json!({ "consentStatus": c.status })).into_response(),
+        &rid,
+    )
 }
 
 async fn authorisation_ids(
@@ -442,7 +511,10 @@ async fn authorisation_ids(
     let rid = try_or!(request_id(&headers));
     let c = try_or!(consent_of(&s, &code, &id, &rid));
     let ids: Vec<String> = c.authorisation_id.into_iter().collect();
-    with_request_id(Json(json!({ "authorisationIds": ids })).into_response(), &rid)
+    with_request_id(
+        Json(json!({ "authorisationIds": ids })).into_response(),
+        &rid,
+    )
 }
 
 /// The authorisation's JSON for the step the bank asks now, or for its end.
@@ -500,10 +572,10 @@ fn sca_body(code: &str, consent: &str, aid: &str, c: &Consent, prompt_only: bool
             );
             links.insert("authoriseTransaction".into(), href(here.clone()));
         }
-        Some(BankStep::Decoupled { prompt, .. }) => {
-            if let Some(p) = prompt {
-                body.insert("psuMessage".into(), json!(p));
-            }
+        Some(BankStep::Decoupled {
+            prompt: Some(p), ..
+        }) => {
+            body.insert("psuMessage".into(), json!(p));
         }
         _ => {}
     }
@@ -520,14 +592,24 @@ fn bank_error(e: &BankError, rid: &str) -> Response {
             "the PSU credentials are wrong",
             rid,
         ),
-        BankError::Locked => error(StatusCode::UNAUTHORIZED, "SERVICE_BLOCKED", "the PSU's access is blocked", rid),
+        BankError::Locked => error(
+            StatusCode::UNAUTHORIZED,
+            "SERVICE_BLOCKED",
+            "the PSU's access is blocked",
+            rid,
+        ),
         BankError::Unavailable(_) => error(
             StatusCode::BAD_REQUEST,
             "SERVICE_INVALID",
             "the service is unavailable (sandbox scenario)",
             rid,
         ),
-        _ => error(StatusCode::BAD_REQUEST, "FORMAT_ERROR", "the answer does not fit", rid),
+        _ => error(
+            StatusCode::BAD_REQUEST,
+            "FORMAT_ERROR",
+            "the answer does not fit",
+            rid,
+        ),
     }
 }
 
@@ -574,7 +656,12 @@ async fn start_authorisation(
     let rid = try_or!(request_id(&headers));
     let mut c = try_or!(consent_of(&s, &code, &id, &rid));
     if c.authorisation_id.is_some() || c.status != "received" {
-        return error(StatusCode::CONFLICT, "STATUS_INVALID", "the authorisation has started", &rid);
+        return error(
+            StatusCode::CONFLICT,
+            "STATUS_INVALID",
+            "the authorisation has started",
+            &rid,
+        );
     }
     let body: AuthBody = body
         .and_then(|Json(v)| serde_json::from_value(v).ok())
@@ -583,10 +670,22 @@ async fn start_authorisation(
         header_of(&headers, "psu-id"),
         body.psu_data.and_then(|p| p.password),
     ) else {
-        return error(StatusCode::BAD_REQUEST, "FORMAT_ERROR", "PSU-ID and psuData.password are required", &rid);
+        return error(
+            StatusCode::BAD_REQUEST,
+            "FORMAT_ERROR",
+            "PSU-ID and psuData.password are required",
+            &rid,
+        );
     };
-    let answer = StepAnswer::Login(vec![("user".into(), user.to_owned()), ("pin".into(), password)]);
-    let reply = match s.bank.answer(&c.institution, &c.session, &answer, &c.return_to).await {
+    let answer = StepAnswer::Login(vec![
+        ("user".into(), user.to_owned()),
+        ("pin".into(), password),
+    ]);
+    let reply = match s
+        .bank
+        .answer(&c.institution, &c.session, &answer, &c.return_to)
+        .await
+    {
         Ok(r) => r,
         Err(e) => {
             if matches!(e, BankError::Locked | BankError::Unavailable(_)) {
@@ -603,8 +702,13 @@ async fn start_authorisation(
     let body = sca_body(&code, &id, &aid, &c, false);
     save(&s, &id, c);
     let mut res = (StatusCode::CREATED, Json(body)).into_response();
-    let approach = if c_approach(&code) == Approach::Decoupled { "DECOUPLED" } else { "EMBEDDED" };
-    res.headers_mut().insert("aspsp-sca-approach", HeaderValue::from_static(approach));
+    let approach = if c_approach(&code) == Approach::Decoupled {
+        "DECOUPLED"
+    } else {
+        "EMBEDDED"
+    };
+    res.headers_mut()
+        .insert("aspsp-sca-approach", HeaderValue::from_static(approach));
     with_request_id(res, &rid)
 }
 
@@ -621,19 +725,37 @@ async fn update_authorisation(
     let rid = try_or!(request_id(&headers));
     let mut c = try_or!(consent_of(&s, &code, &id, &rid));
     if c.authorisation_id.as_deref() != Some(aid.as_str()) {
-        return error(StatusCode::FORBIDDEN, "RESOURCE_UNKNOWN", "no such authorisation", &rid);
+        return error(
+            StatusCode::FORBIDDEN,
+            "RESOURCE_UNKNOWN",
+            "no such authorisation",
+            &rid,
+        );
     }
     let body: AuthBody = body
         .and_then(|Json(v)| serde_json::from_value(v).ok())
         .unwrap_or_default();
-    let answer = match (&c.step, body.authentication_method_id, body.sca_authentication_data) {
+    let answer = match (
+        &c.step,
+        body.authentication_method_id,
+        body.sca_authentication_data,
+    ) {
         (Some(BankStep::ChooseMethod { .. }), Some(m), _) => StepAnswer::Method(m),
         (Some(BankStep::Tan { .. }), _, Some(tan)) => StepAnswer::Tan(tan),
         _ => {
-            return error(StatusCode::CONFLICT, "STATUS_INVALID", "the authorisation is not at that step", &rid);
+            return error(
+                StatusCode::CONFLICT,
+                "STATUS_INVALID",
+                "the authorisation is not at that step",
+                &rid,
+            );
         }
     };
-    let reply = match s.bank.answer(&c.institution, &c.session, &answer, &c.return_to).await {
+    let reply = match s
+        .bank
+        .answer(&c.institution, &c.session, &answer, &c.return_to)
+        .await
+    {
         Ok(r) => r,
         Err(e) => return bank_error(&e, &rid),
     };
@@ -653,7 +775,12 @@ async fn sca_status(
     let rid = try_or!(request_id(&headers));
     let mut c = try_or!(consent_of(&s, &code, &id, &rid));
     if c.authorisation_id.as_deref() != Some(aid.as_str()) {
-        return error(StatusCode::FORBIDDEN, "RESOURCE_UNKNOWN", "no such authorisation", &rid);
+        return error(
+            StatusCode::FORBIDDEN,
+            "RESOURCE_UNKNOWN",
+            "no such authorisation",
+            &rid,
+        );
     }
     let answer = match &c.step {
         Some(BankStep::Redirect { .. }) => Some(StepAnswer::Returned { ok: true }),
@@ -661,8 +788,14 @@ async fn sca_status(
         _ => None,
     };
     if let Some(answer) = answer {
-        match s.bank.answer(&c.institution, &c.session, &answer, &c.return_to).await {
-            Ok(BankReply::Next { session, .. }) if matches!(answer, StepAnswer::Returned { .. }) => {
+        match s
+            .bank
+            .answer(&c.institution, &c.session, &answer, &c.return_to)
+            .await
+        {
+            Ok(BankReply::Next { session, .. })
+                if matches!(answer, StepAnswer::Returned { .. }) =>
+            {
                 // Still at the bank's pages.
                 c.session = session;
             }
@@ -675,20 +808,49 @@ async fn sca_status(
         }
         save(&s, &id, c.clone());
     }
-    with_request_id(Json(json!({ "scaStatus": c.sca_status })).into_response(), &rid)
+    with_request_id(
+        Json(json!({ "scaStatus": c.sca_status })).into_response(),
+        &rid,
+    )
 }
 
 /// The consent named by `Consent-ID`, valid, for reading.
-fn reading_consent(s: &Server, code: &str, headers: &HeaderMap, rid: &str) -> Result<Consent, Box<Response>> {
+fn reading_consent(
+    s: &Server,
+    code: &str,
+    headers: &HeaderMap,
+    rid: &str,
+) -> Result<Consent, Box<Response>> {
     let Some(id) = header_of(headers, "consent-id") else {
-        return Err(Box::new(error(StatusCode::BAD_REQUEST, "FORMAT_ERROR", "Consent-ID is required", rid)));
+        return Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "FORMAT_ERROR",
+            "Consent-ID is required",
+            rid,
+        )));
     };
-    let c = consent_of(s, code, id, rid)
-        .map_err(|_| Box::new(error(StatusCode::UNAUTHORIZED, "CONSENT_UNKNOWN", "no such consent", rid)))?;
+    let c = consent_of(s, code, id, rid).map_err(|_| {
+        Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "CONSENT_UNKNOWN",
+            "no such consent",
+            rid,
+        ))
+    })?;
     match c.status {
         "valid" if c.valid_until >= s.bank.today() => Ok(c),
-        "valid" => Err(Box::new(error(StatusCode::UNAUTHORIZED, "CONSENT_EXPIRED", "the consent has expired", rid))),
-        _ => Err(Box::new(error(StatusCode::UNAUTHORIZED, "CONSENT_INVALID", "the consent is not valid", rid))),
+        "valid" => Err(Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "CONSENT_EXPIRED",
+            "the consent has expired",
+            rid,
+        ))),
+        _ => Err(Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "CONSENT_INVALID",
+            "the consent is not valid",
+            rid,
+        ))),
     }
 }
 
@@ -713,7 +875,10 @@ fn account_json(code: &str, a: &AccountDetails) -> Value {
     o.insert("currency".into(), json!(a.currency.as_str()));
     o.insert("name".into(), json!(a.name));
     o.insert("product".into(), json!(a.name));
-    o.insert("cashAccountType".into(), json!(cash_account_type(a.account_type)));
+    o.insert(
+        "cashAccountType".into(),
+        json!(cash_account_type(a.account_type)),
+    );
     o.insert("status".into(), json!("enabled"));
     if let Some(bic) = &a.bic {
         o.insert("bic".into(), json!(bic));
@@ -738,7 +903,11 @@ async fn covered(s: &Server, c: &Consent) -> Result<Vec<AccountDetails>, BankErr
     Ok(match &c.access {
         Access::Ibans(ibans) => all
             .into_iter()
-            .filter(|a| a.iban.as_ref().is_some_and(|i| ibans.contains(&i.to_string())))
+            .filter(|a| {
+                a.iban
+                    .as_ref()
+                    .is_some_and(|i| ibans.contains(&i.to_string()))
+            })
             .collect(),
         _ => all,
     })
@@ -758,7 +927,10 @@ async fn accounts(
 ) -> Response {
     let rid = try_or!(request_id(&headers));
     let c = try_or!(reading_consent(&s, &code, &headers, &rid));
-    let with_balance = query.ok().and_then(|Query(q)| q.with_balance).unwrap_or(false);
+    let with_balance = query
+        .ok()
+        .and_then(|Query(q)| q.with_balance)
+        .unwrap_or(false);
     let list = match covered(&s, &c).await {
         Ok(l) => l,
         Err(e) => return bank_error(&e, &rid),
@@ -766,11 +938,15 @@ async fn accounts(
     let mut out = Vec::new();
     for a in &list {
         let mut v = account_json(&code, a);
-        if with_balance && c.access != Access::ListOnly
+        if with_balance
+            && c.access != Access::ListOnly
             && let Ok(b) = s.bank.balances(&c.session, &a.external_id).await
             && let Some(o) = v.as_object_mut()
         {
-            o.insert("balances".into(), json!(b.iter().map(balance_json).collect::<Vec<_>>()));
+            o.insert(
+                "balances".into(),
+                json!(b.iter().map(balance_json).collect::<Vec<_>>()),
+            );
         }
         out.push(v);
     }
@@ -778,14 +954,33 @@ async fn accounts(
 }
 
 /// The consent's account `account`, if it covers it and may read more than the list.
-async fn readable(s: &Server, c: &Consent, account: &str, rid: &str) -> Result<AccountDetails, Box<Response>> {
+async fn readable(
+    s: &Server,
+    c: &Consent,
+    account: &str,
+    rid: &str,
+) -> Result<AccountDetails, Box<Response>> {
     if c.access == Access::ListOnly {
-        return Err(Box::new(error(StatusCode::UNAUTHORIZED, "CONSENT_INVALID", "the consent covers the account list only", rid)));
+        return Err(Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "CONSENT_INVALID",
+            "the consent covers the account list only",
+            rid,
+        )));
     }
-    let list = covered(s, c).await.map_err(|e| Box::new(bank_error(&e, rid)))?;
+    let list = covered(s, c)
+        .await
+        .map_err(|e| Box::new(bank_error(&e, rid)))?;
     list.into_iter()
         .find(|a| a.external_id == account)
-        .ok_or_else(|| Box::new(error(StatusCode::NOT_FOUND, "RESOURCE_UNKNOWN", "no such account", rid)))
+        .ok_or_else(|| {
+            Box::new(error(
+                StatusCode::NOT_FOUND,
+                "RESOURCE_UNKNOWN",
+                "no such account",
+                rid,
+            ))
+        })
 }
 
 async fn account(
@@ -796,7 +991,10 @@ async fn account(
     let rid = try_or!(request_id(&headers));
     let c = try_or!(reading_consent(&s, &code, &headers, &rid));
     let a = try_or!(readable(&s, &c, &account, &rid).await);
-    with_request_id(Json(json!({ "account": account_json(&code, &a) })).into_response(), &rid)
+    with_request_id(
+        Json(json!({ "account": account_json(&code, &a) })).into_response(),
+        &rid,
+    )
 }
 
 fn amount_json(m: &finx_domain::money::Money) -> Value {
@@ -827,7 +1025,10 @@ async fn balances(
         Ok(l) => l,
         Err(e) => return bank_error(&e, &rid),
     };
-    let reference = a.iban.map_or_else(|| json!({ "bban": a.account_number }), |i| json!({ "iban": i.to_string() }));
+    let reference = a.iban.map_or_else(
+        || json!({ "bban": a.account_number }),
+        |i| json!({ "iban": i.to_string() }),
+    );
     let body = json!({ "account": reference, "balances": list.iter().map(balance_json).collect::<Vec<_>>() });
     with_request_id(Json(body).into_response(), &rid)
 }
@@ -862,8 +1063,14 @@ fn transaction_json(t: &TransactionDetails) -> Value {
     if let Some(c) = &t.creditor_id {
         o.insert("creditorId".into(), json!(c));
     }
-    o.insert("bookingDate".into(), json!(t.booked_on.format("%Y-%m-%d").to_string()));
-    o.insert("valueDate".into(), json!(t.value_date.format("%Y-%m-%d").to_string()));
+    o.insert(
+        "bookingDate".into(),
+        json!(t.booked_on.format("%Y-%m-%d").to_string()),
+    );
+    o.insert(
+        "valueDate".into(),
+        json!(t.value_date.format("%Y-%m-%d").to_string()),
+    );
     o.insert("transactionAmount".into(), amount_json(&t.amount));
     let party = &t.counterparty;
     let (name_key, account_key, agent_key) = if credit {
@@ -881,7 +1088,10 @@ fn transaction_json(t: &TransactionDetails) -> Value {
         o.insert(agent_key.into(), json!(b));
     }
     if let Some(p) = &t.purpose {
-        o.insert("remittanceInformationUnstructured".into(), json!(p.chars().take(140).collect::<String>()));
+        o.insert(
+            "remittanceInformationUnstructured".into(),
+            json!(p.chars().take(140).collect::<String>()),
+        );
     }
     if let Some(p) = &t.sepa_purpose_code {
         o.insert("purposeCode".into(), json!(p));
@@ -912,20 +1122,40 @@ async fn transactions(
 ) -> Response {
     let rid = try_or!(request_id(&headers));
     let Ok(Query(q)) = query else {
-        return error(StatusCode::BAD_REQUEST, "FORMAT_ERROR", "the query is malformed", &rid);
+        return error(
+            StatusCode::BAD_REQUEST,
+            "FORMAT_ERROR",
+            "the query is malformed",
+            &rid,
+        );
     };
     let c = try_or!(reading_consent(&s, &code, &headers, &rid));
     let a = try_or!(readable(&s, &c, &account, &rid).await);
     let status = q.booking_status.as_deref().unwrap_or("");
     if !matches!(status, "booked" | "pending" | "both") {
-        return error(StatusCode::BAD_REQUEST, "PARAMETER_NOT_SUPPORTED", "bookingStatus must be booked, pending or both", &rid);
+        return error(
+            StatusCode::BAD_REQUEST,
+            "PARAMETER_NOT_SUPPORTED",
+            "bookingStatus must be booked, pending or both",
+            &rid,
+        );
     }
     let today = s.bank.today();
-    let parse = |d: &Option<String>| d.as_deref().map(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d"));
+    let parse = |d: &Option<String>| {
+        d.as_deref()
+            .map(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d"))
+    };
     let (from, to) = match (parse(&q.date_from), parse(&q.date_to)) {
         (Some(Ok(f)), None) => (f, today),
         (Some(Ok(f)), Some(Ok(t))) => (f, t),
-        _ => return error(StatusCode::BAD_REQUEST, "FORMAT_ERROR", "dateFrom is required, as a date", &rid),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "FORMAT_ERROR",
+                "dateFrom is required, as a date",
+                &rid,
+            );
+        }
     };
     let all = match s.bank.transactions(&c.session, &account, from, to).await {
         Ok(l) => l,
@@ -943,8 +1173,16 @@ async fn transactions(
     let start = page.saturating_mul(PAGE_SIZE).min(wanted.len());
     let end = (start + PAGE_SIZE).min(wanted.len());
     let slice = &wanted[start..end];
-    let booked: Vec<Value> = slice.iter().filter(|t| t.booked).map(|t| transaction_json(t)).collect();
-    let pending: Vec<Value> = slice.iter().filter(|t| !t.booked).map(|t| transaction_json(t)).collect();
+    let booked: Vec<Value> = slice
+        .iter()
+        .filter(|t| t.booked)
+        .map(|t| transaction_json(t))
+        .collect();
+    let pending: Vec<Value> = slice
+        .iter()
+        .filter(|t| !t.booked)
+        .map(|t| transaction_json(t))
+        .collect();
     let mut report = serde_json::Map::new();
     report.insert("booked".into(), json!(booked));
     if status != "booked" {
@@ -957,12 +1195,18 @@ async fn transactions(
         to.format("%Y-%m-%d")
     );
     let mut links = serde_json::Map::new();
-    links.insert("account".into(), href(format!("{}/accounts/{account}", base(&code))));
+    links.insert(
+        "account".into(),
+        href(format!("{}/accounts/{account}", base(&code))),
+    );
     if end < wanted.len() {
         links.insert("next".into(), href(format!("{here}&page={}", page + 1)));
     }
     report.insert("_links".into(), Value::Object(links));
-    let reference = a.iban.map_or_else(|| json!({ "bban": a.account_number }), |i| json!({ "iban": i.to_string() }));
+    let reference = a.iban.map_or_else(
+        || json!({ "bban": a.account_number }),
+        |i| json!({ "iban": i.to_string() }),
+    );
     let body = json!({ "account": reference, "transactions": report });
     with_request_id(Json(body).into_response(), &rid)
 }

@@ -398,7 +398,11 @@ async fn render(state: &AppState, ctx: &Ctx, extra: Extra) -> Response {
     };
     // Once the bank is chosen, the bank says what comes first.
     if matches!(view.flow.status, FlowStatus::BankSelected { .. }) && extra.q.is_none() {
-        match state.finx.open_at_bank_as(ctx.flow, extra.psu.clone()).await {
+        match state
+            .finx
+            .open_at_bank_as(ctx.flow, extra.psu.clone())
+            .await
+        {
             Ok(_) | Err(CoreError::FlowFailed(_) | CoreError::Flow(_) | CoreError::Busy) => {}
             Err(e) => return core_failure(&e),
         }

@@ -1,0 +1,821 @@
+//! # The XS2A connector
+//!
+//! A [`BankConnector`] for banks' Berlin Group NextGenPSD2 (XS2A 1.3) account information
+//! APIs, over HTTPS with rustls, for the banks of a [`BankRegistry`].
+//!
+//! ## How a flow maps onto XS2A
+//! - `begin` creates the consent (`POST /v1/consents`) with the access the bank's consent
+//!   model takes: bank-offered (empty lists), `availableAccounts` (then, once authorised, a
+//!   dedicated consent for every account listed, authorised in turn), or dedicated (the
+//!   customer's IBANs; bank-offered when none was given). One-time access asks for
+//!   `recurringIndicator: false` and `frequencyPerDay: 1`. The bank's answer decides the
+//!   step: a `scaRedirect` link is a redirect (back to finX's return addresses, sent as
+//!   `TPP-Redirect-URI` and `TPP-Nok-Redirect-URI`); a `startAuthorisation…` link is a login
+//!   form (PSU-ID and PIN), since embedded and decoupled banks want the PSU's credentials to
+//!   start the authorisation; an `scaOAuth` link is refused (not supported yet).
+//! - `answer` carries the login into `POST …/authorisations` (`PSU-ID`,
+//!   `psuData.password`); then, as the bank's answer says: a method choice
+//!   (`scaMethods`, `selectAuthenticationMethod`), a TAN with the challenge
+//!   (`challengeData`: text, image, flicker `data`), or a decoupled wait polled on
+//!   `scaStatus`. A return from the redirect, or a poll, reads `scaStatus`. `finalised` reads
+//!   the consent (`GET /v1/consents/{id}`) and ends the dialog with it.
+//! - The session handle holds the bank, the consent id and where the dialog stands (the next
+//!   link), never a credential; stores seal it.
+//!
+//! ## Data
+//! `GET /v1/accounts`; balances, choosing the booked balance among `closingBooked`,
+//! `interimBooked`, `openingBooked` (in that order) and the available one among
+//! `interimAvailable`, `expected`, `forwardAvailable`, `closingAvailable`,
+//! `openingAvailable`; transactions with `bookingStatus=both` (again with `booked` when the
+//! bank refuses `both`), from `dateFrom` to `dateTo`, following `_links.next` to the end. A
+//! transaction without `transactionId` gets an id derived from its own fields (dates,
+//! amount, counterparty, references, remittance), numbered among identical ones, so a
+//! re-fetch yields the same ids.
+//!
+//! ## Errors
+//! `tppMessages` codes map to [`BankError`]: `PSU_CREDENTIALS_INVALID` to wrong credentials
+//! (or a wrong TAN at the TAN step), `SERVICE_BLOCKED` to locked, `CONSENT_EXPIRED`,
+//! `CONSENT_INVALID`, `CONSENT_UNKNOWN` to an expired session, `ACCESS_EXCEEDED` or 429 to
+//! [`BankError::RateLimited`] with `Retry-After`, 5xx and transport errors to unavailable.
+//! A bank's own error text is logged (at WARN), never passed on.
+//!
+//! ## Headers
+//! `X-Request-ID` (a fresh UUID) on every call; `PSU-IP-Address` and `PSU-User-Agent` when
+//! the end user is present (the consent's creation); `Consent-ID` on every data call.
+
+mod session;
+mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use finx_domain::Date;
+use finx_domain::bank::{AccountDetails, Balance, Institution, TransactionDetails};
+use finx_domain::flow::BankSession;
+use finx_domain::ids::InstitutionId;
+use finx_domain::registry::{ConsentModel, RegisteredBank};
+use finx_domain::sca::{BankStep, Consent, LoginField, StepAnswer};
+use finx_ports::{BankConnector, BankError, BankRegistry, BankReply, ConsentRequest, ReturnTo};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use thiserror::Error;
+use url::Url;
+
+use crate::session::{Session, Stage};
+
+/// How the connector reaches banks.
+#[derive(Debug, Clone)]
+pub struct Xs2aConfig {
+    /// The longest one call may take.
+    pub timeout: Duration,
+    /// The operator's QWAC (certificate chain and key, PEM), for mutual TLS.
+    pub qwac_pem: Option<Vec<u8>>,
+    /// Extra trusted roots (PEM), e.g. a test authority.
+    pub extra_roots_pem: Vec<Vec<u8>>,
+    /// How long a decoupled approval waits between polls.
+    pub poll_after_seconds: u16,
+}
+
+impl Default for Xs2aConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(20),
+            qwac_pem: None,
+            extra_roots_pem: Vec::new(),
+            poll_after_seconds: 2,
+        }
+    }
+}
+
+/// The connector could not be built.
+#[derive(Debug, Error)]
+pub enum Xs2aSetupError {
+    /// The QWAC or a root certificate does not parse.
+    #[error("certificate: {0}")]
+    Certificate(String),
+    /// The HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    Client(String),
+}
+
+/// The XS2A connector. See the [crate documentation](crate).
+pub struct Xs2aConnector {
+    http: reqwest::Client,
+    registry: Arc<dyn BankRegistry>,
+    config: Xs2aConfig,
+}
+
+impl std::fmt::Debug for Xs2aConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Xs2aConnector")
+            .field("timeout", &self.config.timeout)
+            .field("qwac", &self.config.qwac_pem.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A bank answered something the connector cannot use.
+#[derive(Debug, Error)]
+#[error("the bank's answer is not usable: {0}")]
+struct BadAnswer(&'static str);
+
+fn bad(why: &'static str) -> BankError {
+    BankError::Unexpected(Box::new(BadAnswer(why)))
+}
+
+/// What an XS2A call brought back.
+struct Answer {
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+/// The value of `_links.<name>.href`.
+fn link(body: &Value, name: &str) -> Option<String> {
+    body.get("_links")?
+        .get(name)?
+        .get("href")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+impl Xs2aConnector {
+    /// A connector for the banks of `registry`.
+    ///
+    /// # Errors
+    /// When the QWAC or a root does not parse, or the client cannot be built.
+    pub fn new(
+        registry: Arc<dyn BankRegistry>,
+        config: Xs2aConfig,
+    ) -> Result<Self, Xs2aSetupError> {
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("finX/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = &config.qwac_pem {
+            let identity = reqwest::Identity::from_pem(pem)
+                .map_err(|e| Xs2aSetupError::Certificate(e.to_string()))?;
+            builder = builder.identity(identity);
+        }
+        for pem in &config.extra_roots_pem {
+            let root = reqwest::Certificate::from_pem(pem)
+                .map_err(|e| Xs2aSetupError::Certificate(e.to_string()))?;
+            builder = builder.add_root_certificate(root);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| Xs2aSetupError::Client(e.to_string()))?;
+        Ok(Self {
+            http,
+            registry,
+            config,
+        })
+    }
+
+    async fn bank(&self, id: &InstitutionId) -> Result<RegisteredBank, BankError> {
+        self.registry
+            .find_bank(id)
+            .await
+            .map_err(|e| BankError::Unexpected(Box::new(e)))?
+            .ok_or(BankError::UnknownInstitution)
+    }
+
+    /// `path` (absolute, or a link the bank gave, relative to its host) under `bank`'s URL.
+    fn url(bank: &RegisteredBank, path: &str) -> Result<Url, BankError> {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            let u = Url::parse(path).map_err(|_| bad("a link that is not a URL"))?;
+            // A link to another host would carry the consent elsewhere.
+            if u.origin() != bank.url.origin() {
+                return Err(bad("a link to another host"));
+            }
+            return Ok(u);
+        }
+        if path.starts_with('/') && !path.starts_with("/v1/") {
+            // A host-relative link.
+            return bank.url.join(path).map_err(|_| bad("a malformed link"));
+        }
+        let base = bank.url.as_str().trim_end_matches('/');
+        Url::parse(&format!("{base}/{}", path.trim_start_matches('/')))
+            .map_err(|_| bad("a malformed link"))
+    }
+
+    /// One XS2A call. Errors keep their XS2A meaning; `at_tan` says a
+    /// `PSU_CREDENTIALS_INVALID` is a wrong TAN.
+    async fn call(
+        &self,
+        bank: &RegisteredBank,
+        method: Method,
+        url: Url,
+        headers: &[(&str, String)],
+        body: Option<Value>,
+        at_tan: bool,
+    ) -> Result<Answer, BankError> {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let mut req = self
+            .http
+            .request(method.clone(), url.clone())
+            .header("X-Request-ID", &request_id)
+            .header("Accept", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.map_err(|e| {
+            tracing::warn!(bank = %bank.id, %method, path = url.path(), error = %e, "XS2A call failed");
+            BankError::Unavailable(format!("{} cannot be reached", bank.name))
+        })?;
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res
+            .bytes()
+            .await
+            .map_err(|_| BankError::Unavailable(format!("{} broke off its answer", bank.name)))?;
+        if status.is_success() {
+            let body = if bytes.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).map_err(|_| bad("a body that is not JSON"))?
+            };
+            return Ok(Answer { headers, body });
+        }
+        let codes = wire::error_codes(&bytes);
+        tracing::warn!(
+            bank = %bank.id, %method, path = url.path(), status = status.as_u16(),
+            codes = ?codes, request_id, text = %wire::error_text(&bytes),
+            "XS2A error"
+        );
+        Err(map_error(status, &codes, &headers, at_tan, &bank.name))
+    }
+
+    /// Creates a consent for `access` and says what the bank asks first.
+    async fn create_consent(
+        &self,
+        bank: &RegisteredBank,
+        access: Value,
+        request: &ConsentRequest,
+        return_to: &ReturnTo,
+        listing: bool,
+    ) -> Result<BankReply, BankError> {
+        let body = json!({
+            "access": access,
+            "recurringIndicator": request.recurring,
+            "validUntil": request.valid_until.format("%Y-%m-%d").to_string(),
+            "frequencyPerDay": request.frequency_per_day.max(1),
+            "combinedServiceIndicator": false,
+        });
+        let mut headers = vec![
+            ("TPP-Redirect-URI", return_to.ok.to_string()),
+            ("TPP-Nok-Redirect-URI", return_to.nok.to_string()),
+            ("TPP-Explicit-Authorisation-Preferred", "true".to_owned()),
+        ];
+        if let Some(ip) = request.psu.ip {
+            headers.push(("PSU-IP-Address", ip.to_string()));
+        }
+        if let Some(ua) = &request.psu.user_agent {
+            headers.push(("PSU-User-Agent", ua.clone()));
+        }
+        if let Some(first) = bank.sca_approaches.first() {
+            let redirect = matches!(
+                first,
+                finx_domain::registry::ScaApproach::Redirect
+                    | finx_domain::registry::ScaApproach::OAuth
+            );
+            headers.push(("TPP-Redirect-Preferred", redirect.to_string()));
+        }
+        let url = Self::url(bank, "/v1/consents")?;
+        let answer = self
+            .call(bank, Method::POST, url, &headers, Some(body), false)
+            .await?;
+        let consent_id = answer
+            .body
+            .get("consentId")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty() && c.len() <= 512)
+            .ok_or_else(|| bad("a consent without id"))?
+            .to_owned();
+        let approach = answer
+            .headers
+            .get("aspsp-sca-approach")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        let mut session = Session {
+            bank: bank.id.to_string(),
+            consent: consent_id,
+            stage: Stage::Login,
+            next: None,
+            redirect: None,
+            listing,
+            request: wire::Terms::of(request),
+        };
+        if let Some(to) = link(&answer.body, "scaRedirect") {
+            let url = Self::url_any(&to)?;
+            session.stage = Stage::Redirect;
+            session.redirect = Some(url.to_string());
+            session.next = link(&answer.body, "scaStatus");
+            return Ok(BankReply::Next {
+                session: session.seal(),
+                step: BankStep::Redirect { url },
+            });
+        }
+        if link(&answer.body, "scaOAuth").is_some() {
+            return Err(BankError::Unavailable(format!(
+                "{} asks for OAuth, which finX does not support yet",
+                bank.name
+            )));
+        }
+        let start = [
+            "startAuthorisationWithPsuAuthentication",
+            "startAuthorisationWithPsuIdentification",
+            "startAuthorisation",
+            "startAuthorisationWithEncryptedPsuAuthentication",
+        ]
+        .into_iter()
+        .find_map(|l| link(&answer.body, l))
+        .or_else(|| {
+            bank.quirks
+                .password_at_start
+                .then(|| format!("/v1/consents/{}/authorisations", session.consent))
+        })
+        .ok_or_else(|| bad("a consent with no way to authorise it"))?;
+        let _ = approach;
+        session.next = Some(start);
+        Ok(BankReply::Next {
+            session: session.seal(),
+            step: BankStep::Login {
+                fields: vec![
+                    LoginField {
+                        id: "user".into(),
+                        label: "Anmeldename".into(),
+                        secret: false,
+                    },
+                    LoginField {
+                        id: "pin".into(),
+                        label: "PIN".into(),
+                        secret: true,
+                    },
+                ],
+            },
+        })
+    }
+
+    /// A redirect target: any https page (or http on loopback, for sandboxes).
+    fn url_any(href: &str) -> Result<Url, BankError> {
+        let url = Url::parse(href).map_err(|_| bad("a redirect that is not a URL"))?;
+        match url.scheme() {
+            "https" | "http" => Ok(url),
+            _ => Err(bad("a redirect to something else than a web page")),
+        }
+    }
+
+    /// What the bank's authorisation answer asks next, or the end.
+    async fn next_step(
+        &self,
+        bank: &RegisteredBank,
+        mut session: Session,
+        body: &Value,
+        return_to: &ReturnTo,
+    ) -> Result<BankReply, BankError> {
+        let status = body
+            .get("scaStatus")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        match status {
+            "finalised" | "exempted" => return self.finish(bank, session, return_to).await,
+            "failed" => return Err(BankError::Rejected),
+            _ => {}
+        }
+        let here = link(body, "scaStatus").or(session.next.clone());
+        if let Some(methods) = body.get("scaMethods").and_then(Value::as_array)
+            && methods.len() > 1
+            && body.get("chosenScaMethod").is_none()
+        {
+            let methods = wire::methods(methods);
+            if methods.is_empty() {
+                return Err(bad("a method choice without methods"));
+            }
+            session.stage = Stage::Method;
+            session.next = link(body, "selectAuthenticationMethod").or(here);
+            return Ok(BankReply::Next {
+                session: session.seal(),
+                step: BankStep::ChooseMethod { methods },
+            });
+        }
+        if let Some(challenge) = wire::challenge(body) {
+            session.stage = Stage::Tan;
+            session.next = link(body, "authoriseTransaction").or(here);
+            return Ok(BankReply::Next {
+                session: session.seal(),
+                step: BankStep::Tan { challenge },
+            });
+        }
+        // Nothing to enter: the user approves elsewhere (decoupled).
+        session.stage = Stage::Decoupled;
+        session.next = link(body, "scaStatus").or(here);
+        if session.next.is_none() {
+            return Err(bad("an authorisation with no status to poll"));
+        }
+        Ok(BankReply::Next {
+            session: session.seal(),
+            step: BankStep::Decoupled {
+                prompt: body
+                    .get("psuMessage")
+                    .and_then(Value::as_str)
+                    .map(|m| m.chars().take(500).collect()),
+                poll_after_seconds: self.config.poll_after_seconds.clamp(1, 60),
+            },
+        })
+    }
+
+    /// The authorisation is finalised: read the consent, or, after an `availableAccounts`
+    /// consent, make the dedicated consent for every account it lists.
+    async fn finish(
+        &self,
+        bank: &RegisteredBank,
+        mut session: Session,
+        return_to: &ReturnTo,
+    ) -> Result<BankReply, BankError> {
+        let consent_url = Self::url(bank, &format!("/v1/consents/{}", session.consent))?;
+        let answer = self
+            .call(bank, Method::GET, consent_url, &[], None, false)
+            .await?;
+        let status = answer
+            .body
+            .get("consentStatus")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if status != "valid" {
+            return Err(BankError::Rejected);
+        }
+        if session.listing {
+            let accounts = self.list(bank, &session.consent).await?;
+            let refs: Vec<Value> = accounts
+                .iter()
+                .filter_map(|a| a.iban.as_ref().map(|i| json!({ "iban": i.to_string() })))
+                .collect();
+            if refs.is_empty() {
+                return Err(BankError::Unavailable(format!(
+                    "{} lists no account",
+                    bank.name
+                )));
+            }
+            let access = json!({ "accounts": refs, "balances": refs, "transactions": refs });
+            let request = session.request.to_request();
+            return self
+                .create_consent(bank, access, &request, return_to, false)
+                .await;
+        }
+        let body = &answer.body;
+        let consent = Consent {
+            id: session.consent.clone(),
+            status: finx_domain::sca::ConsentStatus::Valid,
+            valid_until: body
+                .get("validUntil")
+                .and_then(Value::as_str)
+                .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                .unwrap_or_else(|| session.request.valid_until()),
+            frequency_per_day: body
+                .get("frequencyPerDay")
+                .and_then(Value::as_u64)
+                .and_then(|n| u16::try_from(n).ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(1),
+            recurring: body
+                .get("recurringIndicator")
+                .and_then(Value::as_bool)
+                .unwrap_or(session.request.recurring),
+            accounts: Vec::new(),
+        };
+        session.stage = Stage::Done;
+        session.next = None;
+        session.redirect = None;
+        Ok(BankReply::Done {
+            session: session.seal(),
+            consent,
+        })
+    }
+
+    /// The accounts of a consent.
+    async fn list(
+        &self,
+        bank: &RegisteredBank,
+        consent: &str,
+    ) -> Result<Vec<AccountDetails>, BankError> {
+        let url = Self::url(bank, "/v1/accounts")?;
+        let answer = self
+            .call(
+                bank,
+                Method::GET,
+                url,
+                &[("Consent-ID", consent.to_owned())],
+                None,
+                false,
+            )
+            .await?;
+        let list = answer
+            .body
+            .get("accounts")
+            .and_then(Value::as_array)
+            .ok_or_else(|| bad("an account list without accounts"))?;
+        Ok(list.iter().filter_map(|a| wire::account(a, bank)).collect())
+    }
+
+    async fn open(&self, session: &BankSession) -> Result<(Session, RegisteredBank), BankError> {
+        let s = Session::open(session).ok_or(BankError::SessionExpired)?;
+        let id = InstitutionId::parse(&s.bank).map_err(|_| BankError::SessionExpired)?;
+        let bank = self.bank(&id).await?;
+        Ok((s, bank))
+    }
+
+    async fn data_session(
+        &self,
+        session: &BankSession,
+    ) -> Result<(Session, RegisteredBank), BankError> {
+        let (s, bank) = self.open(session).await?;
+        if s.stage != Stage::Done {
+            return Err(BankError::SessionExpired);
+        }
+        Ok((s, bank))
+    }
+}
+
+/// An XS2A error as a finX bank error.
+fn map_error(
+    status: StatusCode,
+    codes: &[String],
+    headers: &reqwest::header::HeaderMap,
+    at_tan: bool,
+    bank: &str,
+) -> BankError {
+    let has = |c: &str| codes.iter().any(|x| x == c);
+    if status == StatusCode::TOO_MANY_REQUESTS || has("ACCESS_EXCEEDED") {
+        let retry_after = headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        return BankError::RateLimited { retry_after };
+    }
+    if has("PSU_CREDENTIALS_INVALID") {
+        return if at_tan {
+            BankError::InvalidTan
+        } else {
+            BankError::InvalidCredentials
+        };
+    }
+    if has("SERVICE_BLOCKED") {
+        return BankError::Locked;
+    }
+    if has("CONSENT_EXPIRED") || has("CONSENT_INVALID") || has("CONSENT_UNKNOWN") {
+        return BankError::SessionExpired;
+    }
+    if status.is_server_error() || has("SERVICE_INVALID") || status == StatusCode::REQUEST_TIMEOUT {
+        return BankError::Unavailable(format!("{bank} refuses service now"));
+    }
+    BankError::Unexpected(Box::new(BadAnswer("the bank refused the request")))
+}
+
+#[async_trait]
+impl BankConnector for Xs2aConnector {
+    async fn institutions(&self) -> Result<Vec<Institution>, BankError> {
+        Ok(self
+            .registry
+            .search_banks("", u32::MAX)
+            .await
+            .map_err(|e| BankError::Unexpected(Box::new(e)))?
+            .iter()
+            .map(RegisteredBank::institution)
+            .collect())
+    }
+
+    async fn search_institutions(&self, query: &str) -> Result<Vec<Institution>, BankError> {
+        Ok(self
+            .registry
+            .search_banks(query, 50)
+            .await
+            .map_err(|e| BankError::Unexpected(Box::new(e)))?
+            .iter()
+            .map(RegisteredBank::institution)
+            .collect())
+    }
+
+    async fn institution(&self, id: &InstitutionId) -> Result<Option<Institution>, BankError> {
+        Ok(self
+            .registry
+            .find_bank(id)
+            .await
+            .map_err(|e| BankError::Unexpected(Box::new(e)))?
+            .map(|b| b.institution()))
+    }
+
+    async fn resolve_bank_code(
+        &self,
+        country: &str,
+        bank_code: &str,
+    ) -> Result<Option<Institution>, BankError> {
+        Ok(self
+            .registry
+            .bank_by_code(country, bank_code)
+            .await
+            .map_err(|e| BankError::Unexpected(Box::new(e)))?
+            .map(|b| b.institution()))
+    }
+
+    async fn begin(
+        &self,
+        institution: &InstitutionId,
+        consent: &ConsentRequest,
+        return_to: &ReturnTo,
+    ) -> Result<BankReply, BankError> {
+        let bank = self.bank(institution).await?;
+        let empty = json!({ "accounts": [], "balances": [], "transactions": [] });
+        let (access, listing) = match bank.consent_model {
+            ConsentModel::BankOffered => (empty, false),
+            ConsentModel::AvailableAccounts => {
+                (json!({ "availableAccounts": "allAccounts" }), true)
+            }
+            ConsentModel::Dedicated if !consent.ibans.is_empty() => {
+                let refs: Vec<Value> = consent.ibans.iter().map(|i| json!({ "iban": i })).collect();
+                (
+                    json!({ "accounts": refs, "balances": refs, "transactions": refs }),
+                    false,
+                )
+            }
+            ConsentModel::Dedicated => (empty, false),
+        };
+        self.create_consent(&bank, access, consent, return_to, listing)
+            .await
+    }
+
+    async fn answer(
+        &self,
+        institution: &InstitutionId,
+        session: &BankSession,
+        answer: &StepAnswer,
+        return_to: &ReturnTo,
+    ) -> Result<BankReply, BankError> {
+        let (s, bank) = self.open(session).await?;
+        if bank.id != *institution {
+            return Err(BankError::SessionExpired);
+        }
+        let next = s.next.clone().ok_or(BankError::SessionExpired)?;
+        let url = Self::url(&bank, &next)?;
+        match (&s.stage, answer) {
+            (Stage::Login, StepAnswer::Login(values)) => {
+                let value = |id: &str| {
+                    values
+                        .iter()
+                        .find(|(k, _)| k == id)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default()
+                };
+                let headers = [("PSU-ID", value("user"))];
+                let body = json!({ "psuData": { "password": value("pin") } });
+                let a = self
+                    .call(&bank, Method::POST, url, &headers, Some(body), false)
+                    .await?;
+                self.next_step(&bank, s, &a.body, return_to).await
+            }
+            (Stage::Method, StepAnswer::Method(id)) => {
+                let body = json!({ "authenticationMethodId": id });
+                let a = self
+                    .call(&bank, Method::PUT, url, &[], Some(body), false)
+                    .await?;
+                self.next_step(&bank, s, &a.body, return_to).await
+            }
+            (Stage::Tan, StepAnswer::Tan(tan)) => {
+                let body = json!({ "scaAuthenticationData": tan });
+                let a = self
+                    .call(&bank, Method::PUT, url, &[], Some(body), true)
+                    .await?;
+                self.next_step(&bank, s, &a.body, return_to).await
+            }
+            (Stage::Redirect, StepAnswer::Returned { ok }) => {
+                let a = self.call(&bank, Method::GET, url, &[], None, false).await?;
+                match a.body.get("scaStatus").and_then(Value::as_str) {
+                    Some("finalised" | "exempted") => self.finish(&bank, s, return_to).await,
+                    Some("failed") if *ok => Err(BankError::Rejected),
+                    Some("failed") => Err(BankError::CancelledByUser),
+                    _ => {
+                        // Back before finishing at the bank: the same trip again.
+                        let to = s.redirect.clone().ok_or(BankError::SessionExpired)?;
+                        let url = Self::url_any(&to)?;
+                        Ok(BankReply::Next {
+                            session: s.seal(),
+                            step: BankStep::Redirect { url },
+                        })
+                    }
+                }
+            }
+            (Stage::Decoupled, StepAnswer::Poll) => {
+                let a = self.call(&bank, Method::GET, url, &[], None, false).await?;
+                match a.body.get("scaStatus").and_then(Value::as_str) {
+                    Some("finalised" | "exempted") => self.finish(&bank, s, return_to).await,
+                    Some("failed") => Err(BankError::Rejected),
+                    _ => Ok(BankReply::Next {
+                        session: s.seal(),
+                        step: BankStep::Decoupled {
+                            prompt: a
+                                .body
+                                .get("psuMessage")
+                                .and_then(Value::as_str)
+                                .map(|m| m.chars().take(500).collect()),
+                            poll_after_seconds: self.config.poll_after_seconds.clamp(1, 60),
+                        },
+                    }),
+                }
+            }
+            _ => Err(BankError::SessionExpired),
+        }
+    }
+
+    async fn accounts(&self, session: &BankSession) -> Result<Vec<AccountDetails>, BankError> {
+        let (s, bank) = self.data_session(session).await?;
+        self.list(&bank, &s.consent).await
+    }
+
+    async fn balances(
+        &self,
+        session: &BankSession,
+        account: &str,
+    ) -> Result<Vec<Balance>, BankError> {
+        let (s, bank) = self.data_session(session).await?;
+        let url = Self::url(
+            &bank,
+            &format!("/v1/accounts/{}/balances", wire::segment(account)),
+        )?;
+        let a = self
+            .call(
+                &bank,
+                Method::GET,
+                url,
+                &[("Consent-ID", s.consent.clone())],
+                None,
+                false,
+            )
+            .await?;
+        Ok(wire::balances(&a.body))
+    }
+
+    async fn transactions(
+        &self,
+        session: &BankSession,
+        account: &str,
+        from: Date,
+        to: Date,
+    ) -> Result<Vec<TransactionDetails>, BankError> {
+        let (s, bank) = self.data_session(session).await?;
+        let consent = [("Consent-ID", s.consent.clone())];
+        let mut out = Vec::new();
+        let mut status = "both";
+        let first = |status: &str| {
+            format!(
+                "/v1/accounts/{}/transactions?dateFrom={}&dateTo={}&bookingStatus={status}",
+                wire::segment(account),
+                from.format("%Y-%m-%d"),
+                to.format("%Y-%m-%d")
+            )
+        };
+        let mut next = Some(first(status));
+        let mut pages = 0;
+        while let Some(path) = next.take() {
+            pages += 1;
+            if pages > 1_000 {
+                return Err(bad("more than 1000 pages of transactions"));
+            }
+            let url = Self::url(&bank, &path)?;
+            let a = match self
+                .call(&bank, Method::GET, url, &consent, None, false)
+                .await
+            {
+                Ok(a) => a,
+                // A bank that offers only booked transactions.
+                Err(BankError::Unexpected(_)) if pages == 1 && status == "both" => {
+                    status = "booked";
+                    next = Some(first(status));
+                    pages = 0;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let report = a
+                .body
+                .get("transactions")
+                .ok_or_else(|| bad("no transactions"))?;
+            out.extend(wire::transactions(report, true));
+            out.extend(wire::transactions(report, false));
+            next = report
+                .get("_links")
+                .and_then(|l| l.get("next"))
+                .and_then(|n| n.get("href"))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+        }
+        wire::number_derived_ids(&mut out);
+        Ok(out)
+    }
+}

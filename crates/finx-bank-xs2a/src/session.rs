@@ -1,0 +1,68 @@
+//! The session handle: where the dialog with one bank stands, as base64url JSON. It names a
+//! consent, so stores seal it; it never holds a credential or a TAN.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use finx_domain::flow::BankSession;
+use serde::{Deserialize, Serialize};
+
+use crate::wire::Terms;
+
+/// Handles longer than this are not ours.
+const MAX_HANDLE: usize = 8 * 1024;
+
+/// The step the dialog is at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Stage {
+    /// The PSU's credentials start the authorisation (`next`).
+    Login,
+    /// A method is to be chosen (`next` takes it).
+    Method,
+    /// The TAN is due (`next` takes it).
+    Tan,
+    /// The user is at the bank's pages (`next` is the SCA status).
+    Redirect,
+    /// The user approves in the bank's app (`next` is the SCA status).
+    Decoupled,
+    /// The consent is valid: data may be read.
+    Done,
+}
+
+/// What the handle says.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Session {
+    /// The bank's registry id.
+    pub(crate) bank: String,
+    /// The consent.
+    pub(crate) consent: String,
+    /// Where the dialog stands.
+    pub(crate) stage: Stage,
+    /// The link the next call goes to.
+    pub(crate) next: Option<String>,
+    /// The bank's page, for a redirect.
+    pub(crate) redirect: Option<String>,
+    /// This consent only lists the accounts (`availableAccounts`); a dedicated one follows.
+    pub(crate) listing: bool,
+    /// The consent terms finX asked for, for a follow-up consent.
+    pub(crate) request: Terms,
+}
+
+impl Session {
+    /// The handle.
+    pub(crate) fn seal(&self) -> BankSession {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        BankSession::new(format!("xs2a.{}", URL_SAFE_NO_PAD.encode(json)))
+    }
+
+    /// The session of a handle this connector made; `None` for anything else.
+    pub(crate) fn open(handle: &BankSession) -> Option<Self> {
+        let raw = handle.expose();
+        if raw.len() > MAX_HANDLE {
+            return None;
+        }
+        let b64 = raw.strip_prefix("xs2a.")?;
+        let json = URL_SAFE_NO_PAD.decode(b64).ok()?;
+        serde_json::from_slice(&json).ok()
+    }
+}
