@@ -43,6 +43,9 @@ async fn start(database_url: &str, port: u16) -> Server {
         .args([
             "--listen",
             &format!("127.0.0.1:{port}"),
+            // The sandbox bank, reached through the XS2A connector, on a port of its own.
+            "--sandbox-listen",
+            &format!("127.0.0.1:{}", free_port()),
             "--database-url",
             database_url,
         ])

@@ -98,6 +98,38 @@ impl Server {
     }
 }
 
+/// Registry entries for the sandbox's banks as served by [`router`] at `base` (ids
+/// `sandbox-<bank code>`, the bank-offered consent model), for a finX that reaches them
+/// through its XS2A connector.
+#[must_use]
+pub fn registry_entries(base: &Url) -> Vec<finx_domain::registry::RegisteredBank> {
+    crate::catalog::BANKS
+        .iter()
+        .filter_map(|b| {
+            let approach = match b.approach {
+                Approach::Embedded => "EMBEDDED",
+                Approach::Redirect => "REDIRECT",
+                Approach::Decoupled => "DECOUPLED",
+            };
+            finx_domain::registry::RegisteredBank::from_draft(finx_domain::registry::BankDraft {
+                id: Some(format!("sandbox-{}", b.code)),
+                name: b.name.to_owned(),
+                bic: Some(b.bic.to_owned()),
+                bank_code: Some(b.code.to_owned()),
+                country: Some("DE".into()),
+                url: base
+                    .join(&format!("sandbox/xs2a/{}", b.code))
+                    .ok()?
+                    .to_string(),
+                sca_approaches: vec![approach.into()],
+                consent_model: Some("bank-offered".into()),
+                quirks: Vec::new(),
+            })
+            .ok()
+        })
+        .collect()
+}
+
 /// The XS2A routes of the sandbox bank, under `/sandbox/xs2a/{bank}/v1/`.
 pub fn router(bank: Arc<SandboxBank>) -> Router {
     let state = Arc::new(Server {

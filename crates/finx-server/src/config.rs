@@ -94,6 +94,20 @@ pub(crate) struct ServeArgs {
     /// How long a client may take to send a request's headers, in seconds (default 10).
     #[arg(long, env = "FINX_HEADER_READ_TIMEOUT_SECONDS", global = true)]
     pub(crate) header_read_timeout_seconds: Option<u64>,
+    /// Where the sandbox bank listens (sandbox mode and `sandbox-bank`; default
+    /// 127.0.0.1:8081): its XS2A API under `/sandbox/xs2a/` and its own pages.
+    #[arg(long, env = "FINX_SANDBOX_LISTEN", global = true)]
+    pub(crate) sandbox_listen: Option<SocketAddr>,
+    /// The sandbox bank's public base URL (default http://SANDBOX_LISTEN/).
+    #[arg(long, env = "FINX_SANDBOX_PUBLIC_URL", global = true)]
+    pub(crate) sandbox_public_url: Option<Url>,
+    /// The operator's eIDAS QWAC for mutual TLS with banks: one PEM file with the
+    /// certificate chain and the private key. Required in production mode.
+    #[arg(long, env = "FINX_QWAC", global = true)]
+    pub(crate) qwac: Option<PathBuf>,
+    /// Extra root certificates (PEM) to trust for banks, e.g. a test authority.
+    #[arg(long, env = "FINX_BANK_ROOTS", global = true)]
+    pub(crate) bank_roots: Option<PathBuf>,
 }
 
 /// Subcommands.
@@ -107,6 +121,32 @@ pub(crate) enum Command {
     Clients {
         #[command(subcommand)]
         command: ClientsCommand,
+    },
+    /// Manage the bank registry.
+    Banks {
+        #[command(subcommand)]
+        command: BanksCommand,
+    },
+    /// Run the sandbox bank alone (its XS2A API and its pages), for integration tests.
+    SandboxBank,
+}
+
+/// `banks …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum BanksCommand {
+    /// Insert or update banks from a TOML file (`[[bank]]` tables) or an adorsys CSV.
+    Import {
+        /// The file.
+        file: PathBuf,
+    },
+    /// List banks, by name, BIC or bank code.
+    List {
+        /// Only banks whose name contains this, or whose BIC or bank code is this.
+        #[arg(long)]
+        search: Option<String>,
+        /// At most this many (default 50).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
     },
 }
 
@@ -151,6 +191,10 @@ struct FileConfig {
     request_timeout_seconds: Option<u64>,
     header_read_timeout_seconds: Option<u64>,
     trusted_proxies: Option<Vec<ipnet::IpNet>>,
+    sandbox_listen: Option<SocketAddr>,
+    sandbox_public_url: Option<Url>,
+    qwac: Option<PathBuf>,
+    bank_roots: Option<PathBuf>,
 }
 
 /// The resolved configuration. Its `Debug` hides the keys and the demo secret.
@@ -168,6 +212,14 @@ pub(crate) struct Config {
     pub(crate) bank_timeout: std::time::Duration,
     pub(crate) timeouts: finx_http::ServerTimeouts,
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
+    /// Where the sandbox bank listens.
+    pub(crate) sandbox_listen: SocketAddr,
+    /// The sandbox bank's public base URL.
+    pub(crate) sandbox_public_url: Url,
+    /// The QWAC (PEM: chain and key).
+    pub(crate) qwac_pem: Option<Vec<u8>>,
+    /// Extra bank roots (PEM).
+    pub(crate) bank_roots_pem: Option<Vec<u8>>,
 }
 
 impl Config {
@@ -240,9 +292,34 @@ impl Config {
                 ));
             }
         }
-        if !sandbox {
-            return Err("production mode needs a real bank connector, which is not available yet (the XS2A connector is to come); run in sandbox mode".into());
+        let read = |p: &PathBuf, what: &str| {
+            std::fs::read(p).map_err(|e| format!("cannot read the {what} {}: {e}", p.display()))
+        };
+        let qwac_pem = match cli.serve.qwac.clone().or(file.qwac) {
+            Some(p) => Some(read(&p, "QWAC")?),
+            None => None,
+        };
+        if !sandbox && qwac_pem.is_none() {
+            return Err("production mode needs the operator's eIDAS QWAC for mutual TLS with banks: set FINX_QWAC to a PEM file with the certificate chain and the key".into());
         }
+        let bank_roots_pem = match cli.serve.bank_roots.clone().or(file.bank_roots) {
+            Some(p) => Some(read(&p, "bank roots")?),
+            None => None,
+        };
+        let sandbox_listen = cli
+            .serve
+            .sandbox_listen
+            .or(file.sandbox_listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8081)));
+        let sandbox_public_url = match cli
+            .serve
+            .sandbox_public_url
+            .clone()
+            .or(file.sandbox_public_url)
+        {
+            Some(u) => u,
+            None => Url::parse(&format!("http://{sandbox_listen}/")).map_err(|e| e.to_string())?,
+        };
         let listen = cli
             .serve
             .listen
@@ -342,6 +419,10 @@ impl Config {
                 header_read: std::time::Duration::from_secs(header_read),
                 request: std::time::Duration::from_secs(request_timeout),
             },
+            sandbox_listen,
+            sandbox_public_url,
+            qwac_pem,
+            bank_roots_pem,
         })
     }
 }
@@ -450,6 +531,19 @@ mod tests {
         let e = resolve(&["--mode", "production", "--hash-key", &k, "--link-key", &l])
             .expect_err("built-in data key");
         assert!(e.contains("refusing") && e.contains("data key"), "{e}");
+        let d = "d".repeat(40);
+        let e = resolve(&[
+            "--mode",
+            "production",
+            "--hash-key",
+            &k,
+            "--link-key",
+            &l,
+            "--data-key",
+            &d,
+        ])
+        .expect_err("no QWAC");
+        assert!(e.contains("QWAC"), "{e}");
         assert!(resolve(&["--data-key", "short"]).is_err());
         let e = resolve(&["--bank-timeout-seconds", "60"]).expect_err("75 s is too short");
         assert!(e.contains("twice"), "{e}");

@@ -8,6 +8,7 @@
 // A command-line program talks to its user on stdout.
 #![allow(clippy::print_stdout)]
 
+mod banks;
 mod config;
 
 use std::process::ExitCode;
@@ -20,7 +21,7 @@ use finx_domain::secret::ClientSecret;
 use finx_ports::StoreError;
 use finx_store_sql::SqlStore;
 
-use crate::config::{Cli, ClientsCommand, Command, Config};
+use crate::config::{BanksCommand, Cli, ClientsCommand, Command, Config};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -58,30 +59,46 @@ async fn run(cli: Cli, config: Config) -> Result<(), String> {
             Ok(())
         }
         Command::Clients { command } => clients(&wire(&config, store)?.0, command).await,
+        Command::Banks { command } => banks_command(store.as_ref(), command).await,
+        Command::SandboxBank => sandbox_bank(&config).await,
         Command::Serve => serve(config, store).await,
     }
 }
 
-/// The core on the configured adapters, and the sandbox bank (whose pages the server
-/// serves).
+/// The core on the configured adapters: the SQL store, the system clock, timer and
+/// randomness, and the XS2A connector for the banks of the registry. In sandbox mode the
+/// sandbox bank (returned, to be served on its own listener) is one of them: the demo walks
+/// the real connector over loopback HTTP.
 fn wire(
     config: &Config,
     store: Arc<SqlStore>,
-) -> Result<(Finx, Arc<finx_bank_sandbox::SandboxBank>), String> {
+) -> Result<(Finx, Option<Arc<finx_bank_sandbox::SandboxBank>>), String> {
     let clock = Arc::new(finx_system::SystemClock);
-    let bank = Arc::new(finx_bank_sandbox::SandboxBank::new(
-        finx_bank_sandbox::SandboxConfig {
-            public_url: config.public_url.clone(),
-            ..finx_bank_sandbox::SandboxConfig::default()
+    let sandbox = config.sandbox.then(|| {
+        Arc::new(finx_bank_sandbox::SandboxBank::new(
+            finx_bank_sandbox::SandboxConfig {
+                public_url: config.sandbox_public_url.clone(),
+                ..finx_bank_sandbox::SandboxConfig::default()
+            },
+            clock.clone(),
+        ))
+    });
+    let connector = finx_bank_xs2a::Xs2aConnector::new(
+        store.clone(),
+        finx_bank_xs2a::Xs2aConfig {
+            timeout: config.bank_timeout,
+            qwac_pem: config.qwac_pem.clone(),
+            extra_roots_pem: config.bank_roots_pem.clone().into_iter().collect(),
+            ..finx_bank_xs2a::Xs2aConfig::default()
         },
-        clock.clone(),
-    ));
+    )
+    .map_err(|e| e.to_string())?;
     let ports = Ports {
         clients: store.clone(),
         flows: store.clone(),
         grants: store.clone(),
         data: store,
-        bank: bank.clone(),
+        bank: Arc::new(connector),
         clock,
         random: Arc::new(finx_system::OsRandom),
         timer: Arc::new(finx_system::TokioTimer),
@@ -96,7 +113,87 @@ fn wire(
             .map_err(|e| e.to_string())?,
     };
     let finx = Finx::new(ports, settings).map_err(|e| e.to_string())?;
-    Ok((finx, bank))
+    Ok((finx, sandbox))
+}
+
+/// `banks import` and `banks list`.
+async fn banks_command(store: &SqlStore, command: BanksCommand) -> Result<(), String> {
+    use finx_ports::BankRegistry;
+    match command {
+        BanksCommand::Import { file } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let banks = banks::parse(&text)?;
+            let n = store.upsert_banks(&banks).await.map_err(|e| chain(&e))?;
+            let total = store.count_banks().await.map_err(|e| chain(&e))?;
+            println!(
+                "imported {n} banks from {} ({total} in the registry)",
+                file.display()
+            );
+            Ok(())
+        }
+        BanksCommand::List { search, limit } => {
+            let banks = store
+                .search_banks(search.as_deref().unwrap_or_default(), limit)
+                .await
+                .map_err(|e| chain(&e))?;
+            for b in banks {
+                let approaches: Vec<&str> = b.sca_approaches.iter().map(|a| a.as_xs2a()).collect();
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    b.id,
+                    b.name,
+                    b.bic.as_deref().unwrap_or("-"),
+                    b.bank_code.as_deref().unwrap_or("-"),
+                    b.url,
+                    approaches.join(","),
+                    b.consent_model.as_str()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Serves the sandbox bank's XS2A API and pages on `listener` until the process ends.
+fn spawn_sandbox_bank(
+    bank: Arc<finx_bank_sandbox::SandboxBank>,
+    listener: tokio::net::TcpListener,
+) {
+    let app =
+        finx_bank_sandbox::xs2a::router(bank.clone()).merge(finx_bank_sandbox::web::router(bank));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the sandbox bank stopped");
+        }
+    });
+}
+
+/// `sandbox-bank`: the sandbox bank alone.
+async fn sandbox_bank(config: &Config) -> Result<(), String> {
+    let bank = Arc::new(finx_bank_sandbox::SandboxBank::new(
+        finx_bank_sandbox::SandboxConfig {
+            public_url: config.sandbox_public_url.clone(),
+            ..finx_bank_sandbox::SandboxConfig::default()
+        },
+        Arc::new(finx_system::SystemClock),
+    ));
+    let listener = tokio::net::TcpListener::bind(config.sandbox_listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.sandbox_listen))?;
+    println!(
+        "sandbox bank: XS2A at {}sandbox/xs2a/<bank code>/v1/ (90094815 embedded, 90094816 redirect, 90094817 decoupled); registry entries:",
+        config.sandbox_public_url
+    );
+    for b in finx_bank_sandbox::xs2a::registry_entries(&config.sandbox_public_url) {
+        println!("  {}\t{}\t{}", b.id, b.name, b.url);
+    }
+    let app =
+        finx_bank_sandbox::xs2a::router(bank.clone()).merge(finx_bank_sandbox::web::router(bank));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn clients(finx: &Finx, command: ClientsCommand) -> Result<(), String> {
@@ -172,7 +269,33 @@ async fn demo_client(finx: &Finx, config: &Config) -> Result<String, String> {
 }
 
 async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
-    let (finx, bank) = wire(&config, store.clone())?;
+    let (finx, sandbox) = wire(&config, store.clone())?;
+    if let Some(bank) = sandbox {
+        use finx_ports::BankRegistry;
+        let listener = tokio::net::TcpListener::bind(config.sandbox_listen)
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot listen on {} for the sandbox bank: {e}",
+                    config.sandbox_listen
+                )
+            })?;
+        store
+            .upsert_banks(&finx_bank_sandbox::xs2a::registry_entries(
+                &config.sandbox_public_url,
+            ))
+            .await
+            .map_err(|e| chain(&e))?;
+        spawn_sandbox_bank(bank, listener);
+    } else {
+        use finx_ports::BankRegistry;
+        if store.count_banks().await.map_err(|e| chain(&e))? == 0 {
+            return Err(
+                "production mode needs a bank registry: run `finx-server banks import FILE` first"
+                    .into(),
+            );
+        }
+    }
     let redirect = if config.sandbox {
         Some(demo_client(&finx, &config).await?)
     } else {
@@ -191,7 +314,7 @@ async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
     };
     let state = finx_http::AppState::new(finx.clone(), http);
     let fetches = state.tasks.clone();
-    let router = finx_http::router_with(state, finx_bank_sandbox::web::router(bank));
+    let router = finx_http::router(state);
     banner(&config, redirect.as_deref(), &store);
 
     // The cleanup job: expired codes, tokens and flows go; used refresh tokens stay until

@@ -1,0 +1,202 @@
+//! `finx-server` as a process in production mode: it refuses to start without a QWAC or a
+//! bank registry, and with both it serves the widget for an imported bank, reached through
+//! the XS2A connector (here the standalone sandbox bank, `finx-server sandbox-bank`).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn binary() -> std::path::PathBuf {
+    let bin = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target dir")
+        .join("debug")
+        .join("finx-server");
+    assert!(
+        bin.exists(),
+        "{} is missing: build the workspace first (cargo xtask ci does)",
+        bin.display()
+    );
+    bin
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port()
+}
+
+/// A child process killed when the test ends.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_for(url: &str) {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !http
+        .get(url)
+        .send()
+        .await
+        .is_ok_and(|r| r.status().as_u16() < 500)
+    {
+        assert!(Instant::now() < deadline, "{url} did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn production_mode_starts_with_a_qwac_and_a_registry_and_serves_an_imported_bank() {
+    let dir = std::env::temp_dir().join(format!("finx-production-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    // A QWAC stand-in: a certificate and key made now (a real one comes from a QTSP).
+    let cert = rcgen::generate_simple_self_signed(vec!["tpp.example".into()]).expect("cert");
+    let qwac = dir.join("qwac.pem");
+    std::fs::write(
+        &qwac,
+        format!("{}{}", cert.cert.pem(), cert.key_pair.serialize_pem()),
+    )
+    .expect("write");
+    let db = format!("sqlite://{}", dir.join("finx.db").display());
+    let keys = [
+        ("FINX_MODE", "production".to_owned()),
+        ("FINX_HASH_KEY", "h".repeat(40)),
+        ("FINX_LINK_KEY", "l".repeat(40)),
+        ("FINX_DATA_KEY", "d".repeat(40)),
+        ("FINX_DATABASE_URL", db.clone()),
+    ];
+    let run = |args: &[&str], with_qwac: bool| {
+        let mut c = Command::new(binary());
+        c.args(args).env("RUST_LOG", "warn");
+        for (k, v) in &keys {
+            c.env(k, v);
+        }
+        if with_qwac {
+            c.env("FINX_QWAC", &qwac);
+        }
+        c.output().expect("run")
+    };
+
+    // Without a QWAC: refused, with the reason.
+    let out = run(&["migrate"], false);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("QWAC"));
+
+    // Without a registry: refused at start.
+    let port = free_port();
+    let out = run(&["--listen", &format!("127.0.0.1:{port}")], true);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("banks import"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The standalone sandbox bank, and a registry pointing at it.
+    let bank_port = free_port();
+    let _bank = Process(
+        Command::new(binary())
+            .args([
+                "sandbox-bank",
+                "--sandbox-listen",
+                &format!("127.0.0.1:{bank_port}"),
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sandbox bank"),
+    );
+    wait_for(&format!("http://127.0.0.1:{bank_port}/sandbox-bank/app")).await;
+    let registry = dir.join("banks.toml");
+    std::fs::write(
+        &registry,
+        format!(
+            "[[bank]]\nname = \"Musterbank (Sandbox)\"\nbic = \"FINXDEB1XXX\"\nbank_code = \"90094815\"\n\
+             url = \"http://127.0.0.1:{bank_port}/sandbox/xs2a/90094815\"\nsca_approaches = [\"EMBEDDED\"]\n"
+        ),
+    )
+    .expect("write");
+    let out = run(&["banks", "import", registry.to_str().expect("path")], true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 1 banks"));
+    let out = run(&["banks", "list", "--search", "muster"], true);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("de-90094815"));
+    let out = run(
+        &[
+            "clients",
+            "create",
+            "--name",
+            "Prod App",
+            "--redirect-uri",
+            "https://app.example/cb",
+            "--id",
+            "prod-app",
+        ],
+        true,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let secret = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret:"))
+        .map(str::trim)
+        .expect("a secret")
+        .to_owned();
+
+    let mut server = Command::new(binary());
+    server
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .env("FINX_QWAC", &qwac)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in &keys {
+        server.env(k, v);
+    }
+    let _server = Process(server.spawn().expect("server"));
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for(&format!("{base}/readyz")).await;
+
+    let http = finx_tests::fixtures::browser();
+    let v: serde_json::Value = http
+        .post(format!("{base}/onetime/access"))
+        .basic_auth("prod-app", Some(&secret))
+        .json(&serde_json::json!({
+            "redirect_uri": "https://app.example/cb",
+            "accounts": [{ "id": "DE82900948150000002881" }],
+        }))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let location = v["location"].as_str().unwrap_or_else(|| panic!("{v}"));
+    http.get(location).send().await.expect("page");
+    let page = http
+        .get(location)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        page.contains("Musterbank (Sandbox)"),
+        "the imported bank, by its IBAN: {page}"
+    );
+    assert!(
+        page.contains("id=\"login\""),
+        "its login form, from the bank over XS2A: {page}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
