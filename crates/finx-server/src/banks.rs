@@ -3,7 +3,7 @@
 //! their first non-blank character. A file is taken whole or not at all: every bad row is
 //! reported with its line, and nothing is written.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use finx_domain::registry::{BankDraft, RegisteredBank};
 use serde::Deserialize;
@@ -34,44 +34,80 @@ struct TomlBank {
     quirks: Vec<String>,
 }
 
+/// A registry file read: the banks, and notes on what was tidied (dropped invalid BICs,
+/// merged duplicate rows).
+#[derive(Debug)]
+pub(crate) struct Parsed {
+    /// The banks to write.
+    pub(crate) banks: Vec<RegisteredBank>,
+    /// What was tidied, one line each.
+    pub(crate) notes: Vec<String>,
+}
+
 /// The banks of a registry file's text.
 ///
 /// # Errors
 /// Every problem found, one per line (at most twenty), when any row is bad.
-pub(crate) fn parse(text: &str) -> Result<Vec<RegisteredBank>, String> {
+pub(crate) fn parse(text: &str) -> Result<Parsed, String> {
     let first = text.trim_start().chars().next();
-    let drafts: Vec<(usize, BankDraft)> = match first {
-        Some('[' | '#') => parse_toml(text)?,
+    let (drafts, mut notes): (Vec<(usize, Option<String>, BankDraft)>, Vec<String>) = match first {
+        Some('[' | '#') => (parse_toml(text)?, Vec::new()),
         Some(_) => parse_csv(text)?,
         None => return Err("the file is empty".into()),
     };
     let mut errors = Vec::new();
-    let mut banks = Vec::with_capacity(drafts.len());
-    let mut ids = HashSet::new();
-    for (line, draft) in drafts {
+    let mut banks: Vec<RegisteredBank> = Vec::with_capacity(drafts.len());
+    let mut ids: HashMap<String, usize> = HashMap::new();
+    let mut merged = 0;
+    for (line, row_id, draft) in drafts {
         let bic = draft.bic.clone();
-        match RegisteredBank::from_draft(draft) {
-            Ok(mut b) => {
-                // Banks sharing a bank code (one institute, several BICs) keep one id each.
-                if !ids.insert(b.id.to_string())
-                    && let Some(bic) = bic.filter(|b| !b.trim().is_empty())
-                {
-                    let id = format!("{}-{}", b.id, bic.trim().to_ascii_lowercase());
-                    match finx_domain::ids::InstitutionId::parse(&id) {
-                        Ok(id) if ids.insert(id.to_string()) => b.id = id,
-                        _ => {
-                            errors.push(format!("line {line}: the id {} repeats", b.id));
-                            continue;
-                        }
-                    }
-                }
-                banks.push(b);
+        let mut b = match RegisteredBank::from_draft(draft) {
+            Ok(b) => b,
+            Err(e) => {
+                errors.push(format!("line {line}: {e}"));
+                continue;
             }
-            Err(e) => errors.push(format!("line {line}: {e}")),
+        };
+        if let Some(&i) = ids.get(b.id.as_str()) {
+            if same(&banks[i], &b) {
+                // The same bank listed again.
+                merged += 1;
+                continue;
+            }
+            // Another bank under the same bank code: told apart by its BIC, or its row id.
+            let suffix = bic
+                .filter(|b| !b.trim().is_empty())
+                .map(|b| b.trim().to_ascii_lowercase())
+                .or_else(|| row_id.map(|r| r.chars().take(8).collect()))
+                .unwrap_or_else(|| line.to_string());
+            match finx_domain::ids::InstitutionId::parse(&format!("{}-{suffix}", b.id)) {
+                Ok(id) => match ids.get(id.as_str()) {
+                    None => b.id = id,
+                    Some(&j) if same(&banks[j], &b) => {
+                        merged += 1;
+                        continue;
+                    }
+                    Some(_) => {
+                        errors.push(format!("line {line}: the id {id} repeats"));
+                        continue;
+                    }
+                },
+                Err(_) => {
+                    errors.push(format!("line {line}: the id {} repeats", b.id));
+                    continue;
+                }
+            }
         }
+        ids.insert(b.id.to_string(), banks.len());
+        banks.push(b);
+    }
+    if merged > 0 {
+        notes.push(format!(
+            "{merged} rows repeated an earlier bank and were merged"
+        ));
     }
     if errors.is_empty() {
-        Ok(banks)
+        Ok(Parsed { banks, notes })
     } else {
         let more = errors.len().saturating_sub(MAX_REPORTED);
         errors.truncate(MAX_REPORTED);
@@ -82,7 +118,12 @@ pub(crate) fn parse(text: &str) -> Result<Vec<RegisteredBank>, String> {
     }
 }
 
-fn parse_toml(text: &str) -> Result<Vec<(usize, BankDraft)>, String> {
+/// The same bank listed twice (ids aside).
+fn same(a: &RegisteredBank, b: &RegisteredBank) -> bool {
+    a.name == b.name && a.bic == b.bic && a.bank_code == b.bank_code && a.url == b.url
+}
+
+fn parse_toml(text: &str) -> Result<Vec<(usize, Option<String>, BankDraft)>, String> {
     let file: TomlFile =
         toml::from_str(text).map_err(|e| format!("not a registry TOML file: {e}"))?;
     Ok(file
@@ -92,6 +133,7 @@ fn parse_toml(text: &str) -> Result<Vec<(usize, BankDraft)>, String> {
         .map(|(n, b)| {
             (
                 n + 1,
+                None,
                 BankDraft {
                     id: b.id,
                     name: b.name,
@@ -108,12 +150,15 @@ fn parse_toml(text: &str) -> Result<Vec<(usize, BankDraft)>, String> {
         .collect())
 }
 
-fn parse_csv(text: &str) -> Result<Vec<(usize, BankDraft)>, String> {
+/// The adorsys CSV. Its BICs are sometimes shortened ("DEUTDE", "ADORSYS"): such a BIC is
+/// dropped, with a note, and the bank is kept.
+fn parse_csv(text: &str) -> Result<(Vec<(usize, Option<String>, BankDraft)>, Vec<String>), String> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .from_reader(text.as_bytes());
     let mut out = Vec::new();
+    let mut notes = Vec::new();
     for (n, record) in reader.records().enumerate() {
         let record = record.map_err(|e| format!("line {}: not CSV: {e}", n + 1))?;
         if record.len() < 6 {
@@ -129,13 +174,32 @@ fn parse_csv(text: &str) -> Result<Vec<(usize, BankDraft)>, String> {
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect();
+        let bic = Some(field(2)).filter(|s| !s.is_empty());
+        let bic = match bic {
+            Some(b) if !(b.len() == 8 || b.len() == 11) => {
+                notes.push(format!(
+                    "line {}: the BIC {b:?} is not 8 or 11 characters; dropped",
+                    n + 1
+                ));
+                None
+            }
+            other => other,
+        };
+        let row_id = Some(field(0)).filter(|s| !s.is_empty());
+        let bank_code = Some(field(5)).filter(|s| !s.is_empty());
         out.push((
             n + 1,
+            row_id.clone(),
             BankDraft {
-                id: None,
+                // Neither a bank code nor a BIC: the row's own id names it.
+                id: (bank_code.is_none() && bic.is_none())
+                    .then(|| {
+                        row_id.map(|r| format!("reg-{}", r.chars().take(8).collect::<String>()))
+                    })
+                    .flatten(),
                 name: field(1),
-                bic: Some(field(2)).filter(|s| !s.is_empty()),
-                bank_code: Some(field(5)).filter(|s| !s.is_empty()),
+                bic,
+                bank_code,
                 country: None,
                 url: field(3),
                 sca_approaches: approaches,
@@ -144,7 +208,7 @@ fn parse_csv(text: &str) -> Result<Vec<(usize, BankDraft)>, String> {
             },
         ));
     }
-    Ok(out)
+    Ok((out, notes))
 }
 
 #[cfg(test)]
@@ -166,7 +230,8 @@ consent_model = "available-accounts"
 quirks = ["signing-required"]
 "#,
         )
-        .expect("valid");
+        .expect("valid")
+        .banks;
         assert_eq!(banks.len(), 1);
         assert_eq!(banks[0].id.as_str(), "de-10010010");
         assert!(banks[0].quirks.signing_required);
@@ -174,14 +239,24 @@ quirks = ["signing-required"]
 
     #[test]
     fn adorsys_csv_rows_are_read_and_shared_bank_codes_keep_one_id_each() {
-        let banks = parse(
+        let parsed = parse(
             "a,Bank Eins,AAAADEFFXXX,https://x.example/api,adapter,10010010\n\
-             b,Bank Eins Filiale,AAAADEFF123,https://x.example/api,adapter,10010010\n",
+             b,Bank Eins Filiale,AAAADEFF123,https://x.example/api,adapter,10010010\n\
+             c,Bank Eins,AAAADEFFXXX,https://x.example/api,adapter,10010010\n\
+             d1234567-x,Kurzbank,KURZ,https://k.example/api,adapter,\n",
         )
         .expect("valid");
-        assert_eq!(banks.len(), 2);
+        let banks = parsed.banks;
+        assert_eq!(banks.len(), 3, "the repeated row is merged");
         assert_eq!(banks[0].id.as_str(), "de-10010010");
         assert_eq!(banks[1].id.as_str(), "de-10010010-aaaadeff123");
+        assert_eq!(
+            banks[2].id.as_str(),
+            "reg-d1234567",
+            "no code, a short BIC dropped"
+        );
+        assert_eq!(banks[2].bic, None);
+        assert_eq!(parsed.notes.len(), 2, "{:?}", parsed.notes);
     }
 
     #[test]

@@ -123,8 +123,14 @@ async fn banks_command(store: &SqlStore, command: BanksCommand) -> Result<(), St
         BanksCommand::Import { file } => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            let banks = banks::parse(&text)?;
-            let n = store.upsert_banks(&banks).await.map_err(|e| chain(&e))?;
+            let parsed = banks::parse(&text)?;
+            for note in &parsed.notes {
+                println!("note: {note}");
+            }
+            let n = store
+                .upsert_banks(&parsed.banks)
+                .await
+                .map_err(|e| chain(&e))?;
             let total = store.count_banks().await.map_err(|e| chain(&e))?;
             println!(
                 "imported {n} banks from {} ({total} in the registry)",
