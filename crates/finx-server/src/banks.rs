@@ -50,7 +50,7 @@ pub(crate) struct Parsed {
 /// Every problem found, one per line (at most twenty), when any row is bad.
 pub(crate) fn parse(text: &str) -> Result<Parsed, String> {
     let first = text.trim_start().chars().next();
-    let (drafts, mut notes): (Vec<(usize, Option<String>, BankDraft)>, Vec<String>) = match first {
+    let (drafts, mut notes): (Vec<Row>, Vec<String>) = match first {
         Some('[' | '#') => (parse_toml(text)?, Vec::new()),
         Some(_) => parse_csv(text)?,
         None => return Err("the file is empty".into()),
@@ -118,12 +118,15 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, String> {
     }
 }
 
+/// A row of a registry file: its line, its own id (the CSV's first column) and the draft.
+type Row = (usize, Option<String>, BankDraft);
+
 /// The same bank listed twice (ids aside).
 fn same(a: &RegisteredBank, b: &RegisteredBank) -> bool {
     a.name == b.name && a.bic == b.bic && a.bank_code == b.bank_code && a.url == b.url
 }
 
-fn parse_toml(text: &str) -> Result<Vec<(usize, Option<String>, BankDraft)>, String> {
+fn parse_toml(text: &str) -> Result<Vec<Row>, String> {
     let file: TomlFile =
         toml::from_str(text).map_err(|e| format!("not a registry TOML file: {e}"))?;
     Ok(file
@@ -152,7 +155,7 @@ fn parse_toml(text: &str) -> Result<Vec<(usize, Option<String>, BankDraft)>, Str
 
 /// The adorsys CSV. Its BICs are sometimes shortened ("DEUTDE", "ADORSYS"): such a BIC is
 /// dropped, with a note, and the bank is kept.
-fn parse_csv(text: &str) -> Result<(Vec<(usize, Option<String>, BankDraft)>, Vec<String>), String> {
+fn parse_csv(text: &str) -> Result<(Vec<Row>, Vec<String>), String> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
