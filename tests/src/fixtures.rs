@@ -629,8 +629,9 @@ impl Served {
 
 /// Walks the widget at `location` through its plain forms, as a browser without
 /// JavaScript would (bank, login `user`/`demo`, pushTAN, TAN, or the redirect bank's own
-/// pages and back, all preselected accounts, fetch), and returns where it sends the user
-/// back to. A decoupled bank's approval needs the clock moved, so it is not walked here.
+/// pages and back, or a decoupled approval polled for up to a minute, all preselected
+/// accounts, fetch), and returns where it sends the user back to. A decoupled approval
+/// comes on the bank's clock: an app on a [`TestClock`] must move it meanwhile.
 ///
 /// # Panics
 /// When a page is not what the flow expects.
@@ -672,7 +673,7 @@ pub async fn walk_widget(
     }
     // The bank leads: answer whatever it asks until the accounts are on offer.
     let mut page = String::new();
-    for _ in 0..12 {
+    for _ in 0..60 {
         page = page_text(http, location).await;
         if page.contains("name=\"account\"") {
             break;
@@ -693,6 +694,14 @@ pub async fn walk_widget(
                 .expect("tan");
         } else if page.contains("id=\"to-bank\"") {
             at_the_bank(http, &bank_link_of(&page), user).await;
+        } else if page.contains("id=\"decoupled-text\"") {
+            // The bank app decides on the bank's clock; the page polls at the bank's pace.
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let poll = format!(
+                "{origin}/widget/poll?token={}",
+                form_urlencoded::byte_serialize(token.as_bytes()).collect::<String>()
+            );
+            http.get(poll).send().await.expect("poll");
         } else {
             panic!("a widget page walk_widget cannot answer: {page}");
         }

@@ -4,8 +4,11 @@
 //! - `bench`: the benchmarks, written to `docs/benchmarks.md` (needs `wrk`).
 //! - `check-arch`: the dependency invariants of `docs/architecture.md`, against
 //!   `cargo metadata`.
+//! - `xs2a-conformance`: the XS2A connector through Prism and the official document
+//!   (needs `../shared/xs2a/` and npm), written to `docs/xs2a-conformance.md`.
 
 mod bench;
+mod xs2a;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -19,8 +22,9 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("check-arch") => check_arch(),
         Some("bench") => bench::bench(),
+        Some("xs2a-conformance") => xs2a::conformance(),
         _ => {
-            eprintln!("usage: cargo xtask <ci | check-arch | bench>");
+            eprintln!("usage: cargo xtask <ci | check-arch | bench | xs2a-conformance>");
             return ExitCode::from(2);
         }
     };

@@ -216,8 +216,10 @@ fn random_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn base(code: &str) -> String {
-    format!("/sandbox/xs2a/{code}/v1")
+/// The prefix of the links the server gives: relative to the bank's XS2A base URL, as
+/// `/v1/…`, so they work wherever the base is (behind a proxy, say).
+fn base(_code: &str) -> String {
+    "/v1".to_owned()
 }
 
 fn href(path: String) -> Value {
@@ -917,6 +919,7 @@ fn account_json(code: &str, a: &AccountDetails) -> Value {
     }
     o.insert("ownerName".into(), json!(a.owner));
     if let Some(l4) = &a.card_last4 {
+        o.insert("maskedPan".into(), json!(masked_pan(l4)));
         o.insert("details".into(), json!(format!("Kreditkarte ****{l4}")));
     }
     o.insert(
@@ -1029,6 +1032,23 @@ async fn account(
     )
 }
 
+/// A card number as banks show it: only the last four digits.
+fn masked_pan(last4: &str) -> String {
+    format!("************{last4}")
+}
+
+/// The account reference of an account: its IBAN, else its BBAN, else its masked card
+/// number.
+fn reference_json(a: &AccountDetails) -> Value {
+    if let Some(i) = &a.iban {
+        json!({ "iban": i.to_string() })
+    } else if let Some(n) = &a.account_number {
+        json!({ "bban": n })
+    } else {
+        json!({ "maskedPan": masked_pan(a.card_last4.as_deref().unwrap_or("0000")) })
+    }
+}
+
 fn amount_json(m: &finx_domain::money::Money) -> Value {
     json!({ "currency": m.currency().as_str(), "amount": m.amount().normalize().to_string() })
 }
@@ -1057,11 +1077,7 @@ async fn balances(
         Ok(l) => l,
         Err(e) => return bank_error(&e, &rid),
     };
-    let reference = a.iban.map_or_else(
-        || json!({ "bban": a.account_number }),
-        |i| json!({ "iban": i.to_string() }),
-    );
-    let body = json!({ "account": reference, "balances": list.iter().map(balance_json).collect::<Vec<_>>() });
+    let body = json!({ "account": reference_json(&a), "balances": list.iter().map(balance_json).collect::<Vec<_>>() });
     with_request_id(Json(body).into_response(), &rid)
 }
 
@@ -1235,10 +1251,6 @@ async fn transactions(
         links.insert("next".into(), href(format!("{here}&page={}", page + 1)));
     }
     report.insert("_links".into(), Value::Object(links));
-    let reference = a.iban.map_or_else(
-        || json!({ "bban": a.account_number }),
-        |i| json!({ "iban": i.to_string() }),
-    );
-    let body = json!({ "account": reference, "transactions": report });
+    let body = json!({ "account": reference_json(&a), "transactions": report });
     with_request_id(Json(body).into_response(), &rid)
 }
