@@ -632,6 +632,12 @@ impl BankConnector for Xs2aConnector {
         return_to: &ReturnTo,
     ) -> Result<BankReply, BankError> {
         let bank = self.bank(institution).await?;
+        if bank.quirks.signing_required {
+            return Err(BankError::Unavailable(format!(
+                "{} requires signed requests (QSealC), which finX does not make yet",
+                bank.name
+            )));
+        }
         let empty = json!({ "accounts": [], "balances": [], "transactions": [] });
         let (access, listing) = match bank.consent_model {
             ConsentModel::BankOffered => (empty, false),
