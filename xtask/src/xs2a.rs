@@ -191,9 +191,27 @@ pub(crate) fn conformance() -> Result<()> {
             "finx-server",
             "--bin",
             "xs2a_walk",
+            "--bin",
+            "xs2a_golden",
         ]),
     )?;
     let bin = root().join("target/debug");
+
+    // The connector's mapping on the document's own examples, against finX's golden files.
+    eprintln!("\n== the mapping on the document's examples");
+    let golden = Command::new(bin.join("xs2a_golden"))
+        .args([
+            &document.display().to_string(),
+            &root().join("tests/golden/xs2a").display().to_string(),
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let golden_summary: serde_json::Value =
+        serde_json::from_slice(&golden.stdout).unwrap_or_default();
+    if !golden.status.success() {
+        return Err("the mapping of the document's examples changed (see above; `xs2a_golden DOC DIR --bless` rewrites the golden files after a deliberate change)".into());
+    }
 
     // The sandbox bank alone, and one Prism per bank in front of it.
     let bank_port = free_port()?;
@@ -345,7 +363,7 @@ pub(crate) fn conformance() -> Result<()> {
         }
         bad.extend(violations(&log));
     }
-    let report = report(&summary, &ops, &bad, &notes, &imported_csv);
+    let report = report(&summary, &ops, &bad, &notes, &imported_csv, &golden_summary);
     std::fs::write(root().join("docs/xs2a-conformance.md"), &report).map_err(|e| e.to_string())?;
     eprintln!("\n{report}");
     if !walked.status.success() {
@@ -369,6 +387,7 @@ fn report(
     bad: &[String],
     notes: &[String],
     imported: &str,
+    golden: &serde_json::Value,
 ) -> String {
     use std::fmt::Write as _;
     let mut r = String::from(
@@ -377,6 +396,12 @@ fn report(
          document 1.3.12 from `../shared/xs2a/`.\n\n",
     );
     let _ = writeln!(r, "**Violations: {}**\n", bad.len());
+    let _ = writeln!(
+        r,
+        "The connector's mapping on {} of the document's own response examples matches the golden files in \
+         `tests/golden/xs2a/` ({} differences).\n",
+        golden["examples"], golden["differences"]
+    );
     for b in bad.iter().take(20) {
         let _ = writeln!(r, "- `{}`", b.trim());
     }

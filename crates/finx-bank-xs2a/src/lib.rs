@@ -44,7 +44,7 @@
 //! the end user is present (the consent's creation); `Consent-ID` on every data call.
 
 mod session;
-mod wire;
+pub mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -128,15 +128,6 @@ fn bad(why: &'static str) -> BankError {
 struct Answer {
     headers: reqwest::header::HeaderMap,
     body: Value,
-}
-
-/// The value of `_links.<name>.href`.
-fn link(body: &Value, name: &str) -> Option<String> {
-    body.get("_links")?
-        .get(name)?
-        .get("href")?
-        .as_str()
-        .map(str::to_owned)
 }
 
 impl Xs2aConnector {
@@ -312,37 +303,32 @@ impl Xs2aConnector {
             listing,
             request: wire::Terms::of(request),
         };
-        if let Some(to) = link(&answer.body, "scaRedirect") {
-            let url = Self::url_any(&to)?;
-            session.stage = Stage::Redirect;
-            session.redirect = Some(url.to_string());
-            session.next = link(&answer.body, "scaStatus");
-            return Ok(BankReply::Next {
-                session: session.seal(),
-                step: BankStep::Redirect { url },
-            });
-        }
-        if link(&answer.body, "scaOAuth").is_some() {
-            return Err(BankError::Unavailable(format!(
-                "{} asks for OAuth, which finX does not support yet",
-                bank.name
-            )));
-        }
-        let start = [
-            "startAuthorisationWithPsuAuthentication",
-            "startAuthorisationWithPsuIdentification",
-            "startAuthorisation",
-            "startAuthorisationWithEncryptedPsuAuthentication",
-        ]
-        .into_iter()
-        .find_map(|l| link(&answer.body, l))
-        .or_else(|| {
-            bank.quirks
-                .password_at_start
-                .then(|| format!("/v1/consents/{}/authorisations", session.consent))
-        })
-        .ok_or_else(|| bad("a consent with no way to authorise it"))?;
-        let _ = approach;
+        let start = match wire::consent_next(&answer.body) {
+            wire::ConsentNext::Redirect { url: to, status } => {
+                let url = Self::url_any(&to)?;
+                session.stage = Stage::Redirect;
+                session.redirect = Some(url.to_string());
+                session.next = status;
+                return Ok(BankReply::Next {
+                    session: session.seal(),
+                    step: BankStep::Redirect { url },
+                });
+            }
+            wire::ConsentNext::OAuth => {
+                return Err(BankError::Unavailable(format!(
+                    "{} asks for OAuth, which finX does not support yet",
+                    bank.name
+                )));
+            }
+            wire::ConsentNext::Start(link) => link
+                .or_else(|| {
+                    bank.quirks
+                        .password_at_start
+                        .then(|| format!("/v1/consents/{}/authorisations", session.consent))
+                })
+                .ok_or_else(|| bad("a consent with no way to authorise it"))?,
+        };
+        tracing::debug!(bank = %bank.id, approach, "consent created; authorisation starts");
         session.next = Some(start);
         Ok(BankReply::Next {
             session: session.seal(),
@@ -380,55 +366,44 @@ impl Xs2aConnector {
         body: &Value,
         return_to: &ReturnTo,
     ) -> Result<BankReply, BankError> {
-        let status = body
-            .get("scaStatus")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        match status {
-            "finalised" | "exempted" => return self.finish(bank, session, return_to).await,
-            "failed" => return Err(BankError::Rejected),
-            _ => {}
-        }
-        let here = link(body, "scaStatus").or(session.next.clone());
-        if let Some(methods) = body.get("scaMethods").and_then(Value::as_array)
-            && methods.len() > 1
-            && body.get("chosenScaMethod").is_none()
-        {
-            let methods = wire::methods(methods);
-            if methods.is_empty() {
-                return Err(bad("a method choice without methods"));
+        let here = session.next.clone();
+        match wire::authorisation_next(body) {
+            wire::AuthorisationNext::Finalised => self.finish(bank, session, return_to).await,
+            wire::AuthorisationNext::Failed => Err(BankError::Rejected),
+            wire::AuthorisationNext::Methods { methods, link } => {
+                if methods.is_empty() {
+                    return Err(bad("a method choice without methods"));
+                }
+                session.stage = Stage::Method;
+                session.next = link.or(here);
+                Ok(BankReply::Next {
+                    session: session.seal(),
+                    step: BankStep::ChooseMethod { methods },
+                })
             }
-            session.stage = Stage::Method;
-            session.next = link(body, "selectAuthenticationMethod").or(here);
-            return Ok(BankReply::Next {
-                session: session.seal(),
-                step: BankStep::ChooseMethod { methods },
-            });
+            wire::AuthorisationNext::Tan { challenge, link } => {
+                session.stage = Stage::Tan;
+                session.next = link.or(here);
+                Ok(BankReply::Next {
+                    session: session.seal(),
+                    step: BankStep::Tan { challenge },
+                })
+            }
+            wire::AuthorisationNext::Decoupled { prompt, link } => {
+                session.stage = Stage::Decoupled;
+                session.next = link.or(here);
+                if session.next.is_none() {
+                    return Err(bad("an authorisation with no status to poll"));
+                }
+                Ok(BankReply::Next {
+                    session: session.seal(),
+                    step: BankStep::Decoupled {
+                        prompt,
+                        poll_after_seconds: self.config.poll_after_seconds.clamp(1, 60),
+                    },
+                })
+            }
         }
-        if let Some(challenge) = wire::challenge(body) {
-            session.stage = Stage::Tan;
-            session.next = link(body, "authoriseTransaction").or(here);
-            return Ok(BankReply::Next {
-                session: session.seal(),
-                step: BankStep::Tan { challenge },
-            });
-        }
-        // Nothing to enter: the user approves elsewhere (decoupled).
-        session.stage = Stage::Decoupled;
-        session.next = link(body, "scaStatus").or(here);
-        if session.next.is_none() {
-            return Err(bad("an authorisation with no status to poll"));
-        }
-        Ok(BankReply::Next {
-            session: session.seal(),
-            step: BankStep::Decoupled {
-                prompt: body
-                    .get("psuMessage")
-                    .and_then(Value::as_str)
-                    .map(|m| m.chars().take(500).collect()),
-                poll_after_seconds: self.config.poll_after_seconds.clamp(1, 60),
-            },
-        })
     }
 
     /// The authorisation is finalised: read the consent, or, after an `availableAccounts`
@@ -823,5 +798,143 @@ impl BankConnector for Xs2aConnector {
         }
         wire::number_derived_ids(&mut out);
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(retry: Option<&str>) -> reqwest::header::HeaderMap {
+        let mut h = reqwest::header::HeaderMap::new();
+        if let Some(r) = retry {
+            h.insert("retry-after", r.parse().expect("header"));
+        }
+        h
+    }
+
+    fn codes(body: &str) -> Vec<String> {
+        wire::error_codes(body.as_bytes())
+    }
+
+    #[test]
+    fn xs2a_errors_keep_their_meaning() {
+        let tpp = |c: &str| {
+            codes(&format!(
+                r#"{{"tppMessages":[{{"category":"ERROR","code":"{c}"}}]}}"#
+            ))
+        };
+        // 429 with Retry-After, or ACCESS_EXCEEDED in any status: rate limited.
+        match map_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &tpp("ACCESS_EXCEEDED"),
+            &headers(Some("120")),
+            false,
+            "B",
+        ) {
+            BankError::RateLimited { retry_after } => {
+                assert_eq!(retry_after, Some(Duration::from_secs(120)));
+            }
+            other => panic!("{other:?}"),
+        }
+        // The document's own 429 example is a bare array: still understood.
+        let bare = codes(r#"[{"category":"ERROR","code":"ACCESS_EXCEEDED"}]"#);
+        assert!(matches!(
+            map_error(StatusCode::BAD_REQUEST, &bare, &headers(None), false, "B"),
+            BankError::RateLimited { retry_after: None }
+        ));
+        let h = headers(None);
+        assert!(matches!(
+            map_error(
+                StatusCode::UNAUTHORIZED,
+                &tpp("PSU_CREDENTIALS_INVALID"),
+                &h,
+                false,
+                "B"
+            ),
+            BankError::InvalidCredentials
+        ));
+        assert!(matches!(
+            map_error(
+                StatusCode::UNAUTHORIZED,
+                &tpp("PSU_CREDENTIALS_INVALID"),
+                &h,
+                true,
+                "B"
+            ),
+            BankError::InvalidTan
+        ));
+        assert!(matches!(
+            map_error(
+                StatusCode::UNAUTHORIZED,
+                &tpp("SERVICE_BLOCKED"),
+                &h,
+                false,
+                "B"
+            ),
+            BankError::Locked
+        ));
+        for c in ["CONSENT_EXPIRED", "CONSENT_INVALID", "CONSENT_UNKNOWN"] {
+            assert!(matches!(
+                map_error(StatusCode::UNAUTHORIZED, &tpp(c), &h, false, "B"),
+                BankError::SessionExpired
+            ));
+        }
+        assert!(matches!(
+            map_error(StatusCode::SERVICE_UNAVAILABLE, &[], &h, false, "B"),
+            BankError::Unavailable(_)
+        ));
+        // problem+json: `code` and `additionalErrors`.
+        let problem =
+            codes(r#"{"type":"x","code":"CONSENT_EXPIRED","additionalErrors":[{"code":"X"}]}"#);
+        assert!(problem.contains(&"CONSENT_EXPIRED".to_owned()));
+        assert!(matches!(
+            map_error(StatusCode::BAD_REQUEST, &codes("not json"), &h, false, "B"),
+            BankError::Unexpected(_)
+        ));
+    }
+
+    #[test]
+    fn transactions_without_ids_get_stable_ones_numbered_among_twins() {
+        let report = serde_json::json!({ "booked": [
+            { "transactionAmount": { "currency": "EUR", "amount": "-3.50" }, "bookingDate": "2026-03-02",
+              "creditorName": "Bäckerei", "remittanceInformationUnstructured": "Kaffee" },
+            { "transactionAmount": { "currency": "EUR", "amount": "-3.50" }, "bookingDate": "2026-03-02",
+              "creditorName": "Bäckerei", "remittanceInformationUnstructured": "Kaffee" },
+            { "transactionAmount": { "currency": "EUR", "amount": "-3.5" }, "bookingDate": "2026-03-03",
+              "creditorName": "Bäckerei", "remittanceInformationUnstructured": "Kaffee" },
+            { "transactionId": "t-1", "transactionAmount": { "currency": "EUR", "amount": "12.345" },
+              "bookingDate": "2026-03-03", "debtorName": "Max", "bankTransactionCode": "PMNT-RCDT-ESCT" },
+        ]});
+        let mut first = wire::transactions(&report, true);
+        wire::number_derived_ids(&mut first);
+        let mut again = wire::transactions(&report, true);
+        wire::number_derived_ids(&mut again);
+        let ids: Vec<&str> = first.iter().map(|t| t.external_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            again
+                .iter()
+                .map(|t| t.external_id.as_str())
+                .collect::<Vec<_>>(),
+            "stable"
+        );
+        assert_eq!(ids[1], format!("{}-2", ids[0]), "twins numbered");
+        assert_ne!(ids[0], ids[2], "another day, another id");
+        assert_eq!(ids[3], "t-1");
+        assert_eq!(
+            first[3].amount.amount().to_string(),
+            "12.345",
+            "three decimals kept"
+        );
+        assert_eq!(
+            first[3].counterparty.name.as_deref(),
+            Some("Max"),
+            "a credit's other side is the debtor"
+        );
+        assert_eq!(
+            first[3].transaction_type,
+            finx_domain::bank::TransactionType::Transfer
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! XS2A JSON to finX values: accounts, balances, transactions, SCA methods and challenges,
-//! error codes.
+//! XS2A JSON to finX values: accounts, balances, transactions, what an authorisation asks
+//! next, SCA methods and challenges, error codes. Public so that the mapping can be checked
+//! on the official document's own examples (`cargo xtask xs2a-conformance`).
 
 use std::collections::HashMap;
 
@@ -81,7 +82,7 @@ fn clip(s: &str, n: usize) -> String {
 
 /// The `code`s of an error body (`tppMessages`, or problem+json's `code` and
 /// `additionalErrors`).
-pub(crate) fn error_codes(body: &[u8]) -> Vec<String> {
+pub fn error_codes(body: &[u8]) -> Vec<String> {
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
         return Vec::new();
     };
@@ -127,7 +128,7 @@ fn date(v: &Value, key: &str) -> Option<Date> {
 }
 
 /// An account of `/v1/accounts`, `None` when it cannot be used (no id, no currency).
-pub(crate) fn account(a: &Value, bank: &RegisteredBank) -> Option<AccountDetails> {
+pub fn account(a: &Value, bank: &RegisteredBank) -> Option<AccountDetails> {
     let external_id = clip(text(a, "resourceId")?, 128);
     let iban = text(a, "iban").and_then(|i| Iban::parse(i).ok());
     let bban = text(a, "bban").map(|b| clip(b, 34));
@@ -182,7 +183,7 @@ pub(crate) fn account(a: &Value, bank: &RegisteredBank) -> Option<AccountDetails
 
 /// The balances finX keeps: the first booked and the first available type present, in the
 /// documented order of preference.
-pub(crate) fn balances(body: &Value) -> Vec<Balance> {
+pub fn balances(body: &Value) -> Vec<Balance> {
     let list = body
         .get("balances")
         .and_then(Value::as_array)
@@ -275,7 +276,7 @@ fn reference_iban(v: Option<&Value>) -> Option<Iban> {
 }
 
 /// The booked (or pending) transactions of an `accountReport`.
-pub(crate) fn transactions(report: &Value, booked: bool) -> Vec<TransactionDetails> {
+pub fn transactions(report: &Value, booked: bool) -> Vec<TransactionDetails> {
     let key = if booked { "booked" } else { "pending" };
     let Some(list) = report.get(key).and_then(Value::as_array) else {
         return Vec::new();
@@ -388,7 +389,7 @@ fn derived_id(t: &TransactionDetails) -> String {
 
 /// Numbers derived ids that repeat (two identical coffees on one day): the second is
 /// `…-2`, in the order the bank listed them, which banks keep stable.
-pub(crate) fn number_derived_ids(list: &mut [TransactionDetails]) {
+pub fn number_derived_ids(list: &mut [TransactionDetails]) {
     let mut seen: HashMap<String, u32> = HashMap::new();
     for t in list.iter_mut().filter(|t| t.external_id.starts_with("d-")) {
         let n = seen.entry(t.external_id.clone()).or_insert(0);
@@ -400,7 +401,7 @@ pub(crate) fn number_derived_ids(list: &mut [TransactionDetails]) {
 }
 
 /// The SCA methods of `scaMethods`.
-pub(crate) fn methods(list: &[Value]) -> Vec<ScaMethod> {
+pub fn methods(list: &[Value]) -> Vec<ScaMethod> {
     list.iter()
         .filter_map(|m| {
             let id = clip(text(m, "authenticationMethodId")?, 64);
@@ -416,7 +417,7 @@ pub(crate) fn methods(list: &[Value]) -> Vec<ScaMethod> {
 
 /// The TAN challenge of an authorisation answer, when it has one (`challengeData`, or a
 /// chosen method with an `authoriseTransaction` link).
-pub(crate) fn challenge(body: &Value) -> Option<Challenge> {
+pub fn challenge(body: &Value) -> Option<Challenge> {
     let data = body.get("challengeData");
     let chosen = body.get("chosenScaMethod");
     let asks_tan = body
@@ -460,4 +461,120 @@ pub(crate) fn challenge(body: &Value) -> Option<Challenge> {
         flicker,
         max_length,
     })
+}
+
+/// What the answer to a consent's creation asks first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsentNext {
+    /// Send the user to the bank's page (`scaRedirect`); poll `status` after.
+    Redirect {
+        /// The bank's page.
+        url: String,
+        /// The SCA status link, when given.
+        status: Option<String>,
+    },
+    /// An OAuth flow (`scaOAuth`), which finX does not do yet.
+    OAuth,
+    /// Start the authorisation at this link, with the PSU's credentials.
+    Start(Option<String>),
+}
+
+/// What the answer to a consent's creation asks first.
+#[must_use]
+pub fn consent_next(body: &Value) -> ConsentNext {
+    if let Some(url) = link(body, "scaRedirect") {
+        return ConsentNext::Redirect {
+            url,
+            status: link(body, "scaStatus"),
+        };
+    }
+    if link(body, "scaOAuth").is_some() {
+        return ConsentNext::OAuth;
+    }
+    ConsentNext::Start(
+        [
+            "startAuthorisationWithPsuAuthentication",
+            "startAuthorisationWithPsuIdentification",
+            "startAuthorisation",
+            "startAuthorisationWithEncryptedPsuAuthentication",
+        ]
+        .into_iter()
+        .find_map(|l| link(body, l)),
+    )
+}
+
+/// What an authorisation's answer asks next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorisationNext {
+    /// SCA is done (`finalised` or `exempted`).
+    Finalised,
+    /// SCA failed.
+    Failed,
+    /// Choose one of these methods, at `link`.
+    Methods {
+        /// The methods.
+        methods: Vec<ScaMethod>,
+        /// Where the choice goes.
+        link: Option<String>,
+    },
+    /// Enter the TAN for this challenge, at `link`.
+    Tan {
+        /// The challenge.
+        challenge: Challenge,
+        /// Where the TAN goes.
+        link: Option<String>,
+    },
+    /// Nothing to enter: the user approves elsewhere; poll `link`.
+    Decoupled {
+        /// The bank's message.
+        prompt: Option<String>,
+        /// The SCA status link.
+        link: Option<String>,
+    },
+}
+
+/// The value of `_links.<name>.href`.
+#[must_use]
+pub fn link(body: &Value, name: &str) -> Option<String> {
+    body.get("_links")?
+        .get(name)?
+        .get("href")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// What an authorisation's answer asks next: `scaStatus` first, then a method choice (more
+/// than one method and none chosen), then a TAN (a challenge, or an `authoriseTransaction`
+/// link), else a decoupled approval.
+#[must_use]
+pub fn authorisation_next(body: &Value) -> AuthorisationNext {
+    match body
+        .get("scaStatus")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+    {
+        "finalised" | "exempted" => return AuthorisationNext::Finalised,
+        "failed" => return AuthorisationNext::Failed,
+        _ => {}
+    }
+    let status = link(body, "scaStatus");
+    if let Some(list) = body.get("scaMethods").and_then(Value::as_array)
+        && list.len() > 1
+        && body.get("chosenScaMethod").is_none()
+    {
+        return AuthorisationNext::Methods {
+            methods: methods(list),
+            link: link(body, "selectAuthenticationMethod").or(status),
+        };
+    }
+    if let Some(challenge) = challenge(body) {
+        return AuthorisationNext::Tan {
+            challenge,
+            link: link(body, "authoriseTransaction").or(status),
+        };
+    }
+    AuthorisationNext::Decoupled {
+        prompt: text(body, "psuMessage").map(|m| clip(m, 500)),
+        link: status,
+    }
 }
