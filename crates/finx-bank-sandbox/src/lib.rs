@@ -143,6 +143,7 @@ mod rng;
 mod sepa;
 mod session;
 mod tables;
+pub mod tls;
 pub mod web;
 pub mod xs2a;
 

@@ -1,0 +1,170 @@
+//! The XS2A connector's mutual TLS against the sandbox bank served over TLS that demands a
+//! client certificate, as banks demand the TPP's eIDAS QWAC. The certificates (an authority,
+//! the bank's server certificate, the TPP's QWAC, and a stranger's) are made here.
+
+use std::sync::Arc;
+
+use finx_bank_sandbox::tls::{TlsSettings, serve_tls, server_config};
+use finx_bank_sandbox::{SandboxBank, SandboxConfig};
+use finx_bank_xs2a::{Xs2aConfig, Xs2aConnector};
+use finx_domain::ids::InstitutionId;
+use finx_domain::registry::{BankDraft, RegisteredBank};
+use finx_domain::sca::StepAnswer;
+use finx_ports::{
+    BankConnector, BankError, BankRegistry, BankReply, ConsentRequest, PsuContext, ReturnTo,
+};
+use finx_tests::fixtures::{TestClock, t0};
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+
+struct Authority {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+impl Authority {
+    fn new(name: &str) -> Self {
+        let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, name);
+        let key = KeyPair::generate().expect("key");
+        let cert = p.self_signed(&key).expect("self-signed");
+        Self { cert, key }
+    }
+
+    /// A certificate and key (PEM) for `names`, for `purpose`.
+    fn issue(&self, names: &[&str], purpose: ExtendedKeyUsagePurpose) -> (String, String) {
+        let mut p =
+            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+                .expect("params");
+        p.distinguished_name.push(
+            DnType::CommonName,
+            names.first().copied().unwrap_or("finX TPP"),
+        );
+        p.extended_key_usages = vec![purpose];
+        let key = KeyPair::generate().expect("key");
+        let cert = p.signed_by(&key, &self.cert, &self.key).expect("signed");
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+/// The sandbox bank over TLS on a loopback port, demanding client certificates from `qtsp`.
+async fn bank_over_tls(
+    bank_ca: &Authority,
+    qtsp: &Authority,
+) -> Arc<finx_store_memory::MemoryStore> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let base = url::Url::parse(&format!("https://127.0.0.1:{port}/")).expect("url");
+    let sandbox = Arc::new(SandboxBank::new(
+        SandboxConfig {
+            public_url: base.clone(),
+            ..SandboxConfig::default()
+        },
+        Arc::new(TestClock::at(t0())),
+    ));
+    let (cert_pem, key_pem) = bank_ca.issue(&["127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth);
+    let config = server_config(&TlsSettings {
+        cert_pem: cert_pem.into_bytes(),
+        key_pem: key_pem.into_bytes(),
+        client_ca_pem: Some(qtsp.cert.pem().into_bytes()),
+    })
+    .expect("tls config");
+    tokio::spawn(serve_tls(
+        listener,
+        finx_bank_sandbox::xs2a::router(sandbox),
+        config,
+    ));
+    let registry = Arc::new(finx_store_memory::MemoryStore::new());
+    let bank = RegisteredBank::from_draft(BankDraft {
+        id: Some("sandbox-90094815".into()),
+        name: "finX Sandbox Bank".into(),
+        bank_code: Some("90094815".into()),
+        url: base.join("sandbox/xs2a/90094815").expect("url").to_string(),
+        ..BankDraft::default()
+    })
+    .expect("bank");
+    registry.upsert_banks(&[bank]).await.expect("registry");
+    registry
+}
+
+fn connector(
+    registry: Arc<finx_store_memory::MemoryStore>,
+    qwac: Option<(String, String)>,
+    roots: Vec<String>,
+) -> Xs2aConnector {
+    Xs2aConnector::new(
+        registry,
+        Xs2aConfig {
+            qwac_pem: qwac.map(|(c, k)| format!("{c}{k}").into_bytes()),
+            extra_roots_pem: roots.into_iter().map(String::into_bytes).collect(),
+            ..Xs2aConfig::default()
+        },
+    )
+    .expect("connector")
+}
+
+async fn nosca_accounts(c: &Xs2aConnector) -> Result<usize, BankError> {
+    let i = InstitutionId::parse("sandbox-90094815").expect("id");
+    let request = ConsentRequest {
+        psu: PsuContext {
+            ip: Some("198.51.100.7".parse().expect("ip")),
+            user_agent: None,
+        },
+        ibans: Vec::new(),
+        recurring: false,
+        valid_until: t0().date_naive(),
+        frequency_per_day: 1,
+    };
+    let back = url::Url::parse("https://finx.test/widget/callback?state=s&ok=1").expect("url");
+    let return_to = ReturnTo {
+        ok: back.clone(),
+        nok: back,
+    };
+    let BankReply::Next { session, .. } = c.begin(&i, &request, &return_to).await? else {
+        panic!("a login first");
+    };
+    let login = StepAnswer::Login(vec![
+        ("user".into(), "nosca".into()),
+        ("pin".into(), "demo".into()),
+    ]);
+    let BankReply::Done { session, .. } = c.answer(&i, &session, &login, &return_to).await? else {
+        panic!("nosca is done after the login");
+    };
+    Ok(c.accounts(&session).await?.len())
+}
+
+#[tokio::test]
+async fn the_connector_presents_its_qwac_and_banks_refuse_anyone_else() {
+    let bank_ca = Authority::new("Bank Server CA");
+    let qtsp = Authority::new("Test QTSP");
+    let registry = bank_over_tls(&bank_ca, &qtsp).await;
+    let roots = vec![bank_ca.cert.pem()];
+    let qwac = qtsp.issue(&["finX TPP"], ExtendedKeyUsagePurpose::ClientAuth);
+
+    // With the QWAC the bank takes: the whole dialog and the data over mutual TLS.
+    let ok = connector(registry.clone(), Some(qwac.clone()), roots.clone());
+    assert_eq!(nosca_accounts(&ok).await.expect("over mutual TLS"), 3);
+
+    // Without a client certificate, or with one from another authority: refused.
+    let none = connector(registry.clone(), None, roots.clone());
+    assert!(matches!(
+        nosca_accounts(&none).await,
+        Err(BankError::Unavailable(_))
+    ));
+    let stranger =
+        Authority::new("Somebody Else").issue(&["mallory"], ExtendedKeyUsagePurpose::ClientAuth);
+    let foreign = connector(registry.clone(), Some(stranger), roots);
+    assert!(matches!(
+        nosca_accounts(&foreign).await,
+        Err(BankError::Unavailable(_))
+    ));
+
+    // And the connector does not trust a bank whose certificate it cannot verify.
+    let untrusting = connector(registry, Some(qwac), Vec::new());
+    assert!(matches!(
+        nosca_accounts(&untrusting).await,
+        Err(BankError::Unavailable(_))
+    ));
+}
