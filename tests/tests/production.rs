@@ -1,6 +1,8 @@
 //! `finx-server` as a process in production mode: it refuses to start without a QWAC or a
 //! bank registry, and with both it serves the widget for an imported bank, reached through
-//! the XS2A connector (here the standalone sandbox bank, `finx-server sandbox-bank`).
+//! the XS2A connector over mutual TLS (here the standalone sandbox bank, `finx-server
+//! sandbox-bank`, serving TLS and demanding a certificate from the QTSP that issued finX's
+//! QWAC).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,6 +38,39 @@ impl Drop for Process {
     }
 }
 
+/// A certificate authority made now: its certificate and key.
+struct Authority(rcgen::Certificate, rcgen::KeyPair);
+
+fn authority(name: &str) -> Authority {
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    p.distinguished_name.push(rcgen::DnType::CommonName, name);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = p.self_signed(&key).expect("cert");
+    Authority(cert, key)
+}
+
+/// A certificate for `name` issued by `ca`, and its key, PEM.
+fn issue(ca: &Authority, name: &str, purpose: rcgen::ExtendedKeyUsagePurpose) -> (String, String) {
+    let mut p = rcgen::CertificateParams::new(vec![name.to_owned()]).expect("params");
+    p.distinguished_name.push(rcgen::DnType::CommonName, name);
+    p.extended_key_usages = vec![purpose];
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = p.signed_by(&key, &ca.0, &ca.1).expect("signed");
+    (cert.pem(), key.serialize_pem())
+}
+
+async fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "port {port} did not open");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn wait_for(url: &str) {
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -54,14 +89,31 @@ async fn wait_for(url: &str) {
 async fn production_mode_starts_with_a_qwac_and_a_registry_and_serves_an_imported_bank() {
     let dir = std::env::temp_dir().join(format!("finx-production-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    // A QWAC stand-in: a certificate and key made now (a real one comes from a QTSP).
-    let cert = rcgen::generate_simple_self_signed(vec!["tpp.example".into()]).expect("cert");
+    // A QTSP and the QWAC it issues to finX, and the bank's own server certificate (a real
+    // QWAC comes from a qualified trust service provider; these are made now).
+    let qtsp = authority("Test QTSP");
+    let bank_ca = authority("Bank Server CA");
+    let (qwac_cert, qwac_key) = issue(
+        &qtsp,
+        "finX TPP",
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+    );
+    let (bank_cert, bank_key) = issue(
+        &bank_ca,
+        "127.0.0.1",
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+    );
     let qwac = dir.join("qwac.pem");
-    std::fs::write(
-        &qwac,
-        format!("{}{}", cert.cert.pem(), cert.key_pair.serialize_pem()),
-    )
-    .expect("write");
+    std::fs::write(&qwac, format!("{qwac_cert}{qwac_key}")).expect("write");
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).expect("write");
+        p.display().to_string()
+    };
+    let bank_cert_file = write("bank.pem", &bank_cert);
+    let bank_key_file = write("bank.key", &bank_key);
+    let qtsp_file = write("qtsp.pem", &qtsp.0.pem());
+    let bank_roots = write("bank-roots.pem", &bank_ca.0.pem());
     let db = format!("sqlite://{}", dir.join("finx.db").display());
     let keys = [
         ("FINX_MODE", "production".to_owned()),
@@ -69,6 +121,7 @@ async fn production_mode_starts_with_a_qwac_and_a_registry_and_serves_an_importe
         ("FINX_LINK_KEY", "l".repeat(40)),
         ("FINX_DATA_KEY", "d".repeat(40)),
         ("FINX_DATABASE_URL", db.clone()),
+        ("FINX_BANK_ROOTS", bank_roots.clone()),
     ];
     let run = |args: &[&str], with_qwac: bool| {
         let mut c = Command::new(binary());
@@ -97,7 +150,8 @@ async fn production_mode_starts_with_a_qwac_and_a_registry_and_serves_an_importe
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // The standalone sandbox bank, and a registry pointing at it.
+    // The standalone sandbox bank over mutual TLS (it takes only the QTSP's certificates),
+    // and a registry pointing at it.
     let bank_port = free_port();
     let _bank = Process(
         Command::new(binary())
@@ -105,6 +159,14 @@ async fn production_mode_starts_with_a_qwac_and_a_registry_and_serves_an_importe
                 "sandbox-bank",
                 "--sandbox-listen",
                 &format!("127.0.0.1:{bank_port}"),
+                "--sandbox-public-url",
+                &format!("https://127.0.0.1:{bank_port}/"),
+                "--tls-cert",
+                &bank_cert_file,
+                "--tls-key",
+                &bank_key_file,
+                "--client-ca",
+                &qtsp_file,
             ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -112,13 +174,13 @@ async fn production_mode_starts_with_a_qwac_and_a_registry_and_serves_an_importe
             .spawn()
             .expect("sandbox bank"),
     );
-    wait_for(&format!("http://127.0.0.1:{bank_port}/sandbox-bank/app")).await;
+    wait_port(bank_port).await;
     let registry = dir.join("banks.toml");
     std::fs::write(
         &registry,
         format!(
             "[[bank]]\nname = \"Musterbank (Sandbox)\"\nbic = \"FINXDEB1XXX\"\nbank_code = \"90094815\"\n\
-             url = \"http://127.0.0.1:{bank_port}/sandbox/xs2a/90094815\"\nsca_approaches = [\"EMBEDDED\"]\n"
+             url = \"https://127.0.0.1:{bank_port}/sandbox/xs2a/90094815\"\nsca_approaches = [\"EMBEDDED\"]\n"
         ),
     )
     .expect("write");
@@ -162,6 +224,9 @@ async fn production_mode_starts_with_a_qwac_and_a_registry_and_serves_an_importe
     for (k, v) in &keys {
         server.env(k, v);
     }
+    server.stderr(Stdio::from(
+        std::fs::File::create(dir.join("finx.log")).expect("log"),
+    ));
     let _server = Process(server.spawn().expect("server"));
     let base = format!("http://127.0.0.1:{port}");
     wait_for(&format!("{base}/readyz")).await;

@@ -128,7 +128,18 @@ pub(crate) enum Command {
         command: BanksCommand,
     },
     /// Run the sandbox bank alone (its XS2A API and its pages), for integration tests.
-    SandboxBank,
+    SandboxBank {
+        /// Serve over TLS with this certificate chain (PEM); plain HTTP without it.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The TLS private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Demand a client certificate (the TPP's QWAC) issued by one of these authorities
+        /// (PEM); needs TLS.
+        #[arg(long, requires = "tls_cert")]
+        client_ca: Option<PathBuf>,
+    },
 }
 
 /// `banks …`.

@@ -60,7 +60,26 @@ async fn run(cli: Cli, config: Config) -> Result<(), String> {
         }
         Command::Clients { command } => clients(&wire(&config, store)?.0, command).await,
         Command::Banks { command } => banks_command(store.as_ref(), command).await,
-        Command::SandboxBank => sandbox_bank(&config).await,
+        Command::SandboxBank {
+            tls_cert,
+            tls_key,
+            client_ca,
+        } => {
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => {
+                    let read = |p: &std::path::Path| {
+                        std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+                    };
+                    Some(finx_bank_sandbox::tls::TlsSettings {
+                        cert_pem: read(&cert)?,
+                        key_pem: read(&key)?,
+                        client_ca_pem: client_ca.as_deref().map(read).transpose()?,
+                    })
+                }
+                _ => None,
+            };
+            sandbox_bank(&config, tls).await
+        }
         Command::Serve => serve(config, store).await,
     }
 }
@@ -175,8 +194,12 @@ fn spawn_sandbox_bank(
     });
 }
 
-/// `sandbox-bank`: the sandbox bank alone.
-async fn sandbox_bank(config: &Config) -> Result<(), String> {
+/// `sandbox-bank`: the sandbox bank alone, over plain HTTP or TLS (with mutual TLS when a
+/// client authority is given).
+async fn sandbox_bank(
+    config: &Config,
+    tls: Option<finx_bank_sandbox::tls::TlsSettings>,
+) -> Result<(), String> {
     let bank = Arc::new(finx_bank_sandbox::SandboxBank::new(
         finx_bank_sandbox::SandboxConfig {
             public_url: config.sandbox_public_url.clone(),
@@ -196,6 +219,14 @@ async fn sandbox_bank(config: &Config) -> Result<(), String> {
     }
     let app =
         finx_bank_sandbox::xs2a::router(bank.clone()).merge(finx_bank_sandbox::web::router(bank));
+    if let Some(tls) = tls {
+        let server = finx_bank_sandbox::tls::server_config(&tls).map_err(|e| e.to_string())?;
+        tokio::select! {
+            () = finx_bank_sandbox::tls::serve_tls(listener, app, server) => {}
+            () = shutdown_signal() => {}
+        }
+        return Ok(());
+    }
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
