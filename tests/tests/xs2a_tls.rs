@@ -168,3 +168,142 @@ async fn the_connector_presents_its_qwac_and_banks_refuse_anyone_else() {
         Err(BankError::Unavailable(_))
     ));
 }
+
+/// The sandbox bank's XS2A server over plain HTTP, demanding requests signed with a QSealC
+/// of `qtsp`, and a registry entry marked `signing-required`.
+async fn bank_demanding_signatures(qtsp: &Authority) -> Arc<finx_store_memory::MemoryStore> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base =
+        url::Url::parse(&format!("http://{}/", listener.local_addr().expect("addr"))).expect("url");
+    let sandbox = Arc::new(SandboxBank::new(
+        SandboxConfig {
+            public_url: base.clone(),
+            ..SandboxConfig::default()
+        },
+        Arc::new(TestClock::at(t0())),
+    ));
+    let app = finx_bank_sandbox::xs2a::router_with(sandbox, Some(qtsp.cert.der().to_vec()));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let registry = Arc::new(finx_store_memory::MemoryStore::new());
+    let bank = RegisteredBank::from_draft(BankDraft {
+        id: Some("sandbox-90094815".into()),
+        name: "finX Sandbox Bank".into(),
+        bank_code: Some("90094815".into()),
+        url: base.join("sandbox/xs2a/90094815").expect("url").to_string(),
+        quirks: vec!["signing-required".into()],
+        ..BankDraft::default()
+    })
+    .expect("bank");
+    registry.upsert_banks(&[bank]).await.expect("registry");
+    registry
+}
+
+fn sealing(
+    registry: Arc<finx_store_memory::MemoryStore>,
+    qseal: Option<(String, String)>,
+) -> Xs2aConnector {
+    Xs2aConnector::new(
+        registry,
+        Xs2aConfig {
+            qseal_pem: qseal.map(|(c, k)| format!("{c}{k}").into_bytes()),
+            ..Xs2aConfig::default()
+        },
+    )
+    .expect("connector")
+}
+
+#[tokio::test]
+async fn banks_that_require_signatures_get_every_request_signed_with_the_qseal() {
+    let qtsp = Authority::new("Test QTSP");
+    let registry = bank_demanding_signatures(&qtsp).await;
+    let qseal = qtsp.issue(&["finX TPP seal"], ExtendedKeyUsagePurpose::ClientAuth);
+
+    let signed = sealing(registry.clone(), Some(qseal.clone()));
+    assert_eq!(nosca_accounts(&signed).await.expect("signed requests"), 3);
+
+    // No QSealC: the connector says so rather than send unsigned requests.
+    let unsigned = sealing(registry.clone(), None);
+    match nosca_accounts(&unsigned).await {
+        Err(BankError::Unavailable(why)) => assert!(why.contains("QSealC"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    // A seal from another authority: the bank refuses it, and the end user is told the
+    // bank is unavailable (the operator's certificates are wrong, not anything of theirs).
+    let stranger =
+        Authority::new("Somebody Else").issue(&["mallory"], ExtendedKeyUsagePurpose::ClientAuth);
+    assert!(matches!(
+        nosca_accounts(&sealing(registry, Some(stranger))).await,
+        Err(BankError::Unavailable(_))
+    ));
+}
+
+#[test]
+fn a_signature_covers_the_body_and_the_request_id() {
+    let qtsp = Authority::new("Test QTSP");
+    let (cert, key) = qtsp.issue(&["finX TPP seal"], ExtendedKeyUsagePurpose::ClientAuth);
+    let sealer = finx_bank_xs2a::signing::Sealer::from_pem(format!("{cert}{key}").as_bytes())
+        .expect("sealer");
+    let body = br#"{"access":{}}"#;
+    let sent = vec![
+        (
+            "X-Request-ID",
+            "0f7b5b1e-5d1a-4c5e-9a0b-1f2e3d4c5b6a".to_owned(),
+        ),
+        ("PSU-ID", "demo".to_owned()),
+    ];
+    let headers = sealer.headers(body, &sent).expect("signed");
+    let lookup = |extra: &[(&str, String)]| {
+        let all: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .chain(
+                sent.iter()
+                    .chain(extra)
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v.clone())),
+            )
+            .collect();
+        move |name: &str| {
+            all.iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
+    };
+    let der = qtsp.cert.der().to_vec();
+    assert_eq!(
+        finx_bank_sandbox::signature::check(lookup(&[]), body, &der),
+        Ok(())
+    );
+    assert!(headers.iter().any(|(k, v)| *k == "Signature" && v.contains("headers=\"digest x-request-id psu-id\"")));
+    // Another body, another request id, another PSU: refused.
+    use finx_bank_sandbox::signature::Refusal;
+    assert_eq!(
+        finx_bank_sandbox::signature::check(lookup(&[]), b"{}", &der),
+        Err(Refusal::Invalid)
+    );
+    let other_id = [(
+        "X-Request-ID",
+        "11111111-1111-4111-8111-111111111111".to_owned(),
+    )];
+    assert_eq!(
+        finx_bank_sandbox::signature::check(lookup(&other_id), body, &der),
+        Err(Refusal::Invalid)
+    );
+    let other_psu = [("PSU-ID", "mallory".to_owned())];
+    assert_eq!(
+        finx_bank_sandbox::signature::check(lookup(&other_psu), body, &der),
+        Err(Refusal::Invalid)
+    );
+    // A seal from another authority: the certificate is refused.
+    let other = Authority::new("Other QTSP");
+    assert_eq!(
+        finx_bank_sandbox::signature::check(lookup(&[]), body, other.cert.der()),
+        Err(Refusal::Certificate)
+    );
+    assert_eq!(
+        finx_bank_sandbox::signature::check(|_| None, body, &der),
+        Err(Refusal::Missing)
+    );
+}

@@ -142,6 +142,7 @@ mod ledger;
 mod rng;
 mod sepa;
 mod session;
+pub mod signature;
 mod tables;
 pub mod tls;
 pub mod web;

@@ -132,6 +132,73 @@ pub fn registry_entries(base: &Url) -> Vec<finx_domain::registry::RegisteredBank
 
 /// The XS2A routes of the sandbox bank, under `/sandbox/xs2a/{bank}/v1/`.
 pub fn router(bank: Arc<SandboxBank>) -> Router {
+    router_with(bank, None)
+}
+
+/// [`router`], demanding signed requests (`Digest`, `Signature`,
+/// `TPP-Signature-Certificate`) whose QSealC the authority `signature_authority_der` (DER)
+/// issued, as banks that require request signing do.
+pub fn router_with(bank: Arc<SandboxBank>, signature_authority_der: Option<Vec<u8>>) -> Router {
+    let routes = routes(bank);
+    match signature_authority_der {
+        Some(der) => routes.layer(axum::middleware::from_fn_with_state(
+            Arc::new(der),
+            verify_signature,
+        )),
+        None => routes,
+    }
+}
+
+/// Refuses requests that are not signed by a QSealC of the authority.
+async fn verify_signature(
+    State(authority): State<Arc<Vec<u8>>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let rid = header_of(&parts.headers, "x-request-id")
+        .unwrap_or_default()
+        .to_owned();
+    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "FORMAT_ERROR",
+            "the body is too large",
+            &rid,
+        );
+    };
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    match crate::signature::check(header, &bytes, &authority) {
+        Ok(()) => {
+            next.run(axum::extract::Request::from_parts(
+                parts,
+                axum::body::Body::from(bytes),
+            ))
+            .await
+        }
+        Err(refusal) => {
+            let status = if refusal == crate::signature::Refusal::Missing {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
+            error(
+                status,
+                refusal.code(),
+                "the request's signature is not acceptable",
+                &rid,
+            )
+        }
+    }
+}
+
+fn routes(bank: Arc<SandboxBank>) -> Router {
     let state = Arc::new(Server {
         bank,
         consents: Mutex::new(Consents::default()),

@@ -44,6 +44,7 @@
 //! the end user is present (the consent's creation); `Consent-ID` on every data call.
 
 mod session;
+pub mod signing;
 pub mod wire;
 
 use std::sync::Arc;
@@ -75,6 +76,9 @@ pub struct Xs2aConfig {
     pub extra_roots_pem: Vec<Vec<u8>>,
     /// How long a decoupled approval waits between polls.
     pub poll_after_seconds: u16,
+    /// The operator's QSealC (certificate and PKCS#8 key, PEM), to sign requests to the
+    /// banks that require it.
+    pub qseal_pem: Option<Vec<u8>>,
 }
 
 impl Default for Xs2aConfig {
@@ -84,6 +88,7 @@ impl Default for Xs2aConfig {
             qwac_pem: None,
             extra_roots_pem: Vec::new(),
             poll_after_seconds: 2,
+            qseal_pem: None,
         }
     }
 }
@@ -104,6 +109,7 @@ pub struct Xs2aConnector {
     http: reqwest::Client,
     registry: Arc<dyn BankRegistry>,
     config: Xs2aConfig,
+    sealer: Option<signing::Sealer>,
 }
 
 impl std::fmt::Debug for Xs2aConnector {
@@ -158,10 +164,17 @@ impl Xs2aConnector {
         let http = builder
             .build()
             .map_err(|e| Xs2aSetupError::Client(e.to_string()))?;
+        let sealer = config
+            .qseal_pem
+            .as_deref()
+            .map(signing::Sealer::from_pem)
+            .transpose()
+            .map_err(Xs2aSetupError::Certificate)?;
         Ok(Self {
             http,
             registry,
             config,
+            sealer,
         })
     }
 
@@ -212,8 +225,29 @@ impl Xs2aConnector {
         for (k, v) in headers {
             req = req.header(*k, v);
         }
-        if let Some(b) = body {
-            req = req.json(&b);
+        let bytes = match &body {
+            Some(b) => serde_json::to_vec(b).map_err(|_| bad("a body that does not serialise"))?,
+            None => Vec::new(),
+        };
+        if bank.quirks.signing_required {
+            let sealer = self.sealer.as_ref().ok_or_else(|| {
+                BankError::Unavailable(format!(
+                    "{} requires signed requests, and no QSealC is configured",
+                    bank.name
+                ))
+            })?;
+            let mut sent: Vec<(&str, String)> = headers.to_vec();
+            sent.push(("X-Request-ID", request_id.clone()));
+            let signed = sealer.headers(&bytes, &sent).map_err(|e| {
+                tracing::error!(bank = %bank.id, error = %e, "cannot sign the request");
+                bad("the request could not be signed")
+            })?;
+            for (k, v) in signed {
+                req = req.header(k, v);
+            }
+        }
+        if body.is_some() {
+            req = req.header("Content-Type", "application/json").body(bytes);
         }
         let res = req.send().await.map_err(|e| {
             tracing::warn!(bank = %bank.id, %method, path = url.path(), error = %e, "XS2A call failed");
@@ -545,6 +579,15 @@ fn map_error(
     if has("SERVICE_BLOCKED") {
         return BankError::Locked;
     }
+    if has("CERTIFICATE_INVALID")
+        || has("CERTIFICATE_EXPIRED")
+        || has("CERTIFICATE_BLOCKED")
+        || has("SIGNATURE_INVALID")
+        || has("SIGNATURE_MISSING")
+    {
+        // The operator's certificates or signature: nothing the end user can change.
+        return BankError::Unavailable(format!("{bank} refuses finX's certificate or signature"));
+    }
     if has("CONSENT_EXPIRED") || has("CONSENT_INVALID") || has("CONSENT_UNKNOWN") {
         return BankError::SessionExpired;
     }
@@ -607,12 +650,6 @@ impl BankConnector for Xs2aConnector {
         return_to: &ReturnTo,
     ) -> Result<BankReply, BankError> {
         let bank = self.bank(institution).await?;
-        if bank.quirks.signing_required {
-            return Err(BankError::Unavailable(format!(
-                "{} requires signed requests (QSealC), which finX does not make yet",
-                bank.name
-            )));
-        }
         let empty = json!({ "accounts": [], "balances": [], "transactions": [] });
         let (access, listing) = match bank.consent_model {
             ConsentModel::BankOffered => (empty, false),

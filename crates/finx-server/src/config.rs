@@ -108,6 +108,10 @@ pub(crate) struct ServeArgs {
     /// Extra root certificates (PEM) to trust for banks, e.g. a test authority.
     #[arg(long, env = "FINX_BANK_ROOTS", global = true)]
     pub(crate) bank_roots: Option<PathBuf>,
+    /// The operator's eIDAS QSealC (PEM: certificate and PKCS#8 key), to sign requests to
+    /// the banks that require it (registry quirk `signing-required`).
+    #[arg(long, env = "FINX_QSEAL", global = true)]
+    pub(crate) qseal: Option<PathBuf>,
 }
 
 /// Subcommands.
@@ -139,6 +143,9 @@ pub(crate) enum Command {
         /// (PEM); needs TLS.
         #[arg(long, requires = "tls_cert")]
         client_ca: Option<PathBuf>,
+        /// Demand signed requests whose QSealC this authority issued (PEM).
+        #[arg(long)]
+        signature_ca: Option<PathBuf>,
     },
 }
 
@@ -206,6 +213,7 @@ struct FileConfig {
     sandbox_public_url: Option<Url>,
     qwac: Option<PathBuf>,
     bank_roots: Option<PathBuf>,
+    qseal: Option<PathBuf>,
 }
 
 /// The resolved configuration. Its `Debug` hides the keys and the demo secret.
@@ -231,6 +239,8 @@ pub(crate) struct Config {
     pub(crate) qwac_pem: Option<Vec<u8>>,
     /// Extra bank roots (PEM).
     pub(crate) bank_roots_pem: Option<Vec<u8>>,
+    /// The QSealC (PEM: certificate and key).
+    pub(crate) qseal_pem: Option<Vec<u8>>,
 }
 
 impl Config {
@@ -315,6 +325,10 @@ impl Config {
         }
         let bank_roots_pem = match cli.serve.bank_roots.clone().or(file.bank_roots) {
             Some(p) => Some(read(&p, "bank roots")?),
+            None => None,
+        };
+        let qseal_pem = match cli.serve.qseal.clone().or(file.qseal) {
+            Some(p) => Some(read(&p, "QSealC")?),
             None => None,
         };
         let sandbox_listen = cli
@@ -434,6 +448,7 @@ impl Config {
             sandbox_public_url,
             qwac_pem,
             bank_roots_pem,
+            qseal_pem,
         })
     }
 }

@@ -64,6 +64,7 @@ async fn run(cli: Cli, config: Config) -> Result<(), String> {
             tls_cert,
             tls_key,
             client_ca,
+            signature_ca,
         } => {
             let tls = match (tls_cert, tls_key) {
                 (Some(cert), Some(key)) => {
@@ -78,7 +79,15 @@ async fn run(cli: Cli, config: Config) -> Result<(), String> {
                 }
                 _ => None,
             };
-            sandbox_bank(&config, tls).await
+            let signature_ca = match signature_ca {
+                Some(p) => {
+                    let pem = std::fs::read(&p)
+                        .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+                    Some(pem_to_der(&pem)?)
+                }
+                None => None,
+            };
+            sandbox_bank(&config, tls, signature_ca).await
         }
         Command::Serve => serve(config, store).await,
     }
@@ -108,6 +117,7 @@ fn wire(
             timeout: config.bank_timeout,
             qwac_pem: config.qwac_pem.clone(),
             extra_roots_pem: config.bank_roots_pem.clone().into_iter().collect(),
+            qseal_pem: config.qseal_pem.clone(),
             ..finx_bank_xs2a::Xs2aConfig::default()
         },
     )
@@ -194,11 +204,20 @@ fn spawn_sandbox_bank(
     });
 }
 
+/// The first certificate of a PEM file, DER.
+fn pem_to_der(pem: &[u8]) -> Result<Vec<u8>, String> {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::CertificateDer::from_pem_slice(pem)
+        .map(|c| c.as_ref().to_vec())
+        .map_err(|e| format!("no certificate in the PEM file: {e}"))
+}
+
 /// `sandbox-bank`: the sandbox bank alone, over plain HTTP or TLS (with mutual TLS when a
 /// client authority is given).
 async fn sandbox_bank(
     config: &Config,
     tls: Option<finx_bank_sandbox::tls::TlsSettings>,
+    signature_ca_der: Option<Vec<u8>>,
 ) -> Result<(), String> {
     let bank = Arc::new(finx_bank_sandbox::SandboxBank::new(
         finx_bank_sandbox::SandboxConfig {
@@ -217,8 +236,8 @@ async fn sandbox_bank(
     for b in finx_bank_sandbox::xs2a::registry_entries(&config.sandbox_public_url) {
         println!("  {}\t{}\t{}", b.id, b.name, b.url);
     }
-    let app =
-        finx_bank_sandbox::xs2a::router(bank.clone()).merge(finx_bank_sandbox::web::router(bank));
+    let app = finx_bank_sandbox::xs2a::router_with(bank.clone(), signature_ca_der)
+        .merge(finx_bank_sandbox::web::router(bank));
     if let Some(tls) = tls {
         let server = finx_bank_sandbox::tls::server_config(&tls).map_err(|e| e.to_string())?;
         tokio::select! {
