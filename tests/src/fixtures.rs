@@ -797,6 +797,26 @@ pub fn bank_link_of(html: &str) -> String {
 /// # Panics
 /// When the bank's pages are not what the sandbox serves.
 pub async fn approve_at_bank(http: &reqwest::Client, bank_url: &str, user: &str) -> String {
+    // An OAuth bank's authorization endpoint first sends the browser on to its pages.
+    let mut bank_url = url::Url::parse(bank_url).expect("bank URL");
+    for _ in 0..3 {
+        let res = http.get(bank_url.clone()).send().await.expect("bank page");
+        let Some(next) = res
+            .status()
+            .is_redirection()
+            .then(|| {
+                res.headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            })
+            .flatten()
+        else {
+            break;
+        };
+        bank_url = bank_url.join(&next).expect("location");
+    }
+    let bank_url = bank_url.as_str();
     let page = page_text(http, bank_url).await;
     assert!(page.contains("bank-login"), "the bank's login page: {page}");
     let mut res = http
@@ -891,7 +911,7 @@ impl App {
                     let (id, nonce) = finx_core::Finx::return_state(&state).expect("ours");
                     assert_eq!(id, flow);
                     self.finx
-                        .return_from_bank(flow, &nonce, true)
+                        .return_from_bank(flow, &nonce, true, None)
                         .await
                         .expect("return")
                 }

@@ -50,6 +50,23 @@ impl Bank {
             registry,
         };
         bank.register("bank-offered").await;
+        let oauth = RegisteredBank::from_draft(BankDraft {
+            id: Some("sandbox-oauth".into()),
+            name: "Sparkasse Musterstadt (Sandbox, OAuth)".into(),
+            bank_code: Some("90094816".into()),
+            url: bank
+                .base
+                .join("sandbox/xs2a-oauth/90094816")
+                .expect("url")
+                .to_string(),
+            sca_approaches: vec!["OAUTH".into()],
+            ..BankDraft::default()
+        })
+        .expect("valid");
+        bank.registry
+            .upsert_banks(&[oauth])
+            .await
+            .expect("registry");
         bank
     }
 
@@ -501,4 +518,103 @@ async fn whole_flows_through_the_widget_go_through_the_connector() {
             "{code} {user}: {back}"
         );
     }
+}
+
+/// Follows the bank's redirects from `url` (no cookies needed) and returns where it ends.
+async fn follow(url: &url::Url) -> url::Url {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let res = http.get(url.clone()).send().await.expect("authorize");
+    assert!(res.status().is_redirection(), "{}", res.status());
+    let to = res.headers()["location"].to_str().expect("ascii");
+    url.join(to).expect("url")
+}
+
+#[tokio::test]
+async fn oauth_authorises_with_a_code_exchanged_once_with_pkce() {
+    let bank = Bank::start().await;
+    let c = bank.connector();
+    let i = InstitutionId::parse("sandbox-oauth").expect("id");
+    let (s, step) = next(c.begin(&i, &request(), &return_to()).await.expect("begin"));
+    let BankStep::Redirect { url } = &step else {
+        panic!("{step:?}")
+    };
+    let q: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+    assert_eq!(q["response_type"], "code");
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["redirect_uri"], return_to().ok.as_str());
+    assert_eq!(q["state"], "s", "finX's own state");
+    assert!(q["scope"].starts_with("AIS:"));
+    // The authorization endpoint sends the user on to the bank's pages.
+    let page = follow(url).await;
+    let id = page
+        .path_segments()
+        .and_then(|mut p| p.next_back())
+        .expect("id")
+        .to_owned();
+    assert!(matches!(
+        bank.sandbox.bank_login(&id, "demo", "demo").await,
+        BankPage::Tan { .. }
+    ));
+    let BankPage::Back(back) = bank.sandbox.bank_tan(&id, "123456") else {
+        panic!("approved")
+    };
+    let code = back
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("a code");
+    let answer = StepAnswer::Authorized { code: code.clone() };
+    let BankReply::Done { session, .. } = c
+        .answer(&i, &s, &answer, &return_to())
+        .await
+        .expect("token")
+    else {
+        panic!("done")
+    };
+    assert_eq!(
+        c.accounts(&session)
+            .await
+            .expect("accounts with the token")
+            .len(),
+        3
+    );
+    // The code is single-use, and a made-up one is refused.
+    assert!(matches!(
+        c.answer(&i, &s, &answer, &return_to()).await,
+        Err(BankError::Rejected)
+    ));
+    let forged = StepAnswer::Authorized {
+        code: "made-up".into(),
+    };
+    assert!(matches!(
+        c.answer(&i, &s, &forged, &return_to()).await,
+        Err(BankError::Rejected)
+    ));
+
+    // Cancelled at the bank: back without a code.
+    let (s, step) = next(c.begin(&i, &request(), &return_to()).await.expect("begin"));
+    let BankStep::Redirect { url } = &step else {
+        panic!("{step:?}")
+    };
+    let page = follow(url).await;
+    let id = page
+        .path_segments()
+        .and_then(|mut p| p.next_back())
+        .expect("id")
+        .to_owned();
+    let BankPage::Back(back) = bank.sandbox.bank_cancel(&id) else {
+        panic!("back")
+    };
+    assert!(
+        back.query_pairs()
+            .any(|(k, v)| k == "error" && v == "access_denied")
+    );
+    assert!(matches!(
+        c.answer(&i, &s, &StepAnswer::Returned { ok: true }, &return_to())
+            .await,
+        Err(BankError::CancelledByUser)
+    ));
 }

@@ -230,7 +230,12 @@ pub(crate) fn conformance() -> Result<()> {
     wait_http(&mut bank, bank_port)?;
     let mut prisms = Vec::new();
     let mut prism_ports = BTreeMap::new();
-    for code in ["90094815", "90094816", "90094817"] {
+    for (code, upstream) in [
+        ("90094815", "sandbox/xs2a/90094815"),
+        ("90094816", "sandbox/xs2a/90094816"),
+        ("90094817", "sandbox/xs2a/90094817"),
+        ("oauth", "sandbox/xs2a-oauth/90094816"),
+    ] {
         let port = free_port()?;
         let mut p = spawn(
             "prism",
@@ -239,7 +244,7 @@ pub(crate) fn conformance() -> Result<()> {
                     "proxy",
                     "--errors",
                     &patched.display().to_string(),
-                    &format!("{bank_url}/sandbox/xs2a/{code}"),
+                    &format!("{bank_url}/{upstream}"),
                     "--port",
                     &port.to_string(),
                     "--host",
@@ -273,10 +278,11 @@ pub(crate) fn conformance() -> Result<()> {
     };
     let mut finx = spawn("finX", &mut finx_args(&[]), &work.join("finx.log"))?;
     wait_http(&mut finx, finx_port)?;
-    let entry = |id: &str, code: &str, approach: &str, model: &str, name: &str| {
+    let entry = |id: &str, prism: &str, approach: &str, model: &str, name: &str| {
+        let code = if prism == "oauth" { "90094816" } else { prism };
         format!(
             "[[bank]]\nid = \"{id}\"\nname = \"{name}\"\nbank_code = \"{code}\"\nurl = \"http://127.0.0.1:{}\"\nsca_approaches = [\"{approach}\"]\nconsent_model = \"{model}\"\n\n",
-            prism_ports[code]
+            prism_ports[prism]
         )
     };
     let toml = [
@@ -314,6 +320,13 @@ pub(crate) fn conformance() -> Result<()> {
             "EMBEDDED",
             "dedicated",
             "Sandbox, dedicated",
+        ),
+        entry(
+            "conf-oauth",
+            "oauth",
+            "OAUTH",
+            "bank-offered",
+            "Sandbox, OAuth",
         ),
     ]
     .concat();
@@ -355,7 +368,7 @@ pub(crate) fn conformance() -> Result<()> {
 
     let mut ops = BTreeMap::new();
     let mut bad = Vec::new();
-    for code in ["90094815", "90094816", "90094817"] {
+    for code in ["90094815", "90094816", "90094817", "oauth"] {
         let log =
             std::fs::read_to_string(work.join(format!("prism-{code}.log"))).unwrap_or_default();
         for (op, n) in operations(&log) {

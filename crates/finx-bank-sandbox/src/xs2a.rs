@@ -78,18 +78,25 @@ struct Consent {
     frequency_per_day: u16,
     return_to: ReturnTo,
     created: usize,
+    /// OAuth flavour: the SCA goes through the bank's OAuth server; data needs this token.
+    oauth_token: Option<String>,
 }
 
 #[derive(Default)]
 struct Consents {
     map: HashMap<String, Consent>,
     counter: usize,
+    /// OAuth authorisation codes: code → (consent, PKCE challenge, redirect URI).
+    codes: HashMap<String, (String, String, String)>,
 }
 
 /// The server's state.
 struct Server {
     bank: Arc<SandboxBank>,
     consents: Mutex<Consents>,
+    /// The OAuth flavour (`/sandbox/xs2a-oauth/`): the redirect bank authorises through its
+    /// OAuth server (`scaOAuth`, authorization code with PKCE) instead of `scaRedirect`.
+    oauth: bool,
 }
 
 impl Server {
@@ -139,7 +146,11 @@ pub fn router(bank: Arc<SandboxBank>) -> Router {
 /// `TPP-Signature-Certificate`) whose QSealC the authority `signature_authority_der` (DER)
 /// issued, as banks that require request signing do.
 pub fn router_with(bank: Arc<SandboxBank>, signature_authority_der: Option<Vec<u8>>) -> Router {
-    let routes = routes(bank);
+    let routes = routes(bank.clone(), "/sandbox/xs2a", false).merge(routes(
+        bank,
+        "/sandbox/xs2a-oauth",
+        true,
+    ));
     match signature_authority_der {
         Some(der) => routes.layer(axum::middleware::from_fn_with_state(
             Arc::new(der),
@@ -198,40 +209,43 @@ async fn verify_signature(
     }
 }
 
-fn routes(bank: Arc<SandboxBank>) -> Router {
+/// The XS2A routes under `prefix`; in the OAuth flavour also the OAuth server's.
+fn routes(bank: Arc<SandboxBank>, prefix: &str, oauth: bool) -> Router {
     let state = Arc::new(Server {
         bank,
         consents: Mutex::new(Consents::default()),
+        oauth,
     });
-    Router::new()
-        .route("/sandbox/xs2a/{bank}/v1/consents", post(create_consent))
+    let p = |path: &str| format!("{prefix}/{{bank}}{path}");
+    let mut router = Router::new()
+        .route(&p("/v1/consents"), post(create_consent))
         .route(
-            "/sandbox/xs2a/{bank}/v1/consents/{consent}",
+            &p("/v1/consents/{consent}"),
             get(get_consent).delete(delete_consent),
         )
+        .route(&p("/v1/consents/{consent}/status"), get(consent_status))
         .route(
-            "/sandbox/xs2a/{bank}/v1/consents/{consent}/status",
-            get(consent_status),
-        )
-        .route(
-            "/sandbox/xs2a/{bank}/v1/consents/{consent}/authorisations",
+            &p("/v1/consents/{consent}/authorisations"),
             post(start_authorisation).get(authorisation_ids),
         )
         .route(
-            "/sandbox/xs2a/{bank}/v1/consents/{consent}/authorisations/{authorisation}",
+            &p("/v1/consents/{consent}/authorisations/{authorisation}"),
             get(sca_status).put(update_authorisation),
         )
-        .route("/sandbox/xs2a/{bank}/v1/accounts", get(accounts))
-        .route("/sandbox/xs2a/{bank}/v1/accounts/{account}", get(account))
-        .route(
-            "/sandbox/xs2a/{bank}/v1/accounts/{account}/balances",
-            get(balances),
-        )
-        .route(
-            "/sandbox/xs2a/{bank}/v1/accounts/{account}/transactions",
-            get(transactions),
-        )
-        .with_state(state)
+        .route(&p("/v1/accounts"), get(accounts))
+        .route(&p("/v1/accounts/{account}"), get(account))
+        .route(&p("/v1/accounts/{account}/balances"), get(balances))
+        .route(&p("/v1/accounts/{account}/transactions"), get(transactions));
+    if oauth {
+        router = router
+            .route(
+                &p("/.well-known/oauth-authorization-server"),
+                get(oauth_metadata),
+            )
+            .route(&p("/authorize"), get(oauth_authorize))
+            .route(&p("/token"), post(oauth_token));
+    }
+    router.with_state(state)
 }
 
 /// An XS2A error: status and `tppMessages`.
@@ -404,7 +418,7 @@ async fn create_consent(
     let _ = body.combined_service_indicator;
     let redirect = header_of(&headers, "tpp-redirect-uri").and_then(|u| Url::parse(u).ok());
     let nok = header_of(&headers, "tpp-nok-redirect-uri").and_then(|u| Url::parse(u).ok());
-    if bank.approach == Approach::Redirect && redirect.is_none() {
+    if bank.approach == Approach::Redirect && redirect.is_none() && !s.oauth {
         return error(
             StatusCode::BAD_REQUEST,
             "FORMAT_ERROR",
@@ -452,6 +466,20 @@ async fn create_consent(
     );
     let mut authorisation_id = None;
     let approach = match &step {
+        BankStep::Redirect { .. } if s.oauth => {
+            // The bank's OAuth server authorises; its pages come at `authorize`.
+            let server = s
+                .bank
+                .config
+                .public_url
+                .join(&format!(
+                    "sandbox/xs2a-oauth/{code}/.well-known/oauth-authorization-server"
+                ))
+                .map(|u| u.to_string())
+                .unwrap_or_default();
+            links.insert("scaOAuth".into(), href(server));
+            "REDIRECT"
+        }
         BankStep::Redirect { url } => {
             // The authorisation starts with the consent (implicit start).
             let aid = random_id();
@@ -493,6 +521,7 @@ async fn create_consent(
         frequency_per_day: body.frequency_per_day,
         return_to,
         created: 0,
+        oauth_token: None,
     };
     {
         let mut all = s.lock();
@@ -537,6 +566,28 @@ fn consent_of(s: &Server, code: &str, id: &str, rid: &str) -> Result<Consent, Bo
     }
 }
 
+/// In the OAuth flavour, a consent authorised through the OAuth server is read only with
+/// its token.
+fn bearer_ok(c: &Consent, headers: &HeaderMap) -> bool {
+    match &c.oauth_token {
+        None => true,
+        Some(t) => header_of(headers, "authorization")
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .is_some_and(|given| subtle_eq(given.as_bytes(), t.as_bytes())),
+    }
+}
+
+/// Constant-time equality of two tokens.
+fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
+    use sha2::{Digest as _, Sha256};
+    // Hashing first makes the comparison independent of where the inputs differ.
+    let (x, y) = (Sha256::digest(a), Sha256::digest(b));
+    x.iter()
+        .zip(y.iter())
+        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
+        == 0
+}
+
 fn save(s: &Server, id: &str, consent: Consent) {
     s.lock().map.insert(id.to_owned(), consent);
 }
@@ -548,6 +599,14 @@ async fn get_consent(
 ) -> Response {
     let rid = try_or!(request_id(&headers));
     let c = try_or!(consent_of(&s, &code, &id, &rid));
+    if !bearer_ok(&c, &headers) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "TOKEN_INVALID",
+            "the OAuth token is missing or wrong",
+            &rid,
+        );
+    }
     let access = match &c.access {
         Access::All if c.status == "valid" => {
             // The bank lets the user choose at the bank; the sandbox grants every account.
@@ -938,6 +997,14 @@ fn reading_consent(
             rid,
         ))
     })?;
+    if !bearer_ok(&c, headers) {
+        return Err(Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "TOKEN_INVALID",
+            "the OAuth token is missing or wrong",
+            rid,
+        )));
+    }
     match c.status {
         "valid" if c.valid_until >= s.bank.today() => Ok(c),
         "valid" => Err(Box::new(error(
@@ -1320,4 +1387,194 @@ async fn transactions(
     report.insert("_links".into(), Value::Object(links));
     let body = json!({ "account": reference_json(&a), "transactions": report });
     with_request_id(Json(body).into_response(), &rid)
+}
+
+/// The OAuth server's metadata (RFC 8414) the `scaOAuth` link leads to.
+async fn oauth_metadata(State(s): State<Arc<Server>>, Path(code): Path<String>) -> Response {
+    let at = |path: &str| {
+        s.bank
+            .config
+            .public_url
+            .join(&format!("sandbox/xs2a-oauth/{code}/{path}"))
+            .map(|u| u.to_string())
+            .unwrap_or_default()
+    };
+    Json(json!({
+        "issuer": at(""),
+        "authorization_endpoint": at("authorize"),
+        "token_endpoint": at("token"),
+        "response_types_supported": ["code"],
+        "grant_types_supported": ["authorization_code"],
+        "code_challenge_methods_supported": ["S256"],
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct AuthorizeQuery {
+    response_type: Option<String>,
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    scope: Option<String>,
+    state: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+}
+
+/// The OAuth authorization endpoint: checks the request, issues a code for the consent named
+/// by `scope=AIS:<consentId>`, and sends the user to the bank's login and approval pages,
+/// which send them back to `redirect_uri` with the code (or `error=access_denied`).
+async fn oauth_authorize(
+    State(s): State<Arc<Server>>,
+    Path(code): Path<String>,
+    query: Result<Query<AuthorizeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let refuse =
+        |why: &str| (StatusCode::BAD_REQUEST, format!("invalid_request: {why}")).into_response();
+    let Ok(Query(q)) = query else {
+        return refuse("malformed query");
+    };
+    let (
+        Some("code"),
+        Some(_client),
+        Some(redirect),
+        Some(scope),
+        Some(state),
+        Some(challenge),
+        Some("S256"),
+    ) = (
+        q.response_type.as_deref(),
+        q.client_id.as_deref(),
+        q.redirect_uri.as_deref(),
+        q.scope.as_deref(),
+        q.state.as_deref(),
+        q.code_challenge.as_deref(),
+        q.code_challenge_method.as_deref(),
+    )
+    else {
+        return refuse(
+            "response_type=code, client_id, redirect_uri, scope, state and an S256 code_challenge are required",
+        );
+    };
+    let Some(consent_id) = scope.strip_prefix("AIS:") else {
+        return refuse("scope must be AIS:<consentId>");
+    };
+    let Ok(redirect_url) = Url::parse(redirect) else {
+        return refuse("redirect_uri is not a URL");
+    };
+    let Ok(mut c) = consent_of(&s, &code, consent_id, "") else {
+        return refuse("no such consent");
+    };
+    if c.status != "received" {
+        return refuse("the consent is not waiting for authorisation");
+    }
+    let oauth_code = random_id();
+    let with = |pairs: &[(&str, &str)]| {
+        let mut u = redirect_url.clone();
+        {
+            let mut q = u.query_pairs_mut();
+            for (k, v) in pairs {
+                q.append_pair(k, v);
+            }
+        }
+        u
+    };
+    let return_to = ReturnTo {
+        ok: with(&[("code", &oauth_code), ("state", state)]),
+        nok: with(&[("error", "access_denied"), ("state", state)]),
+    };
+    let request = ConsentRequest {
+        psu: finx_ports::PsuContext::default(),
+        ibans: Vec::new(),
+        recurring: c.recurring,
+        valid_until: c.valid_until,
+        frequency_per_day: c.frequency_per_day,
+    };
+    let Ok(BankReply::Next {
+        session,
+        step: BankStep::Redirect { url },
+    }) = s.bank.begin(&c.institution, &request, &return_to).await
+    else {
+        return refuse("this bank does not authorise by redirect");
+    };
+    c.session = session;
+    c.step = Some(BankStep::Redirect { url: url.clone() });
+    c.return_to = return_to;
+    c.sca_status = "started";
+    {
+        let mut all = s.lock();
+        all.codes.insert(
+            oauth_code,
+            (
+                consent_id.to_owned(),
+                challenge.to_owned(),
+                redirect.to_owned(),
+            ),
+        );
+        all.map.insert(consent_id.to_owned(), c);
+    }
+    axum::response::Redirect::to(url.as_str()).into_response()
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    grant_type: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+}
+
+/// The OAuth token endpoint: exchanges a code, once, with its PKCE verifier, for the token
+/// that reads the consent, once the user approved at the bank.
+async fn oauth_token(
+    State(s): State<Arc<Server>>,
+    Path(code): Path<String>,
+    form: Result<axum::extract::Form<TokenForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let oauth_error =
+        |e: &str| (StatusCode::BAD_REQUEST, Json(json!({ "error": e }))).into_response();
+    let Ok(axum::extract::Form(f)) = form else {
+        return oauth_error("invalid_request");
+    };
+    let (Some("authorization_code"), Some(given), Some(redirect), Some(verifier)) = (
+        f.grant_type.as_deref(),
+        f.code.as_deref(),
+        f.redirect_uri.as_deref(),
+        f.code_verifier.as_deref(),
+    ) else {
+        return oauth_error("invalid_request");
+    };
+    // A code is used once, whatever happens next.
+    let Some((consent_id, challenge, issued_for)) = s.lock().codes.remove(given) else {
+        return oauth_error("invalid_grant");
+    };
+    let computed = {
+        use sha2::{Digest as _, Sha256};
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+    };
+    if computed != challenge || issued_for != redirect {
+        return oauth_error("invalid_grant");
+    }
+    let Ok(mut c) = consent_of(&s, &code, &consent_id, "") else {
+        return oauth_error("invalid_grant");
+    };
+    // Did the user approve at the bank?
+    match s
+        .bank
+        .answer(
+            &c.institution,
+            &c.session,
+            &StepAnswer::Returned { ok: true },
+            &c.return_to,
+        )
+        .await
+    {
+        Ok(reply @ BankReply::Done { .. }) => apply(&mut c, &reply),
+        _ => return oauth_error("invalid_grant"),
+    }
+    let token = random_id();
+    c.oauth_token = Some(token.clone());
+    save(&s, &consent_id, c);
+    Json(json!({ "access_token": token, "token_type": "Bearer", "expires_in": 3600 }))
+        .into_response()
 }

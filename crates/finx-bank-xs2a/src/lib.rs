@@ -63,6 +63,9 @@ use serde_json::{Value, json};
 use thiserror::Error;
 use url::Url;
 
+use base64::Engine as _;
+use sha2::Digest as _;
+
 use crate::session::{Session, Stage};
 
 /// How the connector reaches banks.
@@ -79,6 +82,9 @@ pub struct Xs2aConfig {
     /// The operator's QSealC (certificate and PKCS#8 key, PEM), to sign requests to the
     /// banks that require it.
     pub qseal_pem: Option<Vec<u8>>,
+    /// finX's client id at banks' OAuth servers (the TPP's registration id, e.g. its
+    /// `PSDDE-BAFIN-…` number).
+    pub oauth_client_id: String,
 }
 
 impl Default for Xs2aConfig {
@@ -89,6 +95,7 @@ impl Default for Xs2aConfig {
             extra_roots_pem: Vec::new(),
             poll_after_seconds: 2,
             qseal_pem: None,
+            oauth_client_id: "finx".into(),
         }
     }
 }
@@ -336,6 +343,8 @@ impl Xs2aConnector {
             redirect: None,
             listing,
             request: wire::Terms::of(request),
+            oauth: None,
+            access_token: None,
         };
         let start = match wire::consent_next(&answer.body) {
             wire::ConsentNext::Redirect { url: to, status } => {
@@ -348,11 +357,8 @@ impl Xs2aConnector {
                     step: BankStep::Redirect { url },
                 });
             }
-            wire::ConsentNext::OAuth => {
-                return Err(BankError::Unavailable(format!(
-                    "{} asks for OAuth, which finX does not support yet",
-                    bank.name
-                )));
+            wire::ConsentNext::OAuth(server) => {
+                return self.oauth_start(bank, session, &server, return_to).await;
             }
             wire::ConsentNext::Start(link) => link
                 .or_else(|| {
@@ -381,6 +387,116 @@ impl Xs2aConnector {
                 ],
             },
         })
+    }
+
+    /// OAuth (`scaOAuth`): reads the bank's OAuth server metadata, and sends the user to its
+    /// authorization endpoint (authorization code with PKCE S256, `scope=AIS:<consentId>`,
+    /// finX's return address as `redirect_uri` and finX's state as `state`).
+    async fn oauth_start(
+        &self,
+        bank: &RegisteredBank,
+        mut session: Session,
+        server: &str,
+        return_to: &ReturnTo,
+    ) -> Result<BankReply, BankError> {
+        let metadata_url = Self::url_any(server)?;
+        let res = self.http.get(metadata_url).send().await.map_err(|e| {
+            tracing::warn!(bank = %bank.id, error = %e, "OAuth metadata unreachable");
+            BankError::Unavailable(format!("{} cannot be reached", bank.name))
+        })?;
+        if !res.status().is_success() {
+            return Err(BankError::Unavailable(format!(
+                "{}'s OAuth server refuses",
+                bank.name
+            )));
+        }
+        let metadata: Value = res
+            .json()
+            .await
+            .map_err(|_| bad("OAuth metadata that is not JSON"))?;
+        let endpoint = |k: &str| {
+            metadata
+                .get(k)
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("OAuth metadata without its endpoints"))
+                .and_then(Self::url_any)
+        };
+        let (mut authorize, token) = (
+            endpoint("authorization_endpoint")?,
+            endpoint("token_endpoint")?,
+        );
+        let mut raw = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
+            .map_err(|_| bad("no randomness for PKCE"))?;
+        let verifier = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(verifier.as_bytes()));
+        let state = return_to
+            .ok
+            .query_pairs()
+            .find(|(k, _)| k == "state")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        authorize
+            .query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &self.config.oauth_client_id)
+            .append_pair("redirect_uri", return_to.ok.as_str())
+            .append_pair("scope", &format!("AIS:{}", session.consent))
+            .append_pair("state", &state)
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256");
+        session.stage = Stage::OAuth;
+        session.next = None;
+        session.oauth = Some(session::OAuth {
+            token_endpoint: token.to_string(),
+            verifier,
+            redirect_uri: return_to.ok.to_string(),
+        });
+        Ok(BankReply::Next {
+            session: session.seal(),
+            step: BankStep::Redirect { url: authorize },
+        })
+    }
+
+    /// Exchanges the OAuth code for the bank's token, then reads the consent.
+    async fn oauth_finish(
+        &self,
+        bank: &RegisteredBank,
+        mut session: Session,
+        code: &str,
+        return_to: &ReturnTo,
+    ) -> Result<BankReply, BankError> {
+        let pending = session.oauth.take().ok_or(BankError::SessionExpired)?;
+        let url = Self::url_any(&pending.token_endpoint)?;
+        let res = self
+            .http
+            .post(url)
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", pending.redirect_uri.as_str()),
+                ("client_id", self.config.oauth_client_id.as_str()),
+                ("code_verifier", pending.verifier.as_str()),
+            ])
+            .send()
+            .await
+            .map_err(|_| BankError::Unavailable(format!("{} cannot be reached", bank.name)))?;
+        if !res.status().is_success() {
+            tracing::warn!(bank = %bank.id, status = res.status().as_u16(), "OAuth code refused");
+            return Err(BankError::Rejected);
+        }
+        let body: Value = res
+            .json()
+            .await
+            .map_err(|_| bad("a token answer that is not JSON"))?;
+        let token = body
+            .get("access_token")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty() && t.len() <= 4096)
+            .ok_or_else(|| bad("a token answer without a token"))?;
+        session.access_token = Some(token.to_owned());
+        self.finish(bank, session, return_to).await
     }
 
     /// A redirect target: any https page (or http on loopback, for sandboxes).
@@ -450,7 +566,14 @@ impl Xs2aConnector {
     ) -> Result<BankReply, BankError> {
         let consent_url = Self::url(bank, &format!("/v1/consents/{}", session.consent))?;
         let answer = self
-            .call(bank, Method::GET, consent_url, &[], None, false)
+            .call(
+                bank,
+                Method::GET,
+                consent_url,
+                &session.bearer(),
+                None,
+                false,
+            )
             .await?;
         let status = answer
             .body
@@ -461,7 +584,7 @@ impl Xs2aConnector {
             return Err(BankError::Rejected);
         }
         if session.listing {
-            let accounts = self.list(bank, &session.consent).await?;
+            let accounts = self.list(bank, &session).await?;
             let refs: Vec<Value> = accounts
                 .iter()
                 .filter_map(|a| a.iban.as_ref().map(|i| json!({ "iban": i.to_string() })))
@@ -508,22 +631,15 @@ impl Xs2aConnector {
         })
     }
 
-    /// The accounts of a consent.
+    /// The accounts of a session's consent.
     async fn list(
         &self,
         bank: &RegisteredBank,
-        consent: &str,
+        session: &Session,
     ) -> Result<Vec<AccountDetails>, BankError> {
         let url = Self::url(bank, "/v1/accounts")?;
         let answer = self
-            .call(
-                bank,
-                Method::GET,
-                url,
-                &[("Consent-ID", consent.to_owned())],
-                None,
-                false,
-            )
+            .call(bank, Method::GET, url, &session.data_headers(), None, false)
             .await?;
         let list = answer
             .body
@@ -680,7 +796,10 @@ impl BankConnector for Xs2aConnector {
         if bank.id != *institution {
             return Err(BankError::SessionExpired);
         }
-        let next = s.next.clone().ok_or(BankError::SessionExpired)?;
+        let next = match s.stage {
+            Stage::OAuth => String::from("/v1/consents"),
+            _ => s.next.clone().ok_or(BankError::SessionExpired)?,
+        };
         let url = Self::url(&bank, &next)?;
         match (&s.stage, answer) {
             (Stage::Login, StepAnswer::Login(values)) => {
@@ -729,6 +848,11 @@ impl BankConnector for Xs2aConnector {
                     }
                 }
             }
+            (Stage::OAuth, StepAnswer::Authorized { code }) => {
+                self.oauth_finish(&bank, s, code, return_to).await
+            }
+            // Back from the bank's OAuth server without a code: cancelled or refused there.
+            (Stage::OAuth, StepAnswer::Returned { .. }) => Err(BankError::CancelledByUser),
             (Stage::Decoupled, StepAnswer::Poll) => {
                 let a = self.call(&bank, Method::GET, url, &[], None, false).await?;
                 match a.body.get("scaStatus").and_then(Value::as_str) {
@@ -753,7 +877,7 @@ impl BankConnector for Xs2aConnector {
 
     async fn accounts(&self, session: &BankSession) -> Result<Vec<AccountDetails>, BankError> {
         let (s, bank) = self.data_session(session).await?;
-        self.list(&bank, &s.consent).await
+        self.list(&bank, &s).await
     }
 
     async fn balances(
@@ -767,14 +891,7 @@ impl BankConnector for Xs2aConnector {
             &format!("/v1/accounts/{}/balances", wire::segment(account)),
         )?;
         let a = self
-            .call(
-                &bank,
-                Method::GET,
-                url,
-                &[("Consent-ID", s.consent.clone())],
-                None,
-                false,
-            )
+            .call(&bank, Method::GET, url, &s.data_headers(), None, false)
             .await?;
         Ok(wire::balances(&a.body))
     }
@@ -787,7 +904,7 @@ impl BankConnector for Xs2aConnector {
         to: Date,
     ) -> Result<Vec<TransactionDetails>, BankError> {
         let (s, bank) = self.data_session(session).await?;
-        let consent = [("Consent-ID", s.consent.clone())];
+        let consent = s.data_headers();
         let mut out = Vec::new();
         let mut status = "both";
         let first = |status: &str| {

@@ -25,6 +25,8 @@ pub(crate) enum Stage {
     Redirect,
     /// The user approves in the bank's app (`next` is the SCA status).
     Decoupled,
+    /// The user authorises at the bank's OAuth server; the code comes back to finX.
+    OAuth,
     /// The consent is valid: data may be read.
     Done,
 }
@@ -46,6 +48,37 @@ pub(crate) struct Session {
     pub(crate) listing: bool,
     /// The consent terms finX asked for, for a follow-up consent.
     pub(crate) request: Terms,
+    /// OAuth: where the code is exchanged, the PKCE verifier and the redirect URI sent.
+    #[serde(default)]
+    pub(crate) oauth: Option<OAuth>,
+    /// OAuth: the bank's token for this consent (the handle is sealed at rest).
+    #[serde(default)]
+    pub(crate) access_token: Option<String>,
+}
+
+/// A pending OAuth authorisation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct OAuth {
+    pub(crate) token_endpoint: String,
+    pub(crate) verifier: String,
+    pub(crate) redirect_uri: String,
+}
+
+impl Session {
+    /// The headers of a data call: `Consent-ID`, and the bearer token after OAuth.
+    pub(crate) fn data_headers(&self) -> Vec<(&'static str, String)> {
+        let mut h = vec![("Consent-ID", self.consent.clone())];
+        h.extend(self.bearer());
+        h
+    }
+
+    /// `Authorization: Bearer …` when the consent was authorised through OAuth.
+    pub(crate) fn bearer(&self) -> Vec<(&'static str, String)> {
+        self.access_token
+            .iter()
+            .map(|t| ("Authorization", format!("Bearer {t}")))
+            .collect()
+    }
 }
 
 impl Session {

@@ -473,8 +473,8 @@ pub enum ConsentNext {
         /// The SCA status link, when given.
         status: Option<String>,
     },
-    /// An OAuth flow (`scaOAuth`), which finX does not do yet.
-    OAuth,
+    /// An OAuth authorisation (`scaOAuth`): the bank's OAuth server metadata is here.
+    OAuth(String),
     /// Start the authorisation at this link, with the PSU's credentials.
     Start(Option<String>),
 }
@@ -488,8 +488,8 @@ pub fn consent_next(body: &Value) -> ConsentNext {
             status: link(body, "scaStatus"),
         };
     }
-    if link(body, "scaOAuth").is_some() {
-        return ConsentNext::OAuth;
+    if let Some(server) = link(body, "scaOAuth") {
+        return ConsentNext::OAuth(server);
     }
     ConsentNext::Start(
         [

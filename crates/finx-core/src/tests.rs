@@ -1072,19 +1072,19 @@ async fn only_the_awaited_return_resumes_a_redirect_and_only_once() {
     for bad in [forged.expose(), "fxn_", "not a nonce at all", ""] {
         assert!(
             matches!(
-                finx.return_from_bank(id, bad, true).await,
+                finx.return_from_bank(id, bad, true, None).await,
                 Err(CoreError::Invalid { field: "state", .. })
             ),
             "{bad}"
         );
     }
     let f = finx
-        .return_from_bank(id, nonce.expose(), true)
+        .return_from_bank(id, nonce.expose(), true, None)
         .await
         .expect("the awaited return");
     assert!(matches!(f.status, FlowStatus::ScaPassed { .. }));
     assert!(matches!(
-        finx.return_from_bank(id, nonce.expose(), true).await,
+        finx.return_from_bank(id, nonce.expose(), true, None).await,
         Err(CoreError::Invalid { .. })
     ));
     assert!(matches!(

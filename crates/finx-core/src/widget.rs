@@ -285,7 +285,8 @@ impl Finx {
     }
 
     /// The end user is back from the bank's pages, at finX's return route with the `state`
-    /// the bank was given and whether it was the success (`ok`) or the failure address.
+    /// the bank was given and whether it was the success (`ok`) or the failure address, and
+    /// the authorisation `code` a bank's OAuth server sent along.
     /// Only the return this flow awaits counts, and only once; the bank is then asked how
     /// the authorisation ended (the route taken is a hint, not proof).
     ///
@@ -297,6 +298,7 @@ impl Finx {
         id: FlowId,
         nonce: &str,
         ok: bool,
+        code: Option<&str>,
     ) -> Result<Flow, CoreError> {
         let not_awaited = || invalid("state", "not the return this flow awaits");
         let nonce = ReturnNonce::from_presented(nonce).map_err(|_| not_awaited())?;
@@ -314,7 +316,13 @@ impl Finx {
         {
             return Err(not_awaited());
         }
-        self.answer_bank(flow, StepAnswer::Returned { ok }).await
+        // A bank's OAuth authorisation comes back with a code to exchange.
+        let answer = match code.map(str::trim).filter(|c| !c.is_empty()) {
+            Some(c) if ok && c.len() <= 2048 => StepAnswer::Authorized { code: c.to_owned() },
+            Some(_) if ok => return Err(invalid("code", "over 2048 bytes")),
+            _ => StepAnswer::Returned { ok },
+        };
+        self.answer_bank(flow, answer).await
     }
 
     /// Asks the bank whether a decoupled approval happened, no sooner than the bank asked

@@ -252,6 +252,12 @@ pub enum StepAnswer {
         /// `true` for the success route.
         ok: bool,
     },
+    /// Back from the bank's OAuth authorisation with its authorisation code (a secret, to
+    /// exchange for the bank's token).
+    Authorized {
+        /// The bank's authorisation code.
+        code: String,
+    },
     /// Ask the bank again whether the approval happened.
     Poll,
 }
@@ -264,7 +270,7 @@ impl StepAnswer {
             Self::Login(_) => "login",
             Self::Method(_) => "method choice",
             Self::Tan(_) => "TAN",
-            Self::Returned { .. } => "return from the bank",
+            Self::Returned { .. } | Self::Authorized { .. } => "return from the bank",
             Self::Poll => "poll",
         }
     }
@@ -280,6 +286,7 @@ impl fmt::Debug for StepAnswer {
             Self::Method(id) => write!(f, "Method({id:?})"),
             Self::Tan(_) => f.write_str("Tan([redacted])"),
             Self::Returned { ok } => write!(f, "Returned {{ ok: {ok} }}"),
+            Self::Authorized { .. } => f.write_str("Authorized { code: [redacted] }"),
             Self::Poll => f.write_str("Poll"),
         }
     }
@@ -651,7 +658,10 @@ impl ScaDialog {
                 }
                 self.tan_tries += 1;
             }
-            (BankStep::Redirect { .. }, StepAnswer::Returned { .. })
+            (
+                BankStep::Redirect { .. },
+                StepAnswer::Returned { .. } | StepAnswer::Authorized { .. },
+            )
             | (BankStep::Decoupled { .. }, StepAnswer::Poll) => {}
             _ => return Err(mismatch("another kind of answer")),
         }

@@ -42,6 +42,12 @@ const WALKS: &[Walk] = &[
         ibans: &[],
     },
     Walk {
+        name: "OAuth (scaOAuth), code with PKCE",
+        provider: "conf-oauth",
+        user: "demo",
+        ibans: &[],
+    },
+    Walk {
         name: "embedded, no SCA needed",
         provider: "sandbox-90094815",
         user: "nosca",

@@ -949,10 +949,31 @@ async fn poll(
     to_page(&ctx)
 }
 
-#[derive(Deserialize)]
+/// The return route's query: finX's `state` and `ok`, and, from a bank's OAuth server,
+/// `code` (its own `state` repeats finX's, so the first `state` is read).
+#[derive(Default)]
 struct CallbackQuery {
     state: Option<String>,
     ok: Option<String>,
+    code: Option<String>,
+}
+
+impl CallbackQuery {
+    fn parse(raw: Option<&str>) -> Self {
+        let mut q = Self::default();
+        for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+            let slot = match k.as_ref() {
+                "state" => &mut q.state,
+                "ok" => &mut q.ok,
+                "code" => &mut q.code,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(v.into_owned());
+            }
+        }
+        q
+    }
 }
 
 /// The return from the bank's own pages: only for the flow and browser it was made for,
@@ -960,11 +981,9 @@ struct CallbackQuery {
 async fn callback(
     State(state): State<AppState>,
     headers: HeaderMap,
-    query: Result<Query<CallbackQuery>, axum::extract::rejection::QueryRejection>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Response {
-    let Ok(Query(q)) = query else {
-        return plain_error(StatusCode::BAD_REQUEST, "invalid_return");
-    };
+    let q = CallbackQuery::parse(raw.as_deref());
     let Ok((flow, nonce)) = finx_core::Finx::return_state(q.state.as_deref().unwrap_or_default())
     else {
         return plain_error(StatusCode::BAD_REQUEST, "invalid_return");
@@ -1000,7 +1019,12 @@ async fn callback(
     };
     match state
         .finx
-        .return_from_bank(flow, &nonce, q.ok.as_deref() == Some("1"))
+        .return_from_bank(
+            flow,
+            &nonce,
+            q.ok.as_deref() == Some("1"),
+            q.code.as_deref(),
+        )
         .await
     {
         Ok(_) | Err(CoreError::FlowFailed(_) | CoreError::Busy) => to_page(&ctx),
