@@ -307,3 +307,35 @@ fn a_signature_covers_the_body_and_the_request_id() {
         Err(Refusal::Missing)
     );
 }
+
+#[tokio::test]
+async fn a_qwac_may_come_as_pkcs12() {
+    let bank_ca = Authority::new("Bank Server CA");
+    let qtsp = Authority::new("Test QTSP");
+    let registry = bank_over_tls(&bank_ca, &qtsp).await;
+    let (cert_pem, key_pem) = qtsp.issue(&["finX TPP"], ExtendedKeyUsagePurpose::ClientAuth);
+    // The PKCS#12 file an operator gets from a QTSP, made here from the same certificate.
+    let cert_der = ::pem::parse(&cert_pem).expect("pem").into_contents();
+    let key_der = ::pem::parse(&key_pem).expect("pem").into_contents();
+    let chain = p12_keystore::PrivateKeyChain::new(
+        vec![1u8],
+        p12_keystore::PrivateKey::from_der(&key_der).expect("key"),
+        [p12_keystore::Certificate::from_der(&cert_der).expect("cert")],
+    );
+    let mut store = p12_keystore::KeyStore::new();
+    store.add_entry("qwac", p12_keystore::KeyStoreEntry::PrivateKeyChain(chain));
+    let p12 = store.writer("s3cret").write().expect("pkcs12");
+
+    assert!(finx_bank_xs2a::signing::pem_from_pkcs12(&p12, "wrong").is_err());
+    let pem = finx_bank_xs2a::signing::pem_from_pkcs12(&p12, "s3cret").expect("opens");
+    let c = Xs2aConnector::new(
+        registry,
+        Xs2aConfig {
+            qwac_pem: Some(pem),
+            extra_roots_pem: vec![bank_ca.cert.pem().into_bytes()],
+            ..Xs2aConfig::default()
+        },
+    )
+    .expect("connector");
+    assert_eq!(nosca_accounts(&c).await.expect("over mutual TLS"), 3);
+}

@@ -145,3 +145,30 @@ impl Sealer {
         ])
     }
 }
+
+/// A PKCS#12 (`.p12`, `.pfx`) certificate and key as the PEM the connector takes (the
+/// certificate chain, leaf first, then the PKCS#8 key).
+///
+/// # Errors
+/// When the file does not open with `password` or holds no key with its certificate.
+pub fn pem_from_pkcs12(data: &[u8], password: &str) -> Result<Vec<u8>, String> {
+    let store = p12_keystore::KeyStore::from_pkcs12(
+        data,
+        password,
+        p12_keystore::Pkcs12ImportPolicy::Strict,
+    )
+    .map_err(|e| format!("PKCS#12: {e}"))?;
+    let (_, chain) = store
+        .private_key_chain()
+        .ok_or("PKCS#12: no private key with its certificate")?;
+    if chain.certs().is_empty() {
+        return Err("PKCS#12: the key has no certificate".into());
+    }
+    let mut blocks: Vec<pem::Pem> = chain
+        .certs()
+        .iter()
+        .map(|c| pem::Pem::new("CERTIFICATE", c.as_der().to_vec()))
+        .collect();
+    blocks.push(pem::Pem::new("PRIVATE KEY", chain.key().as_der().to_vec()));
+    Ok(pem::encode_many(&blocks).into_bytes())
+}

@@ -102,9 +102,18 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "FINX_SANDBOX_PUBLIC_URL", global = true)]
     pub(crate) sandbox_public_url: Option<Url>,
     /// The operator's eIDAS QWAC for mutual TLS with banks: one PEM file with the
-    /// certificate chain and the private key. Required in production mode.
+    /// certificate chain and the private key, or a PKCS#12 file (`.p12`, `.pfx`) with
+    /// `--certificate-password`. Required in production mode.
     #[arg(long, env = "FINX_QWAC", global = true)]
     pub(crate) qwac: Option<PathBuf>,
+    /// The password of PKCS#12 files given as `--qwac` or `--qseal` (default empty).
+    #[arg(
+        long,
+        env = "FINX_CERTIFICATE_PASSWORD",
+        global = true,
+        hide_env_values = true
+    )]
+    pub(crate) certificate_password: Option<String>,
     /// Extra root certificates (PEM) to trust for banks, e.g. a test authority.
     #[arg(long, env = "FINX_BANK_ROOTS", global = true)]
     pub(crate) bank_roots: Option<PathBuf>,
@@ -214,6 +223,7 @@ struct FileConfig {
     qwac: Option<PathBuf>,
     bank_roots: Option<PathBuf>,
     qseal: Option<PathBuf>,
+    certificate_password: Option<String>,
 }
 
 /// The resolved configuration. Its `Debug` hides the keys and the demo secret.
@@ -316,8 +326,23 @@ impl Config {
         let read = |p: &PathBuf, what: &str| {
             std::fs::read(p).map_err(|e| format!("cannot read the {what} {}: {e}", p.display()))
         };
+        let password = cli
+            .serve
+            .certificate_password
+            .clone()
+            .or(file.certificate_password)
+            .unwrap_or_default();
+        // A PEM file, or else PKCS#12 opened with the password.
+        let identity = |p: &PathBuf, what: &str| -> Result<Vec<u8>, String> {
+            let bytes = read(p, what)?;
+            if bytes.starts_with(b"-----BEGIN") {
+                return Ok(bytes);
+            }
+            finx_bank_xs2a::signing::pem_from_pkcs12(&bytes, &password)
+                .map_err(|e| format!("the {what} {}: {e}", p.display()))
+        };
         let qwac_pem = match cli.serve.qwac.clone().or(file.qwac) {
-            Some(p) => Some(read(&p, "QWAC")?),
+            Some(p) => Some(identity(&p, "QWAC")?),
             None => None,
         };
         if !sandbox && qwac_pem.is_none() {
@@ -328,7 +353,7 @@ impl Config {
             None => None,
         };
         let qseal_pem = match cli.serve.qseal.clone().or(file.qseal) {
-            Some(p) => Some(read(&p, "QSealC")?),
+            Some(p) => Some(identity(&p, "QSealC")?),
             None => None,
         };
         let sandbox_listen = cli
