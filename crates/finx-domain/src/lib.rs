@@ -13,6 +13,7 @@ pub mod query;
 pub mod reference;
 pub mod registry;
 pub mod sca;
+pub mod schedule;
 pub mod scope;
 pub mod secret;
 pub mod token;
