@@ -430,6 +430,13 @@ impl finx_ports::BankConnector for CountingBank {
             .await
     }
 
+    async fn end_consent(
+        &self,
+        session: &finx_domain::flow::BankSession,
+    ) -> Result<(), finx_ports::BankError> {
+        self.inner.end_consent(session).await
+    }
+
     async fn accounts(
         &self,
         session: &finx_domain::flow::BankSession,

@@ -618,3 +618,25 @@ async fn oauth_authorises_with_a_code_exchanged_once_with_pkce() {
         Err(BankError::CancelledByUser)
     ));
 }
+
+#[tokio::test]
+async fn an_ended_consent_reads_nothing_and_ending_it_again_is_fine() {
+    let bank = Bank::start().await;
+    let c = bank.connector();
+    let i = inst("90094815");
+    let (s, _) = next(c.begin(&i, &request(), &return_to()).await.expect("begin"));
+    let BankReply::Done { session, .. } = c
+        .answer(&i, &s, &login("nosca"), &return_to())
+        .await
+        .expect("nosca")
+    else {
+        panic!("done")
+    };
+    assert_eq!(c.accounts(&session).await.expect("accounts").len(), 3);
+    c.end_consent(&session).await.expect("ended at the bank");
+    assert!(matches!(
+        c.accounts(&session).await,
+        Err(BankError::SessionExpired)
+    ));
+    c.end_consent(&session).await.expect("already gone is fine");
+}

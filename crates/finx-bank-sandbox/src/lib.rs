@@ -793,6 +793,12 @@ impl BankConnector for SandboxBank {
         }
     }
 
+    /// Sessions are stateless handles, so there is nothing to end in process; the sandbox's
+    /// XS2A server ends its consents for real.
+    async fn end_consent(&self, _session: &BankSession) -> Result<(), BankError> {
+        Ok(())
+    }
+
     async fn accounts(&self, session: &BankSession) -> Result<Vec<AccountDetails>, BankError> {
         let (claims, user) = self.authorized(session)?;
         let profile = user.profile();

@@ -875,6 +875,22 @@ impl BankConnector for Xs2aConnector {
         }
     }
 
+    async fn end_consent(&self, session: &BankSession) -> Result<(), BankError> {
+        let (s, bank) = self.open(session).await?;
+        let url = Self::url(
+            &bank,
+            &format!("/v1/consents/{}", wire::segment(&s.consent)),
+        )?;
+        match self
+            .call(&bank, Method::DELETE, url, &s.bearer(), None, false)
+            .await
+        {
+            // Gone already: expired, revoked or unknown.
+            Ok(_) | Err(BankError::SessionExpired) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn accounts(&self, session: &BankSession) -> Result<Vec<AccountDetails>, BankError> {
         let (s, bank) = self.data_session(session).await?;
         self.list(&bank, &s).await

@@ -189,6 +189,11 @@ pub trait BankConnector: Send + Sync {
         return_to: &ReturnTo,
     ) -> Result<BankReply, BankError>;
 
+    /// Ends the consent behind an authorised `session` at the bank (XS2A
+    /// `DELETE /v1/consents/{id}`), so nothing can be read with it any more. MUST succeed
+    /// when the consent is already gone (expired, revoked, unknown to the bank).
+    async fn end_consent(&self, session: &BankSession) -> Result<(), BankError>;
+
     /// The accounts of an authenticated session. External ids MUST be stable across
     /// sessions of the same login.
     async fn accounts(&self, session: &BankSession) -> Result<Vec<AccountDetails>, BankError>;
