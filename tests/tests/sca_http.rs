@@ -189,3 +189,40 @@ async fn at_the_bank_helper_works_for_nosca_without_a_tan_page() {
     let page = page_text(&me, &location).await;
     assert!(page.contains("name=\"account\""));
 }
+
+#[tokio::test]
+async fn a_return_for_a_flow_that_awaits_none_binds_nothing_and_shows_nothing() {
+    let s = Served::start(App::new().await).await;
+    // A flow finished without the widget (the API, say): no browser holds it.
+    let (location, flow) = link_and_id(&s, "sandbox-90094815").await;
+    let _ = location;
+    s.app.through_bank(flow, "nosca").await;
+    let me = browser();
+    me.get(s.url("/widget/static/widget.css"))
+        .send()
+        .await
+        .expect("warm");
+    let mut u = s.url("/widget/callback");
+    u.query_pairs_mut()
+        .append_pair(
+            "state",
+            &format!("{flow}.fxn_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        )
+        .append_pair("ok", "1");
+    let res = me
+        .get(u)
+        .header(
+            "cookie",
+            "finx_browser=fxb_someone-else-entirely-0123456789",
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        res.headers().get("location").is_none(),
+        "no way into the flow"
+    );
+    let stored = s.app.finx.flow(flow).await.expect("flow");
+    assert!(stored.browser.is_none(), "nothing was bound");
+}

@@ -1503,6 +1503,10 @@ async fn oauth_authorize(
     c.sca_status = "started";
     {
         let mut all = s.lock();
+        if all.codes.len() >= CAPACITY {
+            // A sandbox asked for codes nobody exchanges: start afresh rather than grow.
+            all.codes.clear();
+        }
         all.codes.insert(
             oauth_code,
             (

@@ -68,8 +68,8 @@ use sha2::Digest as _;
 
 use crate::session::{Session, Stage};
 
-/// How the connector reaches banks.
-#[derive(Debug, Clone)]
+/// How the connector reaches banks. Its `Debug` hides the keys.
+#[derive(Clone)]
 pub struct Xs2aConfig {
     /// The longest one call may take.
     pub timeout: Duration,
@@ -85,6 +85,18 @@ pub struct Xs2aConfig {
     /// finX's client id at banks' OAuth servers (the TPP's registration id, e.g. its
     /// `PSDDE-BAFIN-…` number).
     pub oauth_client_id: String,
+}
+
+impl std::fmt::Debug for Xs2aConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Xs2aConfig")
+            .field("timeout", &self.timeout)
+            .field("qwac", &self.qwac_pem.as_ref().map(|_| "[redacted]"))
+            .field("qseal", &self.qseal_pem.as_ref().map(|_| "[redacted]"))
+            .field("extra_roots", &self.extra_roots_pem.len())
+            .field("oauth_client_id", &self.oauth_client_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Xs2aConfig {
@@ -195,21 +207,21 @@ impl Xs2aConnector {
 
     /// `path` (absolute, or a link the bank gave, relative to its host) under `bank`'s URL.
     fn url(bank: &RegisteredBank, path: &str) -> Result<Url, BankError> {
-        if path.starts_with("http://") || path.starts_with("https://") {
-            let u = Url::parse(path).map_err(|_| bad("a link that is not a URL"))?;
-            // A link to another host would carry the consent elsewhere.
-            if u.origin() != bank.url.origin() {
-                return Err(bad("a link to another host"));
-            }
-            return Ok(u);
+        let joined = if path.starts_with("http://") || path.starts_with("https://") {
+            Url::parse(path).map_err(|_| bad("a link that is not a URL"))?
+        } else if path.starts_with('/') && !path.starts_with("/v1/") {
+            // A host-relative link ("//host" or "/\\host" would leave the host: checked below).
+            bank.url.join(path).map_err(|_| bad("a malformed link"))?
+        } else {
+            let base = bank.url.as_str().trim_end_matches('/');
+            Url::parse(&format!("{base}/{}", path.trim_start_matches('/')))
+                .map_err(|_| bad("a malformed link"))?
+        };
+        // A link to another host would carry the consent, the PIN or a TAN elsewhere.
+        if joined.origin() != bank.url.origin() {
+            return Err(bad("a link to another host"));
         }
-        if path.starts_with('/') && !path.starts_with("/v1/") {
-            // A host-relative link.
-            return bank.url.join(path).map_err(|_| bad("a malformed link"));
-        }
-        let base = bank.url.as_str().trim_end_matches('/');
-        Url::parse(&format!("{base}/{}", path.trim_start_matches('/')))
-            .map_err(|_| bad("a malformed link"))
+        Ok(joined)
     }
 
     /// One XS2A call. Errors keep their XS2A meaning; `at_tan` says a
@@ -257,7 +269,15 @@ impl Xs2aConnector {
             req = req.header("Content-Type", "application/json").body(bytes);
         }
         let res = req.send().await.map_err(|e| {
-            tracing::warn!(bank = %bank.id, %method, path = url.path(), error = %e, "XS2A call failed");
+            // The error's text names the URL, which names the consent: only its kind is logged.
+            let kind = if e.is_timeout() {
+                "timeout"
+            } else if e.is_connect() {
+                "connect"
+            } else {
+                "request"
+            };
+            tracing::warn!(bank = %bank.id, %method, kind, "XS2A call failed");
             BankError::Unavailable(format!("{} cannot be reached", bank.name))
         })?;
         let status = res.status();
@@ -276,7 +296,7 @@ impl Xs2aConnector {
         }
         let codes = wire::error_codes(&bytes);
         tracing::warn!(
-            bank = %bank.id, %method, path = url.path(), status = status.as_u16(),
+            bank = %bank.id, %method, operation = %operation(&url), status = status.as_u16(),
             codes = ?codes, request_id, text = %wire::error_text(&bytes),
             "XS2A error"
         );
@@ -302,8 +322,20 @@ impl Xs2aConnector {
         let mut headers = vec![
             ("TPP-Redirect-URI", return_to.ok.to_string()),
             ("TPP-Nok-Redirect-URI", return_to.nok.to_string()),
-            ("TPP-Explicit-Authorisation-Preferred", "true".to_owned()),
         ];
+        // Redirect and OAuth banks answer with their own pages at once; the others with a link
+        // to start the authorisation with the PSU's credentials.
+        let redirect_first = matches!(
+            bank.sca_approaches.first(),
+            Some(
+                finx_domain::registry::ScaApproach::Redirect
+                    | finx_domain::registry::ScaApproach::OAuth
+            )
+        );
+        headers.push((
+            "TPP-Explicit-Authorisation-Preferred",
+            (!redirect_first).to_string(),
+        ));
         if let Some(ip) = request.psu.ip {
             headers.push(("PSU-IP-Address", ip.to_string()));
         }
@@ -362,9 +394,12 @@ impl Xs2aConnector {
             }
             wire::ConsentNext::Start(link) => link
                 .or_else(|| {
-                    bank.quirks
-                        .password_at_start
-                        .then(|| format!("/v1/consents/{}/authorisations", session.consent))
+                    bank.quirks.password_at_start.then(|| {
+                        format!(
+                            "/v1/consents/{}/authorisations",
+                            wire::segment(&session.consent)
+                        )
+                    })
                 })
                 .ok_or_else(|| bad("a consent with no way to authorise it"))?,
         };
@@ -502,9 +537,16 @@ impl Xs2aConnector {
     /// A redirect target: any https page (or http on loopback, for sandboxes).
     fn url_any(href: &str) -> Result<Url, BankError> {
         let url = Url::parse(href).map_err(|_| bad("a redirect that is not a URL"))?;
+        let loopback = match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d == "localhost",
+            None => false,
+        };
         match url.scheme() {
-            "https" | "http" => Ok(url),
-            _ => Err(bad("a redirect to something else than a web page")),
+            "https" => Ok(url),
+            "http" if loopback => Ok(url),
+            _ => Err(bad("a bank page or endpoint that is not https")),
         }
     }
 
@@ -520,6 +562,19 @@ impl Xs2aConnector {
         match wire::authorisation_next(body) {
             wire::AuthorisationNext::Finalised => self.finish(bank, session, return_to).await,
             wire::AuthorisationNext::Failed => Err(BankError::Rejected),
+            wire::AuthorisationNext::Redirect { url, status } => {
+                let url = Self::url_any(&url)?;
+                session.stage = Stage::Redirect;
+                session.redirect = Some(url.to_string());
+                session.next = status.or(here);
+                if session.next.is_none() {
+                    return Err(bad("a redirect with no status to check"));
+                }
+                Ok(BankReply::Next {
+                    session: session.seal(),
+                    step: BankStep::Redirect { url },
+                })
+            }
             wire::AuthorisationNext::Methods { methods, link } => {
                 if methods.is_empty() {
                     return Err(bad("a method choice without methods"));
@@ -564,7 +619,10 @@ impl Xs2aConnector {
         mut session: Session,
         return_to: &ReturnTo,
     ) -> Result<BankReply, BankError> {
-        let consent_url = Self::url(bank, &format!("/v1/consents/{}", session.consent))?;
+        let consent_url = Self::url(
+            bank,
+            &format!("/v1/consents/{}", wire::segment(&session.consent)),
+        )?;
         let answer = self
             .call(
                 bank,
@@ -666,6 +724,37 @@ impl Xs2aConnector {
         }
         Ok((s, bank))
     }
+}
+
+/// The path of an XS2A call with its ids replaced (`/v1/consents/{id}/…`): what may be
+/// logged, since a consent id reads data.
+fn operation(url: &Url) -> String {
+    let mut out = Vec::new();
+    let mut after_v1 = false;
+    let mut prev = "";
+    for seg in url.path_segments().into_iter().flatten() {
+        if seg == "v1" {
+            after_v1 = true;
+            out.clear();
+        }
+        if after_v1 {
+            out.push(
+                if matches!(
+                    prev,
+                    "consents" | "authorisations" | "accounts" | "transactions"
+                ) && !matches!(
+                    seg,
+                    "status" | "authorisations" | "balances" | "transactions"
+                ) {
+                    "{id}"
+                } else {
+                    seg
+                },
+            );
+        }
+        prev = seg;
+    }
+    format!("/{}", out.join("/"))
 }
 
 /// An XS2A error as a finX bank error.
@@ -837,6 +926,8 @@ impl BankConnector for Xs2aConnector {
                     Some("finalised" | "exempted") => self.finish(&bank, s, return_to).await,
                     Some("failed") if *ok => Err(BankError::Rejected),
                     Some("failed") => Err(BankError::CancelledByUser),
+                    // Back by the failure address, nothing decided: the user left the bank.
+                    _ if !*ok => Err(BankError::CancelledByUser),
                     _ => {
                         // Back before finishing at the bank: the same trip again.
                         let to = s.redirect.clone().ok_or(BankError::SessionExpired)?;
@@ -985,6 +1076,44 @@ mod tests {
 
     fn codes(body: &str) -> Vec<String> {
         wire::error_codes(body.as_bytes())
+    }
+
+    #[test]
+    fn links_never_leave_the_banks_host_and_pages_are_https() {
+        let bank = RegisteredBank::from_draft(finx_domain::registry::BankDraft {
+            name: "B".into(),
+            bank_code: Some("10010010".into()),
+            url: "https://xs2a.bank.example/psd2".into(),
+            ..Default::default()
+        })
+        .expect("bank");
+        let ok = |p: &str| Xs2aConnector::url(&bank, p).map(|u| u.to_string());
+        assert_eq!(
+            ok("/v1/consents/c1").expect("base-relative"),
+            "https://xs2a.bank.example/psd2/v1/consents/c1"
+        );
+        assert_eq!(
+            ok("/psd2/v1/consents/c1").expect("host-relative"),
+            "https://xs2a.bank.example/psd2/v1/consents/c1"
+        );
+        for evil in [
+            "//evil.example/a",
+            "/\\evil.example/a",
+            "https://evil.example/v1/consents",
+            "http://xs2a.bank.example/psd2/v1/consents",
+        ] {
+            assert!(ok(evil).is_err(), "{evil}");
+        }
+        assert!(Xs2aConnector::url_any("http://bank.example/login").is_err());
+        assert!(Xs2aConnector::url_any("http://127.0.0.1:8081/login").is_ok());
+        assert!(Xs2aConnector::url_any("javascript:alert(1)").is_err());
+        assert_eq!(
+            operation(
+                &Url::parse("https://b.example/psd2/v1/consents/secret/authorisations/a1")
+                    .expect("url")
+            ),
+            "/v1/consents/{id}/authorisations/{id}"
+        );
     }
 
     #[test]

@@ -31,8 +31,8 @@ pub(crate) enum Stage {
     Done,
 }
 
-/// What the handle says.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What the handle says. Its `Debug` shows no consent id, token or verifier.
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct Session {
     /// The bank's registry id.
     pub(crate) bank: String,
@@ -56,8 +56,23 @@ pub(crate) struct Session {
     pub(crate) access_token: Option<String>,
 }
 
-/// A pending OAuth authorisation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("bank", &self.bank)
+            .field("stage", &self.stage)
+            .field("listing", &self.listing)
+            .field("oauth", &self.oauth.is_some())
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "[redacted]"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// A pending OAuth authorisation. Not `Debug`: it holds the PKCE verifier.
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct OAuth {
     pub(crate) token_endpoint: String,
     pub(crate) verifier: String,

@@ -510,6 +510,13 @@ pub enum AuthorisationNext {
     Finalised,
     /// SCA failed.
     Failed,
+    /// Continue at the bank's page (`scaRedirect` after an explicit start).
+    Redirect {
+        /// The bank's page.
+        url: String,
+        /// The SCA status link, when given.
+        status: Option<String>,
+    },
     /// Choose one of these methods, at `link`.
     Methods {
         /// The methods.
@@ -558,6 +565,9 @@ pub fn authorisation_next(body: &Value) -> AuthorisationNext {
         _ => {}
     }
     let status = link(body, "scaStatus");
+    if let Some(url) = link(body, "scaRedirect") {
+        return AuthorisationNext::Redirect { url, status };
+    }
     if let Some(list) = body.get("scaMethods").and_then(Value::as_array)
         && list.len() > 1
         && body.get("chosenScaMethod").is_none()

@@ -238,6 +238,18 @@ impl Finx {
             return Err(illegal(answer.name(), &flow));
         };
         let (institution, session) = (institution.clone(), session.clone());
+        // A bank that sends the user to the same page again still holds the return address
+        // it was given first: keep that return's check rather than make a new one.
+        let same_trip = match (&flow.status, flow.asked()) {
+            (
+                FlowStatus::AtBank {
+                    return_check: Some(check),
+                    ..
+                },
+                Some(BankStep::Redirect { url }),
+            ) => Some((*check, url.clone())),
+            _ => None,
+        };
         let flow = match self.step(flow, FlowEvent::Answered(answer.clone())).await {
             Err(CoreError::Flow(FlowError::Sca(ScaError::AnswerMismatch { step, why }))) => {
                 return Err(invalid(step, why));
@@ -255,6 +267,21 @@ impl Finx {
         {
             Ok(reply) => self.reply_event(reply, &nonce).await,
             Err(e) => FlowEvent::BankRejected(step_failure(&e)),
+        };
+        let event = match (event, same_trip) {
+            (
+                FlowEvent::BankAsked {
+                    session,
+                    step: BankStep::Redirect { url },
+                    return_check: _,
+                },
+                Some((check, earlier)),
+            ) if url == earlier => FlowEvent::BankAsked {
+                session,
+                step: BankStep::Redirect { url },
+                return_check: Some(check),
+            },
+            (event, _) => event,
         };
         let rejected = match &event {
             FlowEvent::BankRejected(f) => Some(*f),
@@ -325,6 +352,29 @@ impl Finx {
         self.answer_bank(flow, answer).await
     }
 
+    /// Whether `nonce` is the return the flow `id` awaits now (a redirect step asked, and
+    /// the nonce's keyed hash the one kept), without using it up: the return route checks
+    /// this before it binds a browser or shows anything.
+    ///
+    /// # Errors
+    /// [`CoreError::NotFound`] for an unknown flow; [`CoreError::Store`].
+    pub async fn awaits_return(&self, id: FlowId, nonce: &str) -> Result<bool, CoreError> {
+        let Ok(nonce) = ReturnNonce::from_presented(nonce) else {
+            return Ok(false);
+        };
+        let flow = self.load_flow(id).await?;
+        Ok(match &flow.status {
+            FlowStatus::AtBank {
+                return_check: Some(check),
+                ..
+            } => {
+                self.hasher.hash(&nonce) == *check
+                    && matches!(flow.asked(), Some(BankStep::Redirect { .. }))
+            }
+            _ => false,
+        })
+    }
+
     /// Asks the bank whether a decoupled approval happened, no sooner than the bank asked
     /// to be polled: earlier calls (a page reloading too often, two tabs) return the flow
     /// without asking the bank, as does a poll while another is with the bank.
@@ -353,7 +403,8 @@ impl Finx {
 
     /// Fails a flow whose answer the bank never replied to: the request that took it to the
     /// bank is gone (its instance died) and, every bank call being bounded by the bank
-    /// timeout, no reply can come any more once twice that has passed. The widget calls it
+    /// timeout (an answer takes at most two: the answer and the account list), no reply can
+    /// come any more once three times that has passed. The widget calls it
     /// while it shows the waiting page, so the user is told rather than kept waiting until
     /// the link expires. Returns the flow as it is then.
     ///
@@ -366,7 +417,7 @@ impl Finx {
                 matches!(dialog.state(), ScaState::Answered(_))
                     && self.now()
                         >= *since
-                            + TimeDelta::from_std(self.bank_timeout * 2).unwrap_or(TimeDelta::MAX)
+                            + TimeDelta::from_std(self.bank_timeout * 3).unwrap_or(TimeDelta::MAX)
             }
             _ => false,
         };

@@ -131,8 +131,9 @@ impl fmt::Debug for Challenge {
 /// The largest challenge image accepted (the XS2A limit).
 pub const MAX_CHALLENGE_IMAGE: usize = 512 * 1024;
 
-/// What the bank asks for next.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the bank asks for next. Its `Debug` shows a redirect's address without its query,
+/// which may carry the return's nonce.
+#[derive(Clone, PartialEq, Eq)]
 pub enum BankStep {
     /// Log in with these fields.
     Login {
@@ -161,6 +162,36 @@ pub enum BankStep {
         /// How long to wait before asking the bank again (1 to 60).
         poll_after_seconds: u16,
     },
+}
+
+impl fmt::Debug for BankStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Login { fields } => f.debug_struct("Login").field("fields", fields).finish(),
+            Self::ChooseMethod { methods } => f
+                .debug_struct("ChooseMethod")
+                .field("methods", methods)
+                .finish(),
+            Self::Tan { challenge } => f.debug_struct("Tan").field("challenge", challenge).finish(),
+            Self::Redirect { url } => {
+                let mut shown = url.clone();
+                if shown.query().is_some() {
+                    shown.set_query(Some("[redacted]"));
+                }
+                f.debug_struct("Redirect")
+                    .field("url", &shown.as_str())
+                    .finish()
+            }
+            Self::Decoupled {
+                prompt,
+                poll_after_seconds,
+            } => f
+                .debug_struct("Decoupled")
+                .field("prompt", prompt)
+                .field("poll_after_seconds", poll_after_seconds)
+                .finish(),
+        }
+    }
 }
 
 impl BankStep {

@@ -995,6 +995,17 @@ async fn callback(
         }
         Err(e) => return core_failure(&e),
     };
+    // Only the return the flow awaits, before anything else: a forged, replayed or stale
+    // state binds nothing and shows nothing.
+    match state.finx.awaits_return(flow, &nonce).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let mut res = elsewhere_page(stored.params.language, "invalid_return");
+            *res.status_mut() = StatusCode::BAD_REQUEST;
+            return res;
+        }
+        Err(e) => return core_failure(&e),
+    }
     // The browser that holds the flow, and only it: a return needs the cookie. A flow no
     // browser holds yet (the user went to the bank from the first page view, which set the
     // cookie but bound nothing) is bound here, to the browser that comes back with the
