@@ -86,14 +86,28 @@ pub fn check(
         return Err(Refusal::Invalid);
     }
     let headers = param(&sig, "headers").ok_or(Refusal::Invalid)?;
-    let names: Vec<&str> = headers.split_whitespace().collect();
-    if !names.contains(&"digest") || !names.contains(&"x-request-id") {
-        return Err(Refusal::Invalid);
+    let names: Vec<String> = headers
+        .split_whitespace()
+        .map(str::to_ascii_lowercase)
+        .collect();
+    // What the document requires signed: digest and request id always; the PSU's id and
+    // the redirect address whenever the request carries them.
+    for required in [
+        "digest",
+        "x-request-id",
+        "psu-id",
+        "psu-corporate-id",
+        "tpp-redirect-uri",
+    ] {
+        let must = matches!(required, "digest" | "x-request-id") || header(required).is_some();
+        if must && !names.iter().any(|n| n == required) {
+            return Err(Refusal::Invalid);
+        }
     }
     let mut lines = Vec::new();
     for name in &names {
-        let value = header(&name.to_ascii_lowercase()).ok_or(Refusal::Invalid)?;
-        lines.push(format!("{}: {value}", name.to_ascii_lowercase()));
+        let value = header(name).ok_or(Refusal::Invalid)?;
+        lines.push(format!("{name}: {value}"));
     }
     let signed = lines.join("\n");
     let value = STANDARD

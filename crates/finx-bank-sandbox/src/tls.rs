@@ -82,17 +82,23 @@ pub async fn serve_tls(listener: TcpListener, app: Router, config: Arc<rustls::S
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // Out of descriptors, say: wait a little rather than spin.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
         let acceptor = acceptor.clone();
         let app = app.clone();
         tokio::spawn(async move {
-            let tls = match acceptor.accept(stream).await {
-                Ok(t) => t,
-                Err(e) => {
+            // A client that never finishes its handshake does not hold the task for ever.
+            let handshake =
+                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream));
+            let tls = match handshake.await {
+                Ok(Ok(t)) => t,
+                Ok(Err(e)) => {
                     tracing::info!(error = %e, "TLS handshake refused");
                     return;
                 }
+                Err(_) => return,
             };
             let service = TowerToHyperService::new(app);
             let _ = Builder::new(TokioExecutor::new())

@@ -80,6 +80,8 @@ struct Consent {
     created: usize,
     /// OAuth flavour: the SCA goes through the bank's OAuth server; data needs this token.
     oauth_token: Option<String>,
+    /// The PSU identified at the start, while the password is still due.
+    psu_id: Option<String>,
 }
 
 #[derive(Default)]
@@ -492,8 +494,15 @@ async fn create_consent(
             "REDIRECT"
         }
         _ => {
+            // The decoupled bank identifies the PSU first and asks for the password after;
+            // the embedded one takes both at the start.
+            let start = if bank.approach == Approach::Decoupled {
+                "startAuthorisationWithPsuIdentification"
+            } else {
+                "startAuthorisationWithPsuAuthentication"
+            };
             links.insert(
-                "startAuthorisationWithPsuAuthentication".into(),
+                start.into(),
                 href(format!("{base}/consents/{id}/authorisations")),
             );
             if bank.approach == Approach::Decoupled {
@@ -522,6 +531,7 @@ async fn create_consent(
         return_to,
         created: 0,
         oauth_token: None,
+        psu_id: None,
     };
     {
         let mut all = s.lock();
@@ -826,16 +836,36 @@ async fn start_authorisation(
     let body: AuthBody = body
         .and_then(|Json(v)| serde_json::from_value(v).ok())
         .unwrap_or_default();
-    let (Some(user), Some(password)) = (
-        header_of(&headers, "psu-id"),
-        body.psu_data.and_then(|p| p.password),
-    ) else {
+    let Some(user) = header_of(&headers, "psu-id") else {
         return error(
             StatusCode::BAD_REQUEST,
             "FORMAT_ERROR",
-            "PSU-ID and psuData.password are required",
+            "PSU-ID is required",
             &rid,
         );
+    };
+    let Some(password) = body.psu_data.and_then(|p| p.password) else {
+        // Identified; the password is asked for next (updatePsuAuthentication).
+        let aid = random_id();
+        c.authorisation_id = Some(aid.clone());
+        c.psu_id = Some(user.to_owned());
+        c.sca_status = "psuIdentified";
+        save(&s, &id, c);
+        let here = format!("{}/consents/{id}/authorisations/{aid}", base(&code));
+        let body = json!({
+            "scaStatus": "psuIdentified",
+            "authorisationId": aid,
+            "_links": { "updatePsuAuthentication": href(here.clone()), "scaStatus": href(here) },
+        });
+        let mut res = (StatusCode::CREATED, Json(body)).into_response();
+        let approach = if c_approach(&code) == Approach::Decoupled {
+            "DECOUPLED"
+        } else {
+            "EMBEDDED"
+        };
+        res.headers_mut()
+            .insert("aspsp-sca-approach", HeaderValue::from_static(approach));
+        return with_request_id(res, &rid);
     };
     let answer = StepAnswer::Login(vec![
         ("user".into(), user.to_owned()),
@@ -895,11 +925,23 @@ async fn update_authorisation(
     let body: AuthBody = body
         .and_then(|Json(v)| serde_json::from_value(v).ok())
         .unwrap_or_default();
+    let password = body.psu_data.as_ref().and_then(|p| p.password.clone());
     let answer = match (
         &c.step,
         body.authentication_method_id,
         body.sca_authentication_data,
     ) {
+        (Some(BankStep::Login { .. }), _, _) if c.sca_status == "psuIdentified" => {
+            let (Some(user), Some(password)) = (c.psu_id.clone(), password) else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "FORMAT_ERROR",
+                    "psuData.password is required",
+                    &rid,
+                );
+            };
+            StepAnswer::Login(vec![("user".into(), user), ("pin".into(), password)])
+        }
         (Some(BankStep::ChooseMethod { .. }), Some(m), _) => StepAnswer::Method(m),
         (Some(BankStep::Tan { .. }), _, Some(tan)) => StepAnswer::Tan(tan),
         _ => {
@@ -917,8 +959,16 @@ async fn update_authorisation(
         .await
     {
         Ok(r) => r,
-        Err(e) => return bank_error(&e, &rid),
+        Err(e) => {
+            if matches!(e, BankError::Locked | BankError::Unavailable(_)) {
+                c.sca_status = "failed";
+                c.status = "rejected";
+                save(&s, &id, c);
+            }
+            return bank_error(&e, &rid);
+        }
     };
+    c.psu_id = None;
     apply(&mut c, &reply);
     let body = sca_body(&code, &id, &aid, &c, false);
     save(&s, &id, c);

@@ -377,6 +377,7 @@ impl Xs2aConnector {
             request: wire::Terms::of(request),
             oauth: None,
             access_token: None,
+            password_at_start: true,
         };
         let start = match wire::consent_next(&answer.body) {
             wire::ConsentNext::Redirect { url: to, status } => {
@@ -392,8 +393,12 @@ impl Xs2aConnector {
             wire::ConsentNext::OAuth(server) => {
                 return self.oauth_start(bank, session, &server, return_to).await;
             }
-            wire::ConsentNext::Start(link) => link
-                .or_else(|| {
+            wire::ConsentNext::Start {
+                link,
+                with_password,
+            } => {
+                session.password_at_start = with_password || bank.quirks.password_at_start;
+                link.or_else(|| {
                     bank.quirks.password_at_start.then(|| {
                         format!(
                             "/v1/consents/{}/authorisations",
@@ -401,7 +406,8 @@ impl Xs2aConnector {
                         )
                     })
                 })
-                .ok_or_else(|| bad("a consent with no way to authorise it"))?,
+                .ok_or_else(|| bad("a consent with no way to authorise it"))?
+            }
         };
         tracing::debug!(bank = %bank.id, approach, "consent created; authorisation starts");
         session.next = Some(start);
@@ -900,9 +906,25 @@ impl BankConnector for Xs2aConnector {
                         .unwrap_or_default()
                 };
                 let headers = [("PSU-ID", value("user"))];
-                let body = json!({ "psuData": { "password": value("pin") } });
+                let password = json!({ "psuData": { "password": value("pin") } });
+                if s.password_at_start {
+                    let a = self
+                        .call(&bank, Method::POST, url, &headers, Some(password), false)
+                        .await?;
+                    return self.next_step(&bank, s, &a.body, return_to).await;
+                }
+                // The PSU's id first; the password only where the bank asks for it.
                 let a = self
-                    .call(&bank, Method::POST, url, &headers, Some(body), false)
+                    .call(&bank, Method::POST, url, &headers, Some(json!({})), false)
+                    .await?;
+                let Some(update) = wire::link(&a.body, "updatePsuAuthentication")
+                    .or_else(|| wire::link(&a.body, "startAuthorisationWithPsuAuthentication"))
+                else {
+                    return self.next_step(&bank, s, &a.body, return_to).await;
+                };
+                let url = Self::url(&bank, &update)?;
+                let a = self
+                    .call(&bank, Method::PUT, url, &headers, Some(password), false)
                     .await?;
                 self.next_step(&bank, s, &a.body, return_to).await
             }

@@ -54,6 +54,14 @@ pub(crate) struct Session {
     /// OAuth: the bank's token for this consent (the handle is sealed at rest).
     #[serde(default)]
     pub(crate) access_token: Option<String>,
+    /// Whether the password goes with the start of the authorisation (else the PSU's id
+    /// alone, the password only if the bank then asks).
+    #[serde(default = "yes")]
+    pub(crate) password_at_start: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl std::fmt::Debug for Session {

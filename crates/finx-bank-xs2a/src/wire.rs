@@ -475,8 +475,15 @@ pub enum ConsentNext {
     },
     /// An OAuth authorisation (`scaOAuth`): the bank's OAuth server metadata is here.
     OAuth(String),
-    /// Start the authorisation at this link, with the PSU's credentials.
-    Start(Option<String>),
+    /// Start the authorisation at this link: with the PSU's password
+    /// (`…WithPsuAuthentication`), or with the PSU's id alone, the password following only
+    /// if the bank then asks for it (`…WithPsuIdentification`, plain `startAuthorisation`).
+    Start {
+        /// The link.
+        link: Option<String>,
+        /// Whether the password goes with the start.
+        with_password: bool,
+    },
 }
 
 /// What the answer to a consent's creation asks first.
@@ -491,16 +498,27 @@ pub fn consent_next(body: &Value) -> ConsentNext {
     if let Some(server) = link(body, "scaOAuth") {
         return ConsentNext::OAuth(server);
     }
-    ConsentNext::Start(
-        [
-            "startAuthorisationWithPsuAuthentication",
+    let with = [
+        "startAuthorisationWithPsuAuthentication",
+        "startAuthorisationWithEncryptedPsuAuthentication",
+    ]
+    .into_iter()
+    .find_map(|l| link(body, l));
+    if with.is_some() {
+        return ConsentNext::Start {
+            link: with,
+            with_password: true,
+        };
+    }
+    ConsentNext::Start {
+        link: [
             "startAuthorisationWithPsuIdentification",
             "startAuthorisation",
-            "startAuthorisationWithEncryptedPsuAuthentication",
         ]
         .into_iter()
         .find_map(|l| link(body, l)),
-    )
+        with_password: false,
+    }
 }
 
 /// What an authorisation's answer asks next.
