@@ -21,6 +21,8 @@ struct Bank {
     sandbox: Arc<SandboxBank>,
     clock: Arc<TestClock>,
     registry: Arc<finx_store_memory::MemoryStore>,
+    /// Every XS2A request the bank saw: method, path, and its `PSU-IP-Address`, if any.
+    seen: Arc<std::sync::Mutex<Vec<(String, String, Option<String>)>>>,
 }
 
 impl Bank {
@@ -39,7 +41,27 @@ impl Bank {
             },
             clock.clone(),
         ));
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
         let app = finx_bank_sandbox::xs2a::router(sandbox.clone())
+            .layer(axum::middleware::from_fn(
+                move |req: axum::extract::Request, next: axum::middleware::Next| {
+                    let record = record.clone();
+                    async move {
+                        let ip = req
+                            .headers()
+                            .get("psu-ip-address")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned);
+                        record.lock().expect("lock").push((
+                            req.method().to_string(),
+                            req.uri().path().to_owned(),
+                            ip,
+                        ));
+                        next.run(req).await
+                    }
+                },
+            ))
             .merge(finx_bank_sandbox::web::router(sandbox.clone()));
         tokio::spawn(async move { axum::serve(listener, app).await });
         let registry = Arc::new(finx_store_memory::MemoryStore::new());
@@ -48,6 +70,7 @@ impl Bank {
             sandbox,
             clock,
             registry,
+            seen,
         };
         bank.register("bank-offered").await;
         let oauth = RegisteredBank::from_draft(BankDraft {
@@ -639,4 +662,45 @@ async fn an_ended_consent_reads_nothing_and_ending_it_again_is_fine() {
         Err(BankError::SessionExpired)
     ));
     c.end_consent(&session).await.expect("already gone is fine");
+}
+
+#[tokio::test]
+async fn only_calls_made_while_the_user_is_present_carry_the_users_address() {
+    let bank = Bank::start().await;
+    let c = bank.connector();
+    let i = inst("90094815");
+    let (s, _) = next(c.begin(&i, &request(), &return_to()).await.expect("begin"));
+    let BankReply::Done { session, .. } = c
+        .answer(&i, &s, &login("nosca"), &return_to())
+        .await
+        .expect("nosca")
+    else {
+        panic!("done")
+    };
+    // Later, unattended: the data.
+    c.accounts(&session).await.expect("accounts");
+    c.balances(&session, "giro").await.expect("balances");
+    let today = t0().date_naive();
+    c.transactions(&session, "giro", today - chrono::TimeDelta::days(30), today)
+        .await
+        .expect("transactions");
+    let seen = bank.seen.lock().expect("lock").clone();
+    let consent = seen
+        .iter()
+        .find(|(m, p, _)| m == "POST" && p.ends_with("/v1/consents"))
+        .expect("a consent was made");
+    assert_eq!(
+        consent.2.as_deref(),
+        Some("198.51.100.7"),
+        "the user's address, present"
+    );
+    let data: Vec<_> = seen
+        .iter()
+        .filter(|(_, p, _)| p.contains("/v1/accounts"))
+        .collect();
+    assert!(data.len() >= 3);
+    assert!(
+        data.iter().all(|(_, _, ip)| ip.is_none()),
+        "unattended calls carry no PSU-IP-Address: {data:?}"
+    );
 }
