@@ -21,9 +21,12 @@ struct Bank {
     sandbox: Arc<SandboxBank>,
     clock: Arc<TestClock>,
     registry: Arc<finx_store_memory::MemoryStore>,
-    /// Every XS2A request the bank saw: method, path, and its `PSU-IP-Address`, if any.
-    seen: Arc<std::sync::Mutex<Vec<(String, String, Option<String>)>>>,
+    /// Every XS2A request the bank saw.
+    seen: Arc<std::sync::Mutex<Vec<Seen>>>,
 }
+
+/// A request the bank saw: method, path, and its `PSU-IP-Address`, if any.
+type Seen = (String, String, Option<String>);
 
 impl Bank {
     async fn start() -> Self {
