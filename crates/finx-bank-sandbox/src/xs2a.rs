@@ -858,33 +858,17 @@ async fn start_authorisation(
             "_links": { "updatePsuAuthentication": href(here.clone()), "scaStatus": href(here) },
         });
         let mut res = (StatusCode::CREATED, Json(body)).into_response();
-        let approach = if c_approach(&code) == Approach::Decoupled {
-            "DECOUPLED"
-        } else {
-            "EMBEDDED"
-        };
         res.headers_mut()
-            .insert("aspsp-sca-approach", HeaderValue::from_static(approach));
+            .insert("aspsp-sca-approach", start_approach(&code));
         return with_request_id(res, &rid);
     };
     let answer = StepAnswer::Login(vec![
         ("user".into(), user.to_owned()),
         ("pin".into(), password),
     ]);
-    let reply = match s
-        .bank
-        .answer(&c.institution, &c.session, &answer, &c.return_to)
-        .await
-    {
+    let reply = match answer_bank(&s, &id, &mut c, &answer, &rid).await {
         Ok(r) => r,
-        Err(e) => {
-            if matches!(e, BankError::Locked | BankError::Unavailable(_)) {
-                c.sca_status = "failed";
-                c.status = "rejected";
-                save(&s, &id, c);
-            }
-            return bank_error(&e, &rid);
-        }
+        Err(res) => return *res,
     };
     let aid = random_id();
     c.authorisation_id = Some(aid.clone());
@@ -892,18 +876,41 @@ async fn start_authorisation(
     let body = sca_body(&code, &id, &aid, &c, false);
     save(&s, &id, c);
     let mut res = (StatusCode::CREATED, Json(body)).into_response();
-    let approach = if c_approach(&code) == Approach::Decoupled {
-        "DECOUPLED"
-    } else {
-        "EMBEDDED"
-    };
     res.headers_mut()
-        .insert("aspsp-sca-approach", HeaderValue::from_static(approach));
+        .insert("aspsp-sca-approach", start_approach(&code));
     with_request_id(res, &rid)
 }
 
-fn c_approach(code: &str) -> Approach {
-    Bank::by_code(code).map_or(Approach::Embedded, |b| b.approach)
+/// The `ASPSP-SCA-Approach` of an authorisation started with the PSU's credentials.
+fn start_approach(code: &str) -> HeaderValue {
+    let decoupled = Bank::by_code(code).is_some_and(|b| b.approach == Approach::Decoupled);
+    HeaderValue::from_static(if decoupled { "DECOUPLED" } else { "EMBEDDED" })
+}
+
+/// Gives the bank the PSU's answer for consent `id`. A lock or an unavailable bank ends the
+/// authorisation (failed, the consent rejected); any refusal is the XS2A error to send.
+async fn answer_bank(
+    s: &Server,
+    id: &str,
+    c: &mut Consent,
+    answer: &StepAnswer,
+    rid: &str,
+) -> Result<BankReply, Box<Response>> {
+    match s
+        .bank
+        .answer(&c.institution, &c.session, answer, &c.return_to)
+        .await
+    {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            if matches!(e, BankError::Locked | BankError::Unavailable(_)) {
+                c.sca_status = "failed";
+                c.status = "rejected";
+                save(s, id, c.clone());
+            }
+            Err(Box::new(bank_error(&e, rid)))
+        }
+    }
 }
 
 async fn update_authorisation(
@@ -953,20 +960,9 @@ async fn update_authorisation(
             );
         }
     };
-    let reply = match s
-        .bank
-        .answer(&c.institution, &c.session, &answer, &c.return_to)
-        .await
-    {
+    let reply = match answer_bank(&s, &id, &mut c, &answer, &rid).await {
         Ok(r) => r,
-        Err(e) => {
-            if matches!(e, BankError::Locked | BankError::Unavailable(_)) {
-                c.sca_status = "failed";
-                c.status = "rejected";
-                save(&s, &id, c);
-            }
-            return bank_error(&e, &rid);
-        }
+        Err(res) => return *res,
     };
     c.psu_id = None;
     apply(&mut c, &reply);

@@ -540,6 +540,14 @@ impl Xs2aConnector {
         self.finish(bank, session, return_to).await
     }
 
+    /// A decoupled wait with the bank's message, polled at the configured pace.
+    fn decoupled(&self, prompt: Option<String>) -> BankStep {
+        BankStep::Decoupled {
+            prompt,
+            poll_after_seconds: self.config.poll_after_seconds.clamp(1, 60),
+        }
+    }
+
     /// A redirect target: any https page (or http on loopback, for sandboxes).
     fn url_any(href: &str) -> Result<Url, BankError> {
         let url = Url::parse(href).map_err(|_| bad("a redirect that is not a URL"))?;
@@ -608,10 +616,7 @@ impl Xs2aConnector {
                 }
                 Ok(BankReply::Next {
                     session: session.seal(),
-                    step: BankStep::Decoupled {
-                        prompt,
-                        poll_after_seconds: self.config.poll_after_seconds.clamp(1, 60),
-                    },
+                    step: self.decoupled(prompt),
                 })
             }
         }
@@ -973,14 +978,7 @@ impl BankConnector for Xs2aConnector {
                     Some("failed") => Err(BankError::Rejected),
                     _ => Ok(BankReply::Next {
                         session: s.seal(),
-                        step: BankStep::Decoupled {
-                            prompt: a
-                                .body
-                                .get("psuMessage")
-                                .and_then(Value::as_str)
-                                .map(|m| m.chars().take(500).collect()),
-                            poll_after_seconds: self.config.poll_after_seconds.clamp(1, 60),
-                        },
+                        step: self.decoupled(wire::psu_message(&a.body)),
                     }),
                 }
             }

@@ -602,7 +602,13 @@ pub fn authorisation_next(body: &Value) -> AuthorisationNext {
         };
     }
     AuthorisationNext::Decoupled {
-        prompt: text(body, "psuMessage").map(|m| clip(m, 500)),
+        prompt: psu_message(body),
         link: status,
     }
+}
+
+/// The bank's message to the PSU (`psuMessage`), cut to 500 characters.
+#[must_use]
+pub fn psu_message(body: &Value) -> Option<String> {
+    text(body, "psuMessage").map(|m| clip(m, 500))
 }

@@ -330,17 +330,7 @@ impl Finx {
         let not_awaited = || invalid("state", "not the return this flow awaits");
         let nonce = ReturnNonce::from_presented(nonce).map_err(|_| not_awaited())?;
         let flow = self.load_live(id).await?;
-        let FlowStatus::AtBank {
-            return_check: Some(check),
-            ..
-        } = &flow.status
-        else {
-            return Err(not_awaited());
-        };
-        // Constant-time comparison (`TokenHash`'s equality).
-        if self.hasher.hash(&nonce) != *check
-            || !matches!(flow.asked(), Some(BankStep::Redirect { .. }))
-        {
+        if !self.awaits(&flow, &nonce) {
             return Err(not_awaited());
         }
         // A bank's OAuth authorisation comes back with a code to exchange.
@@ -363,16 +353,22 @@ impl Finx {
             return Ok(false);
         };
         let flow = self.load_flow(id).await?;
-        Ok(match &flow.status {
+        Ok(self.awaits(&flow, &nonce))
+    }
+
+    /// Whether `flow` waits for the return with `nonce`: a redirect step asked, and the
+    /// nonce's keyed hash the one kept (compared in constant time, `TokenHash`'s equality).
+    fn awaits(&self, flow: &Flow, nonce: &ReturnNonce) -> bool {
+        match &flow.status {
             FlowStatus::AtBank {
                 return_check: Some(check),
                 ..
             } => {
-                self.hasher.hash(&nonce) == *check
+                self.hasher.hash(nonce) == *check
                     && matches!(flow.asked(), Some(BankStep::Redirect { .. }))
             }
             _ => false,
-        })
+        }
     }
 
     /// Asks the bank whether a decoupled approval happened, no sooner than the bank asked
