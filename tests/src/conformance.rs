@@ -24,11 +24,27 @@ use crate::fixtures::{account, grant_with_code, hash, t0, tokens, transaction, u
 
 /// Every storage port at once.
 pub trait Store:
-    ClientRegistry + FlowStore + GrantStore + BankDataStore + BankRegistry + Send + Sync + 'static
+    ClientRegistry
+    + FlowStore
+    + GrantStore
+    + BankDataStore
+    + BankRegistry
+    + finx_ports::AccessStore
+    + Send
+    + Sync
+    + 'static
 {
 }
 impl<
-    T: ClientRegistry + FlowStore + GrantStore + BankDataStore + BankRegistry + Send + Sync + 'static,
+    T: ClientRegistry
+        + FlowStore
+        + GrantStore
+        + BankDataStore
+        + BankRegistry
+        + finx_ports::AccessStore
+        + Send
+        + Sync
+        + 'static,
 > Store for T
 {
 }
@@ -84,6 +100,7 @@ fn flow(n: u32) -> Flow {
         sync_period: SyncPeriod::new(365).unwrap_or_default(),
         provider_id: None,
         scope: Scope::parse("accounts=ro offline").unwrap_or(Scope::FULL),
+        ongoing: None,
     };
     Flow::new(
         FlowId::from_random(unique16(9, n)),

@@ -293,6 +293,7 @@ impl App {
             flows: store.clone(),
             grants: store.clone(),
             data: store.clone(),
+            accesses: store.clone(),
             bank: wrap(bank),
             clock: clock.clone(),
             random: Arc::new(finx_system::OsRandom),
@@ -303,6 +304,7 @@ impl App {
             hash_key: b"test-hash-key-0123456789abcdef!!".to_vec(),
             bank_timeout: std::time::Duration::from_secs(2),
             return_url: base.join("widget/callback").expect("url"),
+            ..finx_core::Settings::with_hash_key(Vec::new())
         };
         let finx = finx_core::Finx::new(ports, settings).expect("valid key");
         // A fixed secret, so an app reopened on the same database finds its client again.

@@ -34,8 +34,8 @@
 //!
 //! ## Errors
 //! `tppMessages` codes map to [`BankError`]: `PSU_CREDENTIALS_INVALID` to wrong credentials
-//! (or a wrong TAN at the TAN step), `SERVICE_BLOCKED` to locked, `CONSENT_EXPIRED`,
-//! `CONSENT_INVALID`, `CONSENT_UNKNOWN` to an expired session, `ACCESS_EXCEEDED` or 429 to
+//! (or a wrong TAN at the TAN step), `SERVICE_BLOCKED` to locked, `CONSENT_EXPIRED` to an expired
+//! consent, `CONSENT_INVALID` and `CONSENT_UNKNOWN` to a revoked one, `ACCESS_EXCEEDED` or 429 to
 //! [`BankError::RateLimited`] with `Retry-After`, 5xx and transport errors to unavailable.
 //! A bank's own error text is logged (at WARN), never passed on.
 //!
@@ -804,8 +804,11 @@ fn map_error(
         // The operator's certificates or signature: nothing the end user can change.
         return BankError::Unavailable(format!("{bank} refuses finX's certificate or signature"));
     }
-    if has("CONSENT_EXPIRED") || has("CONSENT_INVALID") || has("CONSENT_UNKNOWN") {
-        return BankError::SessionExpired;
+    if has("CONSENT_EXPIRED") {
+        return BankError::ConsentExpired;
+    }
+    if has("CONSENT_INVALID") || has("CONSENT_UNKNOWN") {
+        return BankError::ConsentRevoked;
     }
     if status.is_server_error() || has("SERVICE_INVALID") || status == StatusCode::REQUEST_TIMEOUT {
         return BankError::Unavailable(format!("{bank} refuses service now"));
@@ -997,7 +1000,10 @@ impl BankConnector for Xs2aConnector {
             .await
         {
             // Gone already: expired, revoked or unknown.
-            Ok(_) | Err(BankError::SessionExpired) => Ok(()),
+            Ok(_)
+            | Err(
+                BankError::SessionExpired | BankError::ConsentExpired | BankError::ConsentRevoked,
+            ) => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -1193,10 +1199,20 @@ mod tests {
             ),
             BankError::Locked
         ));
-        for c in ["CONSENT_EXPIRED", "CONSENT_INVALID", "CONSENT_UNKNOWN"] {
+        assert!(matches!(
+            map_error(
+                StatusCode::UNAUTHORIZED,
+                &tpp("CONSENT_EXPIRED"),
+                &h,
+                false,
+                "B"
+            ),
+            BankError::ConsentExpired
+        ));
+        for c in ["CONSENT_INVALID", "CONSENT_UNKNOWN"] {
             assert!(matches!(
                 map_error(StatusCode::UNAUTHORIZED, &tpp(c), &h, false, "B"),
-                BankError::SessionExpired
+                BankError::ConsentRevoked
             ));
         }
         assert!(matches!(

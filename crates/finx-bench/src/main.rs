@@ -177,6 +177,10 @@ async fn serve(args: &[String]) -> Result<(), String> {
         flows,
         grants: grants.clone(),
         data: data.clone(),
+        accesses: match &store {
+            Store::Memory(s) => s.clone(),
+            Store::Sql(s) => s.clone(),
+        },
         bank: Arc::new(bank),
         clock,
         random: random.clone(),

@@ -1,6 +1,7 @@
+use finx_domain::access::{Ongoing, UserId};
 use finx_domain::bank::AccountType;
 use finx_domain::flow::{Flow, FlowParams};
-use finx_domain::ids::{FlowId, InstitutionId};
+use finx_domain::ids::{AccessId, FlowId, InstitutionId};
 use finx_domain::reference::AccountReference;
 use finx_domain::scope::Scope;
 use finx_domain::values::{Language, RedirectUri, State, SyncPeriod};
@@ -32,7 +33,58 @@ pub struct OnetimeAccessRequest {
     pub scope: Option<String>,
 }
 
+/// The body of `POST /ongoing/access`, as received.
+#[derive(Debug, Clone, Default)]
+pub struct OngoingAccessRequest {
+    /// The fields it shares with `/onetime/access`.
+    pub flow: OnetimeAccessRequest,
+    /// Required: the customer's id for its end user.
+    pub user_id: String,
+    /// An access of this client and user to renew with a new consent.
+    pub access_id: Option<String>,
+}
+
 impl Finx {
+    /// Creates an ongoing access flow for `client`: the same widget, with a recurring
+    /// consent, leading to a grant that holds an access synced unattended. With `access_id`
+    /// it renews that access (of the same end user): the widget opens at its bank, and the
+    /// same access, accounts and transaction ids continue.
+    ///
+    /// # Errors
+    /// As [`create_onetime_access`](Self::create_onetime_access); [`CoreError::NotFound`]
+    /// for an access of another client or user.
+    pub async fn create_ongoing_access(
+        &self,
+        client: &Client,
+        req: OngoingAccessRequest,
+    ) -> Result<Flow, CoreError> {
+        let user_id = UserId::parse(&req.user_id).map_err(|e| invalid("user_id", e))?;
+        let renews = match req.access_id.as_deref() {
+            None => None,
+            Some(raw) => {
+                let id = AccessId::parse(raw).map_err(|e| invalid("access_id", e))?;
+                let access = self
+                    .ports
+                    .accesses
+                    .find_access(&id)
+                    .await?
+                    .filter(|a| a.client_id == client.id && a.user_id == user_id)
+                    .ok_or(CoreError::NotFound("access"))?;
+                Some(access)
+            }
+        };
+        let (mut params, mut preselected) = self.flow_params(client, req.flow).await?;
+        if let Some(a) = &renews {
+            preselected = Some(a.institution.clone());
+            params.provider_id = Some(a.institution.clone());
+        }
+        params.ongoing = Some(Ongoing {
+            user_id,
+            renews: renews.map(|a| a.id),
+        });
+        self.insert_new_flow(client, params, preselected).await
+    }
+
     /// Creates a one-time access flow for `client` (step 1 of the guide). The bank is
     /// preselected from `provider_id`, else from the first IBAN's bank code when the
     /// connector knows it.
@@ -44,6 +96,34 @@ impl Finx {
         client: &Client,
         req: OnetimeAccessRequest,
     ) -> Result<Flow, CoreError> {
+        let (params, preselected) = self.flow_params(client, req).await?;
+        self.insert_new_flow(client, params, preselected).await
+    }
+
+    async fn insert_new_flow(
+        &self,
+        client: &Client,
+        params: FlowParams,
+        preselected: Option<InstitutionId>,
+    ) -> Result<Flow, CoreError> {
+        let flow = Flow::new(
+            FlowId::from_random(self.ports.random.bytes16()),
+            client.id.clone(),
+            params,
+            self.now(),
+            self.lifetimes.flow,
+            preselected,
+        );
+        self.ports.flows.insert_flow(&flow).await?;
+        Ok(flow)
+    }
+
+    /// The flow parameters of a request, and the bank to preselect.
+    async fn flow_params(
+        &self,
+        client: &Client,
+        req: OnetimeAccessRequest,
+    ) -> Result<(FlowParams, Option<InstitutionId>), CoreError> {
         let redirect_uri =
             RedirectUri::parse(&req.redirect_uri).map_err(|e| invalid("redirect_uri", e))?;
         if !redirect_uri.is_allowed_by(&client.redirect_uris) {
@@ -112,17 +192,9 @@ impl Finx {
             sync_period,
             provider_id,
             scope,
+            ongoing: None,
         };
-        let flow = Flow::new(
-            FlowId::from_random(self.ports.random.bytes16()),
-            client.id.clone(),
-            params,
-            self.now(),
-            self.lifetimes.flow,
-            preselected,
-        );
-        self.ports.flows.insert_flow(&flow).await?;
-        Ok(flow)
+        Ok((params, preselected))
     }
 
     /// The bank named by the first IBAN with a known bank code.

@@ -55,6 +55,18 @@ pub enum CoreError {
     /// The flow failed for good with this reason.
     #[error("the flow failed: {}", .0.code())]
     FlowFailed(FailureReason),
+    /// The access's daily allowance of unattended syncs is spent, or the bank asked finX to
+    /// wait (finX error 1020).
+    #[error("too many syncs; the next one may start at {retry_at}")]
+    TooManySyncs {
+        /// When the next sync may start.
+        retry_at: finx_domain::Timestamp,
+        /// Seconds from now until then (at least 1).
+        retry_after: u64,
+    },
+    /// The access's consent has expired or was revoked: it must be renewed first.
+    #[error("the access's consent is {}; renew it first", .0.as_str())]
+    ConsentOver(finx_domain::schedule::AccessStatus),
     /// Another request changed the same flow at the same time.
     #[error("the resource is busy; try again")]
     Busy,

@@ -8,6 +8,7 @@ mod access;
 mod clients;
 mod data;
 mod error;
+mod ongoing;
 mod tokens;
 mod widget;
 
@@ -15,17 +16,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use finx_domain::Timestamp;
+use finx_domain::schedule::SyncPolicy;
 use finx_domain::secret::{MalformedSecret, TokenHasher};
 use finx_domain::token::Lifetimes;
 use finx_ports::{
-    BankConnector, BankDataStore, ClientRegistry, Clock, FlowStore, GrantStore, SecretGenerator,
-    Timer,
+    AccessStore, BankConnector, BankDataStore, ClientRegistry, Clock, FlowStore, GrantStore,
+    SecretGenerator, Timer,
 };
 
-pub use access::OnetimeAccessRequest;
+pub use access::{OnetimeAccessRequest, OngoingAccessRequest};
 pub use clients::{NewClient, RegisteredClient};
 pub use data::Authorization;
 pub use error::CoreError;
+pub use ongoing::AccessView;
 pub use tokens::TokenResponse;
 pub use widget::{LoginStep, WidgetView};
 
@@ -40,6 +43,8 @@ pub struct Ports {
     pub grants: Arc<dyn GrantStore>,
     /// Bank data.
     pub data: Arc<dyn BankDataStore>,
+    /// Ongoing accesses and their sync jobs.
+    pub accesses: Arc<dyn AccessStore>,
     /// The way to the banks.
     pub bank: Arc<dyn BankConnector>,
     /// The time.
@@ -68,6 +73,17 @@ pub struct Settings {
     /// finX's return route for banks that send the end user to their own pages (the
     /// widget's `/widget/callback` at the public address).
     pub return_url: url::Url,
+    /// How often and how far back ongoing accesses are synced.
+    pub sync: SyncPolicy,
+    /// For tests: scheduled syncs every this long instead of at the day's slots (the daily
+    /// allowance still holds).
+    pub sync_interval: Option<Duration>,
+    /// How long a runner holds a claimed sync before another may take it over (5 min).
+    pub sync_lease: Duration,
+    /// How long one-time data and its grant are kept after the flow (1 hour).
+    pub onetime_retention: Duration,
+    /// How long a recurring consent is asked for (90 days).
+    pub consent_days: u16,
 }
 
 impl Settings {
@@ -80,6 +96,11 @@ impl Settings {
             bank_timeout: Duration::from_secs(30),
             return_url: url::Url::parse("http://localhost/widget/callback")
                 .unwrap_or_else(|_| unreachable!("a valid literal")),
+            sync: SyncPolicy::default(),
+            sync_interval: None,
+            sync_lease: Duration::from_secs(300),
+            onetime_retention: Duration::from_secs(3600),
+            consent_days: 90,
         }
     }
 }
@@ -91,8 +112,18 @@ impl std::fmt::Debug for Settings {
             .field("hash_key", &"[redacted]")
             .field("bank_timeout", &self.bank_timeout)
             .field("return_url", &self.return_url.as_str())
+            .field("sync", &self.sync)
+            .field("sync_interval", &self.sync_interval)
+            .field("sync_lease", &self.sync_lease)
+            .field("onetime_retention", &self.onetime_retention)
+            .field("consent_days", &self.consent_days)
             .finish()
     }
+}
+
+/// A duration as a time delta, saturating.
+fn delta(d: Duration) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
 }
 
 /// The finX use cases.
@@ -103,6 +134,11 @@ pub struct Finx {
     lifetimes: Lifetimes,
     bank_timeout: Duration,
     return_url: url::Url,
+    sync: SyncPolicy,
+    sync_interval: Option<chrono::TimeDelta>,
+    sync_lease: chrono::TimeDelta,
+    onetime_retention: chrono::TimeDelta,
+    consent_days: u16,
 }
 
 impl Finx {
@@ -117,6 +153,13 @@ impl Finx {
             lifetimes: settings.lifetimes,
             bank_timeout: settings.bank_timeout,
             return_url: settings.return_url,
+            sync: settings.sync,
+            sync_interval: settings
+                .sync_interval
+                .and_then(|d| chrono::TimeDelta::from_std(d).ok()),
+            sync_lease: delta(settings.sync_lease),
+            onetime_retention: delta(settings.onetime_retention),
+            consent_days: settings.consent_days.max(1),
         })
     }
 
@@ -155,6 +198,7 @@ impl Finx {
         let orphaned_before = now - self.lifetimes.flow;
         let mut report = self.ports.grants.purge(now, orphaned_before).await?;
         report.flows = self.ports.flows.purge_flows(now).await?;
+        report.accesses = self.end_orphaned_accesses(now, orphaned_before).await?;
         Ok(report)
     }
 }

@@ -19,9 +19,9 @@ use finx_domain::token::{
 };
 use finx_domain::values::{Language, RedirectUri, SyncPeriod};
 use finx_ports::{
-    BankCredentials, BankError, BankReply, Client, MockBankConnector, MockBankDataStore,
-    MockClientRegistry, MockFlowStore, MockGrantStore, MockSecretGenerator, RotateFailure,
-    StoreError,
+    BankCredentials, BankError, BankReply, Client, MockAccessStore, MockBankConnector,
+    MockBankDataStore, MockClientRegistry, MockFlowStore, MockGrantStore, MockSecretGenerator,
+    RotateFailure, StoreError,
 };
 
 use crate::{CoreError, Finx, OnetimeAccessRequest, Ports, Settings};
@@ -40,6 +40,7 @@ struct Mocks {
     flows: MockFlowStore,
     grants: MockGrantStore,
     data: MockBankDataStore,
+    accesses: MockAccessStore,
     bank: MockBankConnector,
     /// The clock; a mock standing at `t0()` unless a test sets one.
     clock: Arc<dyn finx_ports::Clock>,
@@ -71,6 +72,7 @@ impl Mocks {
             flows: MockFlowStore::new(),
             grants: MockGrantStore::new(),
             data: MockBankDataStore::new(),
+            accesses: MockAccessStore::new(),
             bank: MockBankConnector::new(),
             clock: Arc::new(MovingClock::at(t0())),
         }
@@ -91,6 +93,7 @@ impl Mocks {
             flows: Arc::new(self.flows),
             grants: Arc::new(self.grants),
             data: Arc::new(self.data),
+            accesses: Arc::new(self.accesses),
             bank: Arc::new(self.bank),
             clock: self.clock,
             random: Arc::new(random),
@@ -168,6 +171,7 @@ fn flow(status: FlowStatus) -> Flow {
         sync_period: SyncPeriod::default(),
         provider_id: None,
         scope: Scope::FULL,
+        ongoing: None,
     };
     let mut f = Flow::new(
         FlowId::from_random([5; 16]),

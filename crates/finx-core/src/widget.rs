@@ -182,12 +182,24 @@ impl Finx {
                 _ => None,
             })
             .collect();
-        let request = ConsentRequest {
-            psu,
-            ibans,
-            recurring: false,
-            valid_until: today + TimeDelta::days(1),
-            frequency_per_day: 1,
+        // An ongoing flow asks for a recurring consent: `consent_days` long, with as many
+        // unattended accesses a day as finX's policy uses.
+        let request = if flow.params.ongoing.is_some() {
+            ConsentRequest {
+                psu,
+                ibans,
+                recurring: true,
+                valid_until: today + TimeDelta::days(i64::from(self.consent_days) - 1),
+                frequency_per_day: self.sync.per_day,
+            }
+        } else {
+            ConsentRequest {
+                psu,
+                ibans,
+                recurring: false,
+                valid_until: today + TimeDelta::days(1),
+                frequency_per_day: 1,
+            }
         };
         let (nonce, return_to) = self.return_to(id);
         let event = match self
@@ -661,22 +673,19 @@ impl Finx {
     /// [`CoreError::Flow`] when the flow is not claimed or has ended; [`CoreError::Store`].
     pub async fn run_completion(&self, id: FlowId) -> Result<Url, CoreError> {
         let flow = self.load_live(id).await?;
-        let FlowStatus::Syncing {
-            session, chosen, ..
-        } = &flow.status
-        else {
+        let FlowStatus::Syncing { chosen, .. } = &flow.status else {
             return Err(illegal("completion", &flow));
         };
-        let access_id = Self::access_of(flow.id);
-        match self
-            .fetch_and_grant(&flow, session, chosen, &access_id)
-            .await
-        {
+        let access_id = Self::data_access(&flow);
+        match self.fetch_and_grant(&flow, chosen, &access_id).await {
             Ok(url) => Ok(url),
             Err(e) => {
                 // Best effort: what a failed delete leaves, the purge deletes once it is older
-                // than a link's lifetime, since no grant holds it.
-                let _ = self.ports.data.delete_access(&access_id).await;
+                // than a link's lifetime, since no grant holds it. A renewal's access keeps
+                // its data: its old grants still hold it.
+                if !Self::renews(&flow) {
+                    let _ = self.ports.data.delete_access(&access_id).await;
+                }
                 if matches!(e, CoreError::Store(_) | CoreError::Bank(_)) {
                     let _ = self
                         .step_latest(id, FlowEvent::Failed(FailureReason::SyncFailed))
@@ -690,11 +699,20 @@ impl Finx {
     async fn fetch_and_grant(
         &self,
         flow: &Flow,
-        session: &finx_domain::flow::BankSession,
         chosen: &[finx_domain::bank::AccountDetails],
         access_id: &AccessId,
     ) -> Result<Url, CoreError> {
+        let FlowStatus::Syncing {
+            session,
+            consent,
+            institution,
+            ..
+        } = &flow.status
+        else {
+            return Err(illegal("completion", flow));
+        };
         let id = flow.id;
+        let mut last_booked = None;
         let now = self.now();
         let today = now.date_naive();
         let from = today - TimeDelta::days(i64::from(flow.params.sync_period.days()) - 1);
@@ -739,6 +757,25 @@ impl Finx {
             self.ports.data.upsert_account(&account).await?;
             self.write_transactions(&account.id, &txs, now).await?;
             account_ids.push(account.id);
+            last_booked = txs
+                .iter()
+                .filter(|t| t.booked)
+                .map(|t| t.booked_on)
+                .max()
+                .max(last_booked);
+        }
+        if let Some(ongoing) = &flow.params.ongoing {
+            self.keep_access(
+                flow,
+                ongoing,
+                access_id,
+                session,
+                consent,
+                chosen,
+                institution,
+                last_booked,
+            )
+            .await?;
         }
 
         let code = AuthorizationCode::from_random(self.ports.random.bytes32());
@@ -751,7 +788,14 @@ impl Finx {
             scope: flow.params.scope,
             redirect_uri: flow.params.redirect_uri.clone(),
             created_at: now,
-            expires_at: now + self.lifetimes.grant,
+            // One-time data is kept for the retention window only, and its grant with it;
+            // an ongoing grant lives its full lifetime.
+            expires_at: now
+                + if flow.params.ongoing.is_some() {
+                    self.lifetimes.grant
+                } else {
+                    self.onetime_retention.min(self.lifetimes.grant)
+                },
             revoked_at: None,
         };
         let record = CodeRecord {
@@ -848,14 +892,19 @@ impl Finx {
     ) -> Result<u64, CoreError> {
         let mut failed = 0;
         for flow in self.ports.flows.stale_syncing_flows(started_before).await? {
-            let id = flow.id;
+            let flow_copy = flow.clone();
             // A compare-and-swap on the version read: a fetch that completes meanwhile wins.
             if self
                 .step(flow, FlowEvent::Failed(FailureReason::SyncFailed))
                 .await
                 .is_ok()
             {
-                self.ports.data.delete_access(&Self::access_of(id)).await?;
+                if !Self::renews(&flow_copy) {
+                    self.ports
+                        .data
+                        .delete_access(&Self::data_access(&flow_copy))
+                        .await?;
+                }
                 failed += 1;
             }
         }
@@ -864,7 +913,7 @@ impl Finx {
 
     /// Runs a bank call within the bank timeout: a bank that does not answer in time is
     /// unavailable, which the end user is told.
-    async fn bank<T>(
+    pub(crate) async fn bank<T>(
         &self,
         call: impl std::future::Future<Output = Result<T, BankError>>,
     ) -> Result<T, BankError> {
@@ -995,7 +1044,10 @@ fn step_failure(e: &BankError) -> StepFailure {
         BankError::Locked => StepFailure::Locked,
         BankError::Rejected => StepFailure::Rejected,
         BankError::CancelledByUser => StepFailure::CancelledAtBank,
-        BankError::AuthorisationExpired | BankError::SessionExpired => StepFailure::Expired,
+        BankError::AuthorisationExpired
+        | BankError::SessionExpired
+        | BankError::ConsentExpired
+        | BankError::ConsentRevoked => StepFailure::Expired,
         BankError::Unavailable(_)
         | BankError::RateLimited { .. }
         | BankError::UnknownInstitution

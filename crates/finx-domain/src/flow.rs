@@ -56,6 +56,9 @@ pub struct FlowParams {
     pub provider_id: Option<InstitutionId>,
     /// What the resulting grant may read.
     pub scope: Scope,
+    /// For an ongoing flow (`POST /ongoing/access`): the end user, and the access it renews.
+    /// `None` for a one-time flow.
+    pub ongoing: Option<crate::access::Ongoing>,
 }
 
 impl FlowParams {

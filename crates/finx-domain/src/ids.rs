@@ -68,6 +68,10 @@ uuid_id!(
     /// A grant: the family of one code and every token issued from it.
     GrantId, "grant id"
 );
+uuid_id!(
+    /// A sync of an ongoing access (the `sync_id` of `/rest/accesses/{id}/syncs`).
+    SyncId, "sync id"
+);
 
 macro_rules! prefixed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $kind:literal) => {

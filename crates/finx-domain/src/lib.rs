@@ -5,6 +5,7 @@
 //! [`Timestamp`] value and randomness as bytes. Every value type is parsed once at the edge
 //! (`parse`, `new`) and is valid from then on; fields are private and there are no setters.
 
+pub mod access;
 pub mod bank;
 pub mod flow;
 pub mod ids;

@@ -159,6 +159,14 @@ pub(crate) async fn onetime_access(
         scope: b.scope,
     };
     let flow = state.finx.create_onetime_access(&client, req).await?;
+    widget_link(&state, &flow)
+}
+
+/// The widget link of a new flow.
+fn widget_link(
+    state: &AppState,
+    flow: &finx_domain::flow::Flow,
+) -> Result<Json<OnetimeAccessResponse>, ApiError> {
     let token = link::sign(
         &state.config.link_key,
         flow.id,
@@ -175,6 +183,179 @@ pub(crate) async fn onetime_access(
         location: location.to_string(),
         id: flow.id.to_string(),
     }))
+}
+
+/// Create a widget link for ongoing access: a bank connection finX keeps synced, or the
+/// renewal of one (`access_id`).
+#[utoipa::path(
+    post, path = "/ongoing/access", tag = "flow",
+    request_body = crate::wire::OngoingAccessBody,
+    security(("client_basic" = [])),
+    responses(
+        (status = 200, description = "The widget link and the flow id", body = OnetimeAccessResponse),
+        (status = 400, description = "Invalid request", body = crate::wire::ErrorBody),
+        (status = 401, description = "Invalid client authorization", body = crate::wire::ErrorBody),
+        (status = 404, description = "No such access of this client and user", body = crate::wire::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::wire::ErrorBody),
+        (status = 415, description = "Not JSON", body = crate::wire::ErrorBody),
+    )
+)]
+pub(crate) async fn ongoing_access(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<OnetimeAccessResponse>, ApiError> {
+    let ip = crate::addr::client_ip(peer, &headers, &state.config.trusted_proxies);
+    let client = basic_client(&state, &headers, ip).await?;
+    let body = parse::body(body)?;
+    parse::kind(&headers, &[Kind::Json])?;
+    let b: crate::wire::OngoingAccessBody = parse::json(&body)?;
+    let req = finx_core::OngoingAccessRequest {
+        flow: OnetimeAccessRequest {
+            redirect_uri: b.redirect_uri,
+            state: b.state,
+            language: b.language,
+            accounts: b
+                .accounts
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| a.id)
+                .collect(),
+            account_types: b.account_types.unwrap_or_default(),
+            allow_multi_selection: b.allow_multi_selection,
+            sync_period: b.sync_period,
+            provider_id: b.provider_id,
+            scope: b.scope,
+        },
+        user_id: b.user_id,
+        access_id: b.access_id,
+    };
+    let flow = state.finx.create_ongoing_access(&client, req).await?;
+    widget_link(&state, &flow)
+}
+
+/// The end user's ongoing accesses at this customer.
+#[utoipa::path(
+    get, path = "/rest/accesses", tag = "accesses",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Accesses (none for a one-time grant)", body = crate::wire::AccessList),
+        (status = 401, description = "Missing or invalid token", body = crate::wire::ErrorBody),
+    )
+)]
+pub(crate) async fn accesses(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<crate::wire::AccessList>, ApiError> {
+    let auth = authorized(&state, &headers).await?;
+    let list = state.finx.list_accesses(&auth).await?;
+    Ok(Json(crate::wire::AccessList {
+        accesses: list.iter().map(crate::wire::AccessDto::of).collect(),
+    }))
+}
+
+/// One access.
+#[utoipa::path(
+    get, path = "/rest/accesses/{access_id}", tag = "accesses",
+    params(("access_id" = String, Path, description = "`X…`")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The access", body = crate::wire::AccessDto),
+        (status = 401, description = "Missing or invalid token", body = crate::wire::ErrorBody),
+        (status = 404, description = "No such access for this token", body = crate::wire::ErrorBody),
+    )
+)]
+pub(crate) async fn access(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<crate::wire::AccessDto>, ApiError> {
+    let auth = authorized(&state, &headers).await?;
+    let id = path_id(id, "access_id")?;
+    let view = state.finx.get_access(&auth, &id).await?;
+    Ok(Json(crate::wire::AccessDto::of(&view)))
+}
+
+/// Delete an access: its consent is ended at the bank, its data deleted, and every grant
+/// holding it revoked.
+#[utoipa::path(
+    delete, path = "/rest/accesses/{access_id}", tag = "accesses",
+    params(("access_id" = String, Path, description = "`X…`")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or invalid token", body = crate::wire::ErrorBody),
+        (status = 404, description = "No such access for this token", body = crate::wire::ErrorBody),
+    )
+)]
+pub(crate) async fn delete_access(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let auth = authorized(&state, &headers).await?;
+    let id = path_id(id, "access_id")?;
+    state.finx.delete_access(&auth, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ask for a sync now. It counts toward the access's daily allowance; when that is spent,
+/// the answer is 429 with finX error 1020 and `Retry-After`.
+#[utoipa::path(
+    post, path = "/rest/accesses/{access_id}/syncs", tag = "accesses",
+    params(("access_id" = String, Path, description = "`X…`")),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "The sync, queued (or the one already due or running)", body = crate::wire::SyncDto),
+        (status = 401, description = "Missing or invalid token", body = crate::wire::ErrorBody),
+        (status = 404, description = "No such access for this token", body = crate::wire::ErrorBody),
+        (status = 409, description = "The consent expired or was revoked (1022): renew it", body = crate::wire::ErrorBody),
+        (status = 429, description = "Too many syncs (1020); see Retry-After", body = crate::wire::ErrorBody),
+    )
+)]
+pub(crate) async fn start_sync(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let auth = authorized(&state, &headers).await?;
+    let id = path_id(id, "access_id")?;
+    let job = state.finx.request_sync(&auth, &id).await?;
+    let mut res = (StatusCode::ACCEPTED, Json(crate::wire::SyncDto::of(&job))).into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!(
+        "/rest/accesses/{}/syncs/{}",
+        job.access_id, job.id
+    )) {
+        res.headers_mut().insert(axum::http::header::LOCATION, v);
+    }
+    Ok(res)
+}
+
+/// One sync.
+#[utoipa::path(
+    get, path = "/rest/accesses/{access_id}/syncs/{sync_id}", tag = "accesses",
+    params(
+        ("access_id" = String, Path, description = "`X…`"),
+        ("sync_id" = String, Path, description = "The sync's id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The sync", body = crate::wire::SyncDto),
+        (status = 401, description = "Missing or invalid token", body = crate::wire::ErrorBody),
+        (status = 404, description = "No such sync for this token", body = crate::wire::ErrorBody),
+    )
+)]
+pub(crate) async fn sync(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ids: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Json<crate::wire::SyncDto>, ApiError> {
+    let auth = authorized(&state, &headers).await?;
+    let Path((access_id, sync_id)) =
+        ids.map_err(|_| ApiError::invalid("sync_id", "is not a valid path segment"))?;
+    let job = state.finx.get_sync(&auth, &access_id, &sync_id).await?;
+    Ok(Json(crate::wire::SyncDto::of(&job)))
 }
 
 fn token_body(headers: &HeaderMap, body: &[u8]) -> Result<TokenBody, ApiError> {

@@ -33,6 +33,16 @@ pub mod code {
     pub const FLOW_STEP: u32 = 1010;
     /// The widget link expired (ours).
     pub const LINK_EXPIRED: u32 = 1011;
+    /// Too many syncs: the access's daily allowance is spent, or the bank asked to wait.
+    pub const TOO_MANY_SYNCS: u32 = 1020;
+    /// The access's consent expired or was revoked; renew it (ours).
+    pub const CONSENT_OVER: u32 = 1022;
+    /// The bank says the consent expired (ours, user range).
+    pub const CONSENT_EXPIRED: u32 = 10020;
+    /// The bank says the consent was revoked or is unknown (ours, user range).
+    pub const CONSENT_REVOKED: u32 = 10021;
+    /// The bank asked finX to wait (ours, bank range).
+    pub const BANK_RATE_LIMITED: u32 = 20001;
     /// Too many requests (ours).
     pub const TOO_MANY_REQUESTS: u32 = 1021;
     /// Login credentials invalid.
@@ -49,6 +59,20 @@ pub mod code {
     pub const UNAVAILABLE: u32 = 30001;
     /// The bank cannot be reached.
     pub const BANK_UNREACHABLE: u32 = 40000;
+}
+
+/// The finX code of a sync failure, as `last_error` and a failed sync show it.
+#[must_use]
+pub fn sync_failure_code(f: finx_domain::access::SyncFailure) -> u32 {
+    use finx_domain::access::SyncFailure;
+    match f {
+        SyncFailure::ConsentExpired => code::CONSENT_EXPIRED,
+        SyncFailure::ConsentRevoked => code::CONSENT_REVOKED,
+        SyncFailure::RateLimited => code::BANK_RATE_LIMITED,
+        SyncFailure::BankUnavailable => code::BANK_UNREACHABLE,
+        SyncFailure::BankError => code::BANK_ERROR,
+        SyncFailure::Internal => code::INTERNAL,
+    }
 }
 
 /// An error response.
@@ -355,6 +379,25 @@ impl From<CoreError> for ApiError {
                 challenge: None,
                 retry_after: None,
             },
+            CoreError::TooManySyncs {
+                retry_at,
+                retry_after,
+            } => Self::Finx {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                code: code::TOO_MANY_SYNCS,
+                description: "Maximum number of account synchronizations exceeded.".into(),
+                data: json!({ "retry_at": retry_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true) }),
+                challenge: None,
+                retry_after: Some(retry_after),
+            },
+            CoreError::ConsentOver(status) => Self::finx(
+                StatusCode::CONFLICT,
+                code::CONSENT_OVER,
+                format!(
+                    "The access's consent is {}; renew it with POST /ongoing/access and its access_id.",
+                    status.as_str()
+                ),
+            ),
             CoreError::Busy => Self::finx(
                 StatusCode::CONFLICT,
                 code::BUSY,

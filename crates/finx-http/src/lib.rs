@@ -90,20 +90,23 @@ impl AppState {
 #[openapi(
     info(title = "finX", description = "Open, self-hostable account-information API.", version = "0.1.0"),
     paths(
-        api::onetime_access, api::token, api::revoke, api::accounts, api::account, api::balance,
-        api::transactions, api::account_transactions, api::transaction, api::healthz, api::readyz
+        api::onetime_access, api::ongoing_access, api::token, api::revoke, api::accounts, api::account, api::balance,
+        api::transactions, api::account_transactions, api::transaction, api::accesses, api::access,
+        api::delete_access, api::start_sync, api::sync, api::healthz, api::readyz
     ),
     components(schemas(
         wire::OnetimeAccessBody, wire::AccountRef, wire::OnetimeAccessResponse, wire::TokenBody, wire::RevokeBody,
         wire::TokenResponse, wire::AccountList, wire::AccountDto, wire::BalanceDto, wire::AccountStatusDto,
         wire::TransactionList, wire::TransactionDto, wire::CategoryDto, wire::ErrorBody, wire::ErrorDetail,
-        wire::OAuthErrorBody, wire::Health
+        wire::OAuthErrorBody, wire::Health, wire::OngoingAccessBody, wire::AccessList, wire::AccessDto,
+        wire::ConsentDto, wire::ErrorRef, wire::SyncDto
     )),
     modifiers(&Security),
     tags(
         (name = "flow", description = "Create widget links"),
         (name = "auth", description = "Tokens (RFC 6749, RFC 7009)"),
         (name = "data", description = "Accounts and transactions"),
+        (name = "accesses", description = "Ongoing accesses and their syncs"),
         (name = "ops", description = "Health and readiness"),
     )
 )]
@@ -252,6 +255,14 @@ pub fn router_with(state: AppState, extra: Router) -> Router {
     });
     Router::new()
         .route("/onetime/access", post(api::onetime_access))
+        .route("/ongoing/access", post(api::ongoing_access))
+        .route("/rest/accesses", get(api::accesses))
+        .route(
+            "/rest/accesses/{access_id}",
+            get(api::access).delete(api::delete_access),
+        )
+        .route("/rest/accesses/{access_id}/syncs", post(api::start_sync))
+        .route("/rest/accesses/{access_id}/syncs/{sync_id}", get(api::sync))
         .route("/auth/token", post(api::token))
         .route("/auth/revoke", post(api::revoke))
         .route("/rest/accounts", get(api::accounts))

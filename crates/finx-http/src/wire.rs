@@ -367,3 +367,171 @@ macro_rules! redacted_debug {
     )*};
 }
 redacted_debug!(TokenBody, RevokeBody, TokenResponse);
+
+/// `POST /ongoing/access`: the fields of `/onetime/access`, the end user, and optionally an
+/// access to renew.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OngoingAccessBody {
+    /// Where the end user is sent back; must be registered for the client.
+    pub redirect_uri: String,
+    /// The customer's id for its end user (1–255 characters); one user may connect several
+    /// banks.
+    pub user_id: String,
+    /// An access of this user to renew with a new consent (`X…`): the widget opens at its
+    /// bank, and the same access, accounts and transaction ids continue.
+    pub access_id: Option<String>,
+    /// Echoed back on the redirect (1–1024 characters).
+    pub state: Option<String>,
+    /// `de` (default) or `en`.
+    pub language: Option<String>,
+    /// Known accounts; an IBAN preselects its bank.
+    pub accounts: Option<Vec<AccountRef>>,
+    /// Only offer these account types, e.g. `Giro account`.
+    pub account_types: Option<Vec<String>>,
+    /// Default true.
+    pub allow_multi_selection: Option<bool>,
+    /// Days of history the first fetch takes, 1–730, default 90.
+    pub sync_period: Option<i64>,
+    /// A bank to preselect.
+    pub provider_id: Option<String>,
+    /// A narrower scope than the client's.
+    pub scope: Option<String>,
+}
+
+/// A finX error code with its stable name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorRef {
+    /// The finX code, e.g. 10020 (consent expired), 10021 (consent revoked), 20001 (the bank
+    /// asked to wait), 40000 (bank unreachable), 20000 (bank error).
+    pub code: u32,
+    /// The stable name, e.g. `consent_expired`.
+    pub name: &'static str,
+}
+
+impl ErrorRef {
+    fn of(f: finx_domain::access::SyncFailure) -> Self {
+        Self {
+            code: crate::error::sync_failure_code(f),
+            name: f.as_str(),
+        }
+    }
+}
+
+/// The consent an access runs on.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsentDto {
+    /// The last day it may be used (`YYYY-MM-DD`).
+    pub valid_until: String,
+    /// Unattended accesses a day it allows.
+    pub frequency_per_day: u16,
+}
+
+/// An ongoing access: a bank connection finX keeps fresh.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessDto {
+    /// `X…`.
+    pub access_id: String,
+    /// The customer's end user.
+    pub user_id: String,
+    /// The bank (`provider_id`).
+    pub provider_id: String,
+    /// `valid`, `expiring` (within 7 days of `valid_until`), `expired` or `revoked`.
+    #[schema(example = "valid")]
+    pub status: &'static str,
+    /// The consent.
+    pub consent: ConsentDto,
+    /// The accounts' ids.
+    pub accounts: Vec<String>,
+    /// The last successful sync (RFC 3339).
+    pub last_synced_at: Option<String>,
+    /// The next planned sync (RFC 3339); none once the consent is over.
+    pub next_sync_at: Option<String>,
+    /// Unattended syncs left today (UTC), manual ones included.
+    pub syncs_left_today: u16,
+    /// Why the last sync failed, if it did.
+    pub last_error: Option<ErrorRef>,
+    /// Created (RFC 3339).
+    pub created_at: String,
+}
+
+impl AccessDto {
+    /// The wire form of an access.
+    #[must_use]
+    pub fn of(v: &finx_core::AccessView) -> Self {
+        let a = &v.access;
+        Self {
+            access_id: a.id.to_string(),
+            user_id: a.user_id.as_str().to_owned(),
+            provider_id: a.institution.to_string(),
+            status: v.status.as_str(),
+            consent: ConsentDto {
+                valid_until: a.consent.valid_until.format("%Y-%m-%d").to_string(),
+                frequency_per_day: a.consent.frequency_per_day,
+            },
+            accounts: v.account_ids.iter().map(ToString::to_string).collect(),
+            last_synced_at: a.synced_at.map(rfc3339),
+            next_sync_at: v.next_sync.map(rfc3339),
+            syncs_left_today: v.syncs_left,
+            last_error: a.last_error.map(ErrorRef::of),
+            created_at: rfc3339(a.created_at),
+        }
+    }
+}
+
+/// `GET /rest/accesses`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessList {
+    /// The end user's accesses at this customer, oldest first.
+    pub accesses: Vec<AccessDto>,
+}
+
+/// One sync of an access.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncDto {
+    /// The sync.
+    pub sync_id: String,
+    /// The access.
+    pub access_id: String,
+    /// `scheduled` or `manual`.
+    pub kind: &'static str,
+    /// `queued`, `running`, `succeeded` or `failed`.
+    pub status: &'static str,
+    /// Created (RFC 3339).
+    pub created_at: String,
+    /// Due (RFC 3339).
+    pub run_at: String,
+    /// Last started (RFC 3339).
+    pub started_at: Option<String>,
+    /// Ended (RFC 3339).
+    pub finished_at: Option<String>,
+    /// Transactions added (succeeded).
+    pub added: Option<u64>,
+    /// Transactions modified (succeeded).
+    pub modified: Option<u64>,
+    /// Pending transactions removed (succeeded).
+    pub removed: Option<u64>,
+    /// Why it failed.
+    pub error: Option<ErrorRef>,
+}
+
+impl SyncDto {
+    /// The wire form of a sync.
+    #[must_use]
+    pub fn of(j: &finx_domain::access::SyncJob) -> Self {
+        Self {
+            sync_id: j.id.to_string(),
+            access_id: j.access_id.to_string(),
+            kind: j.kind.as_str(),
+            status: j.status.as_str(),
+            created_at: rfc3339(j.created_at),
+            run_at: rfc3339(j.run_at),
+            started_at: j.started_at.map(rfc3339),
+            finished_at: j.finished_at.map(rfc3339),
+            added: j.counts.map(|c| c.added),
+            modified: j.counts.map(|c| c.modified),
+            removed: j.counts.map(|c| c.removed),
+            error: j.error.map(ErrorRef::of),
+        }
+    }
+}

@@ -105,6 +105,14 @@ pub enum BankError {
     /// The authorisation expired at the bank before it was finished.
     #[error("authorisation expired at the bank")]
     AuthorisationExpired,
+    /// The bank says the consent has expired (XS2A `CONSENT_EXPIRED`): the end user must
+    /// authorise a new one.
+    #[error("consent expired at the bank")]
+    ConsentExpired,
+    /// The bank says the consent is invalid or unknown (XS2A `CONSENT_INVALID`,
+    /// `CONSENT_UNKNOWN`): revoked by the end user at the bank, or ended.
+    #[error("consent revoked or unknown at the bank")]
+    ConsentRevoked,
     /// The session is unknown or has expired at the bank.
     #[error("bank session expired")]
     SessionExpired,

@@ -17,8 +17,8 @@ pub use bank::{
 };
 pub use error::{BoxError, RedeemFailure, RotateFailure, StoreError};
 pub use store::{
-    BankDataStore, BankRegistry, Client, ClientRegistry, FlowStore, GrantStore, PurgeReport,
-    SyncReport,
+    AccessStore, AccountSync, BankDataStore, BankRegistry, Client, ClientRegistry, FlowStore,
+    GrantStore, JobOutcome, PurgeReport, SyncReport,
 };
 pub use system::{Clock, SecretGenerator, Timer};
 
@@ -26,7 +26,8 @@ pub use system::{Clock, SecretGenerator, Timer};
 pub use bank::MockBankConnector;
 #[cfg(feature = "mock")]
 pub use store::{
-    MockBankDataStore, MockBankRegistry, MockClientRegistry, MockFlowStore, MockGrantStore,
+    MockAccessStore, MockBankDataStore, MockBankRegistry, MockClientRegistry, MockFlowStore,
+    MockGrantStore,
 };
 #[cfg(feature = "mock")]
 pub use system::{MockClock, MockSecretGenerator, MockTimer};

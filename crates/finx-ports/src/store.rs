@@ -1,8 +1,9 @@
 use async_trait::async_trait;
 use finx_domain::Timestamp;
+use finx_domain::access::{Access, Claim, JobStatus, SyncFailure, SyncJob, UserId};
 use finx_domain::bank::{Account, Transaction, TransactionDetails};
 use finx_domain::flow::Flow;
-use finx_domain::ids::{AccessId, AccountId, ClientId, FlowId, GrantId, TransactionId};
+use finx_domain::ids::{AccessId, AccountId, ClientId, FlowId, GrantId, SyncId, TransactionId};
 use finx_domain::query::ResolvedQuery;
 use finx_domain::registry::RegisteredBank;
 use finx_domain::scope::Scope;
@@ -84,6 +85,8 @@ pub struct PurgeReport {
     pub refresh_tokens: u64,
     /// Flows removed.
     pub flows: u64,
+    /// Ongoing accesses ended and removed because no live grant holds them.
+    pub accesses: u64,
 }
 
 /// Grants and every credential issued from them, kept by keyed hash only.
@@ -270,4 +273,118 @@ pub trait BankRegistry: Send + Sync {
 
     /// How many banks are registered.
     async fn count_banks(&self) -> Result<u64, StoreError>;
+}
+
+/// One account's part of a sync: the account as now (balance, sync status) and every
+/// transaction the bank reported in the window fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSync {
+    /// The account, inserted or replaced by id.
+    pub account: Account,
+    /// What the bank reported, upserted as [`BankDataStore::upsert_transactions`] does.
+    pub transactions: Vec<TransactionDetails>,
+    /// The pending transactions the bank still reports; the account's other pending ones
+    /// inside the window (booked on or after `window_from`) are removed.
+    pub window_from: finx_domain::Date,
+}
+
+/// How a claimed sync ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobOutcome {
+    /// `Succeeded` or `Failed`.
+    pub status: JobStatus,
+    /// When.
+    pub finished_at: Timestamp,
+    /// Why it failed.
+    pub error: Option<SyncFailure>,
+    /// What to write (empty when it failed).
+    pub accounts: Vec<AccountSync>,
+}
+
+/// Ongoing accesses and their sync jobs.
+///
+/// The type implementing it MUST also be the [`GrantStore`] and [`BankDataStore`] of the
+/// same data: deleting an access revokes the grants that hold it and deletes its bank data,
+/// and finishing a sync writes bank data, in one atomic step each.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait AccessStore: Send + Sync {
+    /// Stores a new access and its first job, atomically. MUST fail with
+    /// [`StoreError::Conflict`] when the access id exists, storing nothing.
+    async fn insert_access(&self, access: &Access, first: &SyncJob) -> Result<(), StoreError>;
+
+    /// One access; `None` when unknown.
+    async fn find_access(&self, id: &AccessId) -> Result<Option<Access>, StoreError>;
+
+    /// The accesses of one end user of one customer, oldest first (then by id).
+    async fn list_accesses(
+        &self,
+        client: &ClientId,
+        user: &UserId,
+    ) -> Result<Vec<Access>, StoreError>;
+
+    /// Replaces an access if and only if the stored one has version `expected_version`,
+    /// and, when `job` is given, stores that new job in the same atomic step. MUST be a
+    /// compare-and-swap: of two updates from the same version exactly one wins, and the
+    /// other gets [`StoreError::Conflict`] and changes nothing.
+    async fn update_access(
+        &self,
+        access: &Access,
+        expected_version: u64,
+        job: Option<SyncJob>,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes an access with its jobs, accounts and transactions, and revokes (at `now`)
+    /// every grant that holds it, in one atomic step. Returns whether it existed.
+    async fn delete_access_record(&self, id: &AccessId, now: Timestamp)
+    -> Result<bool, StoreError>;
+
+    /// One job; `None` when unknown.
+    async fn find_job(&self, id: SyncId) -> Result<Option<SyncJob>, StoreError>;
+
+    /// The access's job still to run (queued or running), earliest first; `None` if none.
+    async fn pending_job(&self, access: &AccessId) -> Result<Option<SyncJob>, StoreError>;
+
+    /// Claims at most `limit` due jobs: queued ones with `run_at` not after `now`, and
+    /// running ones whose lease ended before `now` (their runner died). Each claimed job
+    /// becomes `Running` with its `attempt` raised by one and a lease until `now + lease`.
+    /// MUST be atomic across processes: no two callers ever get the same job with the same
+    /// attempt. Earliest `run_at` first.
+    async fn claim_jobs(
+        &self,
+        now: Timestamp,
+        lease: chrono::TimeDelta,
+        limit: u32,
+    ) -> Result<Vec<SyncJob>, StoreError>;
+
+    /// Ends a claimed job, in one atomic step: writes the outcome's accounts and
+    /// transactions, replaces the access (a compare-and-swap on `expected_version`), marks
+    /// the job ended with its counts, and stores `next` (the next scheduled job) if given.
+    /// MUST change nothing and fail with [`StoreError::Conflict`] when the claim is no
+    /// longer the job's latest attempt or the job is not running, or when the access's
+    /// version differs. Returns what the write changed.
+    async fn finish_job(
+        &self,
+        claim: Claim,
+        outcome: &JobOutcome,
+        access: &Access,
+        expected_version: u64,
+        next: Option<SyncJob>,
+    ) -> Result<SyncReport, StoreError>;
+
+    /// Puts a claimed job back in the queue at `run_at` (a runner shutting down, or an
+    /// access that may not sync yet), if the claim still holds; returns whether it did.
+    async fn requeue_job(&self, claim: Claim, run_at: Timestamp) -> Result<bool, StoreError>;
+
+    /// Whether a grant live at `now` holds the access.
+    async fn access_held(&self, id: &AccessId, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// Accesses created before `before` that no grant live at `now` holds: their consents
+    /// are to be ended and their records deleted. At most `limit`.
+    async fn orphaned_accesses(
+        &self,
+        now: Timestamp,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Access>, StoreError>;
 }

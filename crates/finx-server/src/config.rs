@@ -76,6 +76,32 @@ pub(crate) struct ServeArgs {
     /// unavailable to the end user.
     #[arg(long, env = "FINX_BANK_TIMEOUT_SECONDS", global = true)]
     pub(crate) bank_timeout_seconds: Option<u64>,
+    /// For tests: scheduled syncs of ongoing accesses every this many seconds instead of at
+    /// the day's slots (the daily allowance still holds). Default off.
+    #[arg(long = "sync-interval", env = "FINX_SYNC_INTERVAL", global = true)]
+    pub(crate) sync_interval: Option<u64>,
+    /// Unattended syncs a day per ongoing access, 1 to 4 (default 4; never more than the
+    /// consent allows).
+    #[arg(long, env = "FINX_SYNCS_PER_DAY", global = true)]
+    pub(crate) syncs_per_day: Option<u16>,
+    /// How many syncs one instance runs at once (default 4).
+    #[arg(long, env = "FINX_SYNC_CONCURRENCY", global = true)]
+    pub(crate) sync_concurrency: Option<u32>,
+    /// Seconds a runner holds a claimed sync before another instance may take it over
+    /// (default 300).
+    #[arg(long, env = "FINX_SYNC_LEASE_SECONDS", global = true)]
+    pub(crate) sync_lease_seconds: Option<u64>,
+    /// Seconds one-time data and its grant are kept after the flow (default 3600).
+    #[arg(
+        long = "onetime-retention",
+        env = "FINX_ONETIME_RETENTION",
+        global = true
+    )]
+    pub(crate) onetime_retention: Option<u64>,
+    /// Sandbox mode: use the sandbox bank already running at this URL (`finx-server
+    /// sandbox-bank`) instead of starting one, so several instances share one bank.
+    #[arg(long, env = "FINX_SANDBOX_BANK_URL", global = true)]
+    pub(crate) sandbox_bank_url: Option<Url>,
     /// A grant's absolute lifetime in days, however often it is refreshed (default 180).
     #[arg(long, env = "FINX_GRANT_LIFETIME_DAYS", global = true)]
     pub(crate) grant_lifetime_days: Option<i64>,
@@ -224,6 +250,12 @@ struct FileConfig {
     bank_roots: Option<PathBuf>,
     qseal: Option<PathBuf>,
     certificate_password: Option<String>,
+    sync_interval: Option<u64>,
+    syncs_per_day: Option<u16>,
+    sync_concurrency: Option<u32>,
+    sync_lease_seconds: Option<u64>,
+    onetime_retention: Option<u64>,
+    sandbox_bank_url: Option<Url>,
 }
 
 /// The resolved configuration. Its `Debug` hides the keys and the demo secret.
@@ -251,6 +283,18 @@ pub(crate) struct Config {
     pub(crate) bank_roots_pem: Option<Vec<u8>>,
     /// The QSealC (PEM: certificate and key).
     pub(crate) qseal_pem: Option<Vec<u8>>,
+    /// Scheduled syncs every this long instead of at slots (tests).
+    pub(crate) sync_interval: Option<std::time::Duration>,
+    /// Unattended syncs a day per access.
+    pub(crate) syncs_per_day: u16,
+    /// Syncs run at once by this instance.
+    pub(crate) sync_concurrency: u32,
+    /// How long a claimed sync is held.
+    pub(crate) sync_lease: std::time::Duration,
+    /// How long one-time data is kept.
+    pub(crate) onetime_retention: std::time::Duration,
+    /// An external sandbox bank to use instead of starting one.
+    pub(crate) sandbox_bank_url: Option<Url>,
 }
 
 impl Config {
@@ -425,12 +469,53 @@ impl Config {
         if !(1..=300).contains(&header_read) {
             return Err("header_read_timeout_seconds must be between 1 and 300".into());
         }
+        let sync_interval = cli.serve.sync_interval.or(file.sync_interval);
+        if sync_interval.is_some_and(|s| !(1..=86_400).contains(&s)) {
+            return Err("sync_interval must be between 1 and 86400 seconds".into());
+        }
+        let syncs_per_day = cli.serve.syncs_per_day.or(file.syncs_per_day).unwrap_or(4);
+        if !(1..=4).contains(&syncs_per_day) {
+            return Err(
+                "syncs_per_day must be between 1 and 4 (PSD2 allows 4 unattended accesses a day)"
+                    .into(),
+            );
+        }
+        let sync_concurrency = cli
+            .serve
+            .sync_concurrency
+            .or(file.sync_concurrency)
+            .unwrap_or(4);
+        if !(1..=256).contains(&sync_concurrency) {
+            return Err("sync_concurrency must be between 1 and 256".into());
+        }
+        let sync_lease = cli
+            .serve
+            .sync_lease_seconds
+            .or(file.sync_lease_seconds)
+            .unwrap_or(300);
+        if !(5..=86_400).contains(&sync_lease) {
+            return Err("sync_lease_seconds must be between 5 and 86400".into());
+        }
+        let onetime_retention = cli
+            .serve
+            .onetime_retention
+            .or(file.onetime_retention)
+            .unwrap_or(3600);
+        if !(60..=30 * 86_400).contains(&onetime_retention) {
+            return Err("onetime_retention must be between 60 seconds and 30 days".into());
+        }
         let log_format = cli
             .log_format
             .clone()
             .or(file.log_format)
             .unwrap_or_else(|| "text".into());
         Ok(Self {
+            sync_interval: sync_interval.map(std::time::Duration::from_secs),
+            syncs_per_day,
+            sync_concurrency,
+            sync_lease: std::time::Duration::from_secs(sync_lease),
+            onetime_retention: std::time::Duration::from_secs(onetime_retention),
+            sandbox_bank_url: cli.serve.sandbox_bank_url.clone().or(file.sandbox_bank_url),
             database_url: cli
                 .database_url
                 .clone()

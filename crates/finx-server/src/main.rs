@@ -10,6 +10,7 @@
 
 mod banks;
 mod config;
+mod scheduler;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -102,7 +103,7 @@ fn wire(
     store: Arc<SqlStore>,
 ) -> Result<(Finx, Option<Arc<finx_bank_sandbox::SandboxBank>>), String> {
     let clock = Arc::new(finx_system::SystemClock);
-    let sandbox = config.sandbox.then(|| {
+    let sandbox = (config.sandbox && config.sandbox_bank_url.is_none()).then(|| {
         Arc::new(finx_bank_sandbox::SandboxBank::new(
             finx_bank_sandbox::SandboxConfig {
                 public_url: config.sandbox_public_url.clone(),
@@ -126,7 +127,8 @@ fn wire(
         clients: store.clone(),
         flows: store.clone(),
         grants: store.clone(),
-        data: store,
+        data: store.clone(),
+        accesses: store,
         bank: Arc::new(connector),
         clock,
         random: Arc::new(finx_system::OsRandom),
@@ -140,6 +142,14 @@ fn wire(
             .public_url
             .join("widget/callback")
             .map_err(|e| e.to_string())?,
+        sync: finx_domain::schedule::SyncPolicy {
+            per_day: config.syncs_per_day,
+            ..finx_domain::schedule::SyncPolicy::default()
+        },
+        sync_interval: config.sync_interval,
+        sync_lease: config.sync_lease,
+        onetime_retention: config.onetime_retention,
+        consent_days: 90,
     };
     let finx = Finx::new(ports, settings).map_err(|e| e.to_string())?;
     Ok((finx, sandbox))
@@ -326,7 +336,14 @@ async fn demo_client(finx: &Finx, config: &Config) -> Result<String, String> {
 
 async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
     let (finx, sandbox) = wire(&config, store.clone())?;
-    if let Some(bank) = sandbox {
+    if let (true, Some(url)) = (config.sandbox, &config.sandbox_bank_url) {
+        // Several instances share one sandbox bank started on its own.
+        use finx_ports::BankRegistry;
+        store
+            .upsert_banks(&finx_bank_sandbox::xs2a::registry_entries(url))
+            .await
+            .map_err(|e| chain(&e))?;
+    } else if let Some(bank) = sandbox {
         use finx_ports::BankRegistry;
         let listener = tokio::net::TcpListener::bind(config.sandbox_listen)
             .await
@@ -388,6 +405,7 @@ async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
                     access = r.access_tokens,
                     refresh = r.refresh_tokens,
                     flows = r.flows,
+                    accesses = r.accesses,
                     "purged expired records"
                 ),
                 Err(e) => tracing::warn!(error = %e, "purge failed"),
@@ -416,9 +434,24 @@ async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
     });
 
     let grace = Duration::from_secs(20);
-    finx_http::serve(listener, router, shutdown_signal(), grace, config.timeouts)
+    // The sync runner of ongoing accesses, stopped with the server.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let runner = tokio::spawn(scheduler::run(
+        finx.clone(),
+        config.sync_concurrency,
+        grace,
+        stopped,
+    ));
+    let shutdown = async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    };
+    finx_http::serve(listener, router, shutdown, grace, config.timeouts)
         .await
         .map_err(|e| e.to_string())?;
+    if runner.await.is_err() {
+        tracing::warn!("the sync runner ended abnormally");
+    }
     // Data fetches in progress finish, within the grace period; one cut off is failed by
     // the stale-sync job of another instance (or this one, after a restart).
     fetches.close();

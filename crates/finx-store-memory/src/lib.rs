@@ -7,6 +7,8 @@
 //! as [`GrantFamily`] values, the domain's reference model of the token rules, so this store
 //! is also the yardstick the SQL stores are compared against.
 
+mod accesses;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
@@ -37,6 +39,7 @@ pub struct MemoryStore {
     grants: Mutex<Grants>,
     data: RwLock<BankData>,
     banks: RwLock<BTreeMap<InstitutionId, RegisteredBank>>,
+    accesses: Mutex<accesses::Accesses>,
 }
 
 #[derive(Debug, Default)]
@@ -98,6 +101,35 @@ impl BankData {
         };
         let stale: Vec<(Date, TransactionId)> = index
             .iter()
+            .filter(|(_, id)| {
+                !keep.contains(id) && self.transactions.get(id).is_some_and(|t| !t.details.booked)
+            })
+            .cloned()
+            .collect();
+        for key in &stale {
+            index.remove(key);
+            self.transactions.remove(&key.1);
+        }
+        stale.len() as u64
+    }
+
+    /// Deletes the account's pending transactions booked on or after `from` whose ids are
+    /// not in `keep`; returns how many.
+    fn drop_pending_in_window(
+        &mut self,
+        account: &AccountId,
+        keep: &HashSet<TransactionId>,
+        from: Date,
+    ) -> u64 {
+        let Some(index) = self.by_account.get_mut(account) else {
+            return 0;
+        };
+        // "T0" sorts before every id ('T' and hex digits), so the range starts at `from`.
+        let Ok(lowest) = TransactionId::parse("T0") else {
+            return 0;
+        };
+        let stale: Vec<(Date, TransactionId)> = index
+            .range((from, lowest)..)
             .filter(|(_, id)| {
                 !keep.contains(id) && self.transactions.get(id).is_some_and(|t| !t.details.booked)
             })

@@ -2,9 +2,10 @@
 
 use chrono::DateTime;
 use finx_domain::Timestamp;
+use finx_domain::access::{Ongoing, UserId};
 use finx_domain::bank::{AccountDetails, AccountType};
 use finx_domain::flow::{BankSession, FailureReason, Flow, FlowParams, FlowStatus, KeptCode};
-use finx_domain::ids::{ClientId, FlowId, GrantId, InstitutionId};
+use finx_domain::ids::{AccessId, ClientId, FlowId, GrantId, InstitutionId};
 use finx_domain::money::Currency;
 use finx_domain::reference::{AccountReference, Iban};
 use finx_domain::scope::Scope;
@@ -161,11 +162,11 @@ impl AccountDoc {
     }
 }
 
-fn docs(accounts: &[AccountDetails]) -> Vec<AccountDoc> {
+pub(crate) fn docs(accounts: &[AccountDetails]) -> Vec<AccountDoc> {
     accounts.iter().map(AccountDoc::of).collect()
 }
 
-fn undoc(accounts: Vec<AccountDoc>) -> Result<Vec<AccountDetails>, StoreError> {
+pub(crate) fn undoc(accounts: Vec<AccountDoc>) -> Result<Vec<AccountDetails>, StoreError> {
     accounts.into_iter().map(AccountDoc::into_domain).collect()
 }
 
@@ -235,7 +236,36 @@ pub(crate) struct FlowDoc {
     /// The bound browser's token hash, hex; absent in documents of older versions.
     #[serde(default)]
     browser: Option<String>,
+    /// An ongoing flow's user and the access it renews; absent for one-time flows.
+    #[serde(default)]
+    ongoing: Option<OngoingDoc>,
     status: StatusDoc,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct OngoingDoc {
+    user_id: String,
+    renews: Option<String>,
+}
+
+impl OngoingDoc {
+    fn of(o: &Ongoing) -> Self {
+        Self {
+            user_id: o.user_id.as_str().to_owned(),
+            renews: o.renews.as_ref().map(ToString::to_string),
+        }
+    }
+
+    fn into_domain(self) -> Result<Ongoing, StoreError> {
+        Ok(Ongoing {
+            user_id: parse(UserId::parse(&self.user_id), "user id")?,
+            renews: self
+                .renews
+                .as_deref()
+                .map(|a| parse(AccessId::parse(a), "access id"))
+                .transpose()?,
+        })
+    }
 }
 
 fn reference_text(r: &AccountReference) -> String {
@@ -354,6 +384,7 @@ impl FlowDoc {
             login_attempts: flow.login_attempts,
             browser: flow.browser.map(|h| hex(h.as_bytes())),
             tan_attempts: flow.tan_attempts,
+            ongoing: p.ongoing.as_ref().map(OngoingDoc::of),
             status,
         })
     }
@@ -464,6 +495,7 @@ impl FlowDoc {
             sync_period: parse(SyncPeriod::new(i64::from(self.sync_period)), "sync period")?,
             provider_id: self.provider_id.as_deref().map(inst).transpose()?,
             scope: parse(Scope::parse(&self.scope), "scope")?,
+            ongoing: self.ongoing.map(OngoingDoc::into_domain).transpose()?,
         };
         Ok(Flow {
             id: parse(FlowId::parse(id), "flow id")?,

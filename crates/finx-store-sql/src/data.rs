@@ -393,6 +393,86 @@ macro_rules! drop_pending_in {
     }};
 }
 
+/// Inserts or replaces `$account` (by id) on the executor `$exec` (a pool or a transaction).
+macro_rules! upsert_account_on {
+    ($exec:expr, $account:expr) => {{
+        let account: &Account = $account;
+        let d = &account.details;
+        let balance = account
+            .balance
+            .as_ref()
+            .map(|b| to_minor(b.amount.amount()).map(|m| (m, b)))
+            .transpose()?;
+
+            sqlx::query(&format!(
+                "INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+                 $14, $15, $16, $17, $18, $19, $20, $21, $22) ON CONFLICT (id) DO UPDATE SET access_id = excluded.access_id, \
+                 external_id = excluded.external_id, iban = excluded.iban, account_number = excluded.account_number, \
+                 bank_code = excluded.bank_code, bic = excluded.bic, bank_name = excluded.bank_name, \
+                 currency = excluded.currency, account_type = excluded.account_type, name = excluded.name, \
+                 owner = excluded.owner, is_jointly_managed = excluded.is_jointly_managed, card_last4 = excluded.card_last4, \
+                 balance_minor = excluded.balance_minor, balance_scale = excluded.balance_scale, \
+                 balance_currency = excluded.balance_currency, balance_date = excluded.balance_date, \
+                 balance_status = excluded.balance_status, synced_at = excluded.synced_at, \
+                 succeeded_at = excluded.succeeded_at, status_message = excluded.status_message"
+            ))
+            .bind(account.id.as_str())
+            .bind(account.access_id.as_str())
+            .bind(&d.external_id)
+            .bind(d.iban.as_ref().map(ToString::to_string))
+            .bind(&d.account_number)
+            .bind(&d.bank_code)
+            .bind(&d.bic)
+            .bind(&d.bank_name)
+            .bind(d.currency.as_str())
+            .bind(d.account_type.as_str())
+            .bind(&d.name)
+            .bind(&d.owner)
+            .bind(d.is_jointly_managed)
+            .bind(&d.card_last4)
+            .bind(balance.map(|((m, _), _)| m))
+            .bind(balance.map(|((_, s), _)| s))
+            .bind(balance.map(|(_, b)| b.amount.currency().as_str().to_owned()))
+            .bind(balance.map(|(_, b)| b.date))
+            .bind(balance.map(|(_, b)| balance_status(b.status)))
+            .bind(micros(account.status.synced_at))
+            .bind(account.status.succeeded_at.map(micros))
+            .bind(&account.status.message)
+            .execute($exec)
+            .await
+            .map_err(db)?;
+    }};
+}
+
+/// Deletes, in the transaction `$tx`, the account's pending transactions booked on or after
+/// `$from` whose ids are not in the set `$keep`. Yields how many.
+macro_rules! drop_pending_from {
+    ($tx:expr, $account:expr, $keep:expr, $from:expr) => {{
+        let account: &AccountId = $account;
+        let keep: &HashSet<String> = &$keep;
+        let from: Date = $from;
+        let pending: Vec<(String,)> = sqlx::query_as(
+            "SELECT id FROM transactions WHERE account_id = $1 AND booked = $2 AND booked_on >= $3",
+        )
+        .bind(account.as_str())
+        .bind(false)
+        .bind(from)
+        .fetch_all(&mut *$tx)
+        .await
+        .map_err(db)?;
+        let mut removed = 0u64;
+        for (id,) in pending.into_iter().filter(|(id,)| !keep.contains(id)) {
+            sqlx::query("DELETE FROM transactions WHERE id = $1")
+                .bind(&id)
+                .execute(&mut *$tx)
+                .await
+                .map_err(db)?;
+            removed += 1;
+        }
+        removed
+    }};
+}
+
 impl SqlStore {
     /// Bulk import for a new account (benchmarks, migrations from another system): inserts in
     /// batches of 500 rows per statement, skipping ids that exist, without the per-row
@@ -464,50 +544,8 @@ impl SqlStore {
 #[async_trait]
 impl BankDataStore for SqlStore {
     async fn upsert_account(&self, account: &Account) -> Result<(), StoreError> {
-        let d = &account.details;
-        let balance = account
-            .balance
-            .as_ref()
-            .map(|b| to_minor(b.amount.amount()).map(|m| (m, b)))
-            .transpose()?;
         on_pool!(self, |pool| {
-            sqlx::query(&format!(
-                "INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-                 $14, $15, $16, $17, $18, $19, $20, $21, $22) ON CONFLICT (id) DO UPDATE SET access_id = excluded.access_id, \
-                 external_id = excluded.external_id, iban = excluded.iban, account_number = excluded.account_number, \
-                 bank_code = excluded.bank_code, bic = excluded.bic, bank_name = excluded.bank_name, \
-                 currency = excluded.currency, account_type = excluded.account_type, name = excluded.name, \
-                 owner = excluded.owner, is_jointly_managed = excluded.is_jointly_managed, card_last4 = excluded.card_last4, \
-                 balance_minor = excluded.balance_minor, balance_scale = excluded.balance_scale, \
-                 balance_currency = excluded.balance_currency, balance_date = excluded.balance_date, \
-                 balance_status = excluded.balance_status, synced_at = excluded.synced_at, \
-                 succeeded_at = excluded.succeeded_at, status_message = excluded.status_message"
-            ))
-            .bind(account.id.as_str())
-            .bind(account.access_id.as_str())
-            .bind(&d.external_id)
-            .bind(d.iban.as_ref().map(ToString::to_string))
-            .bind(&d.account_number)
-            .bind(&d.bank_code)
-            .bind(&d.bic)
-            .bind(&d.bank_name)
-            .bind(d.currency.as_str())
-            .bind(d.account_type.as_str())
-            .bind(&d.name)
-            .bind(&d.owner)
-            .bind(d.is_jointly_managed)
-            .bind(&d.card_last4)
-            .bind(balance.map(|((m, _), _)| m))
-            .bind(balance.map(|((_, s), _)| s))
-            .bind(balance.map(|(_, b)| b.amount.currency().as_str().to_owned()))
-            .bind(balance.map(|(_, b)| b.date))
-            .bind(balance.map(|(_, b)| balance_status(b.status)))
-            .bind(micros(account.status.synced_at))
-            .bind(account.status.succeeded_at.map(micros))
-            .bind(&account.status.message)
-            .execute(pool)
-            .await
-            .map_err(db)?;
+            upsert_account_on!(pool, account);
         });
         Ok(())
     }
@@ -689,3 +727,5 @@ mod tests {
         }
     }
 }
+
+mod accesses;

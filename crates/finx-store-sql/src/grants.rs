@@ -493,6 +493,7 @@ impl GrantStore for SqlStore {
                 access_tokens,
                 refresh_tokens,
                 flows: 0,
+                accesses: 0,
             })
         })
     }

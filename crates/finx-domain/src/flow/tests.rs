@@ -41,6 +41,7 @@ fn params(multi: bool, types: Vec<AccountType>) -> FlowParams {
         sync_period: SyncPeriod::default(),
         provider_id: None,
         scope: Scope::FULL,
+        ongoing: None,
     }
 }
 

@@ -1,0 +1,256 @@
+//! `AccessStore` in memory: accesses and jobs behind one lock, taken after the grants' lock
+//! and before the bank data's, so every multi-part change is one step.
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use chrono::TimeDelta;
+use finx_domain::Timestamp;
+use finx_domain::access::{Access, Claim, JobStatus, SyncJob, UserId};
+use finx_domain::bank::Transaction;
+use finx_domain::ids::{AccessId, ClientId, SyncId};
+use finx_ports::{AccessStore, JobOutcome, StoreError, SyncReport};
+
+use crate::{MemoryStore, lock, write};
+
+/// The accesses and their jobs.
+#[derive(Debug, Default)]
+pub(crate) struct Accesses {
+    accesses: HashMap<AccessId, Access>,
+    jobs: HashMap<SyncId, SyncJob>,
+}
+
+impl Accesses {
+    fn check_version(&self, access: &Access, expected: u64) -> Result<(), StoreError> {
+        match self.accesses.get(&access.id) {
+            Some(a) if a.version == expected => Ok(()),
+            Some(_) => Err(StoreError::Conflict("access changed meanwhile")),
+            None => Err(StoreError::Conflict("access gone")),
+        }
+    }
+
+    fn add_job(&mut self, job: SyncJob) -> Result<(), StoreError> {
+        if self.jobs.contains_key(&job.id) {
+            return Err(StoreError::Conflict("job exists"));
+        }
+        self.jobs.insert(job.id, job);
+        Ok(())
+    }
+
+    fn holds(&self, claim: Claim) -> bool {
+        self.jobs
+            .get(&claim.job)
+            .is_some_and(|j| j.status == JobStatus::Running && j.attempt == claim.attempt)
+    }
+}
+
+#[async_trait]
+impl AccessStore for MemoryStore {
+    async fn insert_access(&self, access: &Access, first: &SyncJob) -> Result<(), StoreError> {
+        let mut a = lock(&self.accesses);
+        if a.accesses.contains_key(&access.id) || a.jobs.contains_key(&first.id) {
+            return Err(StoreError::Conflict("access exists"));
+        }
+        a.accesses.insert(access.id.clone(), access.clone());
+        a.jobs.insert(first.id, first.clone());
+        Ok(())
+    }
+
+    async fn find_access(&self, id: &AccessId) -> Result<Option<Access>, StoreError> {
+        Ok(lock(&self.accesses).accesses.get(id).cloned())
+    }
+
+    async fn list_accesses(
+        &self,
+        client: &ClientId,
+        user: &UserId,
+    ) -> Result<Vec<Access>, StoreError> {
+        let a = lock(&self.accesses);
+        let mut found: Vec<Access> = a
+            .accesses
+            .values()
+            .filter(|x| x.client_id == *client && x.user_id == *user)
+            .cloned()
+            .collect();
+        found.sort_by(|x, y| (x.created_at, &x.id).cmp(&(y.created_at, &y.id)));
+        Ok(found)
+    }
+
+    async fn update_access(
+        &self,
+        access: &Access,
+        expected_version: u64,
+        job: Option<SyncJob>,
+    ) -> Result<(), StoreError> {
+        let mut a = lock(&self.accesses);
+        a.check_version(access, expected_version)?;
+        if let Some(j) = job {
+            a.add_job(j)?;
+        }
+        a.accesses.insert(access.id.clone(), access.clone());
+        Ok(())
+    }
+
+    async fn delete_access_record(
+        &self,
+        id: &AccessId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut g = lock(&self.grants);
+        let mut a = lock(&self.accesses);
+        let mut data = write(&self.data);
+        for f in g.families.values_mut() {
+            if f.grant.access_id == *id {
+                f.revoke(now);
+            }
+        }
+        data.delete_access(id);
+        a.jobs.retain(|_, j| j.access_id != *id);
+        Ok(a.accesses.remove(id).is_some())
+    }
+
+    async fn find_job(&self, id: SyncId) -> Result<Option<SyncJob>, StoreError> {
+        Ok(lock(&self.accesses).jobs.get(&id).cloned())
+    }
+
+    async fn pending_job(&self, access: &AccessId) -> Result<Option<SyncJob>, StoreError> {
+        let a = lock(&self.accesses);
+        Ok(a.jobs
+            .values()
+            .filter(|j| j.access_id == *access && !j.status.is_final())
+            .min_by_key(|j| (j.run_at, j.id))
+            .cloned())
+    }
+
+    async fn claim_jobs(
+        &self,
+        now: Timestamp,
+        lease: TimeDelta,
+        limit: u32,
+    ) -> Result<Vec<SyncJob>, StoreError> {
+        let mut a = lock(&self.accesses);
+        let mut due: Vec<SyncId> = a
+            .jobs
+            .values()
+            .filter(|j| match j.status {
+                JobStatus::Queued => j.run_at <= now,
+                JobStatus::Running => j.lease_until.is_some_and(|l| l < now),
+                _ => false,
+            })
+            .map(|j| j.id)
+            .collect();
+        due.sort_by_key(|id| a.jobs.get(id).map(|j| (j.run_at, *id)));
+        let mut claimed = Vec::new();
+        for id in due.into_iter().take(limit as usize) {
+            if let Some(j) = a.jobs.get_mut(&id) {
+                j.status = JobStatus::Running;
+                j.attempt += 1;
+                j.lease_until = Some(now + lease);
+                j.started_at = Some(now);
+                claimed.push(j.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn finish_job(
+        &self,
+        claim: Claim,
+        outcome: &JobOutcome,
+        access: &Access,
+        expected_version: u64,
+        next: Option<SyncJob>,
+    ) -> Result<SyncReport, StoreError> {
+        let mut a = lock(&self.accesses);
+        if !a.holds(claim) {
+            return Err(StoreError::Conflict("the claim no longer holds"));
+        }
+        a.check_version(access, expected_version)?;
+        if let Some(n) = &next {
+            if a.jobs.contains_key(&n.id) {
+                return Err(StoreError::Conflict("job exists"));
+            }
+        }
+        let mut data = write(&self.data);
+        let mut report = SyncReport::default();
+        for s in &outcome.accounts {
+            let id = s.account.id.clone();
+            data.accounts.insert(id.clone(), s.account.clone());
+            let r = data.upsert(&id, &s.transactions, outcome.finished_at);
+            let keep: HashSet<_> = s
+                .transactions
+                .iter()
+                .filter(|t| !t.booked)
+                .map(|t| Transaction::id_for(&id, &t.external_id))
+                .collect();
+            let removed = data.drop_pending_in_window(&id, &keep, s.window_from);
+            report.inserted += r.inserted;
+            report.updated += r.updated;
+            report.removed += removed;
+        }
+        drop(data);
+        if let Some(j) = a.jobs.get_mut(&claim.job) {
+            j.status = outcome.status;
+            j.finished_at = Some(outcome.finished_at);
+            j.lease_until = None;
+            j.error = outcome.error;
+            j.counts = (outcome.status == JobStatus::Succeeded).then_some(
+                finx_domain::access::SyncCounts {
+                    added: report.inserted,
+                    modified: report.updated,
+                    removed: report.removed,
+                },
+            );
+        }
+        if let Some(n) = next {
+            a.jobs.insert(n.id, n);
+        }
+        a.accesses.insert(access.id.clone(), access.clone());
+        Ok(report)
+    }
+
+    async fn requeue_job(&self, claim: Claim, run_at: Timestamp) -> Result<bool, StoreError> {
+        let mut a = lock(&self.accesses);
+        if !a.holds(claim) {
+            return Ok(false);
+        }
+        if let Some(j) = a.jobs.get_mut(&claim.job) {
+            j.status = JobStatus::Queued;
+            j.lease_until = None;
+            j.run_at = run_at;
+        }
+        Ok(true)
+    }
+
+    async fn access_held(&self, id: &AccessId, now: Timestamp) -> Result<bool, StoreError> {
+        let g = lock(&self.grants);
+        Ok(g.families
+            .values()
+            .any(|f| f.grant.access_id == *id && f.grant.is_live(now)))
+    }
+
+    async fn orphaned_accesses(
+        &self,
+        now: Timestamp,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Access>, StoreError> {
+        let g = lock(&self.grants);
+        let held: HashSet<&AccessId> = g
+            .families
+            .values()
+            .filter(|f| f.grant.is_live(now))
+            .map(|f| &f.grant.access_id)
+            .collect();
+        let a = lock(&self.accesses);
+        let mut found: Vec<Access> = a
+            .accesses
+            .values()
+            .filter(|x| x.created_at < before && !held.contains(&x.id))
+            .cloned()
+            .collect();
+        found.sort_by(|x, y| x.id.cmp(&y.id));
+        found.truncate(limit as usize);
+        Ok(found)
+    }
+}
