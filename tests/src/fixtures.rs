@@ -241,7 +241,31 @@ impl App {
     /// # Panics
     /// When the wiring fails.
     pub async fn on(store: std::sync::Arc<dyn crate::conformance::Store>) -> Self {
-        Self::build(store, std::time::Duration::from_millis(10), |bank| bank).await
+        Self::build(
+            store,
+            std::time::Duration::from_millis(10),
+            |bank| bank,
+            |_| {},
+        )
+        .await
+    }
+
+    /// A fresh app like [`App::new`] on `store`, with its core's settings changed by `tune`
+    /// (sync policy, retention, ...).
+    ///
+    /// # Panics
+    /// When the wiring fails.
+    pub async fn tuned(
+        store: std::sync::Arc<dyn crate::conformance::Store>,
+        tune: impl FnOnce(&mut finx_core::Settings),
+    ) -> Self {
+        Self::build(
+            store,
+            std::time::Duration::from_millis(10),
+            |bank| bank,
+            tune,
+        )
+        .await
     }
 
     /// A fresh app whose sandbox's slow user waits `slow_delay`, with the bank wrapped by
@@ -259,6 +283,7 @@ impl App {
             std::sync::Arc::new(finx_store_memory::MemoryStore::new()),
             slow_delay,
             wrap,
+            |_| {},
         )
         .await
     }
@@ -269,6 +294,7 @@ impl App {
         wrap: impl FnOnce(
             std::sync::Arc<dyn finx_ports::BankConnector>,
         ) -> std::sync::Arc<dyn finx_ports::BankConnector>,
+        tune: impl FnOnce(&mut finx_core::Settings),
     ) -> Self {
         use std::sync::Arc;
         let clock = Arc::new(TestClock::at(t0()));
@@ -299,13 +325,17 @@ impl App {
             random: Arc::new(finx_system::OsRandom),
             timer: Arc::new(finx_system::TokioTimer),
         };
-        let settings = finx_core::Settings {
+        let mut settings = finx_core::Settings {
             lifetimes: Lifetimes::default(),
             hash_key: b"test-hash-key-0123456789abcdef!!".to_vec(),
             bank_timeout: std::time::Duration::from_secs(2),
             return_url: base.join("widget/callback").expect("url"),
+            // The token rules are tested over a grant's whole life: one-time data here is
+            // kept as long as a grant lives. `App::with_settings` tests the retention.
+            onetime_retention: std::time::Duration::from_secs(180 * 86_400),
             ..finx_core::Settings::with_hash_key(Vec::new())
         };
+        tune(&mut settings);
         let finx = finx_core::Finx::new(ports, settings).expect("valid key");
         // A fixed secret, so an app reopened on the same database finds its client again.
         let secret =

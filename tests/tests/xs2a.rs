@@ -662,7 +662,7 @@ async fn an_ended_consent_reads_nothing_and_ending_it_again_is_fine() {
     c.end_consent(&session).await.expect("ended at the bank");
     assert!(matches!(
         c.accounts(&session).await,
-        Err(BankError::SessionExpired)
+        Err(BankError::ConsentRevoked)
     ));
     c.end_consent(&session).await.expect("already gone is fine");
 }

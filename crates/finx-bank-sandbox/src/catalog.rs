@@ -148,6 +148,8 @@ pub(crate) enum User {
     DecoupledReject,
     /// Like `Demo`, but cancels on the bank's pages (redirect).
     RedirectCancel,
+    /// Its bank's books move forward one bank day per sync (issue 13).
+    Moving,
 }
 
 /// Which data a login sees.
@@ -157,17 +159,23 @@ pub(crate) enum Profile {
     Household,
     /// One very busy giro account.
     BigData,
+    /// The household's giro account alone, whose bank day moves forward one day per sync,
+    /// starting [`MOVING_LAG_DAYS`](crate::ledger::MOVING_LAG_DAYS) back: new transactions
+    /// arrive, pending card payments book (restaurants with the tip), and some pending
+    /// ones are reversed.
+    Moving,
 }
 
 impl User {
     /// Every user, for parsing.
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::Demo,
         Self::NoSca,
         Self::Slow,
         Self::BigData,
         Self::DecoupledReject,
         Self::RedirectCancel,
+        Self::Moving,
     ];
 
     /// The login name.
@@ -179,6 +187,7 @@ impl User {
             Self::BigData => "bigdata",
             Self::DecoupledReject => "decoupled-reject",
             Self::RedirectCancel => "redirect-cancel",
+            Self::Moving => "moving",
         }
     }
 
@@ -191,6 +200,7 @@ impl User {
     pub(crate) fn profile(self) -> Profile {
         match self {
             Self::BigData => Profile::BigData,
+            Self::Moving => Profile::Moving,
             Self::Demo
             | Self::NoSca
             | Self::Slow
@@ -206,6 +216,7 @@ impl Profile {
         match self {
             Self::Household => "household",
             Self::BigData => "bigdata",
+            Self::Moving => "moving",
         }
     }
 
@@ -213,7 +224,7 @@ impl Profile {
     pub(crate) fn accounts(self) -> &'static [AccountKind] {
         match self {
             Self::Household => &[AccountKind::Giro, AccountKind::Savings, AccountKind::Card],
-            Self::BigData => &[AccountKind::Giro],
+            Self::BigData | Self::Moving => &[AccountKind::Giro],
         }
     }
 }
@@ -249,7 +260,7 @@ pub(crate) const CARD_NAME: &str = "Visa Classic";
 /// What the bank says about one account.
 pub(crate) fn account_details(bank: &Bank, profile: Profile, kind: AccountKind) -> AccountDetails {
     let (number, account_type, name, owner, joint) = match (kind, profile) {
-        (AccountKind::Giro, Profile::Household) => (
+        (AccountKind::Giro, Profile::Household | Profile::Moving) => (
             Some(bank.giro_number),
             AccountType::Giro,
             "Girokonto",

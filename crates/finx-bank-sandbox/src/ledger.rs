@@ -35,6 +35,10 @@ use crate::tables::{
 /// How many days of history the sandbox reports, today included.
 pub(crate) const HISTORY_DAYS: i64 = 730;
 
+/// How many days the `moving` login's bank day starts behind the real one; it catches up
+/// one day per sync.
+pub(crate) const MOVING_LAG_DAYS: i64 = 60;
+
 /// How many transactions the `bigdata` giro account has in any [`HISTORY_DAYS`] days.
 pub(crate) const BIGDATA_TRANSACTIONS: i64 = 10_000;
 
@@ -87,6 +91,8 @@ pub(crate) struct Entry {
     mandate: Option<String>,
     e2e: Option<String>,
     purpose_code: Option<&'static str>,
+    /// Reported while pending, then reversed: it never books (its final amount is 0).
+    reversed: bool,
 }
 
 impl Entry {
@@ -105,6 +111,7 @@ impl Entry {
             mandate: None,
             e2e: None,
             purpose_code: None,
+            reversed: false,
         }
     }
 
@@ -215,14 +222,14 @@ impl Ledger {
 
     fn giro_number(&self) -> &'static str {
         match self.profile {
-            Profile::Household => self.bank.giro_number,
+            Profile::Household | Profile::Moving => self.bank.giro_number,
             Profile::BigData => self.bank.bigdata_giro_number,
         }
     }
 
     fn giro_owner(&self) -> &'static str {
         match self.profile {
-            Profile::Household => self.bank.giro_owner,
+            Profile::Household | Profile::Moving => self.bank.giro_owner,
             Profile::BigData => HOLDER,
         }
     }
@@ -253,6 +260,10 @@ impl Ledger {
         let mut out = Vec::new();
         for date in days.into_iter().rev() {
             for (slot, entry) in self.entries(account, date).into_iter().enumerate() {
+                // A reversed payment shows only while pending; then it is gone.
+                if entry.reversed && !entry.is_pending(date, today) {
+                    continue;
+                }
                 out.push(entry.report(date, slot, today));
             }
         }
@@ -551,7 +562,13 @@ impl Ledger {
             "{}//{}/{} {date}T07:{minute:02} Debitk.1 2029-12",
             bakery.name, bakery.city, bakery.country
         );
-        out.push(card_entry(&mut rng, bakery, "KARTENZAHLUNG", purpose).named(bakery.name));
+        let mut entry = card_entry(&mut rng, bakery, "KARTENZAHLUNG", purpose).named(bakery.name);
+        if self.profile == Profile::Moving && date.ordinal() % 5 == 0 {
+            // The `moving` login's bakery reverses one payment in five days.
+            entry.reversed = true;
+            entry.cents = 0;
+        }
+        out.push(entry);
     }
 
     /// Cash from the bank's own machines, about twice a month.

@@ -196,6 +196,14 @@ pub struct SandboxBank {
     clock: Arc<dyn Clock>,
     key: SessionKey,
     authorisations: Authorisations,
+    /// The `moving` login's syncs per bank session: its bank day moves forward one day
+    /// with each balance read (one per sync).
+    moving: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+    /// Sessions whose consent was ended (by finX) or revoked (by the user, [`revoke`]):
+    /// they read nothing any more.
+    ///
+    /// [`revoke`]: SandboxBank::revoke
+    ended: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl fmt::Debug for SandboxBank {
@@ -284,7 +292,51 @@ impl SandboxBank {
             clock,
             key,
             authorisations: Authorisations::default(),
+            moving: std::sync::Mutex::default(),
+            ended: std::sync::Mutex::default(),
         }
+    }
+
+    /// The end user revokes the consent behind `session` at the bank: from now on it reads
+    /// nothing (`CONSENT_INVALID` over XS2A, [`BankError::ConsentRevoked`] in process).
+    pub fn revoke(&self, session: &BankSession) {
+        let mut ended = self
+            .ended
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if ended.len() > 100_000 {
+            ended.clear();
+        }
+        ended.insert(session.expose().to_owned());
+    }
+
+    fn is_ended(&self, session: &BankSession) -> bool {
+        self.ended
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(session.expose())
+    }
+
+    /// The bank day of `user`'s session: today, except for `moving`, whose day starts
+    /// [`MOVING_LAG_DAYS`](ledger::MOVING_LAG_DAYS) back and moves forward one day each time
+    /// `advance` is set (a sync's balance read), never past today.
+    fn bank_day(&self, user: User, session: &BankSession, advance: bool) -> Date {
+        let today = self.today();
+        if user != User::Moving {
+            return today;
+        }
+        let mut m = self
+            .moving
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if m.len() > 100_000 {
+            m.clear();
+        }
+        let n = m.entry(session.expose().to_owned()).or_insert(0);
+        if advance && *n < ledger::MOVING_LAG_DAYS {
+            *n += 1;
+        }
+        today - chrono::TimeDelta::days(ledger::MOVING_LAG_DAYS - *n)
     }
 
     fn today(&self) -> Date {
@@ -299,6 +351,9 @@ impl SandboxBank {
 
     /// The claims of a fully logged-in session.
     fn authorized(&self, session: &BankSession) -> Result<(Claims, User), BankError> {
+        if self.is_ended(session) {
+            return Err(BankError::ConsentRevoked);
+        }
         match self.key.open(session) {
             Some(claims) if claims.stage == Stage::Authorized => {
                 let user = claims.user.ok_or(BankError::SessionExpired)?;
@@ -793,9 +848,9 @@ impl BankConnector for SandboxBank {
         }
     }
 
-    /// Sessions are stateless handles, so there is nothing to end in process; the sandbox's
-    /// XS2A server ends its consents for real.
-    async fn end_consent(&self, _session: &BankSession) -> Result<(), BankError> {
+    /// The consent ends: the session reads nothing from now on. Ending it again is fine.
+    async fn end_consent(&self, session: &BankSession) -> Result<(), BankError> {
+        self.revoke(session);
         Ok(())
     }
 
@@ -816,7 +871,7 @@ impl BankConnector for SandboxBank {
     ) -> Result<Vec<Balance>, BankError> {
         let (claims, user) = self.authorized(session)?;
         let (ledger, kind) = self.account(&claims, user, account)?;
-        let today = self.today();
+        let today = self.bank_day(user, session, true);
         let sums = ledger.balances(kind, today);
         let credit_line = if kind == AccountKind::Card {
             claims.bank.card_limit_cents
@@ -850,6 +905,6 @@ impl BankConnector for SandboxBank {
         if user == User::Slow {
             self.pause().await;
         }
-        Ok(ledger.transactions(kind, from, to, self.today()))
+        Ok(ledger.transactions(kind, from, to, self.bank_day(user, session, false)))
     }
 }

@@ -774,6 +774,12 @@ fn bank_error(e: &BankError, rid: &str) -> Response {
             "the service is unavailable (sandbox scenario)",
             rid,
         ),
+        BankError::ConsentRevoked => error(
+            StatusCode::UNAUTHORIZED,
+            "CONSENT_INVALID",
+            "the consent was revoked by the PSU",
+            rid,
+        ),
         _ => error(
             StatusCode::BAD_REQUEST,
             "FORMAT_ERROR",
