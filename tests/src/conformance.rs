@@ -75,6 +75,9 @@ macro_rules! conformance_suite {
             reuse_revokes_the_grant_and_deletes_its_bank_data,
             purge_ends_grants_at_their_absolute_end_and_deletes_orphaned_data,
             the_bank_registry_upserts_and_searches_by_name_bic_and_code,
+            accesses_round_trip_and_update_by_compare_and_swap,
+            jobs_are_claimed_once_and_finished_only_by_the_latest_claim,
+            deleting_an_access_revokes_its_grants_and_deletes_everything,
         );
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {
@@ -1219,4 +1222,368 @@ pub async fn the_bank_registry_upserts_and_searches_by_name_bic_and_code(store: 
         store.bank_by_code("AT", "99900003").await.ok().flatten(),
         None
     );
+}
+
+/// An access of `n`'s grant, valid for 90 days, with one giro account.
+fn an_access(n: u32, now: finx_domain::Timestamp) -> finx_domain::access::Access {
+    use finx_domain::access::{Access, UserId};
+    let (g, _) = grant_with_code(n, now);
+    Access {
+        id: g.access_id.clone(),
+        client_id: g.client_id,
+        user_id: UserId::parse(&format!("user-ü-{n}")).unwrap_or_else(|_| unreachable!()),
+        institution: finx_domain::ids::InstitutionId::parse("sandbox-90094815")
+            .unwrap_or_else(|_| unreachable!()),
+        session: finx_domain::flow::BankSession::new(format!("session-secret-{n}")),
+        consent: finx_domain::sca::Consent {
+            id: format!("consent-{n}"),
+            status: finx_domain::sca::ConsentStatus::Valid,
+            valid_until: now.date_naive() + TimeDelta::days(89),
+            frequency_per_day: 4,
+            recurring: true,
+            accounts: vec!["giro".into()],
+        },
+        accounts: vec![account(&g.access_id, "giro", now).details],
+        sync_period: finx_domain::values::SyncPeriod::default(),
+        ledger: finx_domain::schedule::SyncLedger::new(now.date_naive()),
+        synced_at: Some(now),
+        last_booked: Some(now.date_naive()),
+        last_error: None,
+        created_at: now,
+        version: 0,
+    }
+}
+
+fn a_job(
+    access: &AccessId,
+    n: u32,
+    kind: finx_domain::access::JobKind,
+    run_at: finx_domain::Timestamp,
+    now: finx_domain::Timestamp,
+) -> finx_domain::access::SyncJob {
+    finx_domain::access::SyncJob::queued(
+        finx_domain::ids::SyncId::from_random(unique16(11, n)),
+        access.clone(),
+        kind,
+        run_at,
+        now,
+    )
+}
+
+/// Accesses round-trip (the session too), list per customer and user, update by
+/// compare-and-swap, and an update can queue a job in the same step.
+pub async fn accesses_round_trip_and_update_by_compare_and_swap(store: Arc<impl Store>) {
+    use finx_domain::access::{JobKind, SyncFailure};
+    let now = t0();
+    let a = an_access(300, now);
+    let first = a_job(
+        &a.id,
+        300,
+        JobKind::Scheduled,
+        now + TimeDelta::hours(1),
+        now,
+    );
+    store.insert_access(&a, &first).await.expect("insert");
+    assert!(matches!(
+        store
+            .insert_access(&a, &a_job(&a.id, 301, JobKind::Scheduled, now, now))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.find_access(&a.id).await.expect("find"),
+        Some(a.clone())
+    );
+    assert_eq!(
+        store
+            .list_accesses(&a.client_id, &a.user_id)
+            .await
+            .expect("list"),
+        vec![a.clone()]
+    );
+    let other = finx_domain::access::UserId::parse("someone").unwrap_or_else(|_| unreachable!());
+    assert!(
+        store
+            .list_accesses(&a.client_id, &other)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_eq!(
+        store.find_job(first.id).await.expect("job"),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store.pending_job(&a.id).await.expect("pending"),
+        Some(first.clone())
+    );
+
+    let mut b = a.clone();
+    b.version = 1;
+    b.last_error = Some(SyncFailure::RateLimited);
+    b.ledger.used = 2;
+    b.ledger.not_before = Some(now + TimeDelta::minutes(15));
+    let manual = a_job(&a.id, 302, JobKind::Manual, now, now);
+    store
+        .update_access(&b, 0, Some(manual.clone()))
+        .await
+        .expect("swap");
+    assert!(matches!(
+        store.update_access(&b, 0, None).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.find_access(&a.id).await.expect("find"), Some(b));
+    assert_eq!(
+        store
+            .pending_job(&a.id)
+            .await
+            .expect("pending")
+            .map(|j| j.id),
+        Some(manual.id),
+        "the earliest job still to run"
+    );
+}
+
+/// Of concurrent claims each due job goes to one caller; a job whose lease ended is taken
+/// over with its attempt raised, and then only the new claim may finish it. Finishing
+/// writes the data, the access, the job's end and the next job in one step.
+pub async fn jobs_are_claimed_once_and_finished_only_by_the_latest_claim(store: Arc<impl Store>) {
+    use finx_domain::access::{Claim, JobKind, JobStatus};
+    use finx_ports::{AccountSync, JobOutcome};
+    let now = t0();
+    let mut ids = Vec::new();
+    for n in 0..20u32 {
+        let a = an_access(310 + n, now);
+        let j = a_job(&a.id, 310 + n, JobKind::Scheduled, now, now);
+        ids.push(j.id);
+        store.insert_access(&a, &j).await.expect("insert");
+    }
+    let lease = TimeDelta::seconds(30);
+    let claims = futures::future::join_all((0..4).map(|_| {
+        let s = store.clone();
+        async move { s.claim_jobs(now, lease, 8).await.expect("claim") }
+    }))
+    .await;
+    let claimed: Vec<_> = claims.into_iter().flatten().collect();
+    let distinct: std::collections::HashSet<_> = claimed.iter().map(|j| j.id).collect();
+    assert_eq!(claimed.len(), 20, "every due job, once");
+    assert_eq!(distinct.len(), 20);
+    assert!(
+        claimed
+            .iter()
+            .all(|j| j.status == JobStatus::Running && j.attempt == 1)
+    );
+    assert!(
+        store
+            .claim_jobs(now, lease, 8)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "all held"
+    );
+
+    // The runner of the first dies; past its lease another takes it over.
+    let job = claimed[0].clone();
+    let later = now + lease + TimeDelta::seconds(1);
+    let taken = store
+        .claim_jobs(later, lease, 100)
+        .await
+        .expect("take over");
+    let again = taken.iter().find(|j| j.id == job.id).expect("taken over");
+    assert_eq!(again.attempt, 2);
+    let access = store
+        .find_access(&job.access_id)
+        .await
+        .expect("find")
+        .expect("access");
+    let mut next_access = access.clone();
+    next_access.version += 1;
+    next_access.ledger.used = 1;
+    let acct = account(&access.id, "giro", later);
+    let outcome = JobOutcome {
+        status: JobStatus::Succeeded,
+        finished_at: later,
+        error: None,
+        accounts: vec![AccountSync {
+            account: acct.clone(),
+            transactions: vec![transaction(1, true, later), transaction(2, false, later)],
+            window_from: later.date_naive() - TimeDelta::days(60),
+        }],
+    };
+    let next = a_job(
+        &access.id,
+        400,
+        JobKind::Scheduled,
+        later + TimeDelta::hours(6),
+        later,
+    );
+    let stale = Claim {
+        job: job.id,
+        attempt: 1,
+    };
+    assert!(matches!(
+        store
+            .finish_job(
+                stale,
+                &outcome,
+                &next_access,
+                access.version,
+                Some(next.clone())
+            )
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        store
+            .find_accounts(&[acct.id.clone()])
+            .await
+            .expect("find")
+            .is_empty(),
+        "the dead runner wrote nothing"
+    );
+    let current = Claim {
+        job: job.id,
+        attempt: 2,
+    };
+    let report = store
+        .finish_job(
+            current,
+            &outcome,
+            &next_access,
+            access.version,
+            Some(next.clone()),
+        )
+        .await
+        .expect("finish");
+    assert_eq!(report.inserted, 2);
+    let done = store.find_job(job.id).await.expect("job").expect("kept");
+    assert_eq!(done.status, JobStatus::Succeeded);
+    assert_eq!(done.counts.map(|c| c.added), Some(2));
+    assert_eq!(done.lease_until, None);
+    assert_eq!(
+        store.find_access(&access.id).await.expect("find"),
+        Some(next_access.clone())
+    );
+    assert_eq!(
+        store
+            .find_accounts(&[acct.id.clone()])
+            .await
+            .expect("find")
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .pending_job(&access.id)
+            .await
+            .expect("pending")
+            .map(|j| j.id),
+        Some(next.id)
+    );
+    assert!(
+        matches!(
+            store
+                .finish_job(current, &outcome, &next_access, next_access.version, None)
+                .await,
+            Err(StoreError::Conflict(_))
+        ),
+        "a job ends once"
+    );
+
+    // Handing back: only the latest claim may, and the job is queued again for then.
+    let held = taken
+        .iter()
+        .find(|j| j.id == claimed[1].id)
+        .expect("taken over too")
+        .clone();
+    assert_eq!(held.attempt, 2);
+    assert!(
+        !store
+            .requeue_job(
+                Claim {
+                    job: held.id,
+                    attempt: 1
+                },
+                now
+            )
+            .await
+            .expect("requeue"),
+        "the dead runner's claim"
+    );
+    assert!(
+        store
+            .requeue_job(
+                Claim {
+                    job: held.id,
+                    attempt: 2
+                },
+                now + TimeDelta::days(1)
+            )
+            .await
+            .expect("requeue")
+    );
+    let back = store.find_job(held.id).await.expect("job").expect("kept");
+    assert_eq!(
+        (back.status, back.run_at, back.lease_until),
+        (JobStatus::Queued, now + TimeDelta::days(1), None)
+    );
+}
+
+/// Deleting an access revokes the grants that hold it and deletes its data and jobs; an
+/// access no live grant holds is an orphan.
+pub async fn deleting_an_access_revokes_its_grants_and_deletes_everything(store: Arc<impl Store>) {
+    use finx_domain::access::JobKind;
+    let now = t0();
+    let (g, code) = grant_with_code(320, now);
+    store.insert_grant(&g, &code).await.expect("grant");
+    let a = an_access(320, now);
+    let j = a_job(&a.id, 320, JobKind::Scheduled, now, now);
+    store.insert_access(&a, &j).await.expect("insert");
+    let orphan = an_access(321, now);
+    store
+        .insert_access(
+            &orphan,
+            &a_job(&orphan.id, 321, JobKind::Scheduled, now, now),
+        )
+        .await
+        .expect("insert");
+    let data = some_data(&*store, &a.id, now).await;
+    assert!(store.access_held(&a.id, now).await.expect("held"));
+    assert!(!store.access_held(&orphan.id, now).await.expect("held"));
+    let later = now + TimeDelta::seconds(1);
+    let orphans = store
+        .orphaned_accesses(later, later, 10)
+        .await
+        .expect("orphans");
+    assert_eq!(
+        orphans.iter().map(|o| o.id.clone()).collect::<Vec<_>>(),
+        vec![orphan.id.clone()]
+    );
+    assert!(
+        store
+            .orphaned_accesses(later, now, 10)
+            .await
+            .expect("orphans")
+            .is_empty(),
+        "created before the cut-off only"
+    );
+
+    assert!(
+        store
+            .delete_access_record(&a.id, later)
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !store
+            .delete_access_record(&a.id, later)
+            .await
+            .expect("again")
+    );
+    assert_eq!(store.find_access(&a.id).await.expect("find"), None);
+    assert_eq!(store.find_job(j.id).await.expect("job"), None);
+    assert!(!has_data(&*store, &data).await);
+    let grant = store.find_grant(g.id).await.expect("grant").expect("kept");
+    assert!(grant.is_revoked(), "the grant holding it is revoked");
+    assert!(!store.access_held(&a.id, later).await.expect("held"));
 }

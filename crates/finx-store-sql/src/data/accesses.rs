@@ -485,8 +485,8 @@ impl AccessStore for SqlStore {
     }
 
     async fn access_held(&self, id: &AccessId, now: Timestamp) -> Result<bool, StoreError> {
-        let found: Option<(i64,)> = on_pool!(self, |pool| {
-            sqlx::query_as(
+        let found = on_pool!(self, |pool| {
+            sqlx::query(
                 "SELECT 1 FROM grants WHERE access_id = $1 AND revoked_at IS NULL AND expires_at > $2 LIMIT 1",
             )
             .bind(id.as_str())
@@ -494,8 +494,9 @@ impl AccessStore for SqlStore {
             .fetch_optional(pool)
             .await
             .map_err(db)?
+            .is_some()
         });
-        Ok(found.is_some())
+        Ok(found)
     }
 
     async fn orphaned_accesses(

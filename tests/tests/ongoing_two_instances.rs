@@ -1,0 +1,304 @@
+//! Scheduled syncs shared by finX instances on one PostgreSQL database (issue 13): 200
+//! ongoing accesses of the sandbox's `moving` login, the scheduler sped up to one sync a
+//! second per access, and one instance killed with `kill -9` while it holds syncs. Every
+//! sync ends exactly once: none is lost, the ones the dead instance held are taken over once
+//! their lease ends, no access is synced more than its daily allowance, and no transaction
+//! is written twice.
+//!
+//! Real parts only: three `finx-server` processes (one standalone sandbox bank, two API
+//! instances reaching it through the XS2A connector), PostgreSQL from `finx-pgtest`, the
+//! widget walked over HTTP.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use serde_json::{Value, json};
+use sqlx::Connection as _;
+
+const SECRET: &str = "fxs_demo-secret-for-the-sandbox";
+const REDIRECT: &str = "http://127.0.0.1/callback";
+const ACCESSES: usize = 200;
+const LEASE_SECONDS: u64 = 5;
+
+/// The `finx-server` binary of this build.
+fn binary() -> std::path::PathBuf {
+    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target dir")
+        .to_owned();
+    let bin = target.join("debug").join("finx-server");
+    assert!(
+        bin.exists(),
+        "{} is missing: build the workspace first (cargo xtask ci does)",
+        bin.display()
+    );
+    bin
+}
+
+struct Process(Child);
+
+/// A failing test must not leave its processes running.
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port()
+}
+
+async fn wait_up(url: &str) {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !http
+        .get(url)
+        .send()
+        .await
+        .is_ok_and(|r| r.status().as_u16() < 500)
+    {
+        assert!(Instant::now() < deadline, "{url} did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn sandbox_bank(port: u16) -> Process {
+    let base = format!("http://127.0.0.1:{port}/");
+    let child = Command::new(binary())
+        .args([
+            "sandbox-bank",
+            "--sandbox-listen",
+            &format!("127.0.0.1:{port}"),
+            "--sandbox-public-url",
+            &base,
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the sandbox bank");
+    wait_up(&format!("{base}sandbox/xs2a/90094815/v1/consents/x/status")).await;
+    Process(child)
+}
+
+async fn instance(db: &str, port: u16, bank: u16) -> Process {
+    let child = Command::new(binary())
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            db,
+            "--sandbox-bank-url",
+            &format!("http://127.0.0.1:{bank}/"),
+            "--sync-interval",
+            "1",
+            "--sync-lease-seconds",
+            &LEASE_SECONDS.to_string(),
+            "--sync-concurrency",
+            "8",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start finx-server");
+    wait_up(&format!("http://127.0.0.1:{port}/readyz")).await;
+    Process(child)
+}
+
+/// One ongoing access of the `moving` login, through the widget on `base`.
+async fn connect(base: &str, n: usize) {
+    let http = reqwest::Client::new();
+    let link: Value = http
+        .post(format!("{base}/ongoing/access"))
+        .basic_auth("finx-demo", Some(SECRET))
+        .json(&json!({ "redirect_uri": REDIRECT, "user_id": format!("user-{n}"), "provider_id": "sandbox-90094815" }))
+        .send()
+        .await
+        .expect("link")
+        .json()
+        .await
+        .expect("json");
+    let back = finx_tests::fixtures::walk_widget(
+        &http,
+        link["location"].as_str().expect("location"),
+        "sandbox-90094815",
+        "moving",
+    )
+    .await;
+    assert!(back.query_pairs().any(|(k, _)| k == "code"), "{back}");
+    // The code is exchanged so that a live grant holds the access.
+    let code = back
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("code");
+    let res = http
+        .post(format!("{base}/auth/token"))
+        .basic_auth("finx-demo", Some(SECRET))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+        ])
+        .send()
+        .await
+        .expect("exchange");
+    assert!(res.status().is_success());
+}
+
+async fn count(db: &mut sqlx::PgConnection, sql: &str) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(sql)
+        .fetch_one(&mut *db)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_run_every_sync_exactly_once_through_a_kill_9() {
+    let db = finx_tests::pg::fresh_database().await;
+    let mut conn = sqlx::PgConnection::connect(&db).await.expect("connect");
+    let bank_port = free_port();
+    let _bank = sandbox_bank(bank_port).await;
+    let (port_a, port_b) = (free_port(), free_port());
+    let mut a = instance(&db, port_a, bank_port).await;
+    let base_a = format!("http://127.0.0.1:{port_a}");
+
+    // 200 accesses, connected through A while A alone runs the syncs.
+    let started = Instant::now();
+    futures::stream::iter(0..ACCESSES)
+        .map(|n| connect(&base_a, n))
+        .buffer_unordered(8)
+        .collect::<Vec<()>>()
+        .await;
+    let connected = started.elapsed();
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) FROM accesses").await,
+        ACCESSES as i64
+    );
+
+    // kill -9 A while it holds syncs (those still `running` once it is dead).
+    let mut held: Vec<String> = Vec::new();
+    for _ in 0..20 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while count(
+            &mut conn,
+            "SELECT count(*) FROM sync_jobs WHERE status = 'running'",
+        )
+        .await
+            == 0
+        {
+            assert!(Instant::now() < deadline, "A never held a sync");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        a.0.kill().expect("kill -9");
+        a.0.wait().expect("reaped");
+        held = sqlx::query_as::<_, (String,)>("SELECT id FROM sync_jobs WHERE status = 'running'")
+            .fetch_all(&mut conn)
+            .await
+            .expect("running")
+            .into_iter()
+            .map(|(id,)| id)
+            .collect();
+        if !held.is_empty() {
+            break;
+        }
+        // Every sync it held had ended in the instant before the kill: again.
+        a = instance(&db, port_a, bank_port).await;
+    }
+    assert!(!held.is_empty(), "A was killed while holding syncs");
+
+    // Two instances from now on: B, and A restarted.
+    let takeover = Instant::now();
+    let _b = instance(&db, port_b, bank_port).await;
+    let _a = instance(&db, port_a, bank_port).await;
+
+    // Until every access has spent its day: nothing running, every job still queued waits
+    // for a later day.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let busy = count(
+            &mut conn,
+            "SELECT count(*) FROM sync_jobs WHERE status = 'running' \
+             OR (status = 'queued' AND run_at < (extract(epoch from date_trunc('day', now() at time zone 'utc') + interval '1 day') * 1000000)::bigint)",
+        )
+        .await;
+        if busy == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{busy} syncs still due or running"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let drained = takeover.elapsed();
+
+    // None lost: every sync A held was taken over once its lease ended, and succeeded.
+    for id in &held {
+        let (status, attempt): (String, i64) =
+            sqlx::query_as("SELECT status, attempt FROM sync_jobs WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut conn)
+                .await
+                .expect("job");
+        assert_eq!(status, "succeeded", "sync {id} held by the dead instance");
+        assert!(attempt >= 2, "sync {id} was taken over ({attempt})");
+    }
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) FROM sync_jobs WHERE status = 'failed'"
+        )
+        .await,
+        0,
+        "no sync failed"
+    );
+    // Exactly once, within the allowance: per access at most four unattended syncs a
+    // day, each scheduled sync ended once (one row, one outcome), and one successor each.
+    let per_access: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT access_id, count(*) FROM sync_jobs WHERE status = 'succeeded' GROUP BY access_id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("per access");
+    assert_eq!(per_access.len(), ACCESSES, "every access synced");
+    let total: i64 = per_access.iter().map(|(_, n)| n).sum();
+    for (access, n) in &per_access {
+        assert!(
+            (3..=4).contains(n),
+            "access {access}: {n} syncs (4 a day; one fewer when a dead instance's attempt counted)"
+        );
+    }
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) FROM (SELECT access_id FROM sync_jobs WHERE status = 'queued' GROUP BY access_id HAVING count(*) = 1) q"
+        )
+        .await,
+        ACCESSES as i64,
+        "each access has exactly one next sync planned"
+    );
+    // No transaction twice: the bank's ids are unique per account.
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) FROM (SELECT account_id, external_id FROM transactions GROUP BY account_id, external_id HAVING count(*) > 1) d"
+        )
+        .await,
+        0
+    );
+    println!(
+        "figures: {ACCESSES} accesses connected in {:.1} s; killed A holding {} syncs; after the kill, \
+         {total} syncs ended in {:.1} s on two instances (lease {LEASE_SECONDS} s)",
+        connected.as_secs_f64(),
+        held.len(),
+        drained.as_secs_f64()
+    );
+}
