@@ -456,3 +456,92 @@ async fn one_time_data_and_its_grant_are_gone_after_the_retention_window() {
         "one-time data is deleted"
     );
 }
+
+#[tokio::test]
+async fn a_bank_that_says_wait_postpones_the_access_and_is_not_asked_again_before() {
+    let s = Served::start(App::new().await).await;
+    let t = bearer(&s, "throttled", "user-5").await;
+    let a = only_access(&s, &t).await;
+    let id = a["access_id"].as_str().expect("id").to_owned();
+    let access_id = finx_domain::ids::AccessId::parse(&id).expect("id");
+    let res = s
+        .http
+        .post(s.url(&format!("/rest/accesses/{id}/syncs")))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let location = res
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("location")
+        .to_owned();
+    assert_eq!(run_due(&s.app).await, 1);
+    let (_, job) = get(&s, &t, &location).await;
+    assert_eq!(job["status"], "failed");
+    assert_eq!(job["error"]["code"], 20001);
+    assert_eq!(job["error"]["name"], "bank_rate_limited");
+    let a = only_access(&s, &t).await;
+    assert_eq!(a["status"], "valid", "a rate limit ends nothing");
+    assert_eq!(a["last_error"]["code"], 20001);
+    let now = s.app.clock.now();
+    let postponed = s
+        .app
+        .store
+        .find_access(&access_id)
+        .await
+        .expect("find")
+        .expect("kept")
+        .ledger
+        .not_before
+        .expect("postponed");
+    assert!(
+        postponed >= now + TimeDelta::hours(2),
+        "the bank's Retry-After is obeyed"
+    );
+
+    // Before then: a manual sync is refused, and a scheduled one goes back to the queue
+    // without asking the bank.
+    let res = s
+        .http
+        .post(s.url(&format!("/rest/accesses/{id}/syncs")))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: i64 = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert_eq!(wait, (postponed - now).num_seconds());
+    let planned = s
+        .app
+        .store
+        .pending_job(&access_id)
+        .await
+        .expect("job")
+        .expect("scheduled");
+    if planned.run_at < postponed {
+        s.app.clock.advance(planned.run_at - now);
+        assert_eq!(run_due(&s.app).await, 1);
+        let back = s
+            .app
+            .store
+            .find_job(planned.id)
+            .await
+            .expect("job")
+            .expect("kept");
+        assert_eq!(back.status, finx_domain::access::JobStatus::Queued);
+        assert_eq!(back.run_at, postponed);
+    } else {
+        assert!(
+            planned.run_at >= postponed,
+            "planned after the postponement"
+        );
+    }
+}

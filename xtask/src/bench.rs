@@ -554,6 +554,8 @@ pub(crate) fn schemathesis() -> Result<()> {
             format!("Authorization: Bearer {token}"),
             "--include-tag".into(),
             "data".into(),
+            "--include-tag".into(),
+            "accesses".into(),
         ],
         vec![
             "--auth".into(),

@@ -150,6 +150,9 @@ pub(crate) enum User {
     RedirectCancel,
     /// Its bank's books move forward one bank day per sync (issue 13).
     Moving,
+    /// The first balance read of a consent works; every later one is refused with
+    /// `ACCESS_EXCEEDED` (429) and `Retry-After: 7200`.
+    Throttled,
 }
 
 /// Which data a login sees.
@@ -168,7 +171,7 @@ pub(crate) enum Profile {
 
 impl User {
     /// Every user, for parsing.
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 8] = [
         Self::Demo,
         Self::NoSca,
         Self::Slow,
@@ -176,6 +179,7 @@ impl User {
         Self::DecoupledReject,
         Self::RedirectCancel,
         Self::Moving,
+        Self::Throttled,
     ];
 
     /// The login name.
@@ -188,6 +192,7 @@ impl User {
             Self::DecoupledReject => "decoupled-reject",
             Self::RedirectCancel => "redirect-cancel",
             Self::Moving => "moving",
+            Self::Throttled => "throttled",
         }
     }
 
@@ -205,7 +210,8 @@ impl User {
             | Self::NoSca
             | Self::Slow
             | Self::DecoupledReject
-            | Self::RedirectCancel => Profile::Household,
+            | Self::RedirectCancel
+            | Self::Throttled => Profile::Household,
         }
     }
 }

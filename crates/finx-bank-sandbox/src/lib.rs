@@ -39,7 +39,9 @@
 //! The same logins work at every bank. The PIN is `demo` ([`SANDBOX_PIN`]) and the TAN is
 //! `123456` ([`SANDBOX_TAN`]). User names are case-insensitive and may carry surrounding
 //! spaces; PINs are exact. An empty user name or PIN, or one over 256 bytes, is
-//! `BankError::InvalidCredentials` whoever the user.
+//! `BankError::InvalidCredentials` whoever the user. A consent ended by finX
+//! (`end_consent`) or revoked by the user ([`SandboxBank::revoke`]) reads nothing any more
+//! (`BankError::ConsentRevoked`; XS2A `CONSENT_INVALID`).
 //!
 //! | User               | PIN    | Outcome                                                                                  |
 //! |--------------------|--------|------------------------------------------------------------------------------------------|
@@ -49,6 +51,8 @@
 //! | `bigdata`          | `demo` | Like `demo`; one giro account with exactly 10 000 transactions over its 730 days of history. |
 //! | `decoupled-reject` | `demo` | Like `demo`, but declines in the decoupled bank's app (`BankError::Rejected`).           |
 //! | `redirect-cancel`  | `demo` | Like `demo`, but cancels on the redirect bank's pages (`BankError::CancelledByUser`).    |
+//! | `moving`           | `demo` | One `giro` account whose bank day starts 60 days back and moves one day forward with each balance read (one per sync): new transactions arrive, pending card payments book (restaurants with the tip, under a new id), and one bakery payment in five is reversed. |
+//! | `throttled`        | `demo` | Like `demo`, but every balance read of an account under a consent after the first is `BankError::RateLimited` with a retry after 7200 s (XS2A: 429 `ACCESS_EXCEEDED`, `Retry-After`). |
 //! | `locked`           | any    | `BankError::Locked`.                                                                     |
 //! | `unavailable`      | any    | `BankError::Unavailable`.                                                                |
 //! | anything else      | any    | `BankError::InvalidCredentials`, as is a known user with a wrong PIN.                    |
@@ -196,8 +200,8 @@ pub struct SandboxBank {
     clock: Arc<dyn Clock>,
     key: SessionKey,
     authorisations: Authorisations,
-    /// The `moving` login's syncs per bank session: its bank day moves forward one day
-    /// with each balance read (one per sync).
+    /// Balance reads per bank session of the `moving` login (its bank day moves forward one
+    /// day with each, one per sync) and of the `throttled` one.
     moving: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     /// Sessions whose consent was ended (by finX) or revoked (by the user, [`revoke`]):
     /// they read nothing any more.
@@ -315,6 +319,23 @@ impl SandboxBank {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .contains(session.expose())
+    }
+
+    /// Counts a balance read of an account by the `throttled` login's session; returns the
+    /// count.
+    fn count_read(&self, session: &BankSession, account: &str) -> i64 {
+        let mut m = self
+            .moving
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if m.len() > 100_000 {
+            m.clear();
+        }
+        let n = m
+            .entry(format!("throttled:{account}:{}", session.expose()))
+            .or_insert(0);
+        *n += 1;
+        *n
     }
 
     /// The bank day of `user`'s session: today, except for `moving`, whose day starts
@@ -871,6 +892,11 @@ impl BankConnector for SandboxBank {
     ) -> Result<Vec<Balance>, BankError> {
         let (claims, user) = self.authorized(session)?;
         let (ledger, kind) = self.account(&claims, user, account)?;
+        if user == User::Throttled && self.count_read(session, account) > 1 {
+            return Err(BankError::RateLimited {
+                retry_after: Some(std::time::Duration::from_secs(7200)),
+            });
+        }
         let today = self.bank_day(user, session, true);
         let sums = ledger.balances(kind, today);
         let credit_line = if kind == AccountKind::Card {

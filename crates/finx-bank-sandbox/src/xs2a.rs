@@ -774,6 +774,21 @@ fn bank_error(e: &BankError, rid: &str) -> Response {
             "the service is unavailable (sandbox scenario)",
             rid,
         ),
+        BankError::RateLimited { retry_after } => {
+            let mut res = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "ACCESS_EXCEEDED",
+                "the consent's unattended accesses are spent for now",
+                rid,
+            );
+            if let Some(wait) = retry_after {
+                res.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from(wait.as_secs()),
+                );
+            }
+            res
+        }
         BankError::ConsentRevoked => error(
             StatusCode::UNAUTHORIZED,
             "CONSENT_INVALID",
