@@ -1435,7 +1435,7 @@ pub async fn jobs_are_claimed_once_and_finished_only_by_the_latest_claim(store: 
     ));
     assert!(
         store
-            .find_accounts(&[acct.id.clone()])
+            .find_accounts(std::slice::from_ref(&acct.id))
             .await
             .expect("find")
             .is_empty(),
@@ -1466,7 +1466,7 @@ pub async fn jobs_are_claimed_once_and_finished_only_by_the_latest_claim(store: 
     );
     assert_eq!(
         store
-            .find_accounts(&[acct.id.clone()])
+            .find_accounts(std::slice::from_ref(&acct.id))
             .await
             .expect("find")
             .len(),

@@ -299,7 +299,7 @@ async fn two_instances_run_every_sync_exactly_once_through_a_kill_9() {
         .await,
         0
     );
-    println!(
+    eprintln!(
         "figures: {ACCESSES} accesses connected in {:.1} s (8 widget walks at a time) while A ran \
          {before_kill} syncs; killed A holding {} syncs; then two instances ran the other {} \
          in {:.1} s (lease {LEASE_SECONDS} s, one sync a second per access, 8 at a time per \

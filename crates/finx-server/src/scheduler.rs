@@ -79,7 +79,7 @@ pub(crate) async fn run(
             match finx.hand_back(&job).await {
                 Ok(_) => tracing::info!(sync = %job.id, "sync handed back at shutdown"),
                 Err(e) => {
-                    tracing::warn!(sync = %job.id, error = %e, "hand-back failed; its lease will lapse")
+                    tracing::warn!(sync = %job.id, error = %e, "hand-back failed; its lease will lapse");
                 }
             }
         }
