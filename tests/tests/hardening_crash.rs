@@ -93,15 +93,16 @@ async fn refresh(http: &reqwest::Client, base: &str, token: &str) -> Result<Stri
     }
 }
 
-/// Grants with one refresh token each, through the real widget.
+/// Ongoing grants (one-time ones end within the hour, without a refresh token) with one
+/// refresh token each, through the real widget.
 async fn grants(http: &reqwest::Client, base: &str, n: usize) -> Vec<String> {
     let mut tokens = Vec::new();
     for _ in 0..n {
         let redirect = format!("{base}/demo/callback");
         let link: Value = http
-            .post(format!("{base}/onetime/access"))
+            .post(format!("{base}/ongoing/access"))
             .basic_auth("finx-demo", Some(SECRET))
-            .json(&serde_json::json!({ "redirect_uri": redirect }))
+            .json(&serde_json::json!({ "redirect_uri": redirect, "user_id": format!("user-{}", tokens.len()) }))
             .send()
             .await
             .expect("link")

@@ -19,9 +19,11 @@ pub struct TokenResponse {
     pub expires_in: i64,
     /// What it may read.
     pub scope: Scope,
-    /// The new refresh token, when the grant has `offline`. The one presented before is now
-    /// used and must be replaced by the caller.
+    /// The new refresh token, when the grant has `offline` and lives longer than the access
+    /// token. The one presented before is now used and must be replaced by the caller.
     pub refresh_token: Option<RefreshToken>,
+    /// Seconds until the refresh token expires (never past the grant's end).
+    pub refresh_expires_in: Option<i64>,
 }
 
 impl Finx {
@@ -167,9 +169,12 @@ impl Finx {
     ) -> (TokenResponse, IssuedTokens) {
         let grant_id = grant.id;
         let access = AccessToken::from_random(self.ports.random.bytes32());
-        let refresh = issues_refresh_tokens(grant.scope)
-            .then(|| RefreshToken::from_random(self.ports.random.bytes32()));
         let access_expires = grant.cap(now, self.lifetimes.access);
+        let refresh_expires = grant.cap(now, self.lifetimes.refresh);
+        // A refresh token that cannot outlive the access token (a one-time grant ending
+        // with its retention window) would promise what the grant does not give: none.
+        let refresh = (issues_refresh_tokens(grant.scope) && refresh_expires > access_expires)
+            .then(|| RefreshToken::from_random(self.ports.random.bytes32()));
         let issued = IssuedTokens {
             access: AccessTokenRecord {
                 hash: self.hasher.hash(&access),
@@ -183,15 +188,19 @@ impl Finx {
                 hash: self.hasher.hash(r),
                 grant_id,
                 issued_at: now,
-                expires_at: grant.cap(now, self.lifetimes.refresh),
+                expires_at: refresh_expires,
                 used_at: None,
             }),
         };
+        let refresh_expires_in = refresh
+            .as_ref()
+            .map(|_| (refresh_expires - now).num_seconds().max(0));
         let response = TokenResponse {
             access_token: access,
             expires_in: (access_expires - now).num_seconds().max(0),
             scope: access_scope,
             refresh_token: refresh,
+            refresh_expires_in,
         };
         (response, issued)
     }

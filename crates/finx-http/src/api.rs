@@ -486,6 +486,7 @@ pub(crate) async fn token(
         scope: t.scope.to_string(),
         token_type: "Bearer",
         refresh_token: t.refresh_token.map(|r| r.expose().to_owned()),
+        refresh_token_expires_in: t.refresh_expires_in,
     })))
 }
 

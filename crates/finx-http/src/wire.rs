@@ -95,6 +95,11 @@ pub struct TokenResponse {
     /// The new refresh token (with `offline`); the one sent before stops working.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// Seconds until the refresh token expires: 90 days from its issue, never past the
+    /// grant's end (180 days for an ongoing grant). A one-time grant ends with its retention
+    /// window (1 hour), so it gets no refresh token that could outlive its data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token_expires_in: Option<i64>,
 }
 
 /// A balance.
