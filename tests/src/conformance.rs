@@ -1391,6 +1391,40 @@ pub async fn jobs_are_claimed_once_and_finished_only_by_the_latest_claim(store: 
         .expect("take over");
     let again = taken.iter().find(|j| j.id == job.id).expect("taken over");
     assert_eq!(again.attempt, 2);
+    let renewed = later + lease;
+    assert!(
+        !store
+            .extend_lease(
+                Claim {
+                    job: job.id,
+                    attempt: 1
+                },
+                renewed
+            )
+            .await
+            .expect("extend"),
+        "the dead runner's heartbeat renews nothing"
+    );
+    assert!(
+        store
+            .extend_lease(
+                Claim {
+                    job: job.id,
+                    attempt: 2
+                },
+                renewed
+            )
+            .await
+            .expect("extend")
+    );
+    assert_eq!(
+        store
+            .find_job(job.id)
+            .await
+            .expect("job")
+            .and_then(|j| j.lease_until),
+        Some(renewed)
+    );
     let access = store
         .find_access(&job.access_id)
         .await

@@ -5,6 +5,9 @@
 //! their lease ends, no access is synced more than its daily allowance, and no transaction
 //! is written twice.
 //!
+//! Also the shutdown of one instance on SQLite: a running sync finishes within the grace
+//! period, or goes back to the queue.
+//!
 //! Real parts only: three `finx-server` processes (one standalone sandbox bank, two API
 //! instances reaching it through the XS2A connector), PostgreSQL from `finx-pgtest`, the
 //! widget walked over HTTP.
@@ -87,6 +90,10 @@ async fn sandbox_bank(port: u16) -> Process {
 }
 
 async fn instance(db: &str, port: u16, bank: u16) -> Process {
+    instance_with(db, port, bank, &[]).await
+}
+
+async fn instance_with(db: &str, port: u16, bank: u16, extra: &[&str]) -> Process {
     let child = Command::new(binary())
         .args([
             "--listen",
@@ -102,6 +109,7 @@ async fn instance(db: &str, port: u16, bank: u16) -> Process {
             "--sync-concurrency",
             "8",
         ])
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -113,6 +121,11 @@ async fn instance(db: &str, port: u16, bank: u16) -> Process {
 
 /// One ongoing access of the `moving` login, through the widget on `base`.
 async fn connect(base: &str, n: usize) {
+    connect_as(base, n, "moving").await;
+}
+
+/// One ongoing access of `user`, through the widget on `base`.
+async fn connect_as(base: &str, n: usize, user: &str) {
     let http = reqwest::Client::new();
     let link: Value = http
         .post(format!("{base}/ongoing/access"))
@@ -128,7 +141,7 @@ async fn connect(base: &str, n: usize) {
         &http,
         link["location"].as_str().expect("location"),
         "sandbox-90094815",
-        "moving",
+        user,
     )
     .await;
     assert!(back.query_pairs().any(|(k, _)| k == "code"), "{back}");
@@ -309,4 +322,100 @@ async fn two_instances_run_every_sync_exactly_once_through_a_kill_9() {
         total - before_kill,
         drained.as_secs_f64()
     );
+}
+
+/// Sends SIGTERM and waits for the process to end.
+fn terminate(p: &mut Process) {
+    let status = Command::new("kill")
+        .args(["-TERM", &p.0.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    p.0.wait().expect("ended");
+}
+
+async fn job_state(db: &mut sqlx::SqliteConnection) -> (String, i64) {
+    sqlx::query_as("SELECT status, attempt FROM sync_jobs ORDER BY created_at LIMIT 1")
+        .fetch_one(&mut *db)
+        .await
+        .expect("job")
+}
+
+async fn wait_running(db: &mut sqlx::SqliteConnection) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while job_state(db).await.0 != "running" {
+        assert!(Instant::now() < deadline, "no sync started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// At shutdown a running sync may finish within the grace period; one that cannot is
+/// handed back to the queue, not lost, and runs after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_a_sync_finish_or_hands_it_back() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = format!("sqlite://{}", dir.path().join("finx.db").display());
+    let bank_port = free_port();
+    let _bank = sandbox_bank(bank_port).await;
+    let port = free_port();
+    // The `slow` login: every transaction fetch waits 3 s at the bank, 9 s a sync.
+    let mut server = instance(&db, port, bank_port).await;
+    connect_as(&format!("http://127.0.0.1:{port}"), 0, "slow").await;
+    let mut conn = sqlx::SqliteConnection::connect(&db).await.expect("open");
+
+    // A grace of 20 s: the running sync finishes before the process ends.
+    wait_running(&mut conn).await;
+    terminate(&mut server);
+    let (status, attempt) = job_state(&mut conn).await;
+    assert_eq!(
+        (status.as_str(), attempt),
+        ("succeeded", 1),
+        "finished at shutdown"
+    );
+
+    // A grace of 1 s: the next running sync goes back to the queue.
+    let mut server = instance_with(&db, port, bank_port, &["--shutdown-grace-seconds", "1"]).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let second: String = loop {
+        let running: Option<(String,)> =
+            sqlx::query_as("SELECT id FROM sync_jobs WHERE status = 'running'")
+                .fetch_optional(&mut conn)
+                .await
+                .expect("running");
+        if let Some((id,)) = running {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "no second sync started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    terminate(&mut server);
+    let (status, lease): (String, Option<i64>) =
+        sqlx::query_as("SELECT status, lease_until FROM sync_jobs WHERE id = $1")
+            .bind(&second)
+            .fetch_one(&mut conn)
+            .await
+            .expect("job");
+    assert_eq!(status, "queued", "handed back");
+    assert_eq!(lease, None);
+
+    // After a restart it runs (a second attempt) and succeeds.
+    let _server = instance(&db, port, bank_port).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, attempt): (String, i64) =
+            sqlx::query_as("SELECT status, attempt FROM sync_jobs WHERE id = $1")
+                .bind(&second)
+                .fetch_one(&mut conn)
+                .await
+                .expect("job");
+        if status == "succeeded" {
+            assert_eq!(attempt, 2);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the handed-back sync did not run: {status}, attempt {attempt}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -345,6 +345,40 @@ impl Finx {
             job: job.id,
             attempt: job.attempt,
         };
+        // The lease is renewed every third of it while the sync runs, so a slow bank does
+        // not make another runner take the job over; a runner that dies stops renewing.
+        let work = std::pin::pin!(self.sync_claimed(claim, job));
+        let heartbeat = std::pin::pin!(self.heartbeat(claim));
+        match futures::future::select(work, heartbeat).await {
+            futures::future::Either::Left((done, _)) => done,
+            futures::future::Either::Right((never, _)) => match never {},
+        }
+    }
+
+    /// Renews the claim's lease every third of it, for as long as it holds.
+    async fn heartbeat(&self, claim: Claim) -> std::convert::Infallible {
+        let every = (self.sync_lease / 3)
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(1))
+            .max(std::time::Duration::from_millis(100));
+        loop {
+            self.ports.timer.sleep(every).await;
+            let until = self.now() + self.sync_lease;
+            if !matches!(
+                self.ports.accesses.extend_lease(claim, until).await,
+                Ok(true)
+            ) {
+                // Lost or failed: the fenced finish decides; nothing more to renew.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    async fn sync_claimed(
+        &self,
+        claim: Claim,
+        job: &SyncJob,
+    ) -> Result<Option<SyncJob>, CoreError> {
         let Some(mut access) = self.ports.accesses.find_access(&job.access_id).await? else {
             return Ok(None);
         };

@@ -372,6 +372,10 @@ pub trait AccessStore: Send + Sync {
         next: Option<SyncJob>,
     ) -> Result<SyncReport, StoreError>;
 
+    /// Extends a claimed job's lease to `until` (the runner's heartbeat while a slow bank
+    /// answers), if the claim still holds; returns whether it did.
+    async fn extend_lease(&self, claim: Claim, until: Timestamp) -> Result<bool, StoreError>;
+
     /// Puts a claimed job back in the queue at `run_at` (a runner shutting down, or an
     /// access that may not sync yet), if the claim still holds; returns whether it did.
     async fn requeue_job(&self, claim: Claim, run_at: Timestamp) -> Result<bool, StoreError>;

@@ -98,6 +98,10 @@ pub(crate) struct ServeArgs {
         global = true
     )]
     pub(crate) onetime_retention: Option<u64>,
+    /// Seconds running requests, data fetches and syncs get to finish at shutdown (default
+    /// 20); syncs still running then go back to the queue.
+    #[arg(long, env = "FINX_SHUTDOWN_GRACE_SECONDS", global = true)]
+    pub(crate) shutdown_grace_seconds: Option<u64>,
     /// Sandbox mode: use the sandbox bank already running at this URL (`finx-server
     /// sandbox-bank`) instead of starting one, so several instances share one bank.
     #[arg(long, env = "FINX_SANDBOX_BANK_URL", global = true)]
@@ -256,6 +260,7 @@ struct FileConfig {
     sync_lease_seconds: Option<u64>,
     onetime_retention: Option<u64>,
     sandbox_bank_url: Option<Url>,
+    shutdown_grace_seconds: Option<u64>,
 }
 
 /// The resolved configuration. Its `Debug` hides the keys and the demo secret.
@@ -295,6 +300,8 @@ pub(crate) struct Config {
     pub(crate) onetime_retention: std::time::Duration,
     /// An external sandbox bank to use instead of starting one.
     pub(crate) sandbox_bank_url: Option<Url>,
+    /// How long shutdown waits for work in progress.
+    pub(crate) shutdown_grace: std::time::Duration,
 }
 
 impl Config {
@@ -504,12 +511,21 @@ impl Config {
         if !(60..=30 * 86_400).contains(&onetime_retention) {
             return Err("onetime_retention must be between 60 seconds and 30 days".into());
         }
+        let shutdown_grace = cli
+            .serve
+            .shutdown_grace_seconds
+            .or(file.shutdown_grace_seconds)
+            .unwrap_or(20);
+        if !(1..=600).contains(&shutdown_grace) {
+            return Err("shutdown_grace_seconds must be between 1 and 600".into());
+        }
         let log_format = cli
             .log_format
             .clone()
             .or(file.log_format)
             .unwrap_or_else(|| "text".into());
         Ok(Self {
+            shutdown_grace: std::time::Duration::from_secs(shutdown_grace),
             sync_interval: sync_interval.map(std::time::Duration::from_secs),
             syncs_per_day,
             sync_concurrency,

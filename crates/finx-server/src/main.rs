@@ -433,7 +433,7 @@ async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
         }
     });
 
-    let grace = Duration::from_secs(20);
+    let grace = config.shutdown_grace;
     // The sync runner of ongoing accesses, stopped with the server.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let runner = tokio::spawn(scheduler::run(

@@ -209,6 +209,17 @@ impl AccessStore for MemoryStore {
         Ok(report)
     }
 
+    async fn extend_lease(&self, claim: Claim, until: Timestamp) -> Result<bool, StoreError> {
+        let mut a = lock(&self.accesses);
+        if !a.holds(claim) {
+            return Ok(false);
+        }
+        if let Some(j) = a.jobs.get_mut(&claim.job) {
+            j.lease_until = Some(until);
+        }
+        Ok(true)
+    }
+
     async fn requeue_job(&self, claim: Claim, run_at: Timestamp) -> Result<bool, StoreError> {
         let mut a = lock(&self.accesses);
         if !a.holds(claim) {

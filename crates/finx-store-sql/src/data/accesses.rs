@@ -467,6 +467,25 @@ impl AccessStore for SqlStore {
         })
     }
 
+    async fn extend_lease(&self, claim: Claim, until: Timestamp) -> Result<bool, StoreError> {
+        let n = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write(self).await.map_err(db)?;
+            let n = sqlx::query(
+                "UPDATE sync_jobs SET lease_until = $1 WHERE id = $2 AND attempt = $3 AND status = 'running'",
+            )
+            .bind(micros(until))
+            .bind(claim.job.to_string())
+            .bind(i64::from(claim.attempt))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+            tx.commit().await.map_err(db)?;
+            n
+        });
+        Ok(n == 1)
+    }
+
     async fn requeue_job(&self, claim: Claim, run_at: Timestamp) -> Result<bool, StoreError> {
         let n = on_pool!(self, |pool| {
             sqlx::query(
