@@ -1381,6 +1381,27 @@ pub async fn jobs_are_claimed_once_and_finished_only_by_the_latest_claim(store: 
             .is_empty(),
         "all held"
     );
+    // A second due job of an access whose sync runs waits until that one ends.
+    let busy = store
+        .find_access(&claimed[2].access_id)
+        .await
+        .expect("find")
+        .expect("access");
+    let mut bumped = busy.clone();
+    bumped.version += 1;
+    let second = a_job(&busy.id, 399, JobKind::Manual, now, now);
+    store
+        .update_access(&bumped, busy.version, Some(second.clone()))
+        .await
+        .expect("queue a second");
+    assert!(
+        store
+            .claim_jobs(now, lease, 8)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "not while the access's sync runs"
+    );
 
     // The runner of the first dies; past its lease another takes it over.
     let job = claimed[0].clone();

@@ -24,7 +24,7 @@ pub struct Authorization {
 }
 
 impl Authorization {
-    fn require(&self, item: ScopeItem) -> Result<(), CoreError> {
+    pub(crate) fn require(&self, item: ScopeItem) -> Result<(), CoreError> {
         if self.scope.contains(item) {
             Ok(())
         } else {

@@ -19,6 +19,8 @@ use finx_domain::sca::Consent;
 use finx_domain::schedule::{AccessStatus, SyncLedger, day_of};
 use finx_ports::{AccountSync, BankError, JobOutcome, StoreError};
 
+use finx_domain::scope::ScopeItem;
+
 use crate::data::Authorization;
 use crate::{CoreError, Finx};
 
@@ -82,15 +84,23 @@ impl Finx {
                 };
                 let expected = access.version;
                 let old = access.session.clone();
-                access.renew(session.clone(), consent.clone());
+                access.renew(session.clone(), consent.clone(), chosen.to_vec());
                 access.sync_succeeded(now, last_booked);
                 access.version += 1;
                 // The schedule resumes if the ended consent had stopped it.
-                let job = match self.ports.accesses.pending_job(access_id).await? {
-                    Some(_) => None,
-                    None => access
+                let scheduled = self
+                    .ports
+                    .accesses
+                    .pending_jobs(access_id)
+                    .await?
+                    .iter()
+                    .any(|j| j.kind == JobKind::Scheduled);
+                let job = if scheduled {
+                    None
+                } else {
+                    access
                         .next_sync(now, &self.sync, self.sync_interval)
-                        .map(|t| self.new_job(access_id, JobKind::Scheduled, t, now)),
+                        .map(|t| self.new_job(access_id, JobKind::Scheduled, t, now))
                 };
                 match self
                     .ports
@@ -159,6 +169,7 @@ impl Finx {
     /// # Errors
     /// When the store fails.
     pub async fn list_accesses(&self, auth: &Authorization) -> Result<Vec<AccessView>, CoreError> {
+        auth.require(ScopeItem::Accounts)?;
         let Some(own) = self.ports.accesses.find_access(&auth.access_id).await? else {
             return Ok(Vec::new());
         };
@@ -206,6 +217,7 @@ impl Finx {
 
     /// The access `id` if the token's end user at the token's customer holds it.
     async fn visible_access(&self, auth: &Authorization, id: &str) -> Result<Access, CoreError> {
+        auth.require(ScopeItem::Accounts)?;
         let id = AccessId::parse(id).map_err(|_| CoreError::NotFound("access"))?;
         let own = self.ports.accesses.find_access(&auth.access_id).await?;
         let access = self.ports.accesses.find_access(&id).await?;
@@ -313,11 +325,30 @@ impl Finx {
     /// # Errors
     /// When the store fails.
     pub async fn claim_syncs(&self, limit: u32) -> Result<Vec<SyncJob>, CoreError> {
-        Ok(self
+        let now = self.now();
+        let claimed = self
             .ports
             .accesses
-            .claim_jobs(self.now(), self.sync_lease, limit)
-            .await?)
+            .claim_jobs(now, self.sync_lease, limit)
+            .await?;
+        // One sync per access at a time: a second due job of the same access waits a moment.
+        let mut seen = std::collections::HashSet::new();
+        let mut run = Vec::with_capacity(claimed.len());
+        for job in claimed {
+            if seen.insert(job.access_id.clone()) {
+                run.push(job);
+            } else {
+                let claim = Claim {
+                    job: job.id,
+                    attempt: job.attempt,
+                };
+                self.ports
+                    .accesses
+                    .requeue_job(claim, now + TimeDelta::seconds(5))
+                    .await?;
+            }
+        }
+        Ok(run)
     }
 
     /// Hands a claimed sync back to the queue, due now (a runner shutting down).
@@ -364,11 +395,9 @@ impl Finx {
         loop {
             self.ports.timer.sleep(every).await;
             let until = self.now() + self.sync_lease;
-            if !matches!(
-                self.ports.accesses.extend_lease(claim, until).await,
-                Ok(true)
-            ) {
-                // Lost or failed: the fenced finish decides; nothing more to renew.
+            if let Ok(false) = self.ports.accesses.extend_lease(claim, until).await {
+                // Lost: the fenced finish decides; nothing more to renew. A store error is
+                // tried again at the next beat.
                 std::future::pending::<()>().await;
             }
         }
@@ -380,6 +409,11 @@ impl Finx {
         job: &SyncJob,
     ) -> Result<Option<SyncJob>, CoreError> {
         let Some(mut access) = self.ports.accesses.find_access(&job.access_id).await? else {
+            // Deleted meanwhile: a job left behind goes too, rather than being claimed again.
+            self.ports
+                .accesses
+                .delete_access_record(&job.access_id, self.now())
+                .await?;
             return Ok(None);
         };
         let now = self.now();
@@ -391,7 +425,10 @@ impl Finx {
                 .await?;
             return Ok(None);
         }
-        if job.kind == JobKind::Scheduled {
+        // A scheduled sync passes the ledger when it runs (a manual one did when it was asked
+        // for); any sync run a second time (its first runner died or shut down mid-fetch)
+        // passes it again, since the bank may have seen the first.
+        if job.kind == JobKind::Scheduled || job.attempt > 1 {
             let mut admitted = false;
             for _ in 0..SWAP_TRIES {
                 let expected = access.version;
@@ -402,7 +439,10 @@ impl Finx {
                         return Ok(None);
                     }
                     Err(AdmitError::ConsentOver) => {
-                        let failure = access.last_error.unwrap_or(SyncFailure::ConsentExpired);
+                        let failure = match access.status(now, &self.sync) {
+                            AccessStatus::Revoked => SyncFailure::ConsentRevoked,
+                            _ => SyncFailure::ConsentExpired,
+                        };
                         return self.end_job(claim, access, job, Err((failure, None))).await;
                     }
                 }
@@ -523,11 +563,17 @@ impl Finx {
                 None,
             ),
         };
+        // The session the sync read with: if a renewal replaced it meanwhile, the old
+        // consent's failure says nothing about the new one.
+        let used = access.session.clone();
         for _ in 0..SWAP_TRIES {
             let expected = access.version;
             match &fetched {
                 Ok(_) => access.sync_succeeded(now, last_booked),
-                Err((failure, retry)) => access.sync_failed(*failure, now, *retry, &self.sync),
+                Err((failure, retry)) if access.session == used => {
+                    access.sync_failed(*failure, now, *retry, &self.sync);
+                }
+                Err(_) => {}
             }
             access.version += 1;
             let next = (job.kind == JobKind::Scheduled)
@@ -592,9 +638,12 @@ fn sync_failure(e: &BankError) -> (SyncFailure, Option<TimeDelta>) {
         BankError::ConsentRevoked | BankError::SessionExpired => {
             (SyncFailure::ConsentRevoked, None)
         }
+        // A bank's wait is obeyed up to a week; a larger one is taken as a week.
         BankError::RateLimited { retry_after } => (
             SyncFailure::RateLimited,
-            retry_after.and_then(|d| TimeDelta::from_std(d).ok()),
+            retry_after
+                .map(|d| d.min(std::time::Duration::from_secs(7 * 86_400)))
+                .and_then(|d| TimeDelta::from_std(d).ok()),
         ),
         BankError::Unavailable(_) => (SyncFailure::BankUnavailable, None),
         _ => (SyncFailure::BankError, None),

@@ -685,6 +685,18 @@ impl Finx {
                 // its data: its old grants still hold it.
                 if !Self::renews(&flow) {
                     let _ = self.ports.data.delete_access(&access_id).await;
+                    if flow.params.ongoing.is_some() {
+                        // A new access that will never get its grant: its record and
+                        // recurring consent end now rather than at the purge.
+                        let _ = self
+                            .ports
+                            .accesses
+                            .delete_access_record(&access_id, self.now())
+                            .await;
+                        if let FlowStatus::Syncing { session, .. } = &flow.status {
+                            let _ = self.bank(self.ports.bank.end_consent(session)).await;
+                        }
+                    }
                 }
                 if matches!(e, CoreError::Store(_) | CoreError::Bank(_)) {
                     let _ = self

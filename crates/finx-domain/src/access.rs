@@ -272,10 +272,13 @@ impl Access {
         };
     }
 
-    /// Takes a renewed consent and its session: the same access continues.
-    pub fn renew(&mut self, session: BankSession, consent: Consent) {
+    /// Takes a renewed consent, its session and the accounts the user chose this time: the
+    /// same access continues (account ids derive from the access and the bank's ids, so
+    /// an account chosen again keeps its id and history).
+    pub fn renew(&mut self, session: BankSession, consent: Consent, accounts: Vec<AccountDetails>) {
         self.session = session;
         self.consent = consent;
+        self.accounts = accounts;
         self.last_error = None;
         self.ledger.not_before = None;
     }
@@ -572,7 +575,8 @@ mod tests {
         consent.status = ConsentStatus::Valid;
         consent.id = "c2".into();
         let id = a.id.clone();
-        a.renew(BankSession::new("s2".into()), consent);
+        let accounts = a.accounts.clone();
+        a.renew(BankSession::new("s2".into()), consent, accounts);
         assert_eq!(a.id, id);
         assert_eq!(a.status(at(3), &p), AccessStatus::Valid);
         assert_eq!(a.last_error, None);

@@ -342,14 +342,23 @@ pub trait AccessStore: Send + Sync {
     /// One job; `None` when unknown.
     async fn find_job(&self, id: SyncId) -> Result<Option<SyncJob>, StoreError>;
 
-    /// The access's job still to run (queued or running), earliest first; `None` if none.
-    async fn pending_job(&self, access: &AccessId) -> Result<Option<SyncJob>, StoreError>;
+    /// The access's jobs still to run (queued or running), earliest `run_at` first (then
+    /// by id).
+    async fn pending_jobs(&self, access: &AccessId) -> Result<Vec<SyncJob>, StoreError>;
+
+    /// The first of [`pending_jobs`](Self::pending_jobs); `None` if none.
+    async fn pending_job(&self, access: &AccessId) -> Result<Option<SyncJob>, StoreError> {
+        Ok(self.pending_jobs(access).await?.into_iter().next())
+    }
 
     /// Claims at most `limit` due jobs: queued ones with `run_at` not after `now`, and
     /// running ones whose lease ended before `now` (their runner died). Each claimed job
     /// becomes `Running` with its `attempt` raised by one and a lease until `now + lease`.
     /// MUST be atomic across processes: no two callers ever get the same job with the same
-    /// attempt. Earliest `run_at` first.
+    /// attempt. MUST NOT claim a job whose access has another job running under a live
+    /// lease (one sync per access at a time; two callers racing may still each get a job
+    /// of one access, which the fenced finish and the access's compare-and-swap absorb).
+    /// Earliest `run_at` first.
     async fn claim_jobs(
         &self,
         now: Timestamp,

@@ -113,13 +113,16 @@ impl AccessStore for MemoryStore {
         Ok(lock(&self.accesses).jobs.get(&id).cloned())
     }
 
-    async fn pending_job(&self, access: &AccessId) -> Result<Option<SyncJob>, StoreError> {
+    async fn pending_jobs(&self, access: &AccessId) -> Result<Vec<SyncJob>, StoreError> {
         let a = lock(&self.accesses);
-        Ok(a.jobs
+        let mut jobs: Vec<SyncJob> = a
+            .jobs
             .values()
             .filter(|j| j.access_id == *access && !j.status.is_final())
-            .min_by_key(|j| (j.run_at, j.id))
-            .cloned())
+            .cloned()
+            .collect();
+        jobs.sort_by_key(|j| (j.run_at, j.id));
+        Ok(jobs)
     }
 
     async fn claim_jobs(
@@ -140,8 +143,24 @@ impl AccessStore for MemoryStore {
             .map(|j| j.id)
             .collect();
         due.sort_by_key(|id| a.jobs.get(id).map(|j| (j.run_at, *id)));
+        // Accesses with a sync running under a live lease: none of their jobs is claimed.
+        let mut busy: HashSet<AccessId> = a
+            .jobs
+            .values()
+            .filter(|j| j.status == JobStatus::Running && j.lease_until.is_some_and(|l| l >= now))
+            .map(|j| j.access_id.clone())
+            .collect();
         let mut claimed = Vec::new();
-        for id in due.into_iter().take(limit as usize) {
+        for id in due {
+            if claimed.len() >= limit as usize {
+                break;
+            }
+            let Some(access) = a.jobs.get(&id).map(|j| j.access_id.clone()) else {
+                continue;
+            };
+            if !busy.insert(access) {
+                continue;
+            }
             if let Some(j) = a.jobs.get_mut(&id) {
                 j.status = JobStatus::Running;
                 j.attempt += 1;

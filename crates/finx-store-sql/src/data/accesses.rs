@@ -306,6 +306,21 @@ impl AccessStore for SqlStore {
     ) -> Result<bool, StoreError> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write(self).await.map_err(db)?;
+            // In the order a finishing sync locks (its job, then the access, then the data),
+            // so the two never deadlock; the jobs again at the end, for one a sync or a
+            // manual request committed while this waited for the access.
+            let jobs = "DELETE FROM sync_jobs WHERE access_id = $1";
+            sqlx::query(jobs)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            let n = sqlx::query("DELETE FROM accesses WHERE id = $1")
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
             sqlx::query(
                 "UPDATE grants SET revoked_at = $1 WHERE access_id = $2 AND revoked_at IS NULL",
             )
@@ -324,17 +339,11 @@ impl AccessStore for SqlStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
-            sqlx::query("DELETE FROM sync_jobs WHERE access_id = $1")
+            sqlx::query(jobs)
                 .bind(id.as_str())
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
-            let n = sqlx::query("DELETE FROM accesses WHERE id = $1")
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?
-                .rows_affected();
             tx.commit().await.map_err(db)?;
             Ok(n == 1)
         })
@@ -353,18 +362,18 @@ impl AccessStore for SqlStore {
         row.map(JobRow::into_job).transpose()
     }
 
-    async fn pending_job(&self, access: &AccessId) -> Result<Option<SyncJob>, StoreError> {
-        let row: Option<JobRow> = on_pool!(self, |pool| {
+    async fn pending_jobs(&self, access: &AccessId) -> Result<Vec<SyncJob>, StoreError> {
+        let rows: Vec<JobRow> = on_pool!(self, |pool| {
             sqlx::query_as(&format!(
                 "SELECT {JOB_COLUMNS} FROM sync_jobs WHERE access_id = $1 \
-                 AND status IN ('queued', 'running') ORDER BY run_at, id LIMIT 1"
+                 AND status IN ('queued', 'running') ORDER BY run_at, id"
             ))
             .bind(access.as_str())
-            .fetch_optional(pool)
+            .fetch_all(pool)
             .await
             .map_err(db)?
         });
-        row.map(JobRow::into_job).transpose()
+        rows.into_iter().map(JobRow::into_job).collect()
     }
 
     async fn claim_jobs(
@@ -373,8 +382,11 @@ impl AccessStore for SqlStore {
         lease: TimeDelta,
         limit: u32,
     ) -> Result<Vec<SyncJob>, StoreError> {
-        let due = "SELECT id FROM sync_jobs WHERE (status = 'queued' AND run_at <= $1) \
-                   OR (status = 'running' AND lease_until < $1) ORDER BY run_at LIMIT $3";
+        // Not a job whose access has another sync running under a live lease.
+        let due = "SELECT id FROM sync_jobs j WHERE ((j.status = 'queued' AND j.run_at <= $1) \
+                   OR (j.status = 'running' AND j.lease_until < $1)) AND NOT EXISTS \
+                   (SELECT 1 FROM sync_jobs r WHERE r.access_id = j.access_id AND r.id <> j.id \
+                   AND r.status = 'running' AND r.lease_until >= $1) ORDER BY j.run_at LIMIT $3";
         let lock = match self.kind() {
             "postgres" => " FOR UPDATE SKIP LOCKED",
             _ => "",
@@ -488,17 +500,20 @@ impl AccessStore for SqlStore {
 
     async fn requeue_job(&self, claim: Claim, run_at: Timestamp) -> Result<bool, StoreError> {
         let n = on_pool!(self, |pool| {
-            sqlx::query(
+            let mut tx = pool.begin_write(self).await.map_err(db)?;
+            let n = sqlx::query(
                 "UPDATE sync_jobs SET status = 'queued', lease_until = NULL, run_at = $1 \
                  WHERE id = $2 AND attempt = $3 AND status = 'running'",
             )
             .bind(micros(run_at))
             .bind(claim.job.to_string())
             .bind(i64::from(claim.attempt))
-            .execute(pool)
+            .execute(&mut *tx)
             .await
             .map_err(db)?
-            .rows_affected()
+            .rows_affected();
+            tx.commit().await.map_err(db)?;
+            n
         });
         Ok(n == 1)
     }
