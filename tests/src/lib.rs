@@ -7,3 +7,4 @@ pub mod browser;
 pub mod conformance;
 pub mod fixtures;
 pub mod pg;
+pub mod process;

@@ -10,21 +10,6 @@ use sqlx::Connection as _;
 
 const SECRET: &str = "fxs_demo-secret-for-the-sandbox";
 
-/// The `finx-server` binary of this build.
-fn binary() -> std::path::PathBuf {
-    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("target dir")
-        .to_owned();
-    let bin = target.join("debug").join("finx-server");
-    assert!(
-        bin.exists(),
-        "{} is missing: build the workspace first (cargo xtask ci does)",
-        bin.display()
-    );
-    bin
-}
-
 struct Server {
     child: Child,
     base: String,
@@ -39,13 +24,13 @@ impl Drop for Server {
 }
 
 async fn start(database_url: &str, port: u16) -> Server {
-    let child = Command::new(binary())
+    let child = Command::new(finx_tests::process::server_binary())
         .args([
             "--listen",
             &format!("127.0.0.1:{port}"),
             // The sandbox bank, reached through the XS2A connector, on a port of its own.
             "--sandbox-listen",
-            &format!("127.0.0.1:{}", free_port()),
+            &format!("127.0.0.1:{}", finx_tests::process::free_port()),
             "--database-url",
             database_url,
         ])
@@ -67,13 +52,6 @@ async fn start(database_url: &str, port: u16) -> Server {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Server { child, base }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port()
 }
 
 async fn refresh(http: &reqwest::Client, base: &str, token: &str) -> Result<String, (u16, String)> {
@@ -148,7 +126,7 @@ const HALF_WRITTEN: &str = "SELECT count(*) FROM refresh_tokens r WHERE r.used_a
 
 async fn crash_and_recover(database_url: &str) {
     let http = reqwest::Client::new();
-    let port = free_port();
+    let port = finx_tests::process::free_port();
     let mut server = start(database_url, port).await;
     let tokens = grants(&http, &server.base, 12).await;
 

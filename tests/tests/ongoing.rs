@@ -97,6 +97,16 @@ async fn run_due(app: &App) -> usize {
     jobs.len()
 }
 
+/// `POST /rest/accesses/{id}/syncs`.
+async fn post_sync(s: &Served, bearer: &str, id: &str) -> reqwest::Response {
+    s.http
+        .post(s.url(&format!("/rest/accesses/{id}/syncs")))
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .expect("send")
+}
+
 async fn all_transactions(s: &Served, bearer: &str) -> Vec<Value> {
     let (status, v) = get(
         s,
@@ -164,13 +174,7 @@ async fn an_ongoing_access_syncs_four_times_a_day_then_answers_1020_and_resumes_
     );
 
     // The fifth is refused with 1020 and Retry-After up to midnight UTC.
-    let res = s
-        .http
-        .post(s.url(&format!("/rest/accesses/{id}/syncs")))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .expect("send");
+    let res = post_sync(&s, &t, &id).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     let wait: i64 = res
         .headers()
@@ -327,13 +331,7 @@ async fn a_consent_revoked_at_the_bank_stops_the_syncs_and_renewal_keeps_every_i
         .expect("stored")
         .session;
     s.app.sandbox.revoke(&session);
-    let res = s
-        .http
-        .post(s.url(&format!("/rest/accesses/{id}/syncs")))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .expect("send");
+    let res = post_sync(&s, &t, &id).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     assert_eq!(run_due(&s.app).await, 1);
     let a = only_access(&s, &t).await;
@@ -341,13 +339,7 @@ async fn a_consent_revoked_at_the_bank_stops_the_syncs_and_renewal_keeps_every_i
     assert_eq!(a["last_error"]["code"], 10021);
     assert_eq!(a["last_error"]["name"], "consent_revoked");
     assert!(a["next_sync_at"].is_null(), "no sync is planned: {a}");
-    let res = s
-        .http
-        .post(s.url(&format!("/rest/accesses/{id}/syncs")))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .expect("send");
+    let res = post_sync(&s, &t, &id).await;
     assert_eq!(res.status(), StatusCode::CONFLICT, "renew first");
 
     // Another user of the customer cannot renew it.
@@ -456,13 +448,7 @@ async fn a_bank_that_says_wait_postpones_the_access_and_is_not_asked_again_befor
     let a = only_access(&s, &t).await;
     let id = a["access_id"].as_str().expect("id").to_owned();
     let access_id = finx_domain::ids::AccessId::parse(&id).expect("id");
-    let res = s
-        .http
-        .post(s.url(&format!("/rest/accesses/{id}/syncs")))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .expect("send");
+    let res = post_sync(&s, &t, &id).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let location = res
         .headers()
@@ -496,13 +482,7 @@ async fn a_bank_that_says_wait_postpones_the_access_and_is_not_asked_again_befor
 
     // Before then: a manual sync is refused, and a scheduled one goes back to the queue
     // without asking the bank.
-    let res = s
-        .http
-        .post(s.url(&format!("/rest/accesses/{id}/syncs")))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .expect("send");
+    let res = post_sync(&s, &t, &id).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     let wait: i64 = res
         .headers()

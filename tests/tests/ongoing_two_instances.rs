@@ -12,7 +12,8 @@
 //! instances reaching it through the XS2A connector), PostgreSQL from `finx-pgtest`, the
 //! widget walked over HTTP.
 
-use std::process::{Child, Command, Stdio};
+use finx_tests::process::Process;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
@@ -23,38 +24,6 @@ const SECRET: &str = "fxs_demo-secret-for-the-sandbox";
 const REDIRECT: &str = "http://127.0.0.1/callback";
 const ACCESSES: usize = 200;
 const LEASE_SECONDS: u64 = 5;
-
-/// The `finx-server` binary of this build.
-fn binary() -> std::path::PathBuf {
-    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("target dir")
-        .to_owned();
-    let bin = target.join("debug").join("finx-server");
-    assert!(
-        bin.exists(),
-        "{} is missing: build the workspace first (cargo xtask ci does)",
-        bin.display()
-    );
-    bin
-}
-
-struct Process(Child);
-
-/// A failing test must not leave its processes running.
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port()
-}
 
 async fn wait_up(url: &str) {
     let http = reqwest::Client::new();
@@ -72,7 +41,7 @@ async fn wait_up(url: &str) {
 
 async fn sandbox_bank(port: u16) -> Process {
     let base = format!("http://127.0.0.1:{port}/");
-    let child = Command::new(binary())
+    let child = Command::new(finx_tests::process::server_binary())
         .args([
             "sandbox-bank",
             "--sandbox-listen",
@@ -94,7 +63,7 @@ async fn instance(db: &str, port: u16, bank: u16) -> Process {
 }
 
 async fn instance_with(db: &str, port: u16, bank: u16, extra: &[&str]) -> Process {
-    let child = Command::new(binary())
+    let child = Command::new(finx_tests::process::server_binary())
         .args([
             "--listen",
             &format!("127.0.0.1:{port}"),
@@ -177,9 +146,12 @@ async fn count(db: &mut sqlx::PgConnection, sql: &str) -> i64 {
 async fn two_instances_run_every_sync_exactly_once_through_a_kill_9() {
     let db = finx_tests::pg::fresh_database().await;
     let mut conn = sqlx::PgConnection::connect(&db).await.expect("connect");
-    let bank_port = free_port();
+    let bank_port = finx_tests::process::free_port();
     let _bank = sandbox_bank(bank_port).await;
-    let (port_a, port_b) = (free_port(), free_port());
+    let (port_a, port_b) = (
+        finx_tests::process::free_port(),
+        finx_tests::process::free_port(),
+    );
     let mut a = instance(&db, port_a, bank_port).await;
     let base_a = format!("http://127.0.0.1:{port_a}");
 
@@ -355,9 +327,9 @@ async fn wait_running(db: &mut sqlx::SqliteConnection) {
 async fn shutdown_lets_a_sync_finish_or_hands_it_back() {
     let dir = tempfile::tempdir().expect("dir");
     let db = format!("sqlite://{}", dir.path().join("finx.db").display());
-    let bank_port = free_port();
+    let bank_port = finx_tests::process::free_port();
     let _bank = sandbox_bank(bank_port).await;
-    let port = free_port();
+    let port = finx_tests::process::free_port();
     // The `slow` login: every transaction fetch waits 3 s at the bank, 9 s a sync.
     let mut server = instance(&db, port, bank_port).await;
     connect_as(&format!("http://127.0.0.1:{port}"), 0, "slow").await;

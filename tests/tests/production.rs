@@ -4,39 +4,9 @@
 //! sandbox-bank`, serving TLS and demanding a certificate from the QTSP that issued finX's
 //! QWAC).
 
-use std::process::{Child, Command, Stdio};
+use finx_tests::process::Process;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn binary() -> std::path::PathBuf {
-    let bin = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("target dir")
-        .join("debug")
-        .join("finx-server");
-    assert!(
-        bin.exists(),
-        "{} is missing: build the workspace first (cargo xtask ci does)",
-        bin.display()
-    );
-    bin
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port()
-}
-
-/// A child process killed when the test ends.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A certificate authority made now: its certificate and key.
 struct Authority(rcgen::Certificate, rcgen::KeyPair);
@@ -124,7 +94,7 @@ async fn production_mode_starts_with_a_qwac_and_a_registry_and_serves_an_importe
         ("FINX_BANK_ROOTS", bank_roots.clone()),
     ];
     let run = |args: &[&str], with_qwac: bool| {
-        let mut c = Command::new(binary());
+        let mut c = Command::new(finx_tests::process::server_binary());
         c.args(args).env("RUST_LOG", "warn");
         for (k, v) in &keys {
             c.env(k, v);
@@ -141,7 +111,7 @@ async fn production_mode_starts_with_a_qwac_and_a_registry_and_serves_an_importe
     assert!(String::from_utf8_lossy(&out.stderr).contains("QWAC"));
 
     // Without a registry: refused at start.
-    let port = free_port();
+    let port = finx_tests::process::free_port();
     let out = run(&["--listen", &format!("127.0.0.1:{port}")], true);
     assert!(!out.status.success());
     assert!(
@@ -152,9 +122,9 @@ async fn production_mode_starts_with_a_qwac_and_a_registry_and_serves_an_importe
 
     // The standalone sandbox bank over mutual TLS (it takes only the QTSP's certificates),
     // and a registry pointing at it.
-    let bank_port = free_port();
+    let bank_port = finx_tests::process::free_port();
     let _bank = Process(
-        Command::new(binary())
+        Command::new(finx_tests::process::server_binary())
             .args([
                 "sandbox-bank",
                 "--sandbox-listen",
@@ -214,7 +184,7 @@ async fn production_mode_starts_with_a_qwac_and_a_registry_and_serves_an_importe
         .expect("a secret")
         .to_owned();
 
-    let mut server = Command::new(binary());
+    let mut server = Command::new(finx_tests::process::server_binary());
     server
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("RUST_LOG", "warn")

@@ -367,19 +367,22 @@ macro_rules! upsert_in {
     }};
 }
 
-/// Deletes, in the transaction `$tx`, the account's pending transactions whose ids are not
-/// in the set `$keep`. Yields how many.
-macro_rules! drop_pending_in {
-    ($tx:expr, $account:expr, $keep:expr) => {{
+/// Deletes, in the transaction `$tx`, the account's pending transactions booked on or after
+/// `$from` whose ids are not in the set `$keep`. Yields how many.
+macro_rules! drop_pending_from {
+    ($tx:expr, $account:expr, $keep:expr, $from:expr) => {{
         let account: &AccountId = $account;
         let keep: &HashSet<String> = &$keep;
-        let pending: Vec<(String,)> =
-            sqlx::query_as("SELECT id FROM transactions WHERE account_id = $1 AND booked = $2")
-                .bind(account.as_str())
-                .bind(false)
-                .fetch_all(&mut *$tx)
-                .await
-                .map_err(db)?;
+        let from: Date = $from;
+        let pending: Vec<(String,)> = sqlx::query_as(
+            "SELECT id FROM transactions WHERE account_id = $1 AND booked = $2 AND booked_on >= $3",
+        )
+        .bind(account.as_str())
+        .bind(false)
+        .bind(from)
+        .fetch_all(&mut *$tx)
+        .await
+        .map_err(db)?;
         let mut removed = 0u64;
         for (id,) in pending.into_iter().filter(|(id,)| !keep.contains(id)) {
             sqlx::query("DELETE FROM transactions WHERE id = $1")
@@ -390,6 +393,16 @@ macro_rules! drop_pending_in {
             removed += 1;
         }
         removed
+    }};
+}
+
+/// Deletes, in the transaction `$tx`, the account's pending transactions whose ids are not
+/// in the set `$keep`, whatever their date. Yields how many.
+macro_rules! drop_pending_in {
+    ($tx:expr, $account:expr, $keep:expr) => {{
+        // Before every date either database stores.
+        let first = Date::from_ymd_opt(1, 1, 1).unwrap_or_default();
+        drop_pending_from!($tx, $account, $keep, first)
     }};
 }
 
@@ -441,35 +454,6 @@ macro_rules! upsert_account_on {
             .execute($exec)
             .await
             .map_err(db)?;
-    }};
-}
-
-/// Deletes, in the transaction `$tx`, the account's pending transactions booked on or after
-/// `$from` whose ids are not in the set `$keep`. Yields how many.
-macro_rules! drop_pending_from {
-    ($tx:expr, $account:expr, $keep:expr, $from:expr) => {{
-        let account: &AccountId = $account;
-        let keep: &HashSet<String> = &$keep;
-        let from: Date = $from;
-        let pending: Vec<(String,)> = sqlx::query_as(
-            "SELECT id FROM transactions WHERE account_id = $1 AND booked = $2 AND booked_on >= $3",
-        )
-        .bind(account.as_str())
-        .bind(false)
-        .bind(from)
-        .fetch_all(&mut *$tx)
-        .await
-        .map_err(db)?;
-        let mut removed = 0u64;
-        for (id,) in pending.into_iter().filter(|(id,)| !keep.contains(id)) {
-            sqlx::query("DELETE FROM transactions WHERE id = $1")
-                .bind(&id)
-                .execute(&mut *$tx)
-                .await
-                .map_err(db)?;
-            removed += 1;
-        }
-        removed
     }};
 }
 
