@@ -10,6 +10,7 @@ use chrono::TimeDelta;
 use finx_domain::bank::{Account, Transaction, TransactionDetails};
 use finx_domain::flow::{Flow, FlowParams, FlowStatus};
 use finx_domain::ids::{AccessId, ClientId, FlowId};
+use finx_domain::money::{Currency, Money};
 use finx_domain::query::{ResolvedBound, ResolvedQuery, SinceType, SortOrder, TxFilter};
 use finx_domain::scope::Scope;
 use finx_domain::token::{CodeRecord, RedeemError, RotateError};
@@ -78,6 +79,7 @@ macro_rules! conformance_suite {
             accesses_round_trip_and_update_by_compare_and_swap,
             jobs_are_claimed_once_and_finished_only_by_the_latest_claim,
             deleting_an_access_revokes_its_grants_and_deletes_everything,
+            a_pending_transaction_that_books_under_a_new_id_keeps_its_id,
         );
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {
@@ -1641,4 +1643,62 @@ pub async fn deleting_an_access_revokes_its_grants_and_deletes_everything(store:
     let grant = store.find_grant(g.id).await.expect("grant").expect("kept");
     assert!(grant.is_revoked(), "the grant holding it is revoked");
     assert!(!store.access_held(&a.id, later).await.expect("held"));
+}
+
+/// A pending card payment that books under a new bank id with a tip is one transaction,
+/// reported as modified; one that disappears without booking is removed.
+pub async fn a_pending_transaction_that_books_under_a_new_id_keeps_its_id(store: Arc<impl Store>) {
+    let now = t0();
+    let access = AccessId::derive(&["conformance-linking"]);
+    let a = some_data(&*store, &access, now).await;
+    let mut pending = transaction(7, false, now);
+    pending.end_to_end_reference = None;
+    pending.amount = Money::new(Decimal::new(-4_250, 2), Currency::EUR);
+    let mut reversed = transaction(8, false, now);
+    reversed.end_to_end_reference = None;
+    reversed.counterparty.iban = None;
+    reversed.counterparty.name = Some("Kiosk".into());
+    store
+        .sync_transactions(&a.id, &[pending.clone(), reversed.clone()], now)
+        .await
+        .expect("first sync");
+    let id = Transaction::id_for(&a.id, &pending.external_id);
+    let later = now + TimeDelta::days(1);
+    let booked = TransactionDetails {
+        external_id: "b-7-booked".into(),
+        amount: Money::new(Decimal::new(-4_800, 2), Currency::EUR),
+        booked: true,
+        booked_on: pending.booked_on + TimeDelta::days(1),
+        ..pending.clone()
+    };
+    let report = store
+        .sync_transactions(&a.id, std::slice::from_ref(&booked), later)
+        .await
+        .expect("second sync");
+    assert_eq!(
+        (report.inserted, report.updated, report.removed),
+        (0, 1, 1),
+        "modified, not added; the reversed one removed"
+    );
+    let t = store
+        .find_transaction(&id)
+        .await
+        .expect("find")
+        .expect("the same id");
+    assert_eq!(t.details, booked);
+    assert_eq!((t.created_at, t.modified_at), (now, later));
+    assert!(
+        store
+            .find_transaction(&Transaction::id_for(&a.id, "b-7-booked"))
+            .await
+            .expect("find")
+            .is_none(),
+        "never added twice"
+    );
+    // The next sync reports it under its new bank id again: nothing changes.
+    let again = store
+        .sync_transactions(&a.id, std::slice::from_ref(&booked), later)
+        .await
+        .expect("third sync");
+    assert_eq!((again.inserted, again.updated, again.removed), (0, 0, 0));
 }

@@ -9,6 +9,7 @@ pub mod access;
 pub mod bank;
 pub mod flow;
 pub mod ids;
+pub mod linking;
 pub mod money;
 pub mod query;
 pub mod reference;

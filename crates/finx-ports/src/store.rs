@@ -192,10 +192,12 @@ pub trait BankDataStore: Send + Sync {
     /// Inserts or replaces an account (by id), with its balance and sync status.
     async fn upsert_account(&self, account: &Account) -> Result<(), StoreError>;
 
-    /// Stores what the bank reported for one account. For each item, MUST insert it under
-    /// [`Transaction::id_for`] or update it in place, keeping `created_at` and setting
-    /// `modified_at` to `now` only when its details changed; MUST delete the account's pending
-    /// transactions not in `transactions`. MUST be atomic.
+    /// Stores what the bank reported for one account. For each item, MUST write it under the
+    /// id [`finx_domain::linking::link`] gives it among the account's transactions (a pending
+    /// one booked under a new bank id keeps its id), else under [`Transaction::id_for`],
+    /// updating in place, keeping `created_at` and setting `modified_at` to `now` only when
+    /// its details changed; MUST delete the account's pending transactions that no item
+    /// took. MUST be atomic.
     async fn sync_transactions(
         &self,
         account: &AccountId,
@@ -281,10 +283,11 @@ pub trait BankRegistry: Send + Sync {
 pub struct AccountSync {
     /// The account, inserted or replaced by id.
     pub account: Account,
-    /// What the bank reported, upserted as [`BankDataStore::upsert_transactions`] does.
+    /// What the bank reported, written as [`BankDataStore::sync_transactions`] does, linked
+    /// against the account's transactions in the window only.
     pub transactions: Vec<TransactionDetails>,
-    /// The pending transactions the bank still reports; the account's other pending ones
-    /// inside the window (booked on or after `window_from`) are removed.
+    /// The first day fetched: the account's pending transactions from then on that no
+    /// reported one took are removed.
     pub window_from: finx_domain::Date,
 }
 

@@ -7,7 +7,6 @@ use async_trait::async_trait;
 use chrono::TimeDelta;
 use finx_domain::Timestamp;
 use finx_domain::access::{Access, Claim, JobStatus, SyncJob, UserId};
-use finx_domain::bank::Transaction;
 use finx_domain::ids::{AccessId, ClientId, SyncId};
 use finx_ports::{AccessStore, JobOutcome, StoreError, SyncReport};
 
@@ -195,17 +194,10 @@ impl AccessStore for MemoryStore {
         for s in &outcome.accounts {
             let id = s.account.id.clone();
             data.accounts.insert(id.clone(), s.account.clone());
-            let r = data.upsert(&id, &s.transactions, outcome.finished_at);
-            let keep: HashSet<_> = s
-                .transactions
-                .iter()
-                .filter(|t| !t.booked)
-                .map(|t| Transaction::id_for(&id, &t.external_id))
-                .collect();
-            let removed = data.drop_pending_in_window(&id, &keep, s.window_from);
+            let r = data.reconcile(&id, &s.transactions, s.window_from, outcome.finished_at);
             report.inserted += r.inserted;
             report.updated += r.updated;
-            report.removed += removed;
+            report.removed += r.removed;
         }
         drop(data);
         if let Some(j) = a.jobs.get_mut(&claim.job) {

@@ -65,10 +65,67 @@ impl BankData {
         transactions: &[TransactionDetails],
         now: Timestamp,
     ) -> SyncReport {
+        let pairs: Vec<(TransactionId, &TransactionDetails)> = transactions
+            .iter()
+            .map(|d| (Transaction::id_for(account, &d.external_id), d))
+            .collect();
+        self.upsert_as(account, &pairs, now)
+    }
+
+    /// A sync's write for one account: the reported transactions linked to those kept in
+    /// the window (`finx_domain::linking`), each written under the id it links to (or its
+    /// own), and the kept pending ones in the window that none took gone.
+    fn reconcile(
+        &mut self,
+        account: &AccountId,
+        reported: &[TransactionDetails],
+        window_from: Date,
+        now: Timestamp,
+    ) -> SyncReport {
+        let Ok(lowest) = TransactionId::parse("T0") else {
+            return SyncReport::default();
+        };
+        let kept: Vec<finx_domain::linking::Kept> = self
+            .by_account
+            .get(account)
+            .map(|index| {
+                index
+                    .range((window_from, lowest)..)
+                    .filter_map(|(_, id)| self.transactions.get(id))
+                    .map(|t| finx_domain::linking::Kept {
+                        id: t.id.clone(),
+                        details: t.details.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let links = finx_domain::linking::link(&kept, reported);
+        let pairs: Vec<(TransactionId, &TransactionDetails)> = reported
+            .iter()
+            .zip(links)
+            .map(|(d, l)| {
+                (
+                    l.unwrap_or_else(|| Transaction::id_for(account, &d.external_id)),
+                    d,
+                )
+            })
+            .collect();
+        let mut report = self.upsert_as(account, &pairs, now);
+        let taken: HashSet<TransactionId> = pairs.into_iter().map(|(id, _)| id).collect();
+        report.removed = self.drop_pending_in_window(account, &taken, window_from);
+        report
+    }
+
+    fn upsert_as(
+        &mut self,
+        account: &AccountId,
+        transactions: &[(TransactionId, &TransactionDetails)],
+        now: Timestamp,
+    ) -> SyncReport {
         let mut report = SyncReport::default();
         let index = self.by_account.entry(account.clone()).or_default();
-        for details in transactions {
-            let id = Transaction::id_for(account, &details.external_id);
+        for (id, details) in transactions {
+            let (id, details) = (id.clone(), *details);
             match self.transactions.get_mut(&id) {
                 Some(t) if t.details == *details => {}
                 Some(t) => {
@@ -506,14 +563,9 @@ impl BankDataStore for MemoryStore {
         transactions: &[TransactionDetails],
         now: Timestamp,
     ) -> Result<SyncReport, StoreError> {
-        let mut data = write(&self.data);
-        let mut report = data.upsert(account, transactions, now);
-        let keep: HashSet<TransactionId> = transactions
-            .iter()
-            .map(|d| Transaction::id_for(account, &d.external_id))
-            .collect();
-        report.removed = data.drop_pending_except(account, &keep);
-        Ok(report)
+        // The whole account is the window.
+        let first = Date::from_ymd_opt(1, 1, 1).unwrap_or_default();
+        Ok(write(&self.data).reconcile(account, transactions, first, now))
     }
 
     async fn upsert_transactions(

@@ -184,7 +184,7 @@ const UPSERT_TRANSACTION: &str = "INSERT INTO transactions (id, account_id, exte
      value_date, booked, booking_text, transaction_type, creditor_id, mandate_reference, end_to_end_reference, \
      sepa_purpose_code, created_at, modified_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $24) \
-     ON CONFLICT (id) DO UPDATE SET amount_minor = excluded.amount_minor, amount_scale = excluded.amount_scale, \
+     ON CONFLICT (id) DO UPDATE SET external_id = excluded.external_id, amount_minor = excluded.amount_minor, amount_scale = excluded.amount_scale, \
      currency = excluded.currency, cp_name = excluded.cp_name, cp_name_lc = excluded.cp_name_lc, cp_iban = excluded.cp_iban, \
      cp_bic = excluded.cp_bic, cp_account_number = excluded.cp_account_number, cp_bank_code = excluded.cp_bank_code, \
      purpose = excluded.purpose, purpose_lc = excluded.purpose_lc, booked_on = excluded.booked_on, \
@@ -309,16 +309,71 @@ macro_rules! transaction_query {
     }};
 }
 
-/// Inserts or updates each reported transaction in the transaction `$tx`, keeping
-/// `created_at` and touching `modified_at` only when something changed. Yields the report.
+/// Inserts or updates each reported transaction under its own id in the transaction `$tx`,
+/// keeping `created_at` and touching `modified_at` only when something changed. Yields the
+/// report.
 macro_rules! upsert_in {
     ($tx:expr, $account:expr, $transactions:expr, $now:expr) => {{
         let account: &AccountId = $account;
         let transactions: &[TransactionDetails] = $transactions;
+        let pairs: Vec<(TransactionId, &TransactionDetails)> = transactions
+            .iter()
+            .map(|d| (Transaction::id_for(account, &d.external_id), d))
+            .collect();
+        upsert_as_in!($tx, account, &pairs, $now)
+    }};
+}
+
+/// A sync's write for one account in the transaction `$tx`: the reported transactions
+/// linked to those kept from `$from` on (`finx_domain::linking`), each written under the id
+/// it links to (or its own), and the kept pending ones from `$from` on that none took
+/// deleted. Yields the report.
+macro_rules! reconcile_in {
+    ($tx:expr, $account:expr, $reported:expr, $from:expr, $now:expr) => {{
+        let account: &AccountId = $account;
+        let reported: &[TransactionDetails] = $reported;
+        let from: Date = $from;
+        let rows: Vec<TransactionRow> = sqlx::query_as(&format!(
+            "SELECT {TRANSACTION_COLUMNS} FROM transactions WHERE account_id = $1 AND booked_on >= $2"
+        ))
+        .bind(account.as_str())
+        .bind(from)
+        .fetch_all(&mut *$tx)
+        .await
+        .map_err(db)?;
+        let kept = rows
+            .into_iter()
+            .map(|r| {
+                r.into_transaction().map(|t| finx_domain::linking::Kept {
+                    id: t.id,
+                    details: t.details,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let links = finx_domain::linking::link(&kept, reported);
+        let pairs: Vec<(TransactionId, &TransactionDetails)> = reported
+            .iter()
+            .zip(links)
+            .map(|(d, l)| (l.unwrap_or_else(|| Transaction::id_for(account, &d.external_id)), d))
+            .collect();
+        let mut report = upsert_as_in!($tx, account, &pairs, $now);
+        let taken: HashSet<String> = pairs.iter().map(|(id, _)| id.as_str().to_owned()).collect();
+        report.removed = drop_pending_from!($tx, account, taken, from);
+        report
+    }};
+}
+
+/// Inserts or updates each `(id, details)` in the transaction `$tx` (the bank id written
+/// with it), keeping `created_at` and touching `modified_at` only when something changed.
+/// Yields the report.
+macro_rules! upsert_as_in {
+    ($tx:expr, $account:expr, $pairs:expr, $now:expr) => {{
+        let account: &AccountId = $account;
+        let pairs: &[(TransactionId, &TransactionDetails)] = $pairs;
         let now: Timestamp = $now;
         let mut report = SyncReport::default();
-        for d in transactions {
-            let id = Transaction::id_for(account, &d.external_id);
+        for (id, d) in pairs {
+            let d: &TransactionDetails = d;
             let existing: Option<TransactionRow> = sqlx::query_as(&format!(
                 "SELECT {TRANSACTION_COLUMNS} FROM transactions WHERE id = $1"
             ))
@@ -540,18 +595,11 @@ impl BankDataStore for SqlStore {
         transactions: &[TransactionDetails],
         now: Timestamp,
     ) -> Result<SyncReport, StoreError> {
-        let keep: HashSet<String> = transactions
-            .iter()
-            .map(|d| {
-                Transaction::id_for(account, &d.external_id)
-                    .as_str()
-                    .to_owned()
-            })
-            .collect();
+        // The whole account is the window.
+        let first = Date::from_ymd_opt(1, 1, 1).unwrap_or_default();
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write(self).await.map_err(db)?;
-            let mut report = upsert_in!(tx, account, transactions, now);
-            report.removed = drop_pending_in!(tx, account, keep);
+            let report = reconcile_in!(tx, account, transactions, first, now);
             tx.commit().await.map_err(db)?;
             Ok(report)
         })

@@ -16,7 +16,7 @@ use finx_domain::access::{
 };
 use finx_domain::bank::{Account, Transaction, TransactionDetails};
 use finx_domain::flow::BankSession;
-use finx_domain::ids::{AccessId, AccountId, ClientId, InstitutionId, SyncId};
+use finx_domain::ids::{AccessId, AccountId, ClientId, InstitutionId, SyncId, TransactionId};
 use finx_domain::schedule::SyncLedger;
 use finx_domain::values::SyncPeriod;
 use finx_domain::{Date, Timestamp};
@@ -446,15 +446,10 @@ impl AccessStore for SqlStore {
                 upsert_account_on!(&mut *tx, &s.account);
                 let id: &AccountId = &s.account.id;
                 let txs: &[TransactionDetails] = &s.transactions;
-                let r = upsert_in!(tx, id, txs, now);
-                let keep: HashSet<String> = txs
-                    .iter()
-                    .filter(|t| !t.booked)
-                    .map(|t| Transaction::id_for(id, &t.external_id).as_str().to_owned())
-                    .collect();
-                report.removed += drop_pending_from!(tx, id, keep, s.window_from);
+                let r = reconcile_in!(tx, id, txs, s.window_from, now);
                 report.inserted += r.inserted;
                 report.updated += r.updated;
+                report.removed += r.removed;
             }
             let succeeded = outcome.status == JobStatus::Succeeded;
             sqlx::query(
