@@ -8,6 +8,24 @@ use finx_domain::token::access_token_usable;
 use crate::error::invalid;
 use crate::{CoreError, Finx};
 
+/// One page of the transactions feed (`GET /rest/transactions/sync`).
+#[derive(Debug, Clone)]
+pub struct FeedPage {
+    /// Transactions new to the reader.
+    pub added: Vec<Transaction>,
+    /// Transactions the reader has, as they are now.
+    pub modified: Vec<Transaction>,
+    /// Transactions the reader has that are gone.
+    pub removed: Vec<TransactionId>,
+    /// Where to go on from.
+    pub next_cursor: String,
+    /// Whether more changes follow right away.
+    pub has_more: bool,
+}
+
+/// The most changes one feed page holds.
+pub const FEED_MAX_COUNT: u32 = 500;
+
 /// What a valid bearer token allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authorization {
@@ -139,6 +157,85 @@ impl Finx {
             filter: query.filter,
         };
         Ok(self.ports.data.query_transactions(&resolved).await?)
+    }
+
+    /// One page of the transactions feed: the changes to the grant's accounts after
+    /// `cursor` (from the beginning without one), at most `count` (default 100, at most
+    /// [`FEED_MAX_COUNT`]), as added, modified and removed, with the cursor to go on from.
+    /// Replaying every page in order gives exactly the transactions
+    /// [`list_transactions`](Self::list_transactions) shows with pending ones.
+    ///
+    /// # Errors
+    /// [`CoreError::Invalid`] for a bad cursor or count; [`CoreError::FeedRestart`] when a
+    /// transaction of the current pass changed again (restart from the cursor it names);
+    /// [`CoreError::InsufficientScope`] without `transactions=ro`.
+    pub async fn transactions_feed(
+        &self,
+        auth: &Authorization,
+        cursor: Option<&str>,
+        count: Option<u32>,
+    ) -> Result<FeedPage, CoreError> {
+        use finx_domain::feed::FeedCursor;
+        use finx_ports::Changed;
+        auth.require(ScopeItem::Transactions)?;
+        let count = count.unwrap_or(100);
+        if !(1..=FEED_MAX_COUNT).contains(&count) {
+            return Err(invalid("count", format!("must be 1 to {FEED_MAX_COUNT}")));
+        }
+        let cursor = match cursor.filter(|c| !c.is_empty()) {
+            None => FeedCursor::start(auth.access_id.clone()),
+            Some(raw) => FeedCursor::decode(raw, &auth.access_id, &self.hasher)
+                .map_err(|e| invalid("cursor", e))?,
+        };
+        let accounts = &auth.account_ids;
+        if cursor.in_pass()
+            && self
+                .ports
+                .data
+                .moved_since(accounts, cursor.base, cursor.after, cursor.high)
+                .await?
+        {
+            let restart = FeedCursor {
+                after: cursor.base,
+                ..cursor
+            };
+            return Err(CoreError::FeedRestart {
+                cursor: restart.encode(&self.hasher),
+            });
+        }
+        let (mut changes, high) = self
+            .ports
+            .data
+            .changes(accounts, cursor.after, count + 1)
+            .await?;
+        let has_more = changes.len() > count as usize;
+        changes.truncate(count as usize);
+        let last = changes.last().map_or(cursor.after, |c| c.seq);
+        let mut page = FeedPage {
+            added: Vec::new(),
+            modified: Vec::new(),
+            removed: Vec::new(),
+            next_cursor: String::new(),
+            has_more,
+        };
+        for c in changes {
+            let new_to_reader = c.created_seq > cursor.base;
+            match c.what {
+                Changed::Now(t) if new_to_reader => page.added.push(*t),
+                Changed::Now(t) => page.modified.push(*t),
+                // Gone before the reader saw it: nothing to tell.
+                Changed::Removed(_) if new_to_reader => {}
+                Changed::Removed(id) => page.removed.push(id),
+            }
+        }
+        let next = FeedCursor {
+            access: cursor.access,
+            after: last,
+            base: if has_more { cursor.base } else { last },
+            high: high.max(last),
+        };
+        page.next_cursor = next.encode(&self.hasher);
+        Ok(page)
     }
 
     /// One transaction.

@@ -67,6 +67,13 @@ pub enum CoreError {
     /// The access's consent has expired or was revoked: it must be renewed first.
     #[error("the access's consent is {}; renew it first", .0.as_str())]
     ConsentOver(finx_domain::schedule::AccessStatus),
+    /// In the middle of a pass of the transactions feed, a transaction of this pass changed
+    /// again: the customer must discard the pass and restart from `cursor`.
+    #[error("the feed changed during pagination; restart from the pass's first cursor")]
+    FeedRestart {
+        /// The pass's first cursor.
+        cursor: String,
+    },
     /// Another request changed the same flow at the same time.
     #[error("the resource is busy; try again")]
     Busy,

@@ -26,7 +26,7 @@ use finx_ports::{
 
 pub use access::{OnetimeAccessRequest, OngoingAccessRequest};
 pub use clients::{NewClient, RegisteredClient};
-pub use data::Authorization;
+pub use data::{Authorization, FEED_MAX_COUNT, FeedPage};
 pub use error::CoreError;
 pub use ongoing::AccessView;
 pub use tokens::TokenResponse;

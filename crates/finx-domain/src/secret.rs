@@ -203,6 +203,17 @@ impl TokenHasher {
         Ok(Self { mac })
     }
 
+    /// The keyed hash of `data` in `domain` (for values finX hands out and must recognise
+    /// as its own, e.g. feed cursors).
+    #[must_use]
+    pub fn tag(&self, domain: &[u8], data: &[u8]) -> TokenHash {
+        let mut mac = self.mac.clone();
+        mac.update(domain);
+        mac.update(&[0]);
+        mac.update(data);
+        TokenHash(mac.finalize().into_bytes().into())
+    }
+
     /// The keyed hash of a secret.
     #[must_use]
     pub fn hash<S: HashableSecret>(&self, secret: &S) -> TokenHash {

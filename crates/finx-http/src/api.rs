@@ -652,6 +652,49 @@ fn transaction_query(
     TransactionQuery::parse(raw).map_err(|e| ApiError::invalid(e.field, e.reason))
 }
 
+/// The transactions sync feed: what changed since `cursor` (everything, without one), as
+/// added, modified and removed, in the order it changed. Keep `next_cursor` and call again
+/// while `has_more`; later, call with the last cursor to get what changed since.
+#[utoipa::path(
+    get, path = "/rest/transactions/sync", tag = "data",
+    params(
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the last page; none to start from the beginning"),
+        ("count" = Option<u32>, Query, description = "Changes per page, 1–500, default 100"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page of changes", body = crate::wire::FeedDto),
+        (status = 400, description = "Invalid cursor or count", body = crate::wire::ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = crate::wire::ErrorBody),
+        (status = 403, description = "Lacks transactions=ro", body = crate::wire::ErrorBody),
+        (status = 409, description = "Changed during pagination (1023): discard this pass and restart from `data.restart_cursor`", body = crate::wire::ErrorBody),
+    )
+)]
+pub(crate) async fn transactions_feed(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<crate::wire::FeedDto>, ApiError> {
+    let auth = authorized(&state, &headers).await?;
+    let p = parse::pairs(
+        raw.as_deref().unwrap_or_default(),
+        Some(&["cursor", "count"]),
+        "query",
+    )?;
+    let count = p
+        .get("count")
+        .map(|c| {
+            c.parse::<u32>()
+                .map_err(|_| ApiError::invalid("count", "must be a whole number from 1 to 500"))
+        })
+        .transpose()?;
+    let page = state
+        .finx
+        .transactions_feed(&auth, p.get("cursor").map(String::as_str), count)
+        .await?;
+    Ok(Json(crate::wire::FeedDto::of(&page)))
+}
+
 /// Transactions, per the finX query.
 #[utoipa::path(
     get, path = "/rest/transactions", tag = "data",

@@ -35,6 +35,8 @@ pub mod code {
     pub const LINK_EXPIRED: u32 = 1011;
     /// Too many syncs: the access's daily allowance is spent, or the bank asked to wait.
     pub const TOO_MANY_SYNCS: u32 = 1020;
+    /// The feed changed during pagination: restart the pass (ours).
+    pub const FEED_RESTART: u32 = 1023;
     /// The access's consent expired or was revoked; renew it (ours).
     pub const CONSENT_OVER: u32 = 1022;
     /// The bank says the consent expired (ours, user range).
@@ -389,6 +391,14 @@ impl From<CoreError> for ApiError {
                 data: json!({ "retry_at": retry_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true) }),
                 challenge: None,
                 retry_after: Some(retry_after),
+            },
+            CoreError::FeedRestart { cursor } => Self::Finx {
+                status: StatusCode::CONFLICT,
+                code: code::FEED_RESTART,
+                description: "Transactions changed during pagination: discard the pages of this pass and restart from data.restart_cursor.".into(),
+                data: json!({ "restart_cursor": cursor }),
+                challenge: None,
+                retry_after: None,
             },
             CoreError::ConsentOver(status) => Self::finx(
                 StatusCode::CONFLICT,

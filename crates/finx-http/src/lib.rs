@@ -91,7 +91,7 @@ impl AppState {
     info(title = "finX", description = "Open, self-hostable account-information API.", version = "0.1.0"),
     paths(
         api::onetime_access, api::ongoing_access, api::token, api::revoke, api::accounts, api::account, api::balance,
-        api::transactions, api::account_transactions, api::transaction, api::accesses, api::access,
+        api::transactions, api::transactions_feed, api::account_transactions, api::transaction, api::accesses, api::access,
         api::delete_access, api::start_sync, api::sync, api::healthz, api::readyz
     ),
     components(schemas(
@@ -99,7 +99,7 @@ impl AppState {
         wire::TokenResponse, wire::AccountList, wire::AccountDto, wire::BalanceDto, wire::AccountStatusDto,
         wire::TransactionList, wire::TransactionDto, wire::CategoryDto, wire::ErrorBody, wire::ErrorDetail,
         wire::OAuthErrorBody, wire::Health, wire::OngoingAccessBody, wire::AccessList, wire::AccessDto,
-        wire::ConsentDto, wire::ErrorRef, wire::SyncDto
+        wire::ConsentDto, wire::ErrorRef, wire::SyncDto, wire::FeedDto, wire::RemovedDto
     )),
     modifiers(&Security),
     tags(
@@ -273,6 +273,7 @@ pub fn router_with(state: AppState, extra: Router) -> Router {
             get(api::account_transactions),
         )
         .route("/rest/transactions", get(api::transactions))
+        .route("/rest/transactions/sync", get(api::transactions_feed))
         .route("/rest/transactions/{transaction_id}", get(api::transaction))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))

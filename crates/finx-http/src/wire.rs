@@ -540,3 +540,45 @@ impl SyncDto {
         }
     }
 }
+
+/// A transaction that is gone.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RemovedDto {
+    /// `T…`.
+    pub transaction_id: String,
+}
+
+/// One page of `GET /rest/transactions/sync`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedDto {
+    /// Transactions new to you.
+    pub added: Vec<TransactionDto>,
+    /// Transactions you have, as they are now (a pending one that booked keeps its id).
+    pub modified: Vec<TransactionDto>,
+    /// Transactions you have that are gone (a pending one that never booked).
+    pub removed: Vec<RemovedDto>,
+    /// The cursor to call with next; valid as long as the grant.
+    pub next_cursor: String,
+    /// Whether more changes follow right away.
+    pub has_more: bool,
+}
+
+impl FeedDto {
+    /// The wire form of a feed page.
+    #[must_use]
+    pub fn of(p: &finx_core::FeedPage) -> Self {
+        Self {
+            added: p.added.iter().map(TransactionDto::of).collect(),
+            modified: p.modified.iter().map(TransactionDto::of).collect(),
+            removed: p
+                .removed
+                .iter()
+                .map(|id| RemovedDto {
+                    transaction_id: id.to_string(),
+                })
+                .collect(),
+            next_cursor: p.next_cursor.clone(),
+            has_more: p.has_more,
+        }
+    }
+}

@@ -239,6 +239,51 @@ pub trait BankDataStore: Send + Sync {
     /// Deletes every account of the bank connection `access_id` and their transactions;
     /// returns how many accounts. MUST be atomic; unknown ids are not an error.
     async fn delete_access(&self, access_id: &AccessId) -> Result<u64, StoreError>;
+
+    /// The changes to these accounts' transactions numbered above `after`, in number order,
+    /// at most `limit`: each transaction as it is now (numbered by its last change) and each
+    /// removal. Every write that changes a transaction, and every removal, MUST take the
+    /// next number of its access's sequence, and numbers MUST become visible in order (a
+    /// reader never sees a number while a smaller one of the same access is still to come).
+    ///
+    /// Also returns the highest number of these accounts' changes (-1 when none), read in
+    /// the same snapshot as the page.
+    async fn changes(
+        &self,
+        accounts: &[AccountId],
+        after: i64,
+        limit: u32,
+    ) -> Result<(Vec<Change>, i64), StoreError>;
+
+    /// Whether a transaction of these accounts first written with a number in
+    /// (`from`, `to`] has changed again, or been removed, with a number above `since`.
+    async fn moved_since(
+        &self,
+        accounts: &[AccountId],
+        from: i64,
+        to: i64,
+        since: i64,
+    ) -> Result<bool, StoreError>;
+}
+
+/// One entry of the transactions feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Its number in the access's sequence.
+    pub seq: i64,
+    /// The number the transaction was first written with.
+    pub created_seq: i64,
+    /// The transaction as it is now, or its removal.
+    pub what: Changed,
+}
+
+/// What a feed entry says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changed {
+    /// The transaction, as it is now.
+    Now(Box<Transaction>),
+    /// It is gone.
+    Removed(TransactionId),
 }
 
 /// The banks finX reaches through their XS2A APIs.

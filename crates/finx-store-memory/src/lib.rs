@@ -27,8 +27,8 @@ use finx_domain::token::{
 };
 use finx_domain::{Date, Timestamp};
 use finx_ports::{
-    BankDataStore, BankRegistry, Client, ClientRegistry, FlowStore, GrantStore, PurgeReport,
-    RedeemFailure, RotateFailure, StoreError, SyncReport,
+    BankDataStore, BankRegistry, Change, Changed, Client, ClientRegistry, FlowStore, GrantStore,
+    PurgeReport, RedeemFailure, RotateFailure, StoreError, SyncReport,
 };
 
 /// Every store in memory. Cheap to create; nothing survives a restart.
@@ -56,6 +56,12 @@ struct BankData {
     /// Each account's transactions in booking order, so a page is read in order and the
     /// walk stops as soon as the page is full, however long the history.
     by_account: HashMap<AccountId, BTreeSet<(Date, TransactionId)>>,
+    /// The feed: each transaction's number and the number it was first written with.
+    numbers: HashMap<TransactionId, (i64, i64)>,
+    /// The feed's removals: account, number, first number.
+    removed: HashMap<TransactionId, (AccountId, i64, i64)>,
+    /// Each access's last number.
+    sequences: HashMap<AccessId, i64>,
 }
 
 impl BankData {
@@ -123,9 +129,20 @@ impl BankData {
         now: Timestamp,
     ) -> SyncReport {
         let mut report = SyncReport::default();
+        let access = self.accounts.get(account).map(|a| a.access_id.clone());
         let index = self.by_account.entry(account.clone()).or_default();
         for (id, details) in transactions {
             let (id, details) = (id.clone(), *details);
+            let changed = !matches!(self.transactions.get(&id), Some(t) if t.details == *details);
+            if changed {
+                let seq = access.as_ref().map_or(0, |a| {
+                    let n = self.sequences.entry(a.clone()).or_insert(0);
+                    *n += 1;
+                    *n
+                });
+                let first = self.numbers.get(&id).map_or(seq, |(_, c)| *c);
+                self.numbers.insert(id.clone(), (seq, first));
+            }
             match self.transactions.get_mut(&id) {
                 Some(t) if t.details == *details => {}
                 Some(t) => {
@@ -163,9 +180,18 @@ impl BankData {
             })
             .cloned()
             .collect();
+        let access = self.accounts.get(account).map(|a| a.access_id.clone());
         for key in &stale {
             index.remove(key);
             self.transactions.remove(&key.1);
+            let seq = access.as_ref().map_or(0, |a| {
+                let n = self.sequences.entry(a.clone()).or_insert(0);
+                *n += 1;
+                *n
+            });
+            let first = self.numbers.remove(&key.1).map_or(seq, |(_, c)| c);
+            self.removed
+                .insert(key.1.clone(), (account.clone(), seq, first));
         }
         stale.len() as u64
     }
@@ -192,9 +218,18 @@ impl BankData {
             })
             .cloned()
             .collect();
+        let access = self.accounts.get(account).map(|a| a.access_id.clone());
         for key in &stale {
             index.remove(key);
             self.transactions.remove(&key.1);
+            let seq = access.as_ref().map_or(0, |a| {
+                let n = self.sequences.entry(a.clone()).or_insert(0);
+                *n += 1;
+                *n
+            });
+            let first = self.numbers.remove(&key.1).map_or(seq, |(_, c)| c);
+            self.removed
+                .insert(key.1.clone(), (account.clone(), seq, first));
         }
         stale.len() as u64
     }
@@ -210,7 +245,9 @@ impl BankData {
             self.accounts.remove(id);
             for (_, t) in self.by_account.remove(id).unwrap_or_default() {
                 self.transactions.remove(&t);
+                self.numbers.remove(&t);
             }
+            self.removed.retain(|_, (a, _, _)| a != id);
         }
         gone.len() as u64
     }
@@ -628,6 +665,71 @@ impl BankDataStore for MemoryStore {
         id: &TransactionId,
     ) -> Result<Option<Transaction>, StoreError> {
         Ok(read(&self.data).transactions.get(id).cloned())
+    }
+
+    async fn changes(
+        &self,
+        accounts: &[AccountId],
+        after: i64,
+        limit: u32,
+    ) -> Result<(Vec<Change>, i64), StoreError> {
+        let data = read(&self.data);
+        let mut out: Vec<Change> = Vec::new();
+        let mut high = -1;
+        for account in accounts {
+            for (_, id) in data.by_account.get(account).into_iter().flatten() {
+                if let (Some(t), Some((seq, first))) =
+                    (data.transactions.get(id), data.numbers.get(id))
+                {
+                    high = high.max(*seq);
+                    if *seq > after {
+                        out.push(Change {
+                            seq: *seq,
+                            created_seq: *first,
+                            what: Changed::Now(Box::new(t.clone())),
+                        });
+                    }
+                }
+            }
+        }
+        for (id, (account, seq, first)) in &data.removed {
+            if accounts.contains(account) {
+                high = high.max(*seq);
+            }
+            if *seq > after && accounts.contains(account) {
+                out.push(Change {
+                    seq: *seq,
+                    created_seq: *first,
+                    what: Changed::Removed(id.clone()),
+                });
+            }
+        }
+        out.sort_by_key(|c| c.seq);
+        out.truncate(limit as usize);
+        Ok((out, high))
+    }
+
+    async fn moved_since(
+        &self,
+        accounts: &[AccountId],
+        from: i64,
+        to: i64,
+        since: i64,
+    ) -> Result<bool, StoreError> {
+        let data = read(&self.data);
+        let moved = |seq: i64, first: i64| seq > since && first > from && first <= to;
+        let live = accounts.iter().any(|a| {
+            data.by_account.get(a).into_iter().flatten().any(|(_, id)| {
+                data.numbers
+                    .get(id)
+                    .is_some_and(|(seq, first)| moved(*seq, *first))
+            })
+        });
+        let gone = data
+            .removed
+            .values()
+            .any(|(a, seq, first)| accounts.contains(a) && moved(*seq, *first));
+        Ok(live || gone)
     }
 
     async fn delete_access(&self, access_id: &AccessId) -> Result<u64, StoreError> {

@@ -12,7 +12,7 @@ use finx_domain::money::{Currency, Money};
 use finx_domain::query::{ResolvedBound, ResolvedQuery, SinceType, SortOrder, TxFilter};
 use finx_domain::reference::Iban;
 use finx_domain::{Date, Timestamp};
-use finx_ports::{BankDataStore, StoreError, SyncReport};
+use finx_ports::{BankDataStore, Change, Changed, StoreError, SyncReport};
 
 use crate::codec::{filter_minor, from_minor, instant, micros, opt_instant, parse, to_minor};
 use crate::{SqlStore, WritePool, corrupt, db, on_pool};
@@ -139,6 +139,15 @@ struct TransactionRow {
     modified_at: i64,
 }
 
+/// A transaction with its feed numbers.
+#[derive(sqlx::FromRow)]
+struct FeedRow {
+    #[sqlx(flatten)]
+    row: TransactionRow,
+    seq: i64,
+    created_seq: i64,
+}
+
 const TRANSACTION_COLUMNS: &str = "id, account_id, external_id, amount_minor, amount_scale, currency, cp_name, cp_iban, \
      cp_bic, cp_account_number, cp_bank_code, purpose, booked_on, value_date, booked, booking_text, transaction_type, \
      creditor_id, mandate_reference, end_to_end_reference, sepa_purpose_code, created_at, modified_at";
@@ -182,9 +191,9 @@ impl TransactionRow {
 const UPSERT_TRANSACTION: &str = "INSERT INTO transactions (id, account_id, external_id, amount_minor, amount_scale, \
      currency, cp_name, cp_name_lc, cp_iban, cp_bic, cp_account_number, cp_bank_code, purpose, purpose_lc, booked_on, \
      value_date, booked, booking_text, transaction_type, creditor_id, mandate_reference, end_to_end_reference, \
-     sepa_purpose_code, created_at, modified_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $24) \
-     ON CONFLICT (id) DO UPDATE SET external_id = excluded.external_id, amount_minor = excluded.amount_minor, amount_scale = excluded.amount_scale, \
+     sepa_purpose_code, created_at, modified_at, seq, created_seq) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $24, $25, $25) \
+     ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, external_id = excluded.external_id, amount_minor = excluded.amount_minor, amount_scale = excluded.amount_scale, \
      currency = excluded.currency, cp_name = excluded.cp_name, cp_name_lc = excluded.cp_name_lc, cp_iban = excluded.cp_iban, \
      cp_bic = excluded.cp_bic, cp_account_number = excluded.cp_account_number, cp_bank_code = excluded.cp_bank_code, \
      purpose = excluded.purpose, purpose_lc = excluded.purpose_lc, booked_on = excluded.booked_on, \
@@ -309,6 +318,23 @@ macro_rules! transaction_query {
     }};
 }
 
+/// The next number of the sequence of `$account`'s access, in the transaction `$tx` (which
+/// then holds that access's counter until it ends, so numbers commit in order).
+macro_rules! next_seq {
+    ($tx:expr, $account:expr) => {{
+        let account: &AccountId = $account;
+        let next: Option<(i64,)> = sqlx::query_as(
+            "INSERT INTO access_seqs (access_id, seq) SELECT access_id, 1 FROM accounts WHERE id = $1 \
+             ON CONFLICT (access_id) DO UPDATE SET seq = access_seqs.seq + 1 RETURNING seq",
+        )
+        .bind(account.as_str())
+        .fetch_optional(&mut *$tx)
+        .await
+        .map_err(db)?;
+        next.map_or(0, |(n,)| n)
+    }};
+}
+
 /// Inserts or updates each reported transaction under its own id in the transaction `$tx`,
 /// keeping `created_at` and touching `modified_at` only when something changed. Yields the
 /// report.
@@ -387,6 +413,7 @@ macro_rules! upsert_as_in {
                 Some(_) => report.updated += 1,
                 None => report.inserted += 1,
             }
+            let seq = next_seq!($tx, account);
             let (minor, scale) = to_minor(d.amount.amount())?;
             let cp = &d.counterparty;
             sqlx::query(UPSERT_TRANSACTION)
@@ -414,6 +441,7 @@ macro_rules! upsert_as_in {
                 .bind(&d.end_to_end_reference)
                 .bind(&d.sepa_purpose_code)
                 .bind(micros(now))
+                .bind(seq)
                 .execute(&mut *$tx)
                 .await
                 .map_err(db)?;
@@ -440,6 +468,17 @@ macro_rules! drop_pending_from {
         .map_err(db)?;
         let mut removed = 0u64;
         for (id,) in pending.into_iter().filter(|(id,)| !keep.contains(id)) {
+            let seq = next_seq!($tx, account);
+            sqlx::query(
+                "INSERT INTO removed_transactions (id, account_id, seq, created_seq) \
+                 SELECT id, account_id, $2, created_seq FROM transactions WHERE id = $1 \
+                 ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, created_seq = excluded.created_seq",
+            )
+            .bind(&id)
+            .bind(seq)
+            .execute(&mut *$tx)
+            .await
+            .map_err(db)?;
             sqlx::query("DELETE FROM transactions WHERE id = $1")
                 .bind(&id)
                 .execute(&mut *$tx)
@@ -687,6 +726,117 @@ impl BankDataStore for SqlStore {
             .map_err(db)?
         });
         row.map(TransactionRow::into_transaction).transpose()
+    }
+
+    async fn changes(
+        &self,
+        accounts: &[AccountId],
+        after: i64,
+        limit: u32,
+    ) -> Result<(Vec<Change>, i64), StoreError> {
+        if accounts.is_empty() || limit == 0 {
+            return Ok((Vec::new(), -1));
+        }
+        let ids: Vec<String> = accounts.iter().map(|a| a.as_str().to_owned()).collect();
+        let list = |first: usize| {
+            (first..first + ids.len())
+                .map(|n| format!("${n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let rows_sql = format!(
+            "SELECT {TRANSACTION_COLUMNS}, seq, created_seq FROM transactions WHERE account_id IN ({}) \
+             AND seq > $1 ORDER BY seq LIMIT $2",
+            list(3)
+        );
+        let gone_sql = format!(
+            "SELECT id, seq, created_seq FROM removed_transactions WHERE account_id IN ({}) \
+             AND seq > $1 ORDER BY seq LIMIT $2",
+            list(3)
+        );
+        let postgres = self.kind() == "postgres";
+        // Both reads in one snapshot: a removal committed between them must not let the
+        // page skip a number.
+        let high_sql = format!(
+            "SELECT COALESCE(MAX(seq), -1) FROM (SELECT seq FROM transactions WHERE account_id IN ({l}) \
+             UNION ALL SELECT seq FROM removed_transactions WHERE account_id IN ({l})) s",
+            l = list(1)
+        );
+        let (rows, gone, high): (Vec<FeedRow>, Vec<(String, i64, i64)>, i64) =
+            on_pool!(self, |pool| {
+                let mut tx = pool.begin().await.map_err(db)?;
+                if postgres {
+                    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                }
+                let mut q = sqlx::query_as(&rows_sql).bind(after).bind(i64::from(limit));
+                for id in &ids {
+                    q = q.bind(id);
+                }
+                let rows = q.fetch_all(&mut *tx).await.map_err(db)?;
+                let mut q = sqlx::query_as(&gone_sql).bind(after).bind(i64::from(limit));
+                for id in &ids {
+                    q = q.bind(id);
+                }
+                let gone = q.fetch_all(&mut *tx).await.map_err(db)?;
+                let mut q = sqlx::query_as::<_, (i64,)>(&high_sql);
+                for id in &ids {
+                    q = q.bind(id);
+                }
+                let (high,) = q.fetch_one(&mut *tx).await.map_err(db)?;
+                tx.commit().await.map_err(db)?;
+                (rows, gone, high)
+            });
+        let mut out = Vec::with_capacity(rows.len() + gone.len());
+        for r in rows {
+            out.push(Change {
+                seq: r.seq,
+                created_seq: r.created_seq,
+                what: Changed::Now(Box::new(r.row.into_transaction()?)),
+            });
+        }
+        for (id, seq, created_seq) in gone {
+            out.push(Change {
+                seq,
+                created_seq,
+                what: Changed::Removed(parse(TransactionId::parse(&id), "transaction id")?),
+            });
+        }
+        out.sort_by_key(|c| c.seq);
+        out.truncate(limit as usize);
+        Ok((out, high))
+    }
+
+    async fn moved_since(
+        &self,
+        accounts: &[AccountId],
+        from: i64,
+        to: i64,
+        since: i64,
+    ) -> Result<bool, StoreError> {
+        if accounts.is_empty() || from >= to {
+            return Ok(false);
+        }
+        let ids: Vec<String> = accounts.iter().map(|a| a.as_str().to_owned()).collect();
+        let list = (4..4 + ids.len())
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT id FROM transactions WHERE account_id IN ({list}) AND seq > $1 AND created_seq > $2 \
+             AND created_seq <= $3 UNION ALL SELECT id FROM removed_transactions WHERE account_id IN ({list}) \
+             AND seq > $1 AND created_seq > $2 AND created_seq <= $3 LIMIT 1"
+        );
+        let found = on_pool!(self, |pool| {
+            let mut q = sqlx::query(&sql).bind(since).bind(from).bind(to);
+            for id in &ids {
+                q = q.bind(id);
+            }
+            q.fetch_optional(pool).await.map_err(db)?.is_some()
+        });
+        Ok(found)
     }
 
     async fn delete_access(&self, access_id: &AccessId) -> Result<u64, StoreError> {

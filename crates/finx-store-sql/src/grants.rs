@@ -485,6 +485,21 @@ impl GrantStore for SqlStore {
                 .await
                 .map_err(db)?
                 .rows_affected();
+            // The feed's removals and counters of accounts that are gone.
+            sqlx::query(
+                "DELETE FROM removed_transactions WHERE NOT EXISTS \
+                 (SELECT 1 FROM accounts a WHERE a.id = removed_transactions.account_id)",
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            sqlx::query(
+                "DELETE FROM access_seqs WHERE NOT EXISTS \
+                 (SELECT 1 FROM accounts a WHERE a.access_id = access_seqs.access_id)",
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
             tx.commit().await.map_err(db)?;
             Ok(PurgeReport {
                 grants,
