@@ -80,6 +80,7 @@ macro_rules! conformance_suite {
             jobs_are_claimed_once_and_finished_only_by_the_latest_claim,
             deleting_an_access_revokes_its_grants_and_deletes_everything,
             a_pending_transaction_that_books_under_a_new_id_keeps_its_id,
+            the_feed_numbers_every_change_and_every_removal,
         );
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {
@@ -1701,4 +1702,78 @@ pub async fn a_pending_transaction_that_books_under_a_new_id_keeps_its_id(store:
         .await
         .expect("third sync");
     assert_eq!((again.inserted, again.updated, again.removed), (0, 0, 0));
+}
+
+/// Every change takes the next number of the access's sequence, every removal leaves an
+/// entry (one per time), and a read tells the highest number.
+pub async fn the_feed_numbers_every_change_and_every_removal(store: Arc<impl Store>) {
+    use finx_ports::Changed;
+    let now = t0();
+    let access = AccessId::derive(&["conformance-feed"]);
+    let a = some_data(&*store, &access, now).await;
+    let accounts = std::slice::from_ref(&a.id);
+    let start = store
+        .changes(accounts, -1, 100, None)
+        .await
+        .expect("read")
+        .high;
+    let pending = transaction(3, false, now);
+    let booked = transaction(4, true, now);
+    // some_data's pending one goes in the first sync; then ours goes, comes back, goes.
+    for step in [
+        vec![pending.clone(), booked.clone()],
+        vec![booked.clone()],
+        vec![pending.clone(), booked.clone()],
+        vec![booked.clone()],
+    ] {
+        store
+            .sync_transactions(&a.id, &step, now)
+            .await
+            .expect("sync");
+    }
+    let read = store
+        .changes(accounts, start, 100, None)
+        .await
+        .expect("read");
+    let seqs: Vec<i64> = read.changes.iter().map(|c| c.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+    assert_eq!(read.high, *seqs.last().expect("some"));
+    assert_eq!(
+        read.high - start,
+        6,
+        "two inserts, three removals, one re-insert"
+    );
+    let pending_id = Transaction::id_for(&a.id, &pending.external_id);
+    let removals: Vec<&finx_ports::Change> = read
+        .changes
+        .iter()
+        .filter(|c| matches!(&c.what, Changed::Removed(id) if *id == pending_id))
+        .collect();
+    assert_eq!(removals.len(), 2, "each removal of ours is kept");
+    assert!(
+        removals[1].created_seq > removals[0].seq,
+        "the second incarnation was written after the first went"
+    );
+    // A limit cuts the page in number order.
+    let first = store.changes(accounts, start, 1, None).await.expect("read");
+    assert_eq!(first.changes.len(), 1);
+    assert_eq!(first.changes[0].seq, seqs[0]);
+    // Whether something first written in a range changed again after a number.
+    let r = removals[0];
+    let moved = store
+        .changes(
+            accounts,
+            read.high,
+            10,
+            Some((r.created_seq - 1, r.created_seq, r.seq - 1)),
+        )
+        .await
+        .expect("read");
+    assert!(moved.moved, "removed after it was written");
+    let still = store
+        .changes(accounts, read.high, 10, Some((start, read.high, read.high)))
+        .await
+        .expect("read");
+    assert!(!still.moved, "nothing changed after the last number");
+    assert!(still.changes.is_empty());
 }

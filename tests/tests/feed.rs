@@ -93,6 +93,10 @@ impl Reader {
             .await
         {
             Ok(p) => {
+                // Within a page: removals first (a transaction may be removed and added back).
+                for id in p.removed {
+                    assert!(self.have.remove(&id).is_some(), "removed unseen");
+                }
                 for t in p.added {
                     assert!(self.have.insert(t.id.clone(), t).is_none(), "added twice");
                 }
@@ -101,9 +105,6 @@ impl Reader {
                         self.have.insert(t.id.clone(), t).is_some(),
                         "modified before added"
                     );
-                }
-                for id in p.removed {
-                    assert!(self.have.remove(&id).is_some(), "removed unseen");
                 }
                 self.cursor = Some(p.next_cursor);
                 if !p.has_more {

@@ -162,7 +162,8 @@ impl Finx {
     /// One page of the transactions feed: the changes to the grant's accounts after
     /// `cursor` (from the beginning without one), at most `count` (default 100, at most
     /// [`FEED_MAX_COUNT`]), as added, modified and removed, with the cursor to go on from.
-    /// Replaying every page in order gives exactly the transactions
+    /// Replaying every page in order (within a page: `removed` first, then `added` and
+    /// `modified`) gives exactly the transactions
     /// [`list_transactions`](Self::list_transactions) shows with pending ones.
     ///
     /// # Errors
@@ -183,18 +184,21 @@ impl Finx {
             return Err(invalid("count", format!("must be 1 to {FEED_MAX_COUNT}")));
         }
         let cursor = match cursor.filter(|c| !c.is_empty()) {
-            None => FeedCursor::start(auth.access_id.clone()),
-            Some(raw) => FeedCursor::decode(raw, &auth.access_id, &self.hasher)
+            None => FeedCursor::start(auth.grant_id),
+            Some(raw) => FeedCursor::decode(raw, &auth.grant_id, &self.hasher)
                 .map_err(|e| invalid("cursor", e))?,
         };
-        let accounts = &auth.account_ids;
-        if cursor.in_pass()
-            && self
-                .ports
-                .data
-                .moved_since(accounts, cursor.base, cursor.after, cursor.high)
-                .await?
-        {
+        // Mid-pass, whether a transaction the reader may have got as added in this pass
+        // changed again since the last page: asked in the same snapshot as the page.
+        let moved = cursor
+            .in_pass()
+            .then_some((cursor.base, cursor.after, cursor.high));
+        let read = self
+            .ports
+            .data
+            .changes(&auth.account_ids, cursor.after, count + 1, moved)
+            .await?;
+        if read.moved {
             let restart = FeedCursor {
                 after: cursor.base,
                 ..cursor
@@ -203,11 +207,7 @@ impl Finx {
                 cursor: restart.encode(&self.hasher),
             });
         }
-        let (mut changes, high) = self
-            .ports
-            .data
-            .changes(accounts, cursor.after, count + 1)
-            .await?;
+        let (mut changes, high) = (read.changes, read.high);
         let has_more = changes.len() > count as usize;
         changes.truncate(count as usize);
         let last = changes.last().map_or(cursor.after, |c| c.seq);
@@ -229,7 +229,7 @@ impl Finx {
             }
         }
         let next = FeedCursor {
-            access: cursor.access,
+            grant: cursor.grant,
             after: last,
             base: if has_more { cursor.base } else { last },
             high: high.max(last),

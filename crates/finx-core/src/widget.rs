@@ -767,7 +767,16 @@ impl Finx {
                 },
             };
             self.ports.data.upsert_account(&account).await?;
-            self.write_transactions(&account.id, &txs, now).await?;
+            if Self::renews(flow) {
+                // The access has history: link the whole fetch against it in one step, so a
+                // payment booked meanwhile keeps its id however long the fetch.
+                self.ports
+                    .data
+                    .sync_transactions(&account.id, &txs, now)
+                    .await?;
+            } else {
+                self.write_transactions(&account.id, &txs, now).await?;
+            }
             account_ids.push(account.id);
             last_booked = txs
                 .iter()

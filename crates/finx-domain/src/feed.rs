@@ -13,20 +13,21 @@
 //! the next "added" repeats one: they must restart the pass from its first cursor, as with
 //! Plaid's `TRANSACTIONS_SYNC_MUTATION_DURING_PAGINATION`.
 //!
-//! The cursor is opaque: `fxc1_` and base64url of the access id, the two numbers and a
-//! keyed tag, so only finX makes one, and one made for one access fails on another.
+//! The cursor is opaque: `fxc1_` and base64url of the grant id, the numbers and a keyed
+//! tag, so only finX makes one, and one made for one grant (whose accounts it follows)
+//! fails on another.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::ids::AccessId;
+use crate::ids::GrantId;
 use crate::secret::TokenHasher;
 
-/// A position in an access's feed.
+/// A position in a grant's feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedCursor {
-    /// The access.
-    pub access: AccessId,
+    /// The grant whose accounts it reads (a cursor works for that grant only).
+    pub grant: GrantId,
     /// The last number delivered (-1 before any).
     pub after: i64,
     /// Everything up to this number was read when the current pass began.
@@ -45,11 +46,11 @@ const PREFIX: &str = "fxc1_";
 const DOMAIN: &[u8] = b"finx-feed-cursor-v1";
 
 impl FeedCursor {
-    /// The start of an access's feed.
+    /// The start of a grant's feed.
     #[must_use]
-    pub fn start(access: AccessId) -> Self {
+    pub fn start(grant: GrantId) -> Self {
         Self {
-            access,
+            grant,
             after: -1,
             base: -1,
             high: -1,
@@ -65,17 +66,17 @@ impl FeedCursor {
     /// The opaque form.
     #[must_use]
     pub fn encode(&self, hasher: &TokenHasher) -> String {
-        let body = format!("{}.{}.{}.{}", self.access, self.after, self.base, self.high);
+        let body = format!("{}.{}.{}.{}", self.grant, self.after, self.base, self.high);
         let tag = hasher.tag(DOMAIN, body.as_bytes());
         let raw = format!("{body}.{}", tag.to_hex());
         format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(raw))
     }
 
-    /// Reads a cursor for `access`.
+    /// Reads a cursor for `grant`.
     ///
     /// # Errors
     /// [`CursorError`] for anything finX did not make for this access.
-    pub fn decode(raw: &str, access: &AccessId, hasher: &TokenHasher) -> Result<Self, CursorError> {
+    pub fn decode(raw: &str, grant: &GrantId, hasher: &TokenHasher) -> Result<Self, CursorError> {
         if raw.len() > 512 {
             return Err(CursorError);
         }
@@ -101,12 +102,12 @@ impl FeedCursor {
             return Err(CursorError);
         };
         let cursor = Self {
-            access: AccessId::parse(a).map_err(|_| CursorError)?,
+            grant: GrantId::parse(a).map_err(|_| CursorError)?,
             after: after.parse().map_err(|_| CursorError)?,
             base: base.parse().map_err(|_| CursorError)?,
             high: high.parse().map_err(|_| CursorError)?,
         };
-        if cursor.access != *access
+        if cursor.grant != *grant
             || cursor.base > cursor.after
             || cursor.after > cursor.high
             || cursor.base < -1
@@ -124,9 +125,9 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_refuse_forgery_and_other_accesses() {
         let h = TokenHasher::new(b"0123456789abcdef0123").expect("key");
-        let a = AccessId::derive(&["a"]);
+        let a = GrantId::from_random([1; 16]);
         let c = FeedCursor {
-            access: a.clone(),
+            grant: a,
             after: 41,
             base: 7,
             high: 50,
@@ -135,7 +136,7 @@ mod tests {
         assert!(s.starts_with("fxc1_"));
         assert_eq!(FeedCursor::decode(&s, &a, &h), Ok(c.clone()));
         assert!(c.in_pass());
-        assert!(FeedCursor::decode(&s, &AccessId::derive(&["b"]), &h).is_err());
+        assert!(FeedCursor::decode(&s, &GrantId::from_random([2; 16]), &h).is_err());
         let other = TokenHasher::new(b"another-key-0123456789").expect("key");
         assert!(FeedCursor::decode(&s, &a, &other).is_err());
         let forged = FeedCursor { after: 1_000, ..c }.encode(&other);

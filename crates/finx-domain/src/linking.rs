@@ -30,8 +30,10 @@
 
 use rust_decimal::Decimal;
 
-use crate::bank::{Counterparty, TransactionDetails};
-use crate::ids::TransactionId;
+use std::collections::HashSet;
+
+use crate::bank::{Counterparty, Transaction, TransactionDetails};
+use crate::ids::{AccountId, TransactionId};
 
 /// The largest relative change of amount from pending to booked: 25 %.
 pub const TOLERANCE_RATIO: Decimal = Decimal::from_parts(25, 0, 0, false, 2);
@@ -102,6 +104,40 @@ pub fn link(kept: &[Kept], reported: &[TransactionDetails]) -> Vec<Option<Transa
         }
         used[k] = true;
         out[i] = Some(kept[k].id.clone());
+    }
+    out
+}
+
+/// The finX id of every reported transaction of `account`: the kept one's it [`link`]s to,
+/// else its own ([`Transaction::id_for`]), and when that one is taken (by a kept
+/// transaction now under another bank id, or by another reported one) a fresh id derived
+/// from it. No two reported transactions get the same id.
+#[must_use]
+pub fn assign(
+    account: &AccountId,
+    kept: &[Kept],
+    reported: &[TransactionDetails],
+) -> Vec<TransactionId> {
+    let links = link(kept, reported);
+    let mut taken: HashSet<TransactionId> = links.iter().flatten().cloned().collect();
+    // Kept ids not linked here still belong to their transactions.
+    taken.extend(kept.iter().map(|k| k.id.clone()));
+    let mut out = Vec::with_capacity(reported.len());
+    for (r, l) in reported.iter().zip(links) {
+        let id = match l {
+            Some(id) => id,
+            None => {
+                let mut id = Transaction::id_for(account, &r.external_id);
+                let mut n = 1u32;
+                while taken.contains(&id) {
+                    n += 1;
+                    id = TransactionId::derive(&[account.as_str(), &r.external_id, &n.to_string()]);
+                }
+                taken.insert(id.clone());
+                id
+            }
+        };
+        out.push(id);
     }
     out
 }
@@ -298,6 +334,26 @@ mod tests {
             vec![None],
             "booked amounts do not move"
         );
+    }
+
+    #[test]
+    fn a_bank_id_reported_again_after_it_was_linked_away_gets_a_fresh_id() {
+        let account = AccountId::derive(&["acc"]);
+        // X was made for pending p-1 and now holds its booking b-1.
+        let x = Transaction::id_for(&account, "p-1");
+        let k = vec![Kept {
+            id: x.clone(),
+            details: tx("b-1", -4_800, 11, true, "Trattoria"),
+        }];
+        // The bank lists the booking and, for a while, the pending one too.
+        let r = vec![
+            tx("b-1", -4_800, 11, true, "Trattoria"),
+            tx("p-1", -4_250, 10, false, "Trattoria"),
+        ];
+        let ids = assign(&account, &k, &r);
+        assert_eq!(ids[0], x);
+        assert_ne!(ids[1], x, "never two transactions under one id");
+        assert_eq!(assign(&account, &k, &r), ids, "stable from sync to sync");
     }
 
     proptest! {

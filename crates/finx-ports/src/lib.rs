@@ -18,7 +18,7 @@ pub use bank::{
 pub use error::{BoxError, RedeemFailure, RotateFailure, StoreError};
 pub use store::{
     AccessStore, AccountSync, BankDataStore, BankRegistry, Change, Changed, Client, ClientRegistry,
-    FlowStore, GrantStore, JobOutcome, PurgeReport, SyncReport,
+    FeedRead, FlowStore, GrantStore, JobOutcome, PurgeReport, SyncReport,
 };
 pub use system::{Clock, SecretGenerator, Timer};
 

@@ -242,28 +242,31 @@ pub trait BankDataStore: Send + Sync {
 
     /// The changes to these accounts' transactions numbered above `after`, in number order,
     /// at most `limit`: each transaction as it is now (numbered by its last change) and each
-    /// removal. Every write that changes a transaction, and every removal, MUST take the
-    /// next number of its access's sequence, and numbers MUST become visible in order (a
-    /// reader never sees a number while a smaller one of the same access is still to come).
-    ///
-    /// Also returns the highest number of these accounts' changes (-1 when none), read in
-    /// the same snapshot as the page.
+    /// removal (one per time it was removed). Every write that changes a transaction, and
+    /// every removal, MUST take the next number of its access's sequence, and numbers MUST
+    /// become visible in order (a reader never sees a number while a smaller one of the
+    /// same access is still to come). Everything it answers MUST come from one snapshot:
+    /// the page, the highest number of these accounts' changes, and whether a transaction
+    /// first written with a number in `moved.0..=moved.1` (exclusive start) changed again,
+    /// or was removed, with a number above `moved.2`.
     async fn changes(
         &self,
         accounts: &[AccountId],
         after: i64,
         limit: u32,
-    ) -> Result<(Vec<Change>, i64), StoreError>;
+        moved: Option<(i64, i64, i64)>,
+    ) -> Result<FeedRead, StoreError>;
+}
 
-    /// Whether a transaction of these accounts first written with a number in
-    /// (`from`, `to`] has changed again, or been removed, with a number above `since`.
-    async fn moved_since(
-        &self,
-        accounts: &[AccountId],
-        from: i64,
-        to: i64,
-        since: i64,
-    ) -> Result<bool, StoreError>;
+/// What one read of the feed found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedRead {
+    /// The page.
+    pub changes: Vec<Change>,
+    /// The highest number of the accounts' changes (-1 when none).
+    pub high: i64,
+    /// Whether the asked-about transactions moved.
+    pub moved: bool,
 }
 
 /// One entry of the transactions feed.

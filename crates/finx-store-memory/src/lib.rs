@@ -27,8 +27,8 @@ use finx_domain::token::{
 };
 use finx_domain::{Date, Timestamp};
 use finx_ports::{
-    BankDataStore, BankRegistry, Change, Changed, Client, ClientRegistry, FlowStore, GrantStore,
-    PurgeReport, RedeemFailure, RotateFailure, StoreError, SyncReport,
+    BankDataStore, BankRegistry, Change, Changed, Client, ClientRegistry, FeedRead, FlowStore,
+    GrantStore, PurgeReport, RedeemFailure, RotateFailure, StoreError, SyncReport,
 };
 
 /// Every store in memory. Cheap to create; nothing survives a restart.
@@ -58,8 +58,9 @@ struct BankData {
     by_account: HashMap<AccountId, BTreeSet<(Date, TransactionId)>>,
     /// The feed: each transaction's number and the number it was first written with.
     numbers: HashMap<TransactionId, (i64, i64)>,
-    /// The feed's removals: account, number, first number.
-    removed: HashMap<TransactionId, (AccountId, i64, i64)>,
+    /// The feed's removals, one per time a transaction was removed: id, account, number,
+    /// first number.
+    removed: Vec<(TransactionId, AccountId, i64, i64)>,
     /// Each access's last number.
     sequences: HashMap<AccessId, i64>,
 }
@@ -91,12 +92,16 @@ impl BankData {
         let Ok(lowest) = TransactionId::parse("T0") else {
             return SyncReport::default();
         };
+        // A pending one may book up to DAYS_AFTER days after its date: look back that far.
+        let look_back = window_from
+            .checked_sub_signed(chrono::TimeDelta::days(finx_domain::linking::DAYS_AFTER))
+            .unwrap_or(window_from);
         let kept: Vec<finx_domain::linking::Kept> = self
             .by_account
             .get(account)
             .map(|index| {
                 index
-                    .range((window_from, lowest)..)
+                    .range((look_back, lowest)..)
                     .filter_map(|(_, id)| self.transactions.get(id))
                     .map(|t| finx_domain::linking::Kept {
                         id: t.id.clone(),
@@ -105,17 +110,9 @@ impl BankData {
                     .collect()
             })
             .unwrap_or_default();
-        let links = finx_domain::linking::link(&kept, reported);
-        let pairs: Vec<(TransactionId, &TransactionDetails)> = reported
-            .iter()
-            .zip(links)
-            .map(|(d, l)| {
-                (
-                    l.unwrap_or_else(|| Transaction::id_for(account, &d.external_id)),
-                    d,
-                )
-            })
-            .collect();
+        let ids = finx_domain::linking::assign(account, &kept, reported);
+        let pairs: Vec<(TransactionId, &TransactionDetails)> =
+            ids.into_iter().zip(reported.iter()).collect();
         let mut report = self.upsert_as(account, &pairs, now);
         let taken: HashSet<TransactionId> = pairs.into_iter().map(|(id, _)| id).collect();
         report.removed = self.drop_pending_in_window(account, &taken, window_from);
@@ -191,7 +188,7 @@ impl BankData {
             });
             let first = self.numbers.remove(&key.1).map_or(seq, |(_, c)| c);
             self.removed
-                .insert(key.1.clone(), (account.clone(), seq, first));
+                .push((key.1.clone(), account.clone(), seq, first));
         }
         stale.len() as u64
     }
@@ -229,7 +226,7 @@ impl BankData {
             });
             let first = self.numbers.remove(&key.1).map_or(seq, |(_, c)| c);
             self.removed
-                .insert(key.1.clone(), (account.clone(), seq, first));
+                .push((key.1.clone(), account.clone(), seq, first));
         }
         stale.len() as u64
     }
@@ -247,7 +244,7 @@ impl BankData {
                 self.transactions.remove(&t);
                 self.numbers.remove(&t);
             }
-            self.removed.retain(|_, (a, _, _)| a != id);
+            self.removed.retain(|(_, a, _, _)| a != id);
         }
         gone.len() as u64
     }
@@ -672,16 +669,22 @@ impl BankDataStore for MemoryStore {
         accounts: &[AccountId],
         after: i64,
         limit: u32,
-    ) -> Result<(Vec<Change>, i64), StoreError> {
+        moved: Option<(i64, i64, i64)>,
+    ) -> Result<FeedRead, StoreError> {
         let data = read(&self.data);
         let mut out: Vec<Change> = Vec::new();
         let mut high = -1;
+        let mut has_moved = false;
+        let moves = |seq: i64, first: i64| {
+            moved.is_some_and(|(from, to, since)| seq > since && first > from && first <= to)
+        };
         for account in accounts {
             for (_, id) in data.by_account.get(account).into_iter().flatten() {
                 if let (Some(t), Some((seq, first))) =
                     (data.transactions.get(id), data.numbers.get(id))
                 {
                     high = high.max(*seq);
+                    has_moved |= moves(*seq, *first);
                     if *seq > after {
                         out.push(Change {
                             seq: *seq,
@@ -692,11 +695,13 @@ impl BankDataStore for MemoryStore {
                 }
             }
         }
-        for (id, (account, seq, first)) in &data.removed {
-            if accounts.contains(account) {
-                high = high.max(*seq);
+        for (id, account, seq, first) in &data.removed {
+            if !accounts.contains(account) {
+                continue;
             }
-            if *seq > after && accounts.contains(account) {
+            high = high.max(*seq);
+            has_moved |= moves(*seq, *first);
+            if *seq > after {
                 out.push(Change {
                     seq: *seq,
                     created_seq: *first,
@@ -706,30 +711,11 @@ impl BankDataStore for MemoryStore {
         }
         out.sort_by_key(|c| c.seq);
         out.truncate(limit as usize);
-        Ok((out, high))
-    }
-
-    async fn moved_since(
-        &self,
-        accounts: &[AccountId],
-        from: i64,
-        to: i64,
-        since: i64,
-    ) -> Result<bool, StoreError> {
-        let data = read(&self.data);
-        let moved = |seq: i64, first: i64| seq > since && first > from && first <= to;
-        let live = accounts.iter().any(|a| {
-            data.by_account.get(a).into_iter().flatten().any(|(_, id)| {
-                data.numbers
-                    .get(id)
-                    .is_some_and(|(seq, first)| moved(*seq, *first))
-            })
-        });
-        let gone = data
-            .removed
-            .values()
-            .any(|(a, seq, first)| accounts.contains(a) && moved(*seq, *first));
-        Ok(live || gone)
+        Ok(FeedRead {
+            changes: out,
+            high,
+            moved: has_moved,
+        })
     }
 
     async fn delete_access(&self, access_id: &AccessId) -> Result<u64, StoreError> {

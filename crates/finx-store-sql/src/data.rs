@@ -12,7 +12,7 @@ use finx_domain::money::{Currency, Money};
 use finx_domain::query::{ResolvedBound, ResolvedQuery, SinceType, SortOrder, TxFilter};
 use finx_domain::reference::Iban;
 use finx_domain::{Date, Timestamp};
-use finx_ports::{BankDataStore, Change, Changed, StoreError, SyncReport};
+use finx_ports::{BankDataStore, Change, Changed, FeedRead, StoreError, SyncReport};
 
 use crate::codec::{filter_minor, from_minor, instant, micros, opt_instant, parse, to_minor};
 use crate::{SqlStore, WritePool, corrupt, db, on_pool};
@@ -359,11 +359,25 @@ macro_rules! reconcile_in {
         let account: &AccountId = $account;
         let reported: &[TransactionDetails] = $reported;
         let from: Date = $from;
+        // The access's counter first: a concurrent writer of the same access waits here, so
+        // what is read below is what this one links against.
+        sqlx::query(
+            "INSERT INTO access_seqs (access_id, seq) SELECT access_id, 0 FROM accounts WHERE id = $1 \
+             ON CONFLICT (access_id) DO UPDATE SET seq = access_seqs.seq",
+        )
+        .bind(account.as_str())
+        .execute(&mut *$tx)
+        .await
+        .map_err(db)?;
+        // A pending one may book up to DAYS_AFTER days after its date: look back that far.
+        let look_back = from
+            .checked_sub_signed(chrono::TimeDelta::days(finx_domain::linking::DAYS_AFTER))
+            .unwrap_or(from);
         let rows: Vec<TransactionRow> = sqlx::query_as(&format!(
             "SELECT {TRANSACTION_COLUMNS} FROM transactions WHERE account_id = $1 AND booked_on >= $2"
         ))
         .bind(account.as_str())
-        .bind(from)
+        .bind(look_back)
         .fetch_all(&mut *$tx)
         .await
         .map_err(db)?;
@@ -376,12 +390,9 @@ macro_rules! reconcile_in {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let links = finx_domain::linking::link(&kept, reported);
-        let pairs: Vec<(TransactionId, &TransactionDetails)> = reported
-            .iter()
-            .zip(links)
-            .map(|(d, l)| (l.unwrap_or_else(|| Transaction::id_for(account, &d.external_id)), d))
-            .collect();
+        let ids = finx_domain::linking::assign(account, &kept, reported);
+        let pairs: Vec<(TransactionId, &TransactionDetails)> =
+            ids.into_iter().zip(reported.iter()).collect();
         let mut report = upsert_as_in!($tx, account, &pairs, $now);
         let taken: HashSet<String> = pairs.iter().map(|(id, _)| id.as_str().to_owned()).collect();
         report.removed = drop_pending_from!($tx, account, taken, from);
@@ -471,8 +482,7 @@ macro_rules! drop_pending_from {
             let seq = next_seq!($tx, account);
             sqlx::query(
                 "INSERT INTO removed_transactions (id, account_id, seq, created_seq) \
-                 SELECT id, account_id, $2, created_seq FROM transactions WHERE id = $1 \
-                 ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, created_seq = excluded.created_seq",
+                 SELECT id, account_id, $2, created_seq FROM transactions WHERE id = $1",
             )
             .bind(&id)
             .bind(seq)
@@ -576,43 +586,69 @@ impl SqlStore {
                     d,
                 ));
             }
+            let n = i64::try_from(rows.len()).unwrap_or(i64::MAX);
             inserted += on_pool!(self, |pool| {
+                let mut tx = pool.begin_write(self).await.map_err(db)?;
+                // A block of the access's feed numbers, one per row.
+                let end: Option<(i64,)> = sqlx::query_as(
+                    "INSERT INTO access_seqs (access_id, seq) SELECT access_id, $2 FROM accounts WHERE id = $1 \
+                     ON CONFLICT (access_id) DO UPDATE SET seq = access_seqs.seq + $2 RETURNING seq",
+                )
+                .bind(account.as_str())
+                .bind(n)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+                let first = end.map_or(0, |(e,)| e - n + 1);
                 let mut b = sqlx::QueryBuilder::new(
                     "INSERT INTO transactions (id, account_id, external_id, amount_minor, amount_scale, currency, cp_name, \
                      cp_name_lc, cp_iban, cp_bic, cp_account_number, cp_bank_code, purpose, purpose_lc, booked_on, value_date, \
                      booked, booking_text, transaction_type, creditor_id, mandate_reference, end_to_end_reference, \
-                     sepa_purpose_code, created_at, modified_at) ",
+                     sepa_purpose_code, created_at, modified_at, seq, created_seq) ",
                 );
-                b.push_values(rows.iter(), |mut r, (id, minor, scale, d)| {
-                    let cp = &d.counterparty;
-                    r.push_bind(id.as_str().to_owned())
-                        .push_bind(account.as_str().to_owned())
-                        .push_bind(d.external_id.clone())
-                        .push_bind(*minor)
-                        .push_bind(*scale)
-                        .push_bind(d.amount.currency().as_str().to_owned())
-                        .push_bind(cp.name.clone())
-                        .push_bind(cp.name.as_ref().map(|n| n.to_lowercase()))
-                        .push_bind(cp.iban.as_ref().map(ToString::to_string))
-                        .push_bind(cp.bic.clone())
-                        .push_bind(cp.account_number.clone())
-                        .push_bind(cp.bank_code.clone())
-                        .push_bind(d.purpose.clone())
-                        .push_bind(d.purpose.as_ref().map(|p| p.to_lowercase()))
-                        .push_bind(d.booked_on)
-                        .push_bind(d.value_date)
-                        .push_bind(d.booked)
-                        .push_bind(d.booking_text.clone())
-                        .push_bind(d.transaction_type.as_str())
-                        .push_bind(d.creditor_id.clone())
-                        .push_bind(d.mandate_reference.clone())
-                        .push_bind(d.end_to_end_reference.clone())
-                        .push_bind(d.sepa_purpose_code.clone())
-                        .push_bind(micros(now))
-                        .push_bind(micros(now));
-                });
+                b.push_values(
+                    rows.iter().enumerate(),
+                    |mut r, (i, (id, minor, scale, d))| {
+                        let seq = first + i64::try_from(i).unwrap_or(0);
+                        let cp = &d.counterparty;
+                        r.push_bind(id.as_str().to_owned())
+                            .push_bind(account.as_str().to_owned())
+                            .push_bind(d.external_id.clone())
+                            .push_bind(*minor)
+                            .push_bind(*scale)
+                            .push_bind(d.amount.currency().as_str().to_owned())
+                            .push_bind(cp.name.clone())
+                            .push_bind(cp.name.as_ref().map(|n| n.to_lowercase()))
+                            .push_bind(cp.iban.as_ref().map(ToString::to_string))
+                            .push_bind(cp.bic.clone())
+                            .push_bind(cp.account_number.clone())
+                            .push_bind(cp.bank_code.clone())
+                            .push_bind(d.purpose.clone())
+                            .push_bind(d.purpose.as_ref().map(|p| p.to_lowercase()))
+                            .push_bind(d.booked_on)
+                            .push_bind(d.value_date)
+                            .push_bind(d.booked)
+                            .push_bind(d.booking_text.clone())
+                            .push_bind(d.transaction_type.as_str())
+                            .push_bind(d.creditor_id.clone())
+                            .push_bind(d.mandate_reference.clone())
+                            .push_bind(d.end_to_end_reference.clone())
+                            .push_bind(d.sepa_purpose_code.clone())
+                            .push_bind(micros(now))
+                            .push_bind(micros(now))
+                            .push_bind(seq)
+                            .push_bind(seq);
+                    },
+                );
                 b.push(" ON CONFLICT (id) DO NOTHING");
-                b.build().execute(pool).await.map_err(db)?.rows_affected()
+                let n = b
+                    .build()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?
+                    .rows_affected();
+                tx.commit().await.map_err(db)?;
+                n
             });
         }
         Ok(inserted)
@@ -733,9 +769,14 @@ impl BankDataStore for SqlStore {
         accounts: &[AccountId],
         after: i64,
         limit: u32,
-    ) -> Result<(Vec<Change>, i64), StoreError> {
+        moved: Option<(i64, i64, i64)>,
+    ) -> Result<FeedRead, StoreError> {
         if accounts.is_empty() || limit == 0 {
-            return Ok((Vec::new(), -1));
+            return Ok(FeedRead {
+                changes: Vec::new(),
+                high: -1,
+                moved: false,
+            });
         }
         let ids: Vec<String> = accounts.iter().map(|a| a.as_str().to_owned()).collect();
         let list = |first: usize| {
@@ -754,15 +795,21 @@ impl BankDataStore for SqlStore {
              AND seq > $1 ORDER BY seq LIMIT $2",
             list(3)
         );
-        let postgres = self.kind() == "postgres";
-        // Both reads in one snapshot: a removal committed between them must not let the
-        // page skip a number.
         let high_sql = format!(
             "SELECT COALESCE(MAX(seq), -1) FROM (SELECT seq FROM transactions WHERE account_id IN ({l}) \
              UNION ALL SELECT seq FROM removed_transactions WHERE account_id IN ({l})) s",
             l = list(1)
         );
-        let (rows, gone, high): (Vec<FeedRow>, Vec<(String, i64, i64)>, i64) =
+        let moved_sql = format!(
+            "SELECT id FROM transactions WHERE account_id IN ({l}) AND seq > $1 AND created_seq > $2 \
+             AND created_seq <= $3 UNION ALL SELECT id FROM removed_transactions WHERE account_id IN ({l}) \
+             AND seq > $1 AND created_seq > $2 AND created_seq <= $3 LIMIT 1",
+            l = list(4)
+        );
+        let postgres = self.kind() == "postgres";
+        // One snapshot for all of it: a change committed between two reads must not let the
+        // page skip a number or the restart check miss a move.
+        let (rows, gone, high, has_moved): (Vec<FeedRow>, Vec<(String, i64, i64)>, i64, bool) =
             on_pool!(self, |pool| {
                 let mut tx = pool.begin().await.map_err(db)?;
                 if postgres {
@@ -771,6 +818,16 @@ impl BankDataStore for SqlStore {
                         .await
                         .map_err(db)?;
                 }
+                let has_moved = match moved {
+                    Some((from, to, since)) if from < to => {
+                        let mut q = sqlx::query(&moved_sql).bind(since).bind(from).bind(to);
+                        for id in &ids {
+                            q = q.bind(id);
+                        }
+                        q.fetch_optional(&mut *tx).await.map_err(db)?.is_some()
+                    }
+                    _ => false,
+                };
                 let mut q = sqlx::query_as(&rows_sql).bind(after).bind(i64::from(limit));
                 for id in &ids {
                     q = q.bind(id);
@@ -787,7 +844,7 @@ impl BankDataStore for SqlStore {
                 }
                 let (high,) = q.fetch_one(&mut *tx).await.map_err(db)?;
                 tx.commit().await.map_err(db)?;
-                (rows, gone, high)
+                (rows, gone, high, has_moved)
             });
         let mut out = Vec::with_capacity(rows.len() + gone.len());
         for r in rows {
@@ -806,37 +863,11 @@ impl BankDataStore for SqlStore {
         }
         out.sort_by_key(|c| c.seq);
         out.truncate(limit as usize);
-        Ok((out, high))
-    }
-
-    async fn moved_since(
-        &self,
-        accounts: &[AccountId],
-        from: i64,
-        to: i64,
-        since: i64,
-    ) -> Result<bool, StoreError> {
-        if accounts.is_empty() || from >= to {
-            return Ok(false);
-        }
-        let ids: Vec<String> = accounts.iter().map(|a| a.as_str().to_owned()).collect();
-        let list = (4..4 + ids.len())
-            .map(|n| format!("${n}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "SELECT id FROM transactions WHERE account_id IN ({list}) AND seq > $1 AND created_seq > $2 \
-             AND created_seq <= $3 UNION ALL SELECT id FROM removed_transactions WHERE account_id IN ({list}) \
-             AND seq > $1 AND created_seq > $2 AND created_seq <= $3 LIMIT 1"
-        );
-        let found = on_pool!(self, |pool| {
-            let mut q = sqlx::query(&sql).bind(since).bind(from).bind(to);
-            for id in &ids {
-                q = q.bind(id);
-            }
-            q.fetch_optional(pool).await.map_err(db)?.is_some()
-        });
-        Ok(found)
+        Ok(FeedRead {
+            changes: out,
+            high,
+            moved: has_moved,
+        })
     }
 
     async fn delete_access(&self, access_id: &AccessId) -> Result<u64, StoreError> {

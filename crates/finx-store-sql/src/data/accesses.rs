@@ -14,7 +14,7 @@ use chrono::TimeDelta;
 use finx_domain::access::{
     Access, Claim, JobKind, JobStatus, SyncCounts, SyncFailure, SyncJob, UserId,
 };
-use finx_domain::bank::{Account, Transaction, TransactionDetails};
+use finx_domain::bank::{Account, TransactionDetails};
 use finx_domain::flow::BankSession;
 use finx_domain::ids::{AccessId, AccountId, ClientId, InstitutionId, SyncId, TransactionId};
 use finx_domain::schedule::SyncLedger;
