@@ -11,6 +11,7 @@ use finx_core::{Authorization, CoreError, Finx};
 use finx_domain::bank::Transaction;
 use finx_domain::ids::TransactionId;
 use finx_domain::query::TransactionQuery;
+use finx_ports::Clock;
 use finx_tests::fixtures::{App, DEMO_SECRET, REDIRECT, Served, walk_widget};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -264,6 +265,41 @@ async fn a_change_during_pagination_restarts_the_pass() {
     for t in &p.modified {
         assert!(reader.have.contains_key(&t.id), "modified ones are known");
     }
+    // created_at and modified_at agree with the feed: this sync's changes carry its time,
+    // and since_type=modified finds exactly them.
+    let at = app.clock.now();
+    assert!(
+        p.added
+            .iter()
+            .all(|t| t.created_at == at && t.modified_at == at)
+    );
+    assert!(
+        p.modified
+            .iter()
+            .all(|t| t.modified_at == at && t.created_at < at)
+    );
+    let q = TransactionQuery {
+        count: 1000,
+        include_pending: true,
+        since_type: finx_domain::query::SinceType::Modified,
+        since: Some(finx_domain::query::Bound::Date(at.date_naive())),
+        ..TransactionQuery::default()
+    };
+    let since: std::collections::BTreeSet<TransactionId> = app
+        .finx
+        .list_transactions(&auth, q)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    let changed: std::collections::BTreeSet<TransactionId> = p
+        .added
+        .iter()
+        .chain(p.modified.iter())
+        .map(|t| t.id.clone())
+        .collect();
+    assert_eq!(since, changed);
 }
 
 #[tokio::test]
