@@ -132,11 +132,7 @@ impl BankData {
             let (id, details) = (id.clone(), *details);
             let changed = !matches!(self.transactions.get(&id), Some(t) if t.details == *details);
             if changed {
-                let seq = access.as_ref().map_or(0, |a| {
-                    let n = self.sequences.entry(a.clone()).or_insert(0);
-                    *n += 1;
-                    *n
-                });
+                let seq = next_number(&mut self.sequences, access.as_ref());
                 let first = self.numbers.get(&id).map_or(seq, |(_, c)| *c);
                 self.numbers.insert(id.clone(), (seq, first));
             }
@@ -167,30 +163,8 @@ impl BankData {
     }
 
     fn drop_pending_except(&mut self, account: &AccountId, keep: &HashSet<TransactionId>) -> u64 {
-        let Some(index) = self.by_account.get_mut(account) else {
-            return 0;
-        };
-        let stale: Vec<(Date, TransactionId)> = index
-            .iter()
-            .filter(|(_, id)| {
-                !keep.contains(id) && self.transactions.get(id).is_some_and(|t| !t.details.booked)
-            })
-            .cloned()
-            .collect();
-        let access = self.accounts.get(account).map(|a| a.access_id.clone());
-        for key in &stale {
-            index.remove(key);
-            self.transactions.remove(&key.1);
-            let seq = access.as_ref().map_or(0, |a| {
-                let n = self.sequences.entry(a.clone()).or_insert(0);
-                *n += 1;
-                *n
-            });
-            let first = self.numbers.remove(&key.1).map_or(seq, |(_, c)| c);
-            self.removed
-                .push((key.1.clone(), account.clone(), seq, first));
-        }
-        stale.len() as u64
+        let first = Date::from_ymd_opt(1, 1, 1).unwrap_or_default();
+        self.drop_pending_in_window(account, keep, first)
     }
 
     /// Deletes the account's pending transactions booked on or after `from` whose ids are
@@ -219,11 +193,7 @@ impl BankData {
         for key in &stale {
             index.remove(key);
             self.transactions.remove(&key.1);
-            let seq = access.as_ref().map_or(0, |a| {
-                let n = self.sequences.entry(a.clone()).or_insert(0);
-                *n += 1;
-                *n
-            });
+            let seq = next_number(&mut self.sequences, access.as_ref());
             let first = self.numbers.remove(&key.1).map_or(seq, |(_, c)| c);
             self.removed
                 .push((key.1.clone(), account.clone(), seq, first));
@@ -248,6 +218,15 @@ impl BankData {
         }
         gone.len() as u64
     }
+}
+
+/// The next number of `access`'s feed sequence (0 without an access).
+fn next_number(sequences: &mut HashMap<AccessId, i64>, access: Option<&AccessId>) -> i64 {
+    access.map_or(0, |a| {
+        let n = sequences.entry(a.clone()).or_insert(0);
+        *n += 1;
+        *n
+    })
 }
 
 impl MemoryStore {
