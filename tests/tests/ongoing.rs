@@ -107,6 +107,15 @@ async fn post_sync(s: &Served, bearer: &str, id: &str) -> reqwest::Response {
         .expect("send")
 }
 
+/// The `Retry-After` seconds of a response.
+fn retry_after(res: &reqwest::Response) -> i64 {
+    res.headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After")
+}
+
 async fn all_transactions(s: &Served, bearer: &str) -> Vec<Value> {
     let (status, v) = get(
         s,
@@ -174,17 +183,11 @@ async fn an_ongoing_access_syncs_four_times_a_day_then_answers_1020_and_resumes_
         modified > 0,
         "pending card payments book under new ids and keep theirs (issue 14)"
     );
-    let _ = removed; // reversals, on the days that have one
 
     // The fifth is refused with 1020 and Retry-After up to midnight UTC.
     let res = post_sync(&s, &t, &id).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    let wait: i64 = res
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .expect("Retry-After");
+    let wait = retry_after(&res);
     let midnight = finx_domain::schedule::start_of(today + TimeDelta::days(1));
     assert_eq!(wait, (midnight - s.app.clock.now()).num_seconds());
     let body: Value = res.json().await.expect("json");
@@ -504,12 +507,7 @@ async fn a_bank_that_says_wait_postpones_the_access_and_is_not_asked_again_befor
     // without asking the bank.
     let res = post_sync(&s, &t, &id).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    let wait: i64 = res
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .expect("Retry-After");
+    let wait = retry_after(&res);
     assert_eq!(wait, (postponed - now).num_seconds());
     let planned = s
         .app

@@ -913,18 +913,16 @@ impl Finx {
     ) -> Result<u64, CoreError> {
         let mut failed = 0;
         for flow in self.ports.flows.stale_syncing_flows(started_before).await? {
-            let flow_copy = flow.clone();
+            // A renewal's access keeps its data: its old grants still hold it.
+            let written = (!Self::renews(&flow)).then(|| Self::data_access(&flow));
             // A compare-and-swap on the version read: a fetch that completes meanwhile wins.
             if self
                 .step(flow, FlowEvent::Failed(FailureReason::SyncFailed))
                 .await
                 .is_ok()
             {
-                if !Self::renews(&flow_copy) {
-                    self.ports
-                        .data
-                        .delete_access(&Self::data_access(&flow_copy))
-                        .await?;
+                if let Some(access) = written {
+                    self.ports.data.delete_access(&access).await?;
                 }
                 failed += 1;
             }

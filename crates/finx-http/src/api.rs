@@ -142,7 +142,16 @@ pub(crate) async fn onetime_access(
     let body = parse::body(body)?;
     parse::kind(&headers, &[Kind::Json])?;
     let b: OnetimeAccessBody = parse::json(&body)?;
-    let req = OnetimeAccessRequest {
+    let flow = state
+        .finx
+        .create_onetime_access(&client, flow_request(b))
+        .await?;
+    widget_link(&state, &flow)
+}
+
+/// The core's request from the body both `/onetime/access` and `/ongoing/access` take.
+fn flow_request(b: OnetimeAccessBody) -> OnetimeAccessRequest {
+    OnetimeAccessRequest {
         redirect_uri: b.redirect_uri,
         state: b.state,
         language: b.language,
@@ -157,9 +166,7 @@ pub(crate) async fn onetime_access(
         sync_period: b.sync_period,
         provider_id: b.provider_id,
         scope: b.scope,
-    };
-    let flow = state.finx.create_onetime_access(&client, req).await?;
-    widget_link(&state, &flow)
+    }
 }
 
 /// The widget link of a new flow.
@@ -211,25 +218,11 @@ pub(crate) async fn ongoing_access(
     let body = parse::body(body)?;
     parse::kind(&headers, &[Kind::Json])?;
     let b: crate::wire::OngoingAccessBody = parse::json(&body)?;
+    let (flow, user_id, access_id) = b.into_parts();
     let req = finx_core::OngoingAccessRequest {
-        flow: OnetimeAccessRequest {
-            redirect_uri: b.redirect_uri,
-            state: b.state,
-            language: b.language,
-            accounts: b
-                .accounts
-                .unwrap_or_default()
-                .into_iter()
-                .map(|a| a.id)
-                .collect(),
-            account_types: b.account_types.unwrap_or_default(),
-            allow_multi_selection: b.allow_multi_selection,
-            sync_period: b.sync_period,
-            provider_id: b.provider_id,
-            scope: b.scope,
-        },
-        user_id: b.user_id,
-        access_id: b.access_id,
+        flow: flow_request(flow),
+        user_id,
+        access_id,
     };
     let flow = state.finx.create_ongoing_access(&client, req).await?;
     widget_link(&state, &flow)

@@ -404,6 +404,30 @@ pub struct OngoingAccessBody {
     pub scope: Option<String>,
 }
 
+impl OngoingAccessBody {
+    /// The fields it shares with `/onetime/access`, the user and the access to renew. (Its
+    /// own struct rather than a flattened one: serde's `flatten` would let unknown fields
+    /// pass.)
+    #[must_use]
+    pub fn into_parts(self) -> (OnetimeAccessBody, String, Option<String>) {
+        (
+            OnetimeAccessBody {
+                redirect_uri: self.redirect_uri,
+                state: self.state,
+                language: self.language,
+                accounts: self.accounts,
+                account_types: self.account_types,
+                allow_multi_selection: self.allow_multi_selection,
+                sync_period: self.sync_period,
+                provider_id: self.provider_id,
+                scope: self.scope,
+            },
+            self.user_id,
+            self.access_id,
+        )
+    }
+}
+
 /// A finX error code with its stable name.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorRef {

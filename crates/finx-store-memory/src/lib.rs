@@ -89,9 +89,6 @@ impl BankData {
         window_from: Date,
         now: Timestamp,
     ) -> SyncReport {
-        let Ok(lowest) = TransactionId::parse("T0") else {
-            return SyncReport::default();
-        };
         // A pending one may book up to DAYS_AFTER days after its date: look back that far.
         let look_back = window_from
             .checked_sub_signed(chrono::TimeDelta::days(finx_domain::linking::DAYS_AFTER))
@@ -101,7 +98,7 @@ impl BankData {
             .get(account)
             .map(|index| {
                 index
-                    .range((look_back, lowest)..)
+                    .range(day_start(look_back)..)
                     .filter_map(|(_, id)| self.transactions.get(id))
                     .map(|t| finx_domain::linking::Kept {
                         id: t.id.clone(),
@@ -178,12 +175,8 @@ impl BankData {
         let Some(index) = self.by_account.get_mut(account) else {
             return 0;
         };
-        // "T0" sorts before every id ('T' and hex digits), so the range starts at `from`.
-        let Ok(lowest) = TransactionId::parse("T0") else {
-            return 0;
-        };
         let stale: Vec<(Date, TransactionId)> = index
-            .range((from, lowest)..)
+            .range(day_start(from)..)
             .filter(|(_, id)| {
                 !keep.contains(id) && self.transactions.get(id).is_some_and(|t| !t.details.booked)
             })
@@ -218,6 +211,16 @@ impl BankData {
         }
         gone.len() as u64
     }
+}
+
+/// The first index key of `day`: "T0" sorts before every transaction id ('T' and hex
+/// digits), so a range from it starts at that day.
+fn day_start(day: Date) -> (Date, TransactionId) {
+    // "T0" is a valid id (the prefix and one digit); the fallback is never taken.
+    (
+        day,
+        TransactionId::parse("T0").unwrap_or_else(|_| TransactionId::derive(&[])),
+    )
 }
 
 /// The next number of `access`'s feed sequence (0 without an access).

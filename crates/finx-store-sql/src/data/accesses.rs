@@ -224,6 +224,35 @@ macro_rules! swap_access {
     }};
 }
 
+impl SqlStore {
+    /// Applies `set` (with `$1` bound to `at`) to a claimed job if the claim still holds
+    /// (the same attempt, still running); returns whether it did.
+    async fn update_claimed(
+        &self,
+        claim: Claim,
+        set: &str,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let sql = format!(
+            "UPDATE sync_jobs SET {set} WHERE id = $2 AND attempt = $3 AND status = 'running'"
+        );
+        let n = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write(self).await.map_err(db)?;
+            let n = sqlx::query(&sql)
+                .bind(micros(at))
+                .bind(claim.job.to_string())
+                .bind(i64::from(claim.attempt))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+            tx.commit().await.map_err(db)?;
+            n
+        });
+        Ok(n == 1)
+    }
+}
+
 #[async_trait]
 impl AccessStore for SqlStore {
     async fn insert_access(&self, access: &Access, first: &SyncJob) -> Result<(), StoreError> {
@@ -475,42 +504,16 @@ impl AccessStore for SqlStore {
     }
 
     async fn extend_lease(&self, claim: Claim, until: Timestamp) -> Result<bool, StoreError> {
-        let n = on_pool!(self, |pool| {
-            let mut tx = pool.begin_write(self).await.map_err(db)?;
-            let n = sqlx::query(
-                "UPDATE sync_jobs SET lease_until = $1 WHERE id = $2 AND attempt = $3 AND status = 'running'",
-            )
-            .bind(micros(until))
-            .bind(claim.job.to_string())
-            .bind(i64::from(claim.attempt))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?
-            .rows_affected();
-            tx.commit().await.map_err(db)?;
-            n
-        });
-        Ok(n == 1)
+        self.update_claimed(claim, "lease_until = $1", until).await
     }
 
     async fn requeue_job(&self, claim: Claim, run_at: Timestamp) -> Result<bool, StoreError> {
-        let n = on_pool!(self, |pool| {
-            let mut tx = pool.begin_write(self).await.map_err(db)?;
-            let n = sqlx::query(
-                "UPDATE sync_jobs SET status = 'queued', lease_until = NULL, run_at = $1 \
-                 WHERE id = $2 AND attempt = $3 AND status = 'running'",
-            )
-            .bind(micros(run_at))
-            .bind(claim.job.to_string())
-            .bind(i64::from(claim.attempt))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?
-            .rows_affected();
-            tx.commit().await.map_err(db)?;
-            n
-        });
-        Ok(n == 1)
+        self.update_claimed(
+            claim,
+            "status = 'queued', lease_until = NULL, run_at = $1",
+            run_at,
+        )
+        .await
     }
 
     async fn access_held(&self, id: &AccessId, now: Timestamp) -> Result<bool, StoreError> {
