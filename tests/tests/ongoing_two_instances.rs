@@ -230,16 +230,30 @@ async fn two_instances_run_every_sync_exactly_once_through_a_kill_9() {
     }
     let drained = takeover.elapsed();
 
-    // None lost: every sync A held was taken over once its lease ended, and succeeded.
+    // None lost: every sync A held was taken over once its lease ended. It succeeded, or,
+    // when the dead attempt had taken its access's last sync of the day (the bank may have
+    // seen it), it waits in the queue for tomorrow with the day spent.
+    let tomorrow = "(extract(epoch from date_trunc('day', now() at time zone 'utc') + interval '1 day') * 1000000)::bigint";
     for id in &held {
-        let (status, attempt): (String, i64) =
-            sqlx::query_as("SELECT status, attempt FROM sync_jobs WHERE id = $1")
-                .bind(id)
-                .fetch_one(&mut conn)
-                .await
-                .expect("job");
-        assert_eq!(status, "succeeded", "sync {id} held by the dead instance");
+        let (status, attempt, waits, document): (String, i64, bool, String) =
+            sqlx::query_as(&format!(
+                "SELECT j.status, j.attempt, j.run_at >= {tomorrow}, a.document FROM sync_jobs j \
+             JOIN accesses a ON a.id = j.access_id WHERE j.id = $1"
+            ))
+            .bind(id)
+            .fetch_one(&mut conn)
+            .await
+            .expect("job");
         assert!(attempt >= 2, "sync {id} was taken over ({attempt})");
+        if status != "succeeded" {
+            let doc: Value = serde_json::from_str(&document).expect("access document");
+            assert_eq!(status, "queued", "sync {id} held by the dead instance");
+            assert!(waits, "sync {id} waits for tomorrow");
+            assert_eq!(
+                doc["ledger_used"], 4,
+                "sync {id}: its access's day is spent"
+            );
+        }
     }
     assert_eq!(
         count(
