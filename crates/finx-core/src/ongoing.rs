@@ -259,7 +259,13 @@ impl Finx {
         for _ in 0..SWAP_TRIES {
             let now = self.now();
             if let Some(j) = self.ports.accesses.pending_job(&access.id).await? {
-                if j.status == JobStatus::Running || j.run_at <= now {
+                // A running sync, or a manual one (admitted when asked for), is the
+                // answer; a due scheduled one too, unless the day's allowance is spent
+                // (it will wait for tomorrow, so the caller hears 1020 now).
+                let answers = j.status == JobStatus::Running
+                    || j.kind == JobKind::Manual
+                    || (j.run_at <= now && access.clone().admit(now, &self.sync).is_ok());
+                if answers {
                     return Ok(j);
                 }
             }
