@@ -15,6 +15,7 @@ use finx_domain::query::{ResolvedBound, ResolvedQuery, SinceType, SortOrder, TxF
 use finx_domain::scope::Scope;
 use finx_domain::token::{CodeRecord, RedeemError, RotateError};
 use finx_domain::values::{Language, RedirectUri, State, SyncPeriod};
+use finx_domain::webhook::RevokeReason;
 use finx_ports::{
     BankDataStore, BankRegistry, Client, ClientRegistry, FlowStore, GrantStore, RedeemFailure,
     RotateFailure, StoreError,
@@ -31,6 +32,7 @@ pub trait Store:
     + BankDataStore
     + BankRegistry
     + finx_ports::AccessStore
+    + finx_ports::WebhookStore
     + Send
     + Sync
     + 'static
@@ -43,6 +45,7 @@ impl<
         + BankDataStore
         + BankRegistry
         + finx_ports::AccessStore
+        + finx_ports::WebhookStore
         + Send
         + Sync
         + 'static,
@@ -182,11 +185,14 @@ pub async fn flows_round_trip_and_update_by_compare_and_swap(store: Arc<impl Sto
     f.apply(finx_domain::flow::FlowEvent::Cancelled, t0())
         .expect("cancel");
     store
-        .update_flow(&f, v)
+        .update_flow(&f, v, &[])
         .await
         .expect("update from the stored version");
     assert!(
-        matches!(store.update_flow(&f, v).await, Err(StoreError::Conflict(_))),
+        matches!(
+            store.update_flow(&f, v, &[]).await,
+            Err(StoreError::Conflict(_))
+        ),
         "a stale version must lose"
     );
     let stored = store.find_flow(f.id).await.expect("find").expect("exists");
@@ -206,7 +212,7 @@ pub async fn concurrent_flow_updates_have_one_winner(store: Arc<impl Store>) {
         tasks.push(tokio::spawn(async move {
             next.login_attempts = i;
             next.version += 1;
-            store.update_flow(&next, f.version).await
+            store.update_flow(&next, f.version, &[]).await
         }));
     }
     let mut wins = 0;
@@ -533,15 +539,19 @@ pub async fn revocation_is_idempotent_and_covers_every_token(store: Arc<impl Sto
         .expect("find")
         .expect("kept");
     assert_eq!(a.revoked_at, Some(now));
-    store.revoke_grant(g.id, now).await.expect("revoke");
     store
-        .revoke_grant(g.id, now + TimeDelta::hours(1))
+        .revoke_grant(g.id, now, RevokeReason::Revoked)
+        .await
+        .expect("revoke");
+    store
+        .revoke_grant(g.id, now + TimeDelta::hours(1), RevokeReason::Revoked)
         .await
         .expect("again");
     store
         .revoke_grant(
             finx_domain::ids::GrantId::from_random(unique16(99, 60)),
             now,
+            RevokeReason::Revoked,
         )
         .await
         .expect("unknown is fine");
@@ -976,12 +986,18 @@ pub async fn revocation_deletes_the_bank_data_unless_another_live_grant_holds_it
     store.insert_grant(&g2, &c2).await.expect("insert");
     let shared = some_data(&*store, &g1.access_id, now).await;
     let other = some_data(&*store, &AccessId::derive(&["conformance-other"]), now).await;
-    store.revoke_grant(g1.id, now).await.expect("revoke");
+    store
+        .revoke_grant(g1.id, now, RevokeReason::Revoked)
+        .await
+        .expect("revoke");
     assert!(
         has_data(&*store, &shared).await,
         "g2 still holds the access"
     );
-    store.revoke_grant(g2.id, now).await.expect("revoke");
+    store
+        .revoke_grant(g2.id, now, RevokeReason::Revoked)
+        .await
+        .expect("revoke");
     assert!(!has_data(&*store, &shared).await, "no live grant holds it");
     assert!(
         has_data(&*store, &other).await,
@@ -996,7 +1012,7 @@ pub async fn revocation_deletes_the_bank_data_unless_another_live_grant_holds_it
     store.insert_grant(&g4, &c4).await.expect("insert");
     let data = some_data(&*store, &g3.access_id, now).await;
     store
-        .revoke_grant(g3.id, now + TimeDelta::hours(2))
+        .revoke_grant(g3.id, now + TimeDelta::hours(2), RevokeReason::Revoked)
         .await
         .expect("revoke");
     assert!(
@@ -1467,6 +1483,7 @@ pub async fn jobs_are_claimed_once_and_finished_only_by_the_latest_claim(store: 
             transactions: vec![transaction(1, true, later), transaction(2, false, later)],
             window_from: later.date_naive() - TimeDelta::days(60),
         }],
+        events: Vec::new(),
     };
     let next = a_job(
         &access.id,

@@ -324,6 +324,14 @@ impl App {
             clock: clock.clone(),
             random: Arc::new(finx_system::OsRandom),
             timer: Arc::new(finx_system::TokioTimer),
+            webhooks: store.clone(),
+            sender: Arc::new(
+                finx_webhooks::HttpSender::new(
+                    finx_domain::webhook::UrlPolicy { sandbox: true },
+                    std::time::Duration::from_millis(500),
+                )
+                .expect("webhook sender"),
+            ),
         };
         let mut settings = finx_core::Settings {
             lifetimes: Lifetimes::default(),
@@ -333,6 +341,10 @@ impl App {
             // The token rules are tested over a grant's whole life: one-time data here is
             // kept as long as a grant lives. `App::with_settings` tests the retention.
             onetime_retention: std::time::Duration::from_secs(180 * 86_400),
+            webhooks: finx_core::WebhookSettings {
+                policy: finx_domain::webhook::UrlPolicy { sandbox: true },
+                ..finx_core::WebhookSettings::default()
+            },
             ..finx_core::Settings::with_hash_key(Vec::new())
         };
         tune(&mut settings);

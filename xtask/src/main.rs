@@ -162,6 +162,7 @@ const ADAPTERS: &[&str] = &[
     "finx-bank-sandbox",
     "finx-bank-xs2a",
     "finx-system",
+    "finx-webhooks",
 ];
 
 /// Crates the domain must never reach, directly or not.

@@ -185,6 +185,17 @@ async fn serve(args: &[String]) -> Result<(), String> {
         clock,
         random: random.clone(),
         timer: Arc::new(finx_system::TokioTimer),
+        webhooks: match &store {
+            Store::Memory(s) => s.clone(),
+            Store::Sql(s) => s.clone(),
+        },
+        sender: Arc::new(
+            finx_webhooks::HttpSender::new(
+                finx_domain::webhook::UrlPolicy::default(),
+                finx_webhooks::DEFAULT_TIMEOUT,
+            )
+            .map_err(|e| e.to_string())?,
+        ),
     };
     let finx = Finx::new(
         ports,

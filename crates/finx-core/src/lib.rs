@@ -10,6 +10,7 @@ mod data;
 mod error;
 mod ongoing;
 mod tokens;
+mod webhooks;
 mod widget;
 
 use std::sync::Arc;
@@ -21,15 +22,17 @@ use finx_domain::secret::{MalformedSecret, TokenHasher};
 use finx_domain::token::Lifetimes;
 use finx_ports::{
     AccessStore, BankConnector, BankDataStore, ClientRegistry, Clock, FlowStore, GrantStore,
-    SecretGenerator, Timer,
+    SecretGenerator, Timer, WebhookSender, WebhookStore,
 };
 
 pub use access::{OnetimeAccessRequest, OngoingAccessRequest};
 pub use clients::{NewClient, RegisteredClient};
 pub use data::{Authorization, FEED_MAX_COUNT, FeedPage};
 pub use error::CoreError;
+pub use finx_domain::webhook::UrlPolicy;
 pub use ongoing::AccessView;
 pub use tokens::TokenResponse;
+pub use webhooks::WEBHOOK_LOG_MAX;
 pub use widget::{LoginStep, WidgetView};
 
 /// The adapters the core runs on.
@@ -53,6 +56,38 @@ pub struct Ports {
     pub random: Arc<dyn SecretGenerator>,
     /// Waiting, for deadlines.
     pub timer: Arc<dyn Timer>,
+    /// Webhook endpoints, the event outbox and deliveries.
+    pub webhooks: Arc<dyn WebhookStore>,
+    /// The way out to customers' webhook endpoints.
+    pub sender: Arc<dyn WebhookSender>,
+}
+
+/// Webhook settings.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookSettings {
+    /// Where endpoints may point.
+    pub policy: finx_domain::webhook::UrlPolicy,
+    /// How long a rotated-out secret keeps signing (24 hours).
+    pub secret_overlap: Duration,
+    /// How long delivery logs and delivered events are kept (30 days).
+    pub log_retention: Duration,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            policy: finx_domain::webhook::UrlPolicy::default(),
+            secret_overlap: Duration::from_secs(24 * 3600),
+            log_retention: Duration::from_secs(30 * 86_400),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct WebhookConfig {
+    policy: finx_domain::webhook::UrlPolicy,
+    secret_overlap: chrono::TimeDelta,
+    log_retention: chrono::TimeDelta,
 }
 
 /// How many transactions one store write takes when a fetch brings many: each batch is its
@@ -84,6 +119,8 @@ pub struct Settings {
     pub onetime_retention: Duration,
     /// How long a recurring consent is asked for (90 days).
     pub consent_days: u16,
+    /// Webhooks.
+    pub webhooks: WebhookSettings,
 }
 
 impl Settings {
@@ -101,6 +138,7 @@ impl Settings {
             sync_lease: Duration::from_secs(300),
             onetime_retention: Duration::from_secs(3600),
             consent_days: 90,
+            webhooks: WebhookSettings::default(),
         }
     }
 }
@@ -117,6 +155,7 @@ impl std::fmt::Debug for Settings {
             .field("sync_lease", &self.sync_lease)
             .field("onetime_retention", &self.onetime_retention)
             .field("consent_days", &self.consent_days)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }
@@ -139,6 +178,7 @@ pub struct Finx {
     sync_lease: chrono::TimeDelta,
     onetime_retention: chrono::TimeDelta,
     consent_days: u16,
+    webhooks: WebhookConfig,
 }
 
 impl Finx {
@@ -160,6 +200,11 @@ impl Finx {
             sync_lease: delta(settings.sync_lease),
             onetime_retention: delta(settings.onetime_retention),
             consent_days: settings.consent_days.max(1),
+            webhooks: WebhookConfig {
+                policy: settings.webhooks.policy,
+                secret_overlap: delta(settings.webhooks.secret_overlap),
+                log_retention: delta(settings.webhooks.log_retention),
+            },
         })
     }
 
@@ -199,6 +244,11 @@ impl Finx {
         let mut report = self.ports.grants.purge(now, orphaned_before).await?;
         report.flows = self.ports.flows.purge_flows(now).await?;
         report.accesses = self.end_orphaned_accesses(now, orphaned_before).await?;
+        report.webhooks = self
+            .ports
+            .webhooks
+            .purge_webhooks(now - self.webhooks.log_retention)
+            .await?;
         Ok(report)
     }
 }

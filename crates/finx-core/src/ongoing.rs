@@ -16,7 +16,7 @@ use finx_domain::bank::{Account, AccountDetails, BalanceStatus, SyncStatus};
 use finx_domain::flow::{BankSession, Flow};
 use finx_domain::ids::{AccessId, AccountId, SyncId};
 use finx_domain::sca::Consent;
-use finx_domain::schedule::{AccessStatus, SyncLedger, day_of};
+use finx_domain::schedule::{AccessStatus, SyncLedger, day_of, start_of};
 use finx_ports::{AccountSync, BankError, JobOutcome, StoreError};
 
 use finx_domain::scope::ScopeItem;
@@ -551,6 +551,7 @@ impl Finx {
                     finished_at: now,
                     error: None,
                     accounts: accounts.clone(),
+                    events: Vec::new(),
                 },
                 accounts
                     .iter()
@@ -565,10 +566,12 @@ impl Finx {
                     finished_at: now,
                     error: Some(*failure),
                     accounts: Vec::new(),
+                    events: Vec::new(),
                 },
                 None,
             ),
         };
+        let mut outcome = outcome;
         // The session the sync read with: if a renewal replaced it meanwhile, the old
         // consent's failure says nothing about the new one.
         let used = access.session.clone();
@@ -582,10 +585,22 @@ impl Finx {
                 Err(_) => {}
             }
             access.version += 1;
+            // The next slot; past the consent's last one, a last job at its end that finds
+            // it over (and says so) without asking the bank.
             let next = (job.kind == JobKind::Scheduled)
-                .then(|| access.next_sync(now, &self.sync, self.sync_interval))
+                .then(|| {
+                    access
+                        .next_sync(now, &self.sync, self.sync_interval)
+                        .or_else(|| {
+                            access
+                                .status(now, &self.sync)
+                                .syncs()
+                                .then(|| start_of(access.consent.valid_until) + TimeDelta::days(1))
+                        })
+                })
                 .flatten()
                 .map(|t| self.new_job(&access.id, JobKind::Scheduled, t, now));
+            outcome.events = self.sync_events(&access, job, &fetched, now);
             match self
                 .ports
                 .accesses
@@ -608,6 +623,75 @@ impl Finx {
             }
         }
         Err(CoreError::Busy)
+    }
+
+    /// The events a sync's end makes: `access.synced` (counts filled in by the store) or
+    /// `access.sync_failed`; `access.consent_expired` when the consent is found over;
+    /// `access.consent_expiring` while it is within its expiring window (one per consent:
+    /// its id derives from the access and the consent's last day).
+    fn sync_events(
+        &self,
+        access: &Access,
+        job: &SyncJob,
+        fetched: &Result<Vec<AccountSync>, (SyncFailure, Option<TimeDelta>)>,
+        now: Timestamp,
+    ) -> Vec<finx_domain::webhook::Event> {
+        use finx_domain::webhook::{Event, EventData};
+        let (access_id, user_id) = (access.id.clone(), access.user_id.clone());
+        let valid_until = access.consent.valid_until;
+        let once = |tag: &str| {
+            Event::id_for(
+                tag,
+                format!("{}/{valid_until}", access.id.as_str()).as_bytes(),
+            )
+        };
+        let mut events = Vec::with_capacity(2);
+        match fetched {
+            Ok(_) => {
+                events.push(self.event(
+                    &access.client_id,
+                    EventData::AccessSynced {
+                        access_id: access_id.clone(),
+                        user_id: user_id.clone(),
+                        sync_id: job.id,
+                        counts: finx_domain::access::SyncCounts::default(),
+                    },
+                ));
+                if access.status(now, &self.sync) == AccessStatus::Expiring {
+                    events.push(Event {
+                        id: once("access.consent_expiring"),
+                        client_id: access.client_id.clone(),
+                        at: now,
+                        data: EventData::ConsentExpiring {
+                            access_id,
+                            user_id,
+                            valid_until,
+                        },
+                    });
+                }
+            }
+            Err((failure, _)) if failure.ends_consent() => events.push(Event {
+                id: once("access.consent_expired"),
+                client_id: access.client_id.clone(),
+                at: now,
+                data: EventData::ConsentExpired {
+                    access_id,
+                    user_id,
+                    valid_until,
+                    reason: *failure,
+                },
+            }),
+            Err((failure, _)) => events.push(self.event(
+                &access.client_id,
+                EventData::AccessSyncFailed {
+                    access_id,
+                    user_id,
+                    sync_id: job.id,
+                    error: *failure,
+                },
+            )),
+        }
+        events
     }
 
     /// Ends the consents of accesses no live grant holds any more (best effort at the bank)

@@ -41,6 +41,7 @@ struct Mocks {
     grants: MockGrantStore,
     data: MockBankDataStore,
     accesses: MockAccessStore,
+    webhooks: finx_ports::MockWebhookStore,
     bank: MockBankConnector,
     /// The clock; a mock standing at `t0()` unless a test sets one.
     clock: Arc<dyn finx_ports::Clock>,
@@ -73,6 +74,7 @@ impl Mocks {
             grants: MockGrantStore::new(),
             data: MockBankDataStore::new(),
             accesses: MockAccessStore::new(),
+            webhooks: finx_ports::MockWebhookStore::new(),
             bank: MockBankConnector::new(),
             clock: Arc::new(MovingClock::at(t0())),
         }
@@ -98,6 +100,8 @@ impl Mocks {
             clock: self.clock,
             random: Arc::new(random),
             timer: Arc::new(NeverTimer),
+            webhooks: Arc::new(self.webhooks),
+            sender: Arc::new(finx_ports::MockWebhookSender::new()),
         };
         Finx::new(
             ports,
@@ -251,7 +255,7 @@ fn stateful_flow(m: &mut Mocks, flow: Flow) -> Arc<std::sync::Mutex<Flow>> {
         .expect_find_flow()
         .returning(move |_| Ok(Some(read.lock().expect("lock").clone())));
     let write = cell.clone();
-    m.flows.expect_update_flow().returning(move |f, v| {
+    m.flows.expect_update_flow().returning(move |f, v, _| {
         let mut stored = write.lock().expect("lock");
         if stored.version != v {
             return Err(StoreError::Conflict("changed"));
@@ -508,7 +512,7 @@ async fn a_lost_compare_and_swap_answers_busy() {
     });
     m.flows
         .expect_update_flow()
-        .returning(|_, _| Err(StoreError::Conflict("changed")));
+        .returning(|_, _, _| Err(StoreError::Conflict("changed")));
     let finx = m.build();
     let err = finx
         .select_bank(FlowId::from_random([5; 16]), "sandbox-90094815")
@@ -543,9 +547,9 @@ async fn an_expired_link_is_saved_as_expired_and_refused() {
         .returning(move |_| Ok(Some(f.clone())));
     m.flows
         .expect_update_flow()
-        .withf(|f, _| f.status == FlowStatus::Expired)
+        .withf(|f, _, _| f.status == FlowStatus::Expired)
         .times(1)
-        .returning(|_, _| Ok(()));
+        .returning(|_, _, _| Ok(()));
     let finx = m.build();
     let err = finx
         .cancel(FlowId::from_random([5; 16]))

@@ -143,7 +143,10 @@ impl Finx {
                 if grant.client_id != client.id {
                     return Err(CoreError::UnauthorizedClient);
                 }
-                self.ports.grants.revoke_grant(grant.id, now).await?;
+                self.ports
+                    .grants
+                    .revoke_grant(grant.id, now, finx_domain::webhook::RevokeReason::Revoked)
+                    .await?;
                 return Ok(());
             }
         }

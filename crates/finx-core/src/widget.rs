@@ -9,6 +9,7 @@ use finx_domain::sca::{BankStep, ScaError, ScaState, StepAnswer, StepFailure};
 use finx_domain::secret::ReturnNonce;
 use finx_domain::secret::{AuthorizationCode, BrowserToken};
 use finx_domain::token::{CodeRecord, Grant};
+use finx_domain::webhook::{Event, EventData, RevokeReason};
 use finx_ports::{
     BankCredentials, BankError, BankReply, ConsentRequest, PsuContext, ReturnTo, StoreError,
 };
@@ -831,7 +832,10 @@ impl Finx {
         // failed meanwhile, the code is never shown and the grant is revoked, its data with it.
         let completed = FlowEvent::Completed(grant.id, KeptCode(code.clone()));
         if let Err(e) = self.step_latest(id, completed).await {
-            self.ports.grants.revoke_grant(grant.id, now).await?;
+            self.ports
+                .grants
+                .revoke_grant(grant.id, now, RevokeReason::FlowEnded)
+                .await?;
             return Err(e);
         }
         Ok(callback_url(&flow.params, flow.id, &Outcome::Success(code)))
@@ -983,7 +987,7 @@ impl Finx {
             .ok_or(CoreError::NotFound("flow"))?;
         let version = flow.version;
         if flow.expire_if_due(self.now()) {
-            match self.ports.flows.update_flow(&flow, version).await {
+            match self.ports.flows.update_flow(&flow, version, &[]).await {
                 // Someone else changed it meanwhile; what they stored wins.
                 Err(StoreError::Conflict(_)) => {
                     flow = self
@@ -1037,8 +1041,37 @@ impl Finx {
         Err(CoreError::Busy)
     }
 
+    /// Saves a flow; when this save ends it, with its `flow.completed` or `flow.failed`
+    /// event (in the same store write).
     async fn save(&self, flow: &Flow, version: u64) -> Result<(), CoreError> {
-        match self.ports.flows.update_flow(flow, version).await {
+        let data = match &flow.status {
+            FlowStatus::Completed { .. } => Some(EventData::FlowCompleted {
+                flow_id: flow.id,
+                access_id: Self::data_access(flow),
+                user_id: flow.params.ongoing.as_ref().map(|o| o.user_id.clone()),
+            }),
+            FlowStatus::Failed { reason } => Some(EventData::FlowFailed {
+                flow_id: flow.id,
+                reason: reason.code(),
+            }),
+            FlowStatus::Cancelled => Some(EventData::FlowFailed {
+                flow_id: flow.id,
+                reason: "cancelled",
+            }),
+            _ => None,
+        };
+        // One event per flow: its id derives from the flow, so a later save of the ended
+        // flow writes nothing new.
+        let events: Vec<Event> = data
+            .map(|data| Event {
+                id: Event::id_for("flow.end", flow.id.as_uuid().as_bytes()),
+                client_id: flow.client_id.clone(),
+                at: self.now(),
+                data,
+            })
+            .into_iter()
+            .collect();
+        match self.ports.flows.update_flow(flow, version, &events).await {
             Err(StoreError::Conflict(_)) => Err(CoreError::Busy),
             other => Ok(other?),
         }

@@ -115,6 +115,20 @@ impl SyncFailure {
         Self::ALL.into_iter().find(|f| f.as_str() == raw)
     }
 
+    /// The finX error code: 10020 consent expired, 10021 consent revoked, 20001 the bank
+    /// asked to wait, 40000 bank unreachable, 20000 bank error, 30000 internal.
+    #[must_use]
+    pub fn code(self) -> u32 {
+        match self {
+            Self::ConsentExpired => 10020,
+            Self::ConsentRevoked => 10021,
+            Self::RateLimited => 20001,
+            Self::BankUnavailable => 40000,
+            Self::BankError => 20000,
+            Self::Internal => 30000,
+        }
+    }
+
     /// Whether the access's consent is over: no unattended sync may follow.
     #[must_use]
     pub fn ends_consent(self) -> bool {

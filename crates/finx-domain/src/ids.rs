@@ -73,6 +73,15 @@ uuid_id!(
     SyncId, "sync id"
 );
 
+uuid_id!(
+    /// A webhook event (the `webhook-id` of its deliveries: the same for every retry).
+    EventId, "event id"
+);
+uuid_id!(
+    /// A customer's webhook endpoint.
+    EndpointId, "endpoint id"
+);
+
 macro_rules! prefixed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $kind:literal) => {
         $(#[$doc])*

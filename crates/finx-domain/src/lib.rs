@@ -21,6 +21,7 @@ pub mod scope;
 pub mod secret;
 pub mod token;
 pub mod values;
+pub mod webhook;
 
 /// An instant in UTC. The domain never reads a clock: callers pass the time in.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

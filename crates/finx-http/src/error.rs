@@ -66,15 +66,7 @@ pub mod code {
 /// The finX code of a sync failure, as `last_error` and a failed sync show it.
 #[must_use]
 pub fn sync_failure_code(f: finx_domain::access::SyncFailure) -> u32 {
-    use finx_domain::access::SyncFailure;
-    match f {
-        SyncFailure::ConsentExpired => code::CONSENT_EXPIRED,
-        SyncFailure::ConsentRevoked => code::CONSENT_REVOKED,
-        SyncFailure::RateLimited => code::BANK_RATE_LIMITED,
-        SyncFailure::BankUnavailable => code::BANK_UNREACHABLE,
-        SyncFailure::BankError => code::BANK_ERROR,
-        SyncFailure::Internal => code::INTERNAL,
-    }
+    f.code()
 }
 
 /// An error response.

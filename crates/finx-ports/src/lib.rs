@@ -11,6 +11,7 @@ mod bank;
 mod error;
 mod store;
 mod system;
+mod webhook;
 
 pub use bank::{
     BankConnector, BankCredentials, BankError, BankReply, ConsentRequest, PsuContext, ReturnTo,
@@ -21,6 +22,7 @@ pub use store::{
     FeedRead, FlowStore, GrantStore, JobOutcome, PurgeReport, SyncReport,
 };
 pub use system::{Clock, SecretGenerator, Timer};
+pub use webhook::{SendFailure, WebhookSender, WebhookStore, stored_event};
 
 #[cfg(feature = "mock")]
 pub use bank::MockBankConnector;
@@ -31,3 +33,5 @@ pub use store::{
 };
 #[cfg(feature = "mock")]
 pub use system::{MockClock, MockSecretGenerator, MockTimer};
+#[cfg(feature = "mock")]
+pub use webhook::{MockWebhookSender, MockWebhookStore};

@@ -57,8 +57,15 @@ pub trait FlowStore: Send + Sync {
 
     /// Replaces a flow if and only if the stored one has version `expected_version`.
     /// MUST be atomic (a compare-and-swap): of two updates from the same version exactly one
-    /// wins, and the other gets [`StoreError::Conflict`] and changes nothing.
-    async fn update_flow(&self, flow: &Flow, expected_version: u64) -> Result<(), StoreError>;
+    /// wins, and the other gets [`StoreError::Conflict`] and changes nothing. `events` (the
+    /// flow's end, when this update ends it) are written in the same atomic step, as
+    /// [`WebhookStore`](crate::WebhookStore) says.
+    async fn update_flow(
+        &self,
+        flow: &Flow,
+        expected_version: u64,
+        events: &[finx_domain::webhook::Event],
+    ) -> Result<(), StoreError>;
 
     /// The flows in `Syncing` whose fetch started before `started_before` (stale: the
     /// instance fetching died). Any order.
@@ -87,6 +94,8 @@ pub struct PurgeReport {
     pub flows: u64,
     /// Ongoing accesses ended and removed because no live grant holds them.
     pub accesses: u64,
+    /// Webhook log entries and finished events removed after their retention.
+    pub webhooks: u64,
 }
 
 /// Grants and every credential issued from them, kept by keyed hash only.
@@ -96,6 +105,12 @@ pub struct PurgeReport {
 /// (every account with that `access_id`, and their transactions) unless another live grant
 /// ([`Grant::is_live`]) holds the same access. The type implementing it MUST therefore also
 /// be the [`BankDataStore`] that holds that data.
+///
+/// Wherever it revokes a grant that was not revoked yet, it MUST also write, in the same
+/// atomic step, the `grant.revoked` event with id
+/// [`Event::revocation_id`](finx_domain::webhook::Event::revocation_id) (reason
+/// `token_reuse` for a replayed code or refresh token), as
+/// [`WebhookStore`](crate::WebhookStore) says: so it is the `WebhookStore` too.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait GrantStore: Send + Sync {
@@ -149,7 +164,12 @@ pub trait GrantStore: Send + Sync {
     /// Revokes a grant and so every token issued from it, and in the same atomic step
     /// deletes its bank data unless another grant live at `now` holds the same access.
     /// MUST be idempotent, keeping the first revocation time; unknown ids are not an error.
-    async fn revoke_grant(&self, id: GrantId, now: Timestamp) -> Result<(), StoreError>;
+    async fn revoke_grant(
+        &self,
+        id: GrantId,
+        now: Timestamp,
+        reason: finx_domain::webhook::RevokeReason,
+    ) -> Result<(), StoreError>;
 
     /// Revokes one access token. Returns whether a live token was revoked.
     async fn revoke_access_token(
@@ -350,6 +370,9 @@ pub struct JobOutcome {
     pub error: Option<SyncFailure>,
     /// What to write (empty when it failed).
     pub accounts: Vec<AccountSync>,
+    /// The events it makes, written in the same atomic step (an `access.synced` one gets
+    /// the counts of what was written, by [`Event::with_counts`](finx_domain::webhook::Event::with_counts)).
+    pub events: Vec<finx_domain::webhook::Event>,
 }
 
 /// Ongoing accesses and their sync jobs.

@@ -102,6 +102,12 @@ pub(crate) struct ServeArgs {
     /// 20); syncs still running then go back to the queue.
     #[arg(long, env = "FINX_SHUTDOWN_GRACE_SECONDS", global = true)]
     pub(crate) shutdown_grace_seconds: Option<u64>,
+    /// The longest one webhook POST may take, in seconds (default 10).
+    #[arg(long, env = "FINX_WEBHOOK_TIMEOUT_SECONDS", global = true)]
+    pub(crate) webhook_timeout_seconds: Option<u64>,
+    /// Hours a rotated-out webhook secret keeps signing next to the new one (default 24).
+    #[arg(long, env = "FINX_WEBHOOK_SECRET_OVERLAP_HOURS", global = true)]
+    pub(crate) webhook_secret_overlap_hours: Option<u64>,
     /// Sandbox mode: use the sandbox bank already running at this URL (`finx-server
     /// sandbox-bank`) instead of starting one, so several instances share one bank.
     #[arg(long, env = "FINX_SANDBOX_BANK_URL", global = true)]
@@ -258,6 +264,8 @@ struct FileConfig {
     syncs_per_day: Option<u16>,
     sync_concurrency: Option<u32>,
     sync_lease_seconds: Option<u64>,
+    webhook_timeout_seconds: Option<u64>,
+    webhook_secret_overlap_hours: Option<u64>,
     onetime_retention: Option<u64>,
     sandbox_bank_url: Option<Url>,
     shutdown_grace_seconds: Option<u64>,
@@ -302,6 +310,10 @@ pub(crate) struct Config {
     pub(crate) sandbox_bank_url: Option<Url>,
     /// How long shutdown waits for work in progress.
     pub(crate) shutdown_grace: std::time::Duration,
+    /// The longest one webhook POST may take.
+    pub(crate) webhook_timeout: std::time::Duration,
+    /// How long a rotated-out webhook secret keeps signing.
+    pub(crate) webhook_secret_overlap: std::time::Duration,
 }
 
 impl Config {
@@ -519,12 +531,30 @@ impl Config {
         if !(1..=600).contains(&shutdown_grace) {
             return Err("shutdown_grace_seconds must be between 1 and 600".into());
         }
+        let webhook_timeout = cli
+            .serve
+            .webhook_timeout_seconds
+            .or(file.webhook_timeout_seconds)
+            .unwrap_or(10);
+        if !(1..=60).contains(&webhook_timeout) {
+            return Err("webhook_timeout_seconds must be between 1 and 60".into());
+        }
+        let webhook_overlap = cli
+            .serve
+            .webhook_secret_overlap_hours
+            .or(file.webhook_secret_overlap_hours)
+            .unwrap_or(24);
+        if !(1..=24 * 30).contains(&webhook_overlap) {
+            return Err("webhook_secret_overlap_hours must be between 1 and 720".into());
+        }
         let log_format = cli
             .log_format
             .clone()
             .or(file.log_format)
             .unwrap_or_else(|| "text".into());
         Ok(Self {
+            webhook_timeout: std::time::Duration::from_secs(webhook_timeout),
+            webhook_secret_overlap: std::time::Duration::from_secs(webhook_overlap * 3600),
             shutdown_grace: std::time::Duration::from_secs(shutdown_grace),
             sync_interval: sync_interval.map(std::time::Duration::from_secs),
             syncs_per_day,

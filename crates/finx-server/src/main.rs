@@ -103,6 +103,11 @@ fn wire(
     store: Arc<SqlStore>,
 ) -> Result<(Finx, Option<Arc<finx_bank_sandbox::SandboxBank>>), String> {
     let clock = Arc::new(finx_system::SystemClock);
+    // Webhooks to loopback over http are for sandbox mode only (a customer's test
+    // receiver); production sends https to public addresses only.
+    let policy = finx_core::UrlPolicy {
+        sandbox: config.sandbox,
+    };
     let sandbox = (config.sandbox && config.sandbox_bank_url.is_none()).then(|| {
         Arc::new(finx_bank_sandbox::SandboxBank::new(
             finx_bank_sandbox::SandboxConfig {
@@ -128,11 +133,16 @@ fn wire(
         flows: store.clone(),
         grants: store.clone(),
         data: store.clone(),
-        accesses: store,
+        accesses: store.clone(),
         bank: Arc::new(connector),
         clock,
         random: Arc::new(finx_system::OsRandom),
         timer: Arc::new(finx_system::TokioTimer),
+        webhooks: store,
+        sender: Arc::new(
+            finx_webhooks::HttpSender::new(policy, config.webhook_timeout)
+                .map_err(|e| format!("webhook sender: {e}"))?,
+        ),
     };
     let settings = Settings {
         lifetimes: config.lifetimes,
@@ -150,6 +160,11 @@ fn wire(
         sync_lease: config.sync_lease,
         onetime_retention: config.onetime_retention,
         consent_days: 90,
+        webhooks: finx_core::WebhookSettings {
+            policy,
+            secret_overlap: config.webhook_secret_overlap,
+            ..finx_core::WebhookSettings::default()
+        },
     };
     let finx = Finx::new(ports, settings).map_err(|e| e.to_string())?;
     Ok((finx, sandbox))

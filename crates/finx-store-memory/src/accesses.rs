@@ -98,10 +98,17 @@ impl AccessStore for MemoryStore {
         let mut g = lock(&self.grants);
         let mut a = lock(&self.accesses);
         let mut data = write(&self.data);
+        let mut revoked = Vec::new();
         for f in g.families.values_mut() {
             if f.grant.access_id == *id {
+                if !f.grant.is_revoked() {
+                    revoked.push(f.grant.clone());
+                }
                 f.revoke(now);
             }
+        }
+        for grant in &revoked {
+            self.revoked(grant, now, finx_domain::webhook::RevokeReason::Revoked);
         }
         data.delete_access(id);
         a.jobs.retain(|_, j| j.access_id != *id);
@@ -217,6 +224,17 @@ impl AccessStore for MemoryStore {
             a.jobs.insert(n.id, n);
         }
         a.accesses.insert(access.id.clone(), access.clone());
+        let counts = finx_domain::access::SyncCounts {
+            added: report.inserted,
+            modified: report.updated,
+            removed: report.removed,
+        };
+        let events: Vec<_> = outcome
+            .events
+            .iter()
+            .map(|e| e.clone().with_counts(counts))
+            .collect();
+        lock(&self.webhooks).enqueue(&events);
         Ok(report)
     }
 

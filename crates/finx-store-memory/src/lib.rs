@@ -8,6 +8,7 @@
 //! is also the yardstick the SQL stores are compared against.
 
 mod accesses;
+mod webhooks;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
@@ -25,6 +26,7 @@ use finx_domain::token::{
     AccessTokenRecord, CodeRecord, Grant, GrantFamily, IssuedTokens, RedeemError,
     RefreshTokenRecord, RotateError,
 };
+use finx_domain::webhook::{Event, EventData, RevokeReason};
 use finx_domain::{Date, Timestamp};
 use finx_ports::{
     BankDataStore, BankRegistry, Change, Changed, Client, ClientRegistry, FeedRead, FlowStore,
@@ -40,6 +42,7 @@ pub struct MemoryStore {
     data: RwLock<BankData>,
     banks: RwLock<BTreeMap<InstitutionId, RegisteredBank>>,
     accesses: Mutex<accesses::Accesses>,
+    webhooks: Mutex<webhooks::Webhooks>,
 }
 
 #[derive(Debug, Default)]
@@ -250,7 +253,7 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn lock<T>(l: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(l: &Mutex<T>) -> MutexGuard<'_, T> {
     l.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -289,7 +292,12 @@ impl FlowStore for MemoryStore {
         Ok(read(&self.flows).get(&id).cloned())
     }
 
-    async fn update_flow(&self, flow: &Flow, expected_version: u64) -> Result<(), StoreError> {
+    async fn update_flow(
+        &self,
+        flow: &Flow,
+        expected_version: u64,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
         let mut flows = write(&self.flows);
         let stored = flows
             .get_mut(&flow.id)
@@ -298,6 +306,7 @@ impl FlowStore for MemoryStore {
             return Err(StoreError::Conflict("flow was changed concurrently"));
         }
         *stored = flow.clone();
+        lock(&self.webhooks).enqueue(events);
         Ok(())
     }
 
@@ -367,6 +376,23 @@ impl Grants {
     }
 }
 
+impl MemoryStore {
+    /// Writes a grant's `grant.revoked` event (under the grants' lock, so with the
+    /// revocation).
+    pub(crate) fn revoked(&self, grant: &Grant, now: Timestamp, reason: RevokeReason) {
+        lock(&self.webhooks).enqueue(&[Event {
+            id: Event::revocation_id(grant.id),
+            client_id: grant.client_id.clone(),
+            at: now,
+            data: EventData::GrantRevoked {
+                flow_id: grant.flow_id,
+                access_id: grant.access_id.clone(),
+                reason,
+            },
+        }]);
+    }
+}
+
 #[async_trait]
 impl GrantStore for MemoryStore {
     async fn insert_grant(&self, grant: &Grant, code: &CodeRecord) -> Result<(), StoreError> {
@@ -405,6 +431,7 @@ impl GrantStore for MemoryStore {
         let grant = family.grant.clone();
         if let Err(RedeemError::AlreadyUsed { grant_id }) = redeemed {
             g.drop_data_of(grant_id, &mut write(&self.data), now);
+            self.revoked(&grant, now, RevokeReason::TokenReuse);
         }
         redeemed?;
         g.index(tokens);
@@ -439,6 +466,7 @@ impl GrantStore for MemoryStore {
         let grant = family.grant.clone();
         if let Err(RotateError::Reused { grant_id }) = rotated {
             g.drop_data_of(grant_id, &mut write(&self.data), now);
+            self.revoked(&grant, now, RevokeReason::TokenReuse);
         }
         rotated?;
         g.index(tokens);
@@ -465,11 +493,21 @@ impl GrantStore for MemoryStore {
             .map(|f| f.grant.clone()))
     }
 
-    async fn revoke_grant(&self, id: GrantId, now: Timestamp) -> Result<(), StoreError> {
+    async fn revoke_grant(
+        &self,
+        id: GrantId,
+        now: Timestamp,
+        reason: RevokeReason,
+    ) -> Result<(), StoreError> {
         let mut g = lock(&self.grants);
         if let Some(f) = g.families.get_mut(&id) {
+            let was_revoked = f.grant.is_revoked();
             f.revoke(now);
+            let grant = f.grant.clone();
             g.drop_data_of(id, &mut write(&self.data), now);
+            if !was_revoked {
+                self.revoked(&grant, now, reason);
+            }
         }
         Ok(())
     }

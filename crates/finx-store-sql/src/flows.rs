@@ -5,11 +5,13 @@ use async_trait::async_trait;
 use finx_domain::Timestamp;
 use finx_domain::flow::{Flow, FlowStatus};
 use finx_domain::ids::FlowId;
+use finx_domain::webhook::Event;
 use finx_ports::{FlowStore, StoreError};
 
 use crate::codec::{FlowDoc, from_json, json, micros};
 use crate::seal::DataKey;
-use crate::{SqlStore, corrupt, db, on_pool};
+use crate::webhooks::enqueue_in;
+use crate::{SqlStore, WritePool, corrupt, db, on_pool};
 
 #[derive(sqlx::FromRow)]
 struct FlowRow {
@@ -74,26 +76,37 @@ impl FlowStore for SqlStore {
         row.map(|r| r.into_flow(&self.data_key)).transpose()
     }
 
-    async fn update_flow(&self, flow: &Flow, expected_version: u64) -> Result<(), StoreError> {
+    async fn update_flow(
+        &self,
+        flow: &Flow,
+        expected_version: u64,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
         let doc = json(&FlowDoc::of(flow, &self.data_key)?)?;
         let (v, expected) = (version(flow.version)?, version(expected_version)?);
         // One statement, conditional on the version: of two updates from the same version,
-        // the database lets exactly one match.
+        // the database lets exactly one match. With events, they join it in a transaction.
+        let sql = "UPDATE flows SET version = $1, status = $2, expires_at = $3, document = $4 \
+                   WHERE id = $5 AND version = $6";
         let updated = on_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE flows SET version = $1, status = $2, expires_at = $3, document = $4 \
-                 WHERE id = $5 AND version = $6",
-            )
-            .bind(v)
-            .bind(flow.status.name())
-            .bind(micros(flow.expires_at))
-            .bind(&doc)
-            .bind(flow.id.to_string())
-            .bind(expected)
-            .execute(pool)
-            .await
-            .map_err(db)?
-            .rows_affected()
+            let query = sqlx::query(sql)
+                .bind(v)
+                .bind(flow.status.name())
+                .bind(micros(flow.expires_at))
+                .bind(&doc)
+                .bind(flow.id.to_string())
+                .bind(expected);
+            if events.is_empty() {
+                query.execute(pool).await.map_err(db)?.rows_affected()
+            } else {
+                let mut tx = pool.begin_write(self).await.map_err(db)?;
+                let n = query.execute(&mut *tx).await.map_err(db)?.rows_affected();
+                if n == 1 {
+                    enqueue_in!(tx, events);
+                    tx.commit().await.map_err(db)?;
+                }
+                n
+            }
         });
         if updated == 1 {
             Ok(())

@@ -17,10 +17,12 @@ use finx_domain::token::{
     RotateError, check_redeem, check_rotate,
 };
 use finx_domain::values::RedirectUri;
+use finx_domain::webhook::{Event, EventData, RevokeReason};
 use finx_ports::{GrantStore, PurgeReport, RedeemFailure, RotateFailure, StoreError};
 
 use crate::clients::hash;
 use crate::codec::{from_json, instant, json, micros, opt_instant, parse};
+use crate::webhooks::enqueue_in;
 use crate::{SqlStore, WritePool, db, on_pool};
 
 #[derive(sqlx::FromRow)]
@@ -156,15 +158,20 @@ const ACCESS_HELD: &str = "EXISTS (SELECT 1 FROM grants h WHERE h.access_id = $1
 /// Revokes grant `$grant` at `$now` and, in the same transaction, deletes the bank data of
 /// its access unless a live grant still holds it.
 macro_rules! revoke_with_data {
-    ($tx:expr, $grant:expr, $now:expr) => {{
+    ($tx:expr, $grant:expr, $now:expr, $reason:expr) => {{
         let grant: &Grant = $grant;
-        let now: i64 = micros($now);
-        sqlx::query(REVOKE_GRANT)
+        let at: Timestamp = $now;
+        let now: i64 = micros(at);
+        let revoked = sqlx::query(REVOKE_GRANT)
             .bind(now)
             .bind(grant.id.to_string())
             .execute(&mut *$tx)
             .await
-            .map_err(db)?;
+            .map_err(db)?
+            .rows_affected();
+        if revoked == 1 {
+            enqueue_in!($tx, &[revocation_event(grant, at, $reason)]);
+        }
         sqlx::query(&format!(
             "DELETE FROM transactions WHERE account_id IN (SELECT id FROM accounts WHERE access_id = $1) \
              AND NOT {ACCESS_HELD}"
@@ -183,6 +190,20 @@ macro_rules! revoke_with_data {
         .await
         .map_err(db)?;
     }};
+}
+
+/// The `grant.revoked` event of a grant.
+pub(crate) fn revocation_event(grant: &Grant, now: Timestamp, reason: RevokeReason) -> Event {
+    Event {
+        id: Event::revocation_id(grant.id),
+        client_id: grant.client_id.clone(),
+        at: now,
+        data: EventData::GrantRevoked {
+            flow_id: grant.flow_id,
+            access_id: grant.access_id.clone(),
+            reason,
+        },
+    }
 }
 
 /// Inserts issued tokens on the given executor (a transaction).
@@ -288,7 +309,7 @@ impl GrantStore for SqlStore {
                 return match checked {
                     // Used before, or by a concurrent caller just now: a replay.
                     Ok(()) | Err(RedeemError::AlreadyUsed { .. }) => {
-                        revoke_with_data!(tx, &grant, now);
+                        revoke_with_data!(tx, &grant, now, RevokeReason::TokenReuse);
                         tx.commit().await.map_err(db)?;
                         Err(RedeemError::AlreadyUsed { grant_id: grant.id }.into())
                     }
@@ -344,7 +365,7 @@ impl GrantStore for SqlStore {
             if !won {
                 return match checked {
                     Ok(()) | Err(RotateError::Reused { .. }) => {
-                        revoke_with_data!(tx, &grant, now);
+                        revoke_with_data!(tx, &grant, now, RevokeReason::TokenReuse);
                         tx.commit().await.map_err(db)?;
                         Err(RotateError::Reused { grant_id: grant.id }.into())
                     }
@@ -384,7 +405,12 @@ impl GrantStore for SqlStore {
         row.map(GrantRow::into_grant).transpose()
     }
 
-    async fn revoke_grant(&self, id: GrantId, now: Timestamp) -> Result<(), StoreError> {
+    async fn revoke_grant(
+        &self,
+        id: GrantId,
+        now: Timestamp,
+        reason: RevokeReason,
+    ) -> Result<(), StoreError> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write(self).await.map_err(db)?;
             let row: Option<GrantRow> = sqlx::query_as(&format!(
@@ -396,7 +422,7 @@ impl GrantStore for SqlStore {
             .map_err(db)?;
             if let Some(row) = row {
                 let grant = row.into_grant()?;
-                revoke_with_data!(tx, &grant, now);
+                revoke_with_data!(tx, &grant, now, reason);
             }
             tx.commit().await.map_err(db)?;
         });
@@ -509,6 +535,7 @@ impl GrantStore for SqlStore {
                 refresh_tokens,
                 flows: 0,
                 accesses: 0,
+                webhooks: 0,
             })
         })
     }

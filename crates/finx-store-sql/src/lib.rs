@@ -21,6 +21,7 @@ mod flows;
 mod grants;
 mod sca_doc;
 mod seal;
+mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -16,9 +16,12 @@ use finx_domain::access::{
 };
 use finx_domain::bank::{Account, TransactionDetails};
 use finx_domain::flow::BankSession;
-use finx_domain::ids::{AccessId, AccountId, ClientId, InstitutionId, SyncId, TransactionId};
+use finx_domain::ids::{
+    AccessId, AccountId, ClientId, FlowId, GrantId, InstitutionId, SyncId, TransactionId,
+};
 use finx_domain::schedule::SyncLedger;
 use finx_domain::values::SyncPeriod;
+use finx_domain::webhook::{Event, EventData, RevokeReason};
 use finx_domain::{Date, Timestamp};
 use finx_ports::{AccessStore, JobOutcome, StoreError, SyncReport};
 use serde::{Deserialize, Serialize};
@@ -28,6 +31,7 @@ use crate::codec::{
 };
 use crate::sca_doc::ConsentDoc;
 use crate::seal::DataKey;
+use crate::webhooks::enqueue_in;
 use crate::{SqlStore, WritePool, corrupt, db, on_pool};
 
 use super::{
@@ -350,14 +354,30 @@ impl AccessStore for SqlStore {
                 .await
                 .map_err(db)?
                 .rows_affected();
-            sqlx::query(
-                "UPDATE grants SET revoked_at = $1 WHERE access_id = $2 AND revoked_at IS NULL",
+            let revoked: Vec<(String, String, String)> = sqlx::query_as(
+                "UPDATE grants SET revoked_at = $1 WHERE access_id = $2 AND revoked_at IS NULL \
+                 RETURNING id, client_id, flow_id",
             )
             .bind(micros(now))
             .bind(id.as_str())
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await
             .map_err(db)?;
+            let mut events = Vec::with_capacity(revoked.len());
+            for (grant, client, flow) in revoked {
+                let grant = parse(GrantId::parse(&grant), "grant id")?;
+                events.push(Event {
+                    id: Event::revocation_id(grant),
+                    client_id: parse(ClientId::parse(&client), "client id")?,
+                    at: now,
+                    data: EventData::GrantRevoked {
+                        flow_id: parse(FlowId::parse(&flow), "flow id")?,
+                        access_id: id.clone(),
+                        reason: RevokeReason::Revoked,
+                    },
+                });
+            }
+            enqueue_in!(tx, &events);
             sqlx::query("DELETE FROM transactions WHERE account_id IN (SELECT id FROM accounts WHERE access_id = $1)")
                 .bind(id.as_str())
                 .execute(&mut *tx)
@@ -498,6 +518,17 @@ impl AccessStore for SqlStore {
             if let Some(n) = &next {
                 insert_job!(&mut *tx, n);
             }
+            let counts = SyncCounts {
+                added: report.inserted,
+                modified: report.updated,
+                removed: report.removed,
+            };
+            let events: Vec<Event> = outcome
+                .events
+                .iter()
+                .map(|e| e.clone().with_counts(counts))
+                .collect();
+            enqueue_in!(tx, &events);
             tx.commit().await.map_err(db)?;
             Ok(report)
         })
