@@ -84,6 +84,8 @@ macro_rules! conformance_suite {
             deleting_an_access_revokes_its_grants_and_deletes_everything,
             a_pending_transaction_that_books_under_a_new_id_keeps_its_id,
             the_feed_numbers_every_change_and_every_removal,
+            webhook_deliveries_fan_out_and_are_claimed_once_per_attempt,
+            events_are_written_with_the_change_they_report,
         );
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {
@@ -1793,4 +1795,431 @@ pub async fn the_feed_numbers_every_change_and_every_removal(store: Arc<impl Sto
         .expect("read");
     assert!(!still.moved, "nothing changed after the last number");
     assert!(still.changes.is_empty());
+}
+
+fn an_endpoint(client: &str, n: u8, now: finx_domain::Timestamp) -> finx_domain::webhook::Endpoint {
+    use finx_domain::webhook::{Endpoint, UrlPolicy, WebhookSecret, WebhookUrl};
+    Endpoint {
+        id: finx_domain::ids::EndpointId::from_random([n; 16]),
+        client_id: ClientId::parse(client).unwrap_or_else(|_| unreachable!()),
+        url: WebhookUrl::parse(
+            &format!("https://hooks.example/{n}?ü=1"),
+            UrlPolicy::default(),
+        )
+        .unwrap_or_else(|_| unreachable!()),
+        secret: WebhookSecret::from_random([n; 32]),
+        previous: None,
+        created_at: now + TimeDelta::seconds(i64::from(n)),
+        disabled_at: None,
+        last_success_at: None,
+    }
+}
+
+fn an_event(client: &str, n: u8, now: finx_domain::Timestamp) -> finx_domain::webhook::Event {
+    use finx_domain::webhook::{Event, EventData};
+    Event {
+        id: finx_domain::ids::EventId::from_random([n; 16]),
+        client_id: ClientId::parse(client).unwrap_or_else(|_| unreachable!()),
+        at: now,
+        data: EventData::FlowFailed {
+            flow_id: FlowId::from_random([n; 16]),
+            reason: "cancelled",
+        },
+    }
+}
+
+/// Endpoints round-trip (secrets too); an event fans out to the enabled endpoints of its
+/// client only, once per id; a delivery is claimed by one runner per attempt and finished
+/// only by the latest claim; giving up with `disable` disables the endpoint and fails its
+/// other pending deliveries; deleting an endpoint deletes its deliveries and log; the purge
+/// keeps what is pending.
+pub async fn webhook_deliveries_fan_out_and_are_claimed_once_per_attempt(store: Arc<impl Store>) {
+    use finx_domain::webhook::{Attempt, AttemptOutcome, DeliveryStatus, WebhookSecret};
+    use finx_ports::WebhookStore;
+    let now = t0();
+    let mut a1 = an_endpoint("hook-client", 1, now);
+    let a2 = an_endpoint("hook-client", 2, now);
+    let other = an_endpoint("hook-other", 3, now);
+    for e in [&a1, &a2, &other] {
+        WebhookStore::insert_endpoint(store.as_ref(), e)
+            .await
+            .expect("insert");
+    }
+    assert!(matches!(
+        WebhookStore::insert_endpoint(store.as_ref(), &a1).await,
+        Err(StoreError::Conflict(_))
+    ));
+    a1.rotate(
+        WebhookSecret::from_random([9; 32]),
+        now,
+        TimeDelta::hours(24),
+    );
+    assert!(store.update_endpoint(&a1).await.expect("update"));
+    assert_eq!(
+        store.find_endpoint(a1.id).await.expect("find"),
+        Some(a1.clone()),
+        "round-trips, both secrets included"
+    );
+    let listed = store.list_endpoints(&a1.client_id).await.expect("list");
+    assert_eq!(listed, vec![a1.clone(), a2.clone()]);
+
+    // Fan-out: two endpoints, two deliveries; the same id again, none; a client without
+    // endpoints keeps nothing.
+    let e1 = an_event("hook-client", 1, now);
+    assert_eq!(
+        store
+            .enqueue_events(std::slice::from_ref(&e1))
+            .await
+            .expect("enqueue"),
+        2
+    );
+    assert_eq!(
+        store
+            .enqueue_events(std::slice::from_ref(&e1))
+            .await
+            .expect("again"),
+        0
+    );
+    assert_eq!(
+        store
+            .enqueue_events(&[an_event("hook-nobody", 2, now)])
+            .await
+            .expect("nobody"),
+        0
+    );
+    let lease = now + TimeDelta::minutes(1);
+    let claimed = store.claim_deliveries(now, lease, 10).await.expect("claim");
+    assert_eq!(claimed.len(), 2);
+    assert!(claimed.iter().all(|d| d.attempt == 1
+        && d.status == DeliveryStatus::Pending
+        && d.event.id == e1.id
+        && d.event.event_type == "flow.failed"
+        && d.event.body.contains("\"cancelled\"")));
+    assert!(
+        store
+            .claim_deliveries(now, lease, 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "held under their lease"
+    );
+    // One runner dies; past the lease another takes its delivery over.
+    let d = claimed.iter().find(|d| d.endpoint.id == a1.id).expect("a1");
+    let after = lease + TimeDelta::seconds(1);
+    let again = store
+        .claim_deliveries(after, after + TimeDelta::minutes(1), 10)
+        .await
+        .expect("claim");
+    assert_eq!(again.len(), 2);
+    let retaken = again.iter().find(|x| x.endpoint.id == a1.id).expect("a1");
+    assert_eq!(retaken.attempt, 2);
+    let attempt = |n: u32, status: Option<u16>| Attempt {
+        event_id: e1.id,
+        event_type: "flow.failed".into(),
+        endpoint_id: a1.id,
+        attempt: n,
+        at: after,
+        status,
+        error: status.filter(|s| *s >= 300).map(|s| format!("HTTP {s}")),
+        millis: 12,
+    };
+    assert!(
+        !store
+            .finish_delivery(
+                d.claim(),
+                &attempt(1, Some(500)),
+                AttemptOutcome::Retry(after)
+            )
+            .await
+            .expect("finish"),
+        "the dead runner's attempt records nothing"
+    );
+    assert!(
+        store
+            .finish_delivery(
+                retaken.claim(),
+                &attempt(2, Some(204)),
+                AttemptOutcome::Delivered
+            )
+            .await
+            .expect("finish")
+    );
+    assert!(
+        !store
+            .finish_delivery(
+                retaken.claim(),
+                &attempt(2, Some(204)),
+                AttemptOutcome::Delivered
+            )
+            .await
+            .expect("finish"),
+        "once"
+    );
+    let log = store.delivery_log(a1.id, 10).await.expect("log");
+    assert_eq!(log, vec![attempt(2, Some(204))]);
+    assert_eq!(
+        store
+            .find_endpoint(a1.id)
+            .await
+            .expect("find")
+            .and_then(|e| e.last_success_at),
+        Some(after)
+    );
+
+    // a2 fails for good with `disable`: it is disabled, its other pending delivery fails,
+    // and it is neither claimed nor given new events.
+    let e2 = an_event("hook-client", 4, after);
+    assert_eq!(
+        store
+            .enqueue_events(std::slice::from_ref(&e2))
+            .await
+            .expect("enqueue"),
+        2
+    );
+    let held_a2 = again.iter().find(|x| x.endpoint.id == a2.id).expect("a2");
+    let give_up = Attempt {
+        endpoint_id: a2.id,
+        ..attempt(2, Some(500))
+    };
+    assert!(
+        store
+            .finish_delivery(
+                held_a2.claim(),
+                &give_up,
+                AttemptOutcome::GiveUp { disable: true }
+            )
+            .await
+            .expect("finish")
+    );
+    assert!(
+        store
+            .find_endpoint(a2.id)
+            .await
+            .expect("find")
+            .and_then(|e| e.disabled_at)
+            .is_some()
+    );
+    let later = after + TimeDelta::hours(1);
+    let due = store
+        .claim_deliveries(later, later + TimeDelta::minutes(1), 10)
+        .await
+        .expect("claim");
+    assert_eq!(due.len(), 1, "only a1's delivery of e2");
+    assert_eq!(due[0].endpoint.id, a1.id);
+    assert_eq!(
+        store
+            .enqueue_events(&[an_event("hook-client", 5, later)])
+            .await
+            .expect("enqueue"),
+        1,
+        "the disabled endpoint gets nothing new"
+    );
+
+    // Purge: the old log and the finished e1 go; pending deliveries stay.
+    let purged = store
+        .purge_webhooks(later + TimeDelta::days(1))
+        .await
+        .expect("purge");
+    assert!(purged >= 2, "{purged}");
+    assert!(store.delivery_log(a1.id, 10).await.expect("log").is_empty());
+    assert!(
+        store
+            .enqueue_events(std::slice::from_ref(&e1))
+            .await
+            .expect("enqueue")
+            >= 1,
+        "e1 was purged"
+    );
+    // Deleting an endpoint deletes its deliveries.
+    assert!(store.delete_endpoint(a1.id).await.expect("delete"));
+    assert!(!store.delete_endpoint(a1.id).await.expect("delete"));
+    assert!(
+        store
+            .claim_deliveries(later + TimeDelta::days(2), later + TimeDelta::days(3), 10)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+}
+
+/// Events join the change they report: a flow update that loses its compare-and-swap
+/// writes none; revoking a grant writes one `grant.revoked` (not two when revoked again);
+/// a replayed code writes `token_reuse`; deleting an access writes one per grant it
+/// revokes; a finished sync writes its events with the counts of what it wrote.
+pub async fn events_are_written_with_the_change_they_report(store: Arc<impl Store>) {
+    use finx_domain::access::{Claim, JobKind, JobStatus};
+    use finx_domain::webhook::RevokeReason;
+    use finx_ports::WebhookStore;
+    use finx_ports::{AccountSync, JobOutcome};
+    let now = t0();
+    WebhookStore::insert_endpoint(store.as_ref(), &an_endpoint("conformance-client", 20, now))
+        .await
+        .expect("endpoint");
+    let bodies = |store: Arc<_>| async move {
+        let store: Arc<_> = store;
+        let mut out = Vec::new();
+        loop {
+            let batch = WebhookStore::claim_deliveries(
+                &*store,
+                now + TimeDelta::days(400),
+                now + TimeDelta::days(401),
+                100,
+            )
+            .await
+            .expect("claim");
+            if batch.is_empty() {
+                return out;
+            }
+            for d in batch {
+                let attempt = finx_domain::webhook::Attempt {
+                    event_id: d.event.id,
+                    event_type: d.event.event_type.clone(),
+                    endpoint_id: d.endpoint.id,
+                    attempt: d.attempt,
+                    at: now,
+                    status: Some(200),
+                    error: None,
+                    millis: 1,
+                };
+                WebhookStore::finish_delivery(
+                    &*store,
+                    d.claim(),
+                    &attempt,
+                    finx_domain::webhook::AttemptOutcome::Delivered,
+                )
+                .await
+                .expect("finish");
+                out.push(serde_json::from_str::<serde_json::Value>(&d.event.body).expect("json"));
+            }
+        }
+    };
+
+    // A flow's end: the losing update writes nothing.
+    let mut f = flow(30);
+    f.client_id = ClientId::parse("conformance-client").unwrap_or_else(|_| unreachable!());
+    store.insert_flow(&f).await.expect("insert");
+    let ended = an_event("conformance-client", 30, now);
+    let mut next = f.clone();
+    next.version += 1;
+    next.status = FlowStatus::Cancelled;
+    assert!(matches!(
+        store
+            .update_flow(&next, f.version + 5, std::slice::from_ref(&ended))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        bodies(store.clone()).await.is_empty(),
+        "a lost update writes no event"
+    );
+    store
+        .update_flow(&next, f.version, std::slice::from_ref(&ended))
+        .await
+        .expect("update");
+    let got = bodies(store.clone()).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["type"], "flow.failed");
+
+    // Revocation, twice: one event.
+    let (g, code) = grant_with_code(31, now);
+    store.insert_grant(&g, &code).await.expect("grant");
+    store
+        .revoke_grant(g.id, now, RevokeReason::Revoked)
+        .await
+        .expect("revoke");
+    store
+        .revoke_grant(g.id, now + TimeDelta::seconds(1), RevokeReason::Revoked)
+        .await
+        .expect("again");
+    let got = bodies(store.clone()).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["type"], "grant.revoked");
+    assert_eq!(got[0]["data"]["reason"], "revoked");
+    assert_eq!(got[0]["data"]["flow_id"], g.flow_id.to_string());
+
+    // A replayed code.
+    let (g2, code2) = grant_with_code(32, now);
+    store.insert_grant(&g2, &code2).await.expect("grant");
+    store
+        .redeem_code(&code2.hash, now, &tokens(&g2, 32, now))
+        .await
+        .expect("redeem");
+    assert!(
+        store
+            .redeem_code(&code2.hash, now, &tokens(&g2, 33, now))
+            .await
+            .is_err()
+    );
+    let got = bodies(store.clone()).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["data"]["reason"], "token_reuse");
+
+    // A sync's end: access.synced with the counts written.
+    let access = an_access(34, now);
+    let (g3, code3) = grant_with_code(34, now);
+    store.insert_grant(&g3, &code3).await.expect("grant");
+    let job = a_job(&access.id, 34, JobKind::Manual, now, now);
+    store.insert_access(&access, &job).await.expect("access");
+    let claimed = store
+        .claim_jobs(now, TimeDelta::minutes(5), 10)
+        .await
+        .expect("claim");
+    let job = claimed
+        .iter()
+        .find(|j| j.access_id == access.id)
+        .expect("claimed");
+    let mut next_access = access.clone();
+    next_access.version += 1;
+    let synced = finx_domain::webhook::Event {
+        id: finx_domain::ids::EventId::from_random([34; 16]),
+        client_id: access.client_id.clone(),
+        at: now,
+        data: finx_domain::webhook::EventData::AccessSynced {
+            access_id: access.id.clone(),
+            user_id: access.user_id.clone(),
+            sync_id: job.id,
+            counts: finx_domain::access::SyncCounts::default(),
+        },
+    };
+    let outcome = JobOutcome {
+        status: JobStatus::Succeeded,
+        finished_at: now,
+        error: None,
+        accounts: vec![AccountSync {
+            account: account(&access.id, "giro", now),
+            transactions: vec![transaction(1, true, now), transaction(2, false, now)],
+            window_from: now.date_naive() - TimeDelta::days(60),
+        }],
+        events: vec![synced],
+    };
+    store
+        .finish_job(
+            Claim {
+                job: job.id,
+                attempt: job.attempt,
+            },
+            &outcome,
+            &next_access,
+            access.version,
+            None,
+        )
+        .await
+        .expect("finish");
+    let got = bodies(store.clone()).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["type"], "access.synced");
+    assert_eq!(got[0]["data"]["added"], 2);
+    assert_eq!(got[0]["data"]["modified"], 0);
+
+    // Deleting the access revokes its grant: grant.revoked.
+    assert!(
+        store
+            .delete_access_record(&access.id, now)
+            .await
+            .expect("delete")
+    );
+    let got = bodies(store.clone()).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["type"], "grant.revoked");
+    assert_eq!(got[0]["data"]["access_id"], access.id.as_str());
 }

@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::TimeDelta;
 use finx_client::{
-    Callback, ClientConfig, Error, FinxClient, MemoryTokenStore, OnetimeAccess, SqlTokenStore,
-    TokenStore, TransactionQuery,
+    Callback, Change, ClientConfig, Error, FinxClient, MemoryTokenStore, OnetimeAccess,
+    SqlTokenStore, TokenStore, TransactionQuery,
 };
 use finx_domain::ids::FlowId;
 use finx_ports::{BankCredentials, Clock as _};
@@ -159,6 +159,60 @@ async fn the_guide_through_the_sdk_pages_through_every_transaction() {
             .as_deref()
             .is_some_and(|p| p.to_lowercase().contains("miete"))
     }));
+}
+
+#[tokio::test]
+async fn the_feed_as_a_stream_rebuilds_every_transaction_and_resumes_from_its_checkpoint() {
+    let s = Setup::new().await;
+    let finx = s.client();
+    let code = s.code(&finx).await;
+    let tokens = finx.exchange_code(&code, REDIRECT).await.expect("exchange");
+    let conn = finx
+        .connect("user-7", Arc::new(MemoryTokenStore::default()), &tokens)
+        .await
+        .expect("connect");
+    // Applying the stream's changes rebuilds exactly what /rest/transactions shows.
+    let mut replica = std::collections::BTreeMap::new();
+    let mut checkpoint = None;
+    let changes: Vec<Change> = conn
+        .changes_in_pages(None, 7)
+        .try_collect()
+        .await
+        .expect("feed");
+    for c in &changes {
+        match c {
+            Change::Added(t) | Change::Modified(t) => {
+                replica.insert(t.transaction_id.clone(), t.clone());
+            }
+            Change::Removed(id) => {
+                replica.remove(id);
+            }
+            Change::Checkpoint(cursor) => checkpoint = Some(cursor.clone()),
+            _ => unreachable!("no other change kinds today"),
+        }
+    }
+    assert!(
+        changes
+            .iter()
+            .filter(|c| matches!(c, Change::Checkpoint(_)))
+            .count()
+            >= 2,
+        "several pages of 7"
+    );
+    assert!(matches!(changes.last(), Some(Change::Checkpoint(_))));
+    let shown: std::collections::BTreeMap<_, _> = conn
+        .all_transactions(TransactionQuery::new().include_pending(true).count(500))
+        .try_collect::<Vec<_>>()
+        .await
+        .expect("pages")
+        .into_iter()
+        .map(|t| (t.transaction_id.clone(), t))
+        .collect();
+    assert_eq!(replica, shown);
+    // From the last checkpoint, nothing new: one checkpoint and the end.
+    let again: Vec<Change> = conn.changes(checkpoint).try_collect().await.expect("feed");
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert!(matches!(again[0], Change::Checkpoint(_)));
 }
 
 #[tokio::test]

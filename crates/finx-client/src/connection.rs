@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::Stream;
 
-use crate::model::{Account, Balance, Tokens, Transaction};
+use crate::model::{Account, Balance, Change, FeedPage, Tokens, Transaction};
 use crate::query::TransactionQuery;
 use crate::{Error, FinxClient};
 
@@ -344,6 +344,72 @@ impl Connection {
                         .flatten();
                     Some((page.into_iter().map(Ok).collect(), more))
                 }
+            }
+        })
+        .flat_map(futures::stream::iter)
+    }
+
+    /// One page of the transactions feed (see [`FinxClient::transactions_sync`]).
+    ///
+    /// # Errors
+    /// As [`FinxClient::transactions_sync`].
+    pub async fn transactions_sync(
+        &self,
+        cursor: Option<&str>,
+        count: u32,
+    ) -> Result<FeedPage, Error> {
+        self.with_token(|t| async move { self.client.transactions_sync(&t, cursor, count).await })
+            .await
+    }
+
+    /// The feed from `cursor` as a stream of changes, page by page, each page followed by a
+    /// [`Change::Checkpoint`] with the cursor to store once its changes are applied. It
+    /// ends when the feed is caught up. When a sync changes a transaction in the middle of
+    /// a pass (finX error 1023) the stream goes on from the pass's first cursor, as the
+    /// server asks: changes are upserts and deletes by id, so applying some twice is
+    /// harmless, and nothing is skipped.
+    pub fn changes(
+        &self,
+        cursor: Option<String>,
+    ) -> impl Stream<Item = Result<Change, Error>> + '_ {
+        self.changes_in_pages(cursor, 200)
+    }
+
+    /// [`changes`](Self::changes) with pages of `page` changes (1 to 500).
+    pub fn changes_in_pages(
+        &self,
+        cursor: Option<String>,
+        page: u32,
+    ) -> impl Stream<Item = Result<Change, Error>> + '_ {
+        const RESTARTS: u8 = 5;
+        let page = page.clamp(1, 500);
+        // (cursor, restarts so far), or None once caught up.
+        futures::stream::unfold(Some((cursor, 0u8)), move |state| async move {
+            let (cursor, restarts) = state?;
+            match self.transactions_sync(cursor.as_deref(), page).await {
+                Ok(page) => {
+                    let next = page.next_cursor.clone();
+                    let more = page.has_more;
+                    let mut items: Vec<Result<Change, Error>> = page
+                        .removed
+                        .into_iter()
+                        .map(|r| Ok(Change::Removed(r.transaction_id)))
+                        .collect();
+                    items.extend(page.added.into_iter().map(|t| Ok(Change::Added(t))));
+                    items.extend(page.modified.into_iter().map(|t| Ok(Change::Modified(t))));
+                    items.push(Ok(Change::Checkpoint(next.clone())));
+                    Some((items, more.then_some((Some(next), 0))))
+                }
+                Err(Error::Api {
+                    code: 1023, data, ..
+                }) if restarts < RESTARTS => {
+                    let restart = data
+                        .get("restart_cursor")
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_owned);
+                    Some((Vec::new(), Some((restart.or(cursor), restarts + 1))))
+                }
+                Err(e) => Some((vec![Err(e)], None)),
             }
         })
         .flat_map(futures::stream::iter)

@@ -34,6 +34,7 @@ mod model;
 mod query;
 #[cfg(feature = "sql")]
 mod sql;
+mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,11 +48,13 @@ use url::Url;
 pub use connection::{Connection, MemoryTokenStore, StoredTokens, TokenStore};
 pub use error::Error;
 pub use model::{
-    Account, AccountStatus, Balance, Callback, Link, OnetimeAccess, Tokens, Transaction,
+    Account, AccountStatus, Balance, Callback, Change, FeedPage, Link, OnetimeAccess, Removed,
+    Tokens, Transaction,
 };
 pub use query::{Bound, Sort, TransactionQuery};
 #[cfg(feature = "sql")]
 pub use sql::SqlTokenStore;
+pub use webhook::{DEFAULT_TOLERANCE, WebhookError, WebhookEvent, WebhookVerifier};
 
 /// A clock, so that tests (and simulations) can move time.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -408,6 +411,26 @@ impl FinxClient {
             .get::<model::TransactionList>(access_token, "rest/transactions", &query.pairs())
             .await?
             .transactions)
+    }
+
+    /// One page of the transactions feed from `cursor` (from the beginning when `None`),
+    /// at most `count` changes (1 to 500).
+    ///
+    /// # Errors
+    /// [`Error::Api`] 409 with code 1023 when a sync changed a transaction of the current
+    /// pass: restart from `data.restart_cursor`.
+    pub async fn transactions_sync(
+        &self,
+        access_token: &str,
+        cursor: Option<&str>,
+        count: u32,
+    ) -> Result<FeedPage, Error> {
+        let mut query = vec![("count", count.to_string())];
+        if let Some(c) = cursor {
+            query.push(("cursor", c.to_owned()));
+        }
+        self.get(access_token, "rest/transactions/sync", &query)
+            .await
     }
 
     /// One transaction.

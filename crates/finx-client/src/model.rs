@@ -261,3 +261,42 @@ impl fmt::Debug for Callback {
         }
     }
 }
+
+/// One page of the transactions feed (`GET /rest/transactions/sync`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct FeedPage {
+    /// New transactions.
+    pub added: Vec<Transaction>,
+    /// Transactions that changed (a pending one booked keeps its id and comes here).
+    pub modified: Vec<Transaction>,
+    /// Transactions gone (a pending one the bank no longer reports).
+    pub removed: Vec<Removed>,
+    /// Where the next page starts; store it once the page is applied.
+    pub next_cursor: String,
+    /// Whether more pages follow now.
+    pub has_more: bool,
+}
+
+/// A removed transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct Removed {
+    /// Its id.
+    pub transaction_id: String,
+}
+
+/// One item of the feed as a stream ([`Connection::changes`](crate::Connection::changes)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Change {
+    /// Insert it.
+    Added(Transaction),
+    /// Replace it.
+    Modified(Transaction),
+    /// Delete the transaction with this id.
+    Removed(String),
+    /// Every change before this is applied once you apply them: store this cursor and
+    /// start from it next time.
+    Checkpoint(String),
+}

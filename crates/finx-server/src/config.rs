@@ -233,6 +233,62 @@ pub(crate) enum ClientsCommand {
     },
     /// List clients.
     List,
+    /// Manage a client's webhook endpoints.
+    Webhook {
+        #[command(subcommand)]
+        command: WebhookCommand,
+    },
+}
+
+/// `clients webhook …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum WebhookCommand {
+    /// Register an endpoint (https; http to loopback in sandbox mode only); prints its
+    /// signing secret once.
+    Add {
+        /// The client.
+        client_id: String,
+        /// Where events are POSTed.
+        url: String,
+    },
+    /// List a client's endpoints: id, state (enabled, or disabled since when), last
+    /// success, URL.
+    List {
+        /// The client.
+        client_id: String,
+    },
+    /// Remove an endpoint with its pending deliveries and log.
+    Remove {
+        /// The client.
+        client_id: String,
+        /// The endpoint.
+        endpoint_id: String,
+    },
+    /// Give an endpoint a new secret (printed once); the old one keeps signing for the
+    /// overlap (`--webhook-secret-overlap-hours`).
+    RotateSecret {
+        /// The client.
+        client_id: String,
+        /// The endpoint.
+        endpoint_id: String,
+    },
+    /// Enable an endpoint that was disabled for failing.
+    Enable {
+        /// The client.
+        client_id: String,
+        /// The endpoint.
+        endpoint_id: String,
+    },
+    /// Show an endpoint's latest delivery attempts, newest first.
+    Log {
+        /// The client.
+        client_id: String,
+        /// The endpoint.
+        endpoint_id: String,
+        /// At most this many (default 50).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
 }
 
 /// The TOML file: the same settings, by the same names with underscores.

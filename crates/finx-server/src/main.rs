@@ -22,7 +22,7 @@ use finx_domain::secret::ClientSecret;
 use finx_ports::StoreError;
 use finx_store_sql::SqlStore;
 
-use crate::config::{BanksCommand, Cli, ClientsCommand, Command, Config};
+use crate::config::{BanksCommand, Cli, ClientsCommand, Command, Config, WebhookCommand};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -312,7 +312,97 @@ async fn clients(finx: &Finx, command: ClientsCommand) -> Result<(), String> {
             }
             Ok(())
         }
+        ClientsCommand::Webhook { command } => webhook(finx, command).await,
     }
+}
+
+/// `clients webhook …`.
+async fn webhook(finx: &Finx, command: WebhookCommand) -> Result<(), String> {
+    let show_secret = |e: &finx_domain::webhook::Endpoint| {
+        println!("endpoint_id: {}", e.id);
+        println!("url:         {}", e.url.as_str());
+        println!("secret:      {}", e.secret.expose());
+        println!("(the secret is shown this once; finX keeps it sealed)");
+    };
+    match command {
+        WebhookCommand::Add { client_id, url } => {
+            let e = finx
+                .add_webhook(&client_id, &url)
+                .await
+                .map_err(|e| core_error(&e))?;
+            show_secret(&e);
+        }
+        WebhookCommand::List { client_id } => {
+            for e in finx
+                .list_webhooks(&client_id)
+                .await
+                .map_err(|e| core_error(&e))?
+            {
+                let state = e
+                    .disabled_at
+                    .map_or_else(|| "enabled".to_owned(), |t| format!("disabled since {t}"));
+                let success = e.last_success_at.map_or_else(
+                    || "never delivered".to_owned(),
+                    |t| format!("last delivered {t}"),
+                );
+                println!("{}\t{state}\t{success}\t{}", e.id, e.url.as_str());
+            }
+        }
+        WebhookCommand::Remove {
+            client_id,
+            endpoint_id,
+        } => {
+            finx.remove_webhook(&client_id, &endpoint_id)
+                .await
+                .map_err(|e| core_error(&e))?;
+            println!("removed {endpoint_id}");
+        }
+        WebhookCommand::RotateSecret {
+            client_id,
+            endpoint_id,
+        } => {
+            let e = finx
+                .rotate_webhook_secret(&client_id, &endpoint_id)
+                .await
+                .map_err(|e| core_error(&e))?;
+            show_secret(&e);
+            if let Some((_, until)) = &e.previous {
+                println!("(the previous secret signs too until {until})");
+            }
+        }
+        WebhookCommand::Enable {
+            client_id,
+            endpoint_id,
+        } => {
+            finx.enable_webhook(&client_id, &endpoint_id)
+                .await
+                .map_err(|e| core_error(&e))?;
+            println!("enabled {endpoint_id}");
+        }
+        WebhookCommand::Log {
+            client_id,
+            endpoint_id,
+            limit,
+        } => {
+            for a in finx
+                .webhook_log(&client_id, &endpoint_id, limit)
+                .await
+                .map_err(|e| core_error(&e))?
+            {
+                println!(
+                    "{}\t{}\t{}\tattempt {}\t{}\t{} ms\t{}",
+                    a.at,
+                    a.event_id,
+                    a.event_type,
+                    a.attempt,
+                    a.status.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+                    a.millis,
+                    a.error.as_deref().unwrap_or("ok"),
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Makes sure the sandbox's demo client exists with the configured secret.
@@ -457,6 +547,11 @@ async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
         grace,
         stopped,
     ));
+    let webhooks = tokio::spawn(scheduler::run_webhooks(
+        finx.clone(),
+        grace,
+        stop.subscribe(),
+    ));
     let shutdown = async move {
         shutdown_signal().await;
         let _ = stop.send(true);
@@ -466,6 +561,9 @@ async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     if runner.await.is_err() {
         tracing::warn!("the sync runner ended abnormally");
+    }
+    if webhooks.await.is_err() {
+        tracing::warn!("the webhook runner ended abnormally");
     }
     // Data fetches in progress finish, within the grace period; one cut off is failed by
     // the stale-sync job of another instance (or this one, after a restart).

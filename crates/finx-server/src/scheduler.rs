@@ -91,3 +91,62 @@ fn held(
 ) -> std::sync::MutexGuard<'_, HashMap<SyncId, SyncJob>> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+/// How many webhook deliveries one instance sends at once.
+const WEBHOOK_CONCURRENCY: usize = 16;
+
+/// Sends due webhook deliveries until `stop` turns true, then lets those in flight finish
+/// within `grace`. A delivery cut off stays claimed until its lease lapses, and is sent
+/// again then (at least once; receivers drop repeats by `webhook-id`).
+pub(crate) async fn run_webhooks(finx: Finx, grace: Duration, mut stop: watch::Receiver<bool>) {
+    let permits = Arc::new(Semaphore::new(WEBHOOK_CONCURRENCY));
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            () = tokio::time::sleep(TICK) => {}
+        }
+        while tasks.try_join_next().is_some() {}
+        let free = u32::try_from(permits.available_permits()).unwrap_or(0);
+        if free == 0 {
+            continue;
+        }
+        let due = match finx.claim_webhooks(free).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming webhook deliveries failed");
+                continue;
+            }
+        };
+        for delivery in due {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            let finx = finx.clone();
+            tasks.spawn(async move {
+                let _permit = permit;
+                match finx.deliver_webhook(&delivery).await {
+                    Ok(ok) => tracing::info!(
+                        event = %delivery.event.id,
+                        endpoint = %delivery.endpoint.id,
+                        event_type = %delivery.event.event_type,
+                        attempt = delivery.attempt,
+                        delivered = ok,
+                        "webhook attempt"
+                    ),
+                    Err(e) => tracing::warn!(
+                        event = %delivery.event.id,
+                        error = %e,
+                        "webhook attempt not recorded; its lease will lapse"
+                    ),
+                }
+            });
+        }
+    }
+    if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
+        .await
+        .is_err()
+    {
+        tasks.abort_all();
+    }
+}

@@ -1,0 +1,566 @@
+//! Webhooks (issue 14), in process: the app on the in-memory store with a clock the tests
+//! move, a real receiver on loopback, real HTTP between them. Signatures are checked with
+//! the SDK's verifier here; `webhooks_process.rs` checks them with Python's
+//! `standardwebhooks` against the server binary.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use chrono::TimeDelta;
+use finx_client::WebhookVerifier;
+use finx_domain::ids::{AccessId, ClientId, EventId, FlowId};
+use finx_domain::webhook::{Event, EventData, RevokeReason};
+use finx_ports::Clock as _;
+use finx_tests::fixtures::{App, DEMO_SECRET, REDIRECT, Served, walk_widget};
+use reqwest::StatusCode as Status;
+use serde_json::{Value, json};
+
+/// How the receiver answers.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Accept,
+    Fail,
+    Slow(Duration),
+}
+
+/// A webhook receiver on loopback that keeps what it was sent.
+#[derive(Clone)]
+struct Receiver {
+    mode: Arc<Mutex<Mode>>,
+    got: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
+    url: String,
+}
+
+impl Receiver {
+    async fn start() -> Self {
+        let mode = Arc::new(Mutex::new(Mode::Accept));
+        let got: Arc<Mutex<Vec<(HeaderMap, Bytes)>>> = Arc::default();
+        let (m, g) = (mode.clone(), got.clone());
+        let app = Router::new().route(
+            "/hook",
+            post(move |headers: HeaderMap, body: Bytes| {
+                let (m, g) = (m.clone(), g.clone());
+                async move {
+                    let mode = *m.lock().expect("lock");
+                    g.lock().expect("lock").push((headers, body));
+                    match mode {
+                        Mode::Accept => StatusCode::NO_CONTENT,
+                        Mode::Fail => StatusCode::INTERNAL_SERVER_ERROR,
+                        Mode::Slow(d) => {
+                            tokio::time::sleep(d).await;
+                            StatusCode::OK
+                        }
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { mode, got, url }
+    }
+
+    fn set(&self, mode: Mode) {
+        *self.mode.lock().expect("lock") = mode;
+    }
+
+    fn received(&self) -> Vec<(HeaderMap, Bytes)> {
+        self.got.lock().expect("lock").clone()
+    }
+}
+
+/// What the runner does: sends every due delivery. Returns how many were sent.
+async fn deliver_due(app: &App) -> usize {
+    let due = app.finx.claim_webhooks(100).await.expect("claim");
+    for d in &due {
+        app.finx.deliver_webhook(d).await.expect("deliver");
+    }
+    due.len()
+}
+
+/// The events received, verified with `verifier` at the app's time.
+fn verified(app: &App, r: &Receiver, verifier: &WebhookVerifier) -> Vec<finx_client::WebhookEvent> {
+    let now = app.clock.now().timestamp();
+    r.received()
+        .iter()
+        .map(|(h, b)| verifier.verify_at(h, b, now).expect("a valid signature"))
+        .collect()
+}
+
+/// An ongoing grant's token answer (access and refresh token).
+async fn ongoing_tokens(s: &Served, user_id: &str) -> Value {
+    let v: Value = s
+        .http
+        .post(s.url("/ongoing/access"))
+        .basic_auth("demo-app", Some(DEMO_SECRET))
+        .json(&json!({ "redirect_uri": REDIRECT, "user_id": user_id, "provider_id": "sandbox-90094815" }))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let back = walk_widget(
+        &s.http,
+        v["location"].as_str().expect("location"),
+        "sandbox-90094815",
+        "moving",
+    )
+    .await;
+    let code = back
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("code");
+    let t: Value = s
+        .http
+        .post(s.url("/auth/token"))
+        .basic_auth("demo-app", Some(DEMO_SECRET))
+        .json(
+            &json!({ "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT }),
+        )
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert!(t["refresh_token"].is_string(), "{t}");
+    t
+}
+
+/// An event of the demo client, for the delivery tests.
+fn event(app: &App, n: u8) -> Event {
+    Event {
+        id: EventId::from_random([n; 16]),
+        client_id: ClientId::parse("demo-app").expect("id"),
+        at: app.clock.now(),
+        data: EventData::GrantRevoked {
+            flow_id: FlowId::from_random([n; 16]),
+            access_id: AccessId::parse("Xtest").expect("id"),
+            reason: RevokeReason::Revoked,
+        },
+    }
+}
+
+#[tokio::test]
+async fn a_flow_a_sync_and_a_revocation_reach_the_endpoint_signed_with_ids_and_counts_only() {
+    let s = Served::start(App::new().await).await;
+    let r = Receiver::start().await;
+    let endpoint = s
+        .app
+        .finx
+        .add_webhook("demo-app", &r.url)
+        .await
+        .expect("add");
+    let secret = endpoint.secret.expose();
+    assert!(
+        secret.starts_with("whsec_"),
+        "shown once, in the standard form"
+    );
+    assert!(
+        !format!("{endpoint:?}").contains(&secret[6..]),
+        "redacted in Debug"
+    );
+    let verifier = WebhookVerifier::new(&secret).expect("secret");
+
+    // A flow ends with a grant: flow.completed.
+    let tokens = ongoing_tokens(&s, "user-1").await;
+    let bearer = tokens["access_token"].as_str().expect("token").to_owned();
+    assert_eq!(deliver_due(&s.app).await, 1);
+    // A sync: access.synced with the counts the sync resource shows.
+    let accesses: Value = s
+        .http
+        .get(s.url("/rest/accesses"))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let access_id = accesses["accesses"][0]["access_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let res = s
+        .http
+        .post(s.url(&format!("/rest/accesses/{access_id}/syncs")))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), Status::ACCEPTED);
+    let location = res.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let jobs = s.app.finx.claim_syncs(10).await.expect("claim");
+    for j in &jobs {
+        s.app.finx.run_sync(j).await.expect("sync");
+    }
+    let sync: Value = s
+        .http
+        .get(s.url(&location))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(sync["status"], "succeeded", "{sync}");
+    assert_eq!(deliver_due(&s.app).await, 1);
+    // The customer revokes the grant: grant.revoked.
+    let res = s
+        .http
+        .post(s.url("/auth/revoke"))
+        .basic_auth("demo-app", Some(DEMO_SECRET))
+        .form(&[("token", tokens["refresh_token"].as_str().expect("refresh"))])
+        .send()
+        .await
+        .expect("send");
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(deliver_due(&s.app).await, 1);
+    assert_eq!(deliver_due(&s.app).await, 0, "each delivered once");
+
+    let events = verified(&s.app, &r, &verifier);
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, ["flow.completed", "access.synced", "grant.revoked"]);
+    assert_eq!(events[0].data["access_id"], access_id.as_str());
+    assert_eq!(events[0].data["user_id"], "user-1");
+    assert_eq!(events[1].data["sync_id"], sync["sync_id"]);
+    for k in ["added", "modified", "removed"] {
+        assert_eq!(events[1].data[k], sync[k], "{k}");
+    }
+    assert_eq!(events[2].data["reason"], "revoked");
+    // Ids and counts only: no amount, IBAN, name or purpose anywhere.
+    for (_, body) in r.received() {
+        let text = String::from_utf8_lossy(&body).to_lowercase();
+        for bank_data in [
+            "amount",
+            "iban",
+            "purpose",
+            "counterparty",
+            "balance",
+            "de8",
+        ] {
+            assert!(!text.contains(bank_data), "{bank_data} in {text}");
+        }
+    }
+    // Every attempt is in the endpoint's log.
+    let log = s
+        .app
+        .finx
+        .webhook_log("demo-app", &endpoint.id.to_string(), 50)
+        .await
+        .expect("log");
+    assert_eq!(log.len(), 3);
+    assert!(
+        log.iter()
+            .all(|a| a.status == Some(204) && a.error.is_none())
+    );
+    // Another client sees none of it.
+    assert!(
+        s.app
+            .finx
+            .webhook_log("other-app", &endpoint.id.to_string(), 50)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_refresh_token_revokes_the_grant_and_says_so() {
+    let s = Served::start(App::new().await).await;
+    let r = Receiver::start().await;
+    let endpoint = s
+        .app
+        .finx
+        .add_webhook("demo-app", &r.url)
+        .await
+        .expect("add");
+    let verifier = WebhookVerifier::new(&endpoint.secret.expose()).expect("secret");
+    let tokens = ongoing_tokens(&s, "user-2").await;
+    let refresh = tokens["refresh_token"].as_str().expect("refresh");
+    for expected in [Status::OK, Status::BAD_REQUEST] {
+        let res = s
+            .http
+            .post(s.url("/auth/token"))
+            .basic_auth("demo-app", Some(DEMO_SECRET))
+            .json(&json!({ "grant_type": "refresh_token", "refresh_token": refresh }))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(res.status(), expected);
+    }
+    assert_eq!(deliver_due(&s.app).await, 2);
+    let events = verified(&s.app, &r, &verifier);
+    let revoked = events
+        .iter()
+        .find(|e| e.event_type == "grant.revoked")
+        .expect("grant.revoked");
+    assert_eq!(revoked.data["reason"], "token_reuse");
+}
+
+#[tokio::test]
+async fn a_failing_endpoint_is_retried_with_growing_waits_for_a_day_then_disabled() {
+    let s = Served::start(App::new().await).await;
+    let r = Receiver::start().await;
+    r.set(Mode::Fail);
+    let endpoint = s
+        .app
+        .finx
+        .add_webhook("demo-app", &r.url)
+        .await
+        .expect("add");
+    let id = endpoint.id.to_string();
+    let start = s.app.clock.now();
+    assert_eq!(
+        s.app
+            .store
+            .enqueue_events(&[event(&s.app, 1)])
+            .await
+            .expect("enqueue"),
+        1,
+        "one delivery for the one endpoint"
+    );
+    // Walk the day in 30-second steps, sending whatever is due.
+    let mut sent_at = Vec::new();
+    while s.app.clock.now() < start + TimeDelta::hours(25) {
+        if deliver_due(&s.app).await > 0 {
+            sent_at.push(s.app.clock.now());
+        }
+        s.app.clock.advance(TimeDelta::seconds(30));
+    }
+    let received = r.received();
+    assert_eq!(received.len(), sent_at.len());
+    assert!(
+        (8..=14).contains(&sent_at.len()),
+        "{} attempts in a day",
+        sent_at.len()
+    );
+    // The same event every time: the same webhook-id, body and a valid signature then.
+    let ids: std::collections::HashSet<_> = received
+        .iter()
+        .map(|(h, _)| h["webhook-id"].clone())
+        .collect();
+    assert_eq!(ids.len(), 1);
+    // Growing waits: each at least 2.5 times the one before (×4 with ±25 % jitter),
+    // capped at 4 hours; the last attempt within 24 hours of the event.
+    let gaps: Vec<TimeDelta> = sent_at.windows(2).map(|w| w[1] - w[0]).collect();
+    for w in gaps.windows(2) {
+        if w[0] < TimeDelta::hours(1) {
+            assert!(w[1] * 2 >= w[0] * 5 - TimeDelta::seconds(150), "{gaps:?}");
+        }
+    }
+    assert!(
+        gaps.iter().all(|g| *g <= TimeDelta::minutes(301)),
+        "{gaps:?}"
+    );
+    assert!(*sent_at.last().expect("some") <= start + TimeDelta::hours(24));
+    // Failed for a whole day: disabled, and `list` says so.
+    let listed = s.app.finx.list_webhooks("demo-app").await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].disabled_at.is_some(), "{listed:?}");
+    assert!(listed[0].last_success_at.is_none());
+    let log = s
+        .app
+        .finx
+        .webhook_log("demo-app", &id, 100)
+        .await
+        .expect("log");
+    assert_eq!(log.len(), sent_at.len());
+    assert!(log.iter().all(|a| a.status == Some(500)));
+    // A disabled endpoint gets no new deliveries; enabled again, it does.
+    assert_eq!(
+        s.app
+            .store
+            .enqueue_events(&[event(&s.app, 2)])
+            .await
+            .expect("enqueue"),
+        0
+    );
+    r.set(Mode::Accept);
+    s.app
+        .finx
+        .enable_webhook("demo-app", &id)
+        .await
+        .expect("enable");
+    s.app
+        .store
+        .enqueue_events(&[event(&s.app, 3)])
+        .await
+        .expect("enqueue");
+    assert_eq!(deliver_due(&s.app).await, 1);
+    let listed = s.app.finx.list_webhooks("demo-app").await.expect("list");
+    assert!(listed[0].disabled_at.is_none() && listed[0].last_success_at.is_some());
+}
+
+#[tokio::test]
+async fn a_timeout_or_a_500_is_retried_and_one_success_ends_the_retries() {
+    let s = Served::start(App::new().await).await;
+    let r = Receiver::start().await;
+    let endpoint = s
+        .app
+        .finx
+        .add_webhook("demo-app", &r.url)
+        .await
+        .expect("add");
+    let verifier = WebhookVerifier::new(&endpoint.secret.expose()).expect("secret");
+    // The fixture's sender gives up after 500 ms.
+    r.set(Mode::Slow(Duration::from_secs(2)));
+    s.app
+        .store
+        .enqueue_events(&[event(&s.app, 1)])
+        .await
+        .expect("enqueue");
+    assert_eq!(deliver_due(&s.app).await, 1);
+    assert_eq!(deliver_due(&s.app).await, 0, "not due again at once");
+    r.set(Mode::Fail);
+    s.app.clock.advance(TimeDelta::seconds(7));
+    assert_eq!(deliver_due(&s.app).await, 1);
+    r.set(Mode::Accept);
+    s.app.clock.advance(TimeDelta::seconds(30));
+    assert_eq!(deliver_due(&s.app).await, 1);
+    s.app.clock.advance(TimeDelta::hours(30));
+    assert_eq!(deliver_due(&s.app).await, 0, "delivered: no more attempts");
+    let log = s
+        .app
+        .finx
+        .webhook_log("demo-app", &endpoint.id.to_string(), 10)
+        .await
+        .expect("log");
+    let seen: Vec<(Option<u16>, Option<&str>)> = log
+        .iter()
+        .rev()
+        .map(|a| (a.status, a.error.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (None, Some("timeout")),
+            (Some(500), Some("HTTP 500")),
+            (Some(204), None)
+        ]
+    );
+    // Three sends of one event, each signed for the moment it was sent.
+    let got = r.received();
+    assert_eq!(got.len(), 3);
+    let (h, b) = &got[2];
+    verifier
+        .verify_at(h, b, s.app.clock.now().timestamp() - 30 * 3600)
+        .expect("the last one verifies at its time");
+    assert_eq!(got[0].0["webhook-id"], got[2].0["webhook-id"]);
+}
+
+#[tokio::test]
+async fn a_rotated_secret_keeps_signing_beside_the_new_one_for_the_overlap() {
+    let s = Served::start(App::new().await).await;
+    let r = Receiver::start().await;
+    let first = s
+        .app
+        .finx
+        .add_webhook("demo-app", &r.url)
+        .await
+        .expect("add");
+    let old = first.secret.expose();
+    let rotated = s
+        .app
+        .finx
+        .rotate_webhook_secret("demo-app", &first.id.to_string())
+        .await
+        .expect("rotate");
+    let new = rotated.secret.expose();
+    assert_ne!(old, new);
+    s.app
+        .store
+        .enqueue_events(&[event(&s.app, 1)])
+        .await
+        .expect("enqueue");
+    assert_eq!(deliver_due(&s.app).await, 1);
+    let now = s.app.clock.now().timestamp();
+    let (h, b) = r.received().remove(0);
+    assert_eq!(
+        h["webhook-signature"]
+            .to_str()
+            .expect("ascii")
+            .split(' ')
+            .count(),
+        2
+    );
+    for secret in [&old, &new] {
+        WebhookVerifier::new(secret)
+            .expect("secret")
+            .verify_at(&h, &b, now)
+            .expect("either secret verifies during the overlap");
+    }
+    // After the overlap (24 hours) only the new one signs.
+    s.app.clock.advance(TimeDelta::hours(25));
+    s.app
+        .store
+        .enqueue_events(&[event(&s.app, 2)])
+        .await
+        .expect("enqueue");
+    assert_eq!(deliver_due(&s.app).await, 1);
+    let now = s.app.clock.now().timestamp();
+    let (h, b) = r.received().remove(1);
+    assert!(
+        WebhookVerifier::new(&old)
+            .expect("secret")
+            .verify_at(&h, &b, now)
+            .is_err()
+    );
+    WebhookVerifier::new(&new)
+        .expect("secret")
+        .verify_at(&h, &b, now)
+        .expect("the new one");
+}
+
+#[tokio::test]
+async fn endpoints_must_be_https_or_loopback_in_sandbox_and_belong_to_a_known_client() {
+    let app = App::new().await;
+    for bad in [
+        "http://example.com/hook",
+        "https://10.1.2.3/hook",
+        "https://169.254.169.254/latest",
+        "ftp://example.com/",
+        "https://user:pw@example.com/",
+    ] {
+        assert!(
+            matches!(
+                app.finx.add_webhook("demo-app", bad).await,
+                Err(finx_core::CoreError::Invalid { field: "url", .. })
+            ),
+            "{bad}"
+        );
+    }
+    assert!(matches!(
+        app.finx
+            .add_webhook("no-such-client", "https://example.com/")
+            .await,
+        Err(finx_core::CoreError::NotFound(_))
+    ));
+    let e = app
+        .finx
+        .add_webhook("demo-app", "https://example.com/hook")
+        .await
+        .expect("https to a public name");
+    app.finx
+        .remove_webhook("demo-app", &e.id.to_string())
+        .await
+        .expect("remove");
+    assert!(
+        app.finx
+            .list_webhooks("demo-app")
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
