@@ -564,3 +564,137 @@ async fn endpoints_must_be_https_or_loopback_in_sandbox_and_belong_to_a_known_cl
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn a_customer_manages_its_endpoints_over_the_api_and_sees_no_one_elses() {
+    let s = Served::start(App::new().await).await;
+    let r = Receiver::start().await;
+    let basic = |req: reqwest::RequestBuilder| req.basic_auth("demo-app", Some(DEMO_SECRET));
+    // Registered over the API: 201 with the secret, once.
+    let res = basic(s.http.post(s.url("/webhooks")))
+        .json(&json!({ "url": r.url }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), Status::CREATED);
+    let made: Value = res.json().await.expect("json");
+    let id = made["endpoint_id"].as_str().expect("id").to_owned();
+    let secret = made["secret"].as_str().expect("secret").to_owned();
+    assert!(secret.starts_with("whsec_"));
+    assert_eq!(made["status"], "enabled");
+    let listed: Value = basic(s.http.get(s.url("/webhooks")))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["webhooks"][0]["endpoint_id"], id.as_str());
+    assert!(
+        !listed.to_string().contains(&secret[6..]),
+        "the list never shows a secret"
+    );
+    // Bad URLs and bad bodies: 400 naming the field.
+    for body in [
+        json!({ "url": "http://example.com/hook" }),
+        json!({ "url": "https://192.168.0.10/hook" }),
+        json!({ "url": 7 }),
+        json!({ "url": "https://example.com/", "extra": true }),
+    ] {
+        let res = basic(s.http.post(s.url("/webhooks")))
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(res.status(), Status::BAD_REQUEST, "{body}");
+        let v: Value = res.json().await.expect("json");
+        assert!(v["error"]["code"].is_number(), "{v}");
+    }
+    // No client, no list; a wrong secret is 401.
+    let res = s.http.get(s.url("/webhooks")).send().await.expect("send");
+    assert_eq!(res.status(), Status::UNAUTHORIZED);
+    // Rotation over the API: a new secret, and both sign for the overlap.
+    let rotated: Value = basic(s.http.post(s.url(&format!("/webhooks/{id}/rotate"))))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let new = rotated["secret"].as_str().expect("secret");
+    assert_ne!(new, secret);
+    assert!(rotated["previous_secret_until"].is_string());
+    s.app
+        .store
+        .enqueue_events(&[event(&s.app, 1)])
+        .await
+        .expect("enqueue");
+    assert_eq!(deliver_due(&s.app).await, 1);
+    let verifier = WebhookVerifier::with_secrets(&[new]).expect("secret");
+    assert_eq!(verified(&s.app, &r, &verifier).len(), 1);
+    // The attempts, newest first.
+    let attempts: Value = basic(
+        s.http
+            .get(s.url(&format!("/webhooks/{id}/attempts?count=5"))),
+    )
+    .send()
+    .await
+    .expect("send")
+    .json()
+    .await
+    .expect("json");
+    assert_eq!(attempts["attempts"][0]["status"], 204);
+    assert_eq!(attempts["attempts"][0]["event_type"], "grant.revoked");
+    let res = basic(
+        s.http
+            .get(s.url(&format!("/webhooks/{id}/attempts?count=0"))),
+    )
+    .send()
+    .await
+    .expect("send");
+    assert_eq!(res.status(), Status::BAD_REQUEST);
+    // Another client can neither see nor touch it.
+    s.app
+        .finx
+        .register_client(finx_core::NewClient {
+            id: Some("other-app".into()),
+            name: "Other".into(),
+            redirect_uris: vec![REDIRECT.into()],
+            scope: None,
+            secret: Some(
+                finx_domain::secret::ClientSecret::from_presented("fxs_other-secret-0123456789")
+                    .expect("secret"),
+            ),
+        })
+        .await
+        .expect("register");
+    let other = |req: reqwest::RequestBuilder| {
+        req.basic_auth("other-app", Some("fxs_other-secret-0123456789"))
+    };
+    let theirs: Value = other(s.http.get(s.url("/webhooks")))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(theirs["webhooks"], json!([]));
+    for res in [
+        other(s.http.delete(s.url(&format!("/webhooks/{id}")))),
+        other(s.http.post(s.url(&format!("/webhooks/{id}/rotate")))),
+        other(s.http.get(s.url(&format!("/webhooks/{id}/attempts")))),
+    ] {
+        assert_eq!(res.send().await.expect("send").status(), Status::NOT_FOUND);
+    }
+    // Removed by its owner.
+    let res = basic(s.http.delete(s.url(&format!("/webhooks/{id}"))))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), Status::NO_CONTENT);
+    let res = basic(s.http.delete(s.url(&format!("/webhooks/{id}"))))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), Status::NOT_FOUND);
+}

@@ -148,7 +148,7 @@ impl Finx {
     /// When the store fails.
     pub async fn claim_webhooks(&self, limit: u32) -> Result<Vec<Delivery>, CoreError> {
         let now = self.now();
-        let lease = crate::delta(self.ports.sender.timeout()) * 2 + chrono::TimeDelta::seconds(30);
+        let lease = crate::delta(self.ports.sender.timeout()) * 2 + chrono::TimeDelta::seconds(5);
         Ok(self
             .ports
             .webhooks

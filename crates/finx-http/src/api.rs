@@ -49,7 +49,7 @@ async fn authenticate(
 }
 
 /// Authenticates the client from HTTP Basic.
-async fn basic_client(
+pub(crate) async fn basic_client(
     state: &AppState,
     headers: &HeaderMap,
     ip: IpAddr,

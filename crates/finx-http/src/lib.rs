@@ -14,6 +14,7 @@ mod api;
 pub mod error;
 #[cfg(test)]
 mod fuzz;
+pub mod hooks;
 pub mod limit;
 pub mod link;
 mod parse;
@@ -92,14 +93,17 @@ impl AppState {
     paths(
         api::onetime_access, api::ongoing_access, api::token, api::revoke, api::accounts, api::account, api::balance,
         api::transactions, api::transactions_feed, api::account_transactions, api::transaction, api::accesses, api::access,
-        api::delete_access, api::start_sync, api::sync, api::healthz, api::readyz
+        api::delete_access, api::start_sync, api::sync, api::healthz, api::readyz,
+        hooks::add, hooks::list, hooks::remove, hooks::rotate, hooks::enable, hooks::attempts
     ),
     components(schemas(
         wire::OnetimeAccessBody, wire::AccountRef, wire::OnetimeAccessResponse, wire::TokenBody, wire::RevokeBody,
         wire::TokenResponse, wire::AccountList, wire::AccountDto, wire::BalanceDto, wire::AccountStatusDto,
         wire::TransactionList, wire::TransactionDto, wire::CategoryDto, wire::ErrorBody, wire::ErrorDetail,
         wire::OAuthErrorBody, wire::Health, wire::OngoingAccessBody, wire::AccessList, wire::AccessDto,
-        wire::ConsentDto, wire::ErrorRef, wire::SyncDto, wire::FeedDto, wire::RemovedDto
+        wire::ConsentDto, wire::ErrorRef, wire::SyncDto, wire::FeedDto, wire::RemovedDto,
+        hooks::WebhookBody, hooks::WebhookDto, hooks::WebhookSecretDto, hooks::WebhookList,
+        hooks::AttemptDto, hooks::AttemptList
     )),
     modifiers(&Security),
     tags(
@@ -107,6 +111,7 @@ impl AppState {
         (name = "auth", description = "Tokens (RFC 6749, RFC 7009)"),
         (name = "data", description = "Accounts and transactions"),
         (name = "accesses", description = "Ongoing accesses and their syncs"),
+        (name = "webhooks", description = "Webhook endpoints, signed per Standard Webhooks"),
         (name = "ops", description = "Health and readiness"),
     )
 )]
@@ -263,6 +268,14 @@ pub fn router_with(state: AppState, extra: Router) -> Router {
         )
         .route("/rest/accesses/{access_id}/syncs", post(api::start_sync))
         .route("/rest/accesses/{access_id}/syncs/{sync_id}", get(api::sync))
+        .route("/webhooks", post(hooks::add).get(hooks::list))
+        .route(
+            "/webhooks/{endpoint_id}",
+            axum::routing::delete(hooks::remove),
+        )
+        .route("/webhooks/{endpoint_id}/rotate", post(hooks::rotate))
+        .route("/webhooks/{endpoint_id}/enable", post(hooks::enable))
+        .route("/webhooks/{endpoint_id}/attempts", get(hooks::attempts))
         .route("/auth/token", post(api::token))
         .route("/auth/revoke", post(api::revoke))
         .route("/rest/accounts", get(api::accounts))
