@@ -76,6 +76,19 @@ async fn secrets_of_a_busy_grant(app: &App) -> Vec<String> {
         .revoke(&app.client, &last_access)
         .await
         .expect("revoke");
+    // A webhook endpoint, its secret rotated: both secrets are sealed at rest.
+    let endpoint = app
+        .finx
+        .add_webhook("demo-app", "https://hooks.example.com/finx")
+        .await
+        .expect("webhook");
+    secrets.push(endpoint.secret.expose());
+    let rotated = app
+        .finx
+        .rotate_webhook_secret("demo-app", &endpoint.id.to_string())
+        .await
+        .expect("rotate");
+    secrets.push(rotated.secret.expose());
     secrets
 }
 

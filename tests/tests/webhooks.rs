@@ -698,3 +698,62 @@ async fn a_customer_manages_its_endpoints_over_the_api_and_sees_no_one_elses() {
         .expect("send");
     assert_eq!(res.status(), Status::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_consent_says_it_is_expiring_once_and_expired_when_its_last_day_is_over() {
+    let s = Served::start(App::new().await).await;
+    let r = Receiver::start().await;
+    let endpoint = s
+        .app
+        .finx
+        .add_webhook("demo-app", &r.url)
+        .await
+        .expect("add");
+    let verifier = WebhookVerifier::new(&endpoint.secret.expose()).expect("secret");
+    ongoing_tokens(&s, "user-3").await;
+    // Live through the consent's 90 days and two more, running the scheduled syncs as
+    // they come due and sending the webhooks.
+    let end = s.app.clock.now() + TimeDelta::days(92);
+    let mut events = Vec::new();
+    while s.app.clock.now() < end {
+        for j in s.app.finx.claim_syncs(10).await.expect("claim") {
+            s.app.finx.run_sync(&j).await.expect("sync");
+        }
+        deliver_due(&s.app).await;
+        events.extend(verified(&s.app, &r, &verifier));
+        r.got.lock().expect("lock").clear();
+        // Hourly: a sync runs within the hour of its slot (the server looks every 0.5 s).
+        s.app.clock.advance(TimeDelta::hours(1));
+    }
+    let count = |t: &str| events.iter().filter(|e| e.event_type == t).count();
+    assert_eq!(count("flow.completed"), 1);
+    assert_eq!(count("access.consent_expiring"), 1, "once per consent");
+    assert_eq!(count("access.consent_expired"), 1);
+    assert_eq!(count("access.sync_failed"), 0);
+    // Four syncs a day for the consent's 90 days (the first day's slots may have passed).
+    let synced = count("access.synced");
+    assert!((86 * 4..=90 * 4).contains(&synced), "{synced} syncs");
+    let expiring = events
+        .iter()
+        .find(|e| e.event_type == "access.consent_expiring")
+        .expect("expiring");
+    let expired = events
+        .iter()
+        .find(|e| e.event_type == "access.consent_expired")
+        .expect("expired");
+    assert_eq!(expiring.data["valid_until"], expired.data["valid_until"]);
+    assert_eq!(expired.data["error"]["code"], 10020);
+    // Expiring came a week before the end, expired after it: the order is right.
+    let at = |e: &finx_client::WebhookEvent| {
+        chrono::DateTime::parse_from_rfc3339(&e.timestamp).expect("rfc 3339")
+    };
+    let gap = at(expired) - at(expiring);
+    assert!(
+        (TimeDelta::days(6)..=TimeDelta::days(8)).contains(&gap),
+        "{gap}"
+    );
+    // And nothing more is planned for the access.
+    for j in s.app.finx.claim_syncs(10).await.expect("claim") {
+        panic!("a sync after the consent's end: {j:?}");
+    }
+}
