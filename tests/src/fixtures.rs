@@ -1014,3 +1014,51 @@ impl App {
             .expect("exchange")
     }
 }
+
+/// Connects an ongoing access of the sandbox login `login` for the end user `user_id` over
+/// HTTP (the link, the widget, the code exchange) and returns the token answer.
+///
+/// # Panics
+/// When a step fails.
+pub async fn connect_ongoing(s: &Served, login: &str, user_id: &str) -> serde_json::Value {
+    let link: serde_json::Value = s
+        .http
+        .post(s.url("/ongoing/access"))
+        .basic_auth("demo-app", Some(DEMO_SECRET))
+        .json(&serde_json::json!({
+            "redirect_uri": REDIRECT, "user_id": user_id, "provider_id": "sandbox-90094815"
+        }))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let back = walk_widget(
+        &s.http,
+        link["location"].as_str().expect("location"),
+        "sandbox-90094815",
+        login,
+    )
+    .await;
+    let code = back
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("code");
+    let tokens: serde_json::Value = s
+        .http
+        .post(s.url("/auth/token"))
+        .basic_auth("demo-app", Some(DEMO_SECRET))
+        .json(&serde_json::json!({
+            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT
+        }))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert!(tokens["access_token"].is_string(), "{tokens}");
+    tokens
+}

@@ -43,3 +43,47 @@ impl Drop for Process {
         let _ = self.0.wait();
     }
 }
+
+/// Waits until `url` answers below 500.
+///
+/// # Panics
+/// When it does not within 30 seconds.
+pub async fn wait_up(url: &str) {
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !http
+        .get(url)
+        .send()
+        .await
+        .is_ok_and(|r| r.status().as_u16() < 500)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{url} did not come up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// A standalone sandbox bank (`finx-server sandbox-bank`) on `port`, up and answering.
+///
+/// # Panics
+/// When it does not start.
+pub async fn sandbox_bank(port: u16) -> Process {
+    let base = format!("http://127.0.0.1:{port}/");
+    let child = std::process::Command::new(server_binary())
+        .args([
+            "sandbox-bank",
+            "--sandbox-listen",
+            &format!("127.0.0.1:{port}"),
+            "--sandbox-public-url",
+            &base,
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the sandbox bank");
+    wait_up(&format!("{base}sandbox/xs2a/90094815/v1/consents/x/status")).await;
+    Process(child)
+}

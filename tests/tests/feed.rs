@@ -12,7 +12,7 @@ use finx_domain::bank::Transaction;
 use finx_domain::ids::TransactionId;
 use finx_domain::query::TransactionQuery;
 use finx_ports::Clock;
-use finx_tests::fixtures::{App, DEMO_SECRET, REDIRECT, Served, walk_widget};
+use finx_tests::fixtures::{App, REDIRECT, Served};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -305,42 +305,7 @@ async fn a_change_during_pagination_restarts_the_pass() {
 #[tokio::test]
 async fn the_feed_over_http_with_its_errors() {
     let s = Served::start(App::new().await).await;
-    let res = s
-        .http
-        .post(s.url("/ongoing/access"))
-        .basic_auth("demo-app", Some(DEMO_SECRET))
-        .json(
-            &json!({ "redirect_uri": REDIRECT, "user_id": "u", "provider_id": "sandbox-90094815" }),
-        )
-        .send()
-        .await
-        .expect("send");
-    let v: Value = res.json().await.expect("json");
-    let back = walk_widget(
-        &s.http,
-        v["location"].as_str().expect("loc"),
-        "sandbox-90094815",
-        "moving",
-    )
-    .await;
-    let code = back
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .expect("code");
-    let t: Value = s
-        .http
-        .post(s.url("/auth/token"))
-        .basic_auth("demo-app", Some(DEMO_SECRET))
-        .json(
-            &json!({ "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT }),
-        )
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let t = finx_tests::fixtures::connect_ongoing(&s, "moving", "u").await;
     let bearer = t["access_token"].as_str().expect("token");
     let get = |q: String| {
         s.http

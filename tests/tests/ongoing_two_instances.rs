@@ -12,7 +12,7 @@
 //! instances reaching it through the XS2A connector), PostgreSQL from `finx-pgtest`, the
 //! widget walked over HTTP.
 
-use finx_tests::process::Process;
+use finx_tests::process::{Process, sandbox_bank, wait_up};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,39 +24,6 @@ const SECRET: &str = "fxs_demo-secret-for-the-sandbox";
 const REDIRECT: &str = "http://127.0.0.1/callback";
 const ACCESSES: usize = 200;
 const LEASE_SECONDS: u64 = 5;
-
-async fn wait_up(url: &str) {
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !http
-        .get(url)
-        .send()
-        .await
-        .is_ok_and(|r| r.status().as_u16() < 500)
-    {
-        assert!(Instant::now() < deadline, "{url} did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn sandbox_bank(port: u16) -> Process {
-    let base = format!("http://127.0.0.1:{port}/");
-    let child = Command::new(finx_tests::process::server_binary())
-        .args([
-            "sandbox-bank",
-            "--sandbox-listen",
-            &format!("127.0.0.1:{port}"),
-            "--sandbox-public-url",
-            &base,
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the sandbox bank");
-    wait_up(&format!("{base}sandbox/xs2a/90094815/v1/consents/x/status")).await;
-    Process(child)
-}
 
 async fn instance(db: &str, port: u16, bank: u16) -> Process {
     instance_with(db, port, bank, &[]).await

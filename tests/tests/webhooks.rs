@@ -15,7 +15,7 @@ use finx_client::WebhookVerifier;
 use finx_domain::ids::{AccessId, ClientId, EventId, FlowId};
 use finx_domain::webhook::{Event, EventData, RevokeReason};
 use finx_ports::Clock as _;
-use finx_tests::fixtures::{App, DEMO_SECRET, REDIRECT, Served, walk_widget};
+use finx_tests::fixtures::{App, DEMO_SECRET, REDIRECT, Served};
 use reqwest::StatusCode as Status;
 use serde_json::{Value, json};
 
@@ -95,42 +95,7 @@ fn verified(app: &App, r: &Receiver, verifier: &WebhookVerifier) -> Vec<finx_cli
 
 /// An ongoing grant's token answer (access and refresh token).
 async fn ongoing_tokens(s: &Served, user_id: &str) -> Value {
-    let v: Value = s
-        .http
-        .post(s.url("/ongoing/access"))
-        .basic_auth("demo-app", Some(DEMO_SECRET))
-        .json(&json!({ "redirect_uri": REDIRECT, "user_id": user_id, "provider_id": "sandbox-90094815" }))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
-    let back = walk_widget(
-        &s.http,
-        v["location"].as_str().expect("location"),
-        "sandbox-90094815",
-        "moving",
-    )
-    .await;
-    let code = back
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .expect("code");
-    let t: Value = s
-        .http
-        .post(s.url("/auth/token"))
-        .basic_auth("demo-app", Some(DEMO_SECRET))
-        .json(
-            &json!({ "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT }),
-        )
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let t = finx_tests::fixtures::connect_ongoing(s, "moving", user_id).await;
     assert!(t["refresh_token"].is_string(), "{t}");
     t
 }
@@ -149,16 +114,39 @@ fn event(app: &App, n: u8) -> Event {
     }
 }
 
+/// The demo client's endpoint at the receiver.
+async fn endpoint(s: &Served, r: &Receiver) -> finx_domain::webhook::Endpoint {
+    s.app
+        .finx
+        .add_webhook("demo-app", &r.url)
+        .await
+        .expect("add")
+}
+
+/// Writes the test event `n` to the outbox; returns the deliveries it made.
+async fn enqueue(app: &App, n: u8) -> u64 {
+    app.store
+        .enqueue_events(&[event(app, n)])
+        .await
+        .expect("enqueue")
+}
+
+/// Sends a request and reads its JSON answer.
+trait JsonBody {
+    async fn json_body(self) -> Value;
+}
+
+impl JsonBody for reqwest::RequestBuilder {
+    async fn json_body(self) -> Value {
+        self.send().await.expect("send").json().await.expect("json")
+    }
+}
+
 #[tokio::test]
 async fn a_flow_a_sync_and_a_revocation_reach_the_endpoint_signed_with_ids_and_counts_only() {
     let s = Served::start(App::new().await).await;
     let r = Receiver::start().await;
-    let endpoint = s
-        .app
-        .finx
-        .add_webhook("demo-app", &r.url)
-        .await
-        .expect("add");
+    let endpoint = endpoint(&s, &r).await;
     let secret = endpoint.secret.expose();
     assert!(
         secret.starts_with("whsec_"),
@@ -179,12 +167,8 @@ async fn a_flow_a_sync_and_a_revocation_reach_the_endpoint_signed_with_ids_and_c
         .http
         .get(s.url("/rest/accesses"))
         .bearer_auth(&bearer)
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+        .json_body()
+        .await;
     let access_id = accesses["accesses"][0]["access_id"]
         .as_str()
         .expect("id")
@@ -209,12 +193,8 @@ async fn a_flow_a_sync_and_a_revocation_reach_the_endpoint_signed_with_ids_and_c
         .http
         .get(s.url(&location))
         .bearer_auth(&bearer)
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+        .json_body()
+        .await;
     assert_eq!(sync["status"], "succeeded", "{sync}");
     assert_eq!(deliver_due(&s.app).await, 1);
     // The customer revokes the grant: grant.revoked.
@@ -280,12 +260,7 @@ async fn a_flow_a_sync_and_a_revocation_reach_the_endpoint_signed_with_ids_and_c
 async fn a_replayed_refresh_token_revokes_the_grant_and_says_so() {
     let s = Served::start(App::new().await).await;
     let r = Receiver::start().await;
-    let endpoint = s
-        .app
-        .finx
-        .add_webhook("demo-app", &r.url)
-        .await
-        .expect("add");
+    let endpoint = endpoint(&s, &r).await;
     let verifier = WebhookVerifier::new(&endpoint.secret.expose()).expect("secret");
     let tokens = ongoing_tokens(&s, "user-2").await;
     let refresh = tokens["refresh_token"].as_str().expect("refresh");
@@ -314,20 +289,11 @@ async fn a_failing_endpoint_is_retried_with_growing_waits_for_a_day_then_disable
     let s = Served::start(App::new().await).await;
     let r = Receiver::start().await;
     r.set(Mode::Fail);
-    let endpoint = s
-        .app
-        .finx
-        .add_webhook("demo-app", &r.url)
-        .await
-        .expect("add");
+    let endpoint = endpoint(&s, &r).await;
     let id = endpoint.id.to_string();
     let start = s.app.clock.now();
     assert_eq!(
-        s.app
-            .store
-            .enqueue_events(&[event(&s.app, 1)])
-            .await
-            .expect("enqueue"),
+        enqueue(&s.app, 1).await,
         1,
         "one delivery for the one endpoint"
     );
@@ -379,25 +345,14 @@ async fn a_failing_endpoint_is_retried_with_growing_waits_for_a_day_then_disable
     assert_eq!(log.len(), sent_at.len());
     assert!(log.iter().all(|a| a.status == Some(500)));
     // A disabled endpoint gets no new deliveries; enabled again, it does.
-    assert_eq!(
-        s.app
-            .store
-            .enqueue_events(&[event(&s.app, 2)])
-            .await
-            .expect("enqueue"),
-        0
-    );
+    assert_eq!(enqueue(&s.app, 2).await, 0);
     r.set(Mode::Accept);
     s.app
         .finx
         .enable_webhook("demo-app", &id)
         .await
         .expect("enable");
-    s.app
-        .store
-        .enqueue_events(&[event(&s.app, 3)])
-        .await
-        .expect("enqueue");
+    enqueue(&s.app, 3).await;
     assert_eq!(deliver_due(&s.app).await, 1);
     let listed = s.app.finx.list_webhooks("demo-app").await.expect("list");
     assert!(listed[0].disabled_at.is_none() && listed[0].last_success_at.is_some());
@@ -407,20 +362,11 @@ async fn a_failing_endpoint_is_retried_with_growing_waits_for_a_day_then_disable
 async fn a_timeout_or_a_500_is_retried_and_one_success_ends_the_retries() {
     let s = Served::start(App::new().await).await;
     let r = Receiver::start().await;
-    let endpoint = s
-        .app
-        .finx
-        .add_webhook("demo-app", &r.url)
-        .await
-        .expect("add");
+    let endpoint = endpoint(&s, &r).await;
     let verifier = WebhookVerifier::new(&endpoint.secret.expose()).expect("secret");
     // The fixture's sender gives up after 500 ms.
     r.set(Mode::Slow(Duration::from_secs(2)));
-    s.app
-        .store
-        .enqueue_events(&[event(&s.app, 1)])
-        .await
-        .expect("enqueue");
+    enqueue(&s.app, 1).await;
     assert_eq!(deliver_due(&s.app).await, 1);
     assert_eq!(deliver_due(&s.app).await, 0, "not due again at once");
     r.set(Mode::Fail);
@@ -464,12 +410,7 @@ async fn a_timeout_or_a_500_is_retried_and_one_success_ends_the_retries() {
 async fn a_rotated_secret_keeps_signing_beside_the_new_one_for_the_overlap() {
     let s = Served::start(App::new().await).await;
     let r = Receiver::start().await;
-    let first = s
-        .app
-        .finx
-        .add_webhook("demo-app", &r.url)
-        .await
-        .expect("add");
+    let first = endpoint(&s, &r).await;
     let old = first.secret.expose();
     let rotated = s
         .app
@@ -479,11 +420,7 @@ async fn a_rotated_secret_keeps_signing_beside_the_new_one_for_the_overlap() {
         .expect("rotate");
     let new = rotated.secret.expose();
     assert_ne!(old, new);
-    s.app
-        .store
-        .enqueue_events(&[event(&s.app, 1)])
-        .await
-        .expect("enqueue");
+    enqueue(&s.app, 1).await;
     assert_eq!(deliver_due(&s.app).await, 1);
     let now = s.app.clock.now().timestamp();
     let (h, b) = r.received().remove(0);
@@ -503,11 +440,7 @@ async fn a_rotated_secret_keeps_signing_beside_the_new_one_for_the_overlap() {
     }
     // After the overlap (24 hours) only the new one signs.
     s.app.clock.advance(TimeDelta::hours(25));
-    s.app
-        .store
-        .enqueue_events(&[event(&s.app, 2)])
-        .await
-        .expect("enqueue");
+    enqueue(&s.app, 2).await;
     assert_eq!(deliver_due(&s.app).await, 1);
     let now = s.app.clock.now().timestamp();
     let (h, b) = r.received().remove(1);
@@ -582,13 +515,7 @@ async fn a_customer_manages_its_endpoints_over_the_api_and_sees_no_one_elses() {
     let secret = made["secret"].as_str().expect("secret").to_owned();
     assert!(secret.starts_with("whsec_"));
     assert_eq!(made["status"], "enabled");
-    let listed: Value = basic(s.http.get(s.url("/webhooks")))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let listed: Value = basic(s.http.get(s.url("/webhooks"))).json_body().await;
     assert_eq!(listed["webhooks"][0]["endpoint_id"], id.as_str());
     assert!(
         !listed.to_string().contains(&secret[6..]),
@@ -615,20 +542,12 @@ async fn a_customer_manages_its_endpoints_over_the_api_and_sees_no_one_elses() {
     assert_eq!(res.status(), Status::UNAUTHORIZED);
     // Rotation over the API: a new secret, and both sign for the overlap.
     let rotated: Value = basic(s.http.post(s.url(&format!("/webhooks/{id}/rotate"))))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+        .json_body()
+        .await;
     let new = rotated["secret"].as_str().expect("secret");
     assert_ne!(new, secret);
     assert!(rotated["previous_secret_until"].is_string());
-    s.app
-        .store
-        .enqueue_events(&[event(&s.app, 1)])
-        .await
-        .expect("enqueue");
+    enqueue(&s.app, 1).await;
     assert_eq!(deliver_due(&s.app).await, 1);
     let verifier = WebhookVerifier::with_secrets(&[new]).expect("secret");
     assert_eq!(verified(&s.app, &r, &verifier).len(), 1);
@@ -637,12 +556,8 @@ async fn a_customer_manages_its_endpoints_over_the_api_and_sees_no_one_elses() {
         s.http
             .get(s.url(&format!("/webhooks/{id}/attempts?count=5"))),
     )
-    .send()
-    .await
-    .expect("send")
-    .json()
-    .await
-    .expect("json");
+    .json_body()
+    .await;
     assert_eq!(attempts["attempts"][0]["status"], 204);
     assert_eq!(attempts["attempts"][0]["event_type"], "grant.revoked");
     let res = basic(
@@ -671,13 +586,7 @@ async fn a_customer_manages_its_endpoints_over_the_api_and_sees_no_one_elses() {
     let other = |req: reqwest::RequestBuilder| {
         req.basic_auth("other-app", Some("fxs_other-secret-0123456789"))
     };
-    let theirs: Value = other(s.http.get(s.url("/webhooks")))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let theirs: Value = other(s.http.get(s.url("/webhooks"))).json_body().await;
     assert_eq!(theirs["webhooks"], json!([]));
     for res in [
         other(s.http.delete(s.url(&format!("/webhooks/{id}")))),
@@ -703,12 +612,7 @@ async fn a_customer_manages_its_endpoints_over_the_api_and_sees_no_one_elses() {
 async fn a_consent_says_it_is_expiring_once_and_expired_when_its_last_day_is_over() {
     let s = Served::start(App::new().await).await;
     let r = Receiver::start().await;
-    let endpoint = s
-        .app
-        .finx
-        .add_webhook("demo-app", &r.url)
-        .await
-        .expect("add");
+    let endpoint = endpoint(&s, &r).await;
     let verifier = WebhookVerifier::new(&endpoint.secret.expose()).expect("secret");
     ongoing_tokens(&s, "user-3").await;
     // Live through the consent's 90 days and two more, running the scheduled syncs as

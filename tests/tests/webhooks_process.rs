@@ -11,27 +11,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use finx_tests::process::{Process, free_port, server_binary};
+use finx_tests::process::{Process, free_port, sandbox_bank, server_binary, wait_up};
 use serde_json::{Value, json};
 
 const SECRET: &str = "fxs_demo-secret-for-the-sandbox";
 const REDIRECT: &str = "http://127.0.0.1/callback";
 const BANK: &str = "sandbox-90094815";
 const FLOWS: usize = 8;
-
-async fn wait_up(url: &str) {
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !http
-        .get(url)
-        .send()
-        .await
-        .is_ok_and(|r| r.status().as_u16() < 500)
-    {
-        assert!(Instant::now() < deadline, "{url} did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn cli(db: &str, args: &[&str]) -> String {
     let out = Command::new(server_binary())
@@ -46,25 +32,6 @@ fn cli(db: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("utf-8")
-}
-
-async fn sandbox_bank(port: u16) -> Process {
-    let base = format!("http://127.0.0.1:{port}/");
-    let child = Command::new(server_binary())
-        .args([
-            "sandbox-bank",
-            "--sandbox-listen",
-            &format!("127.0.0.1:{port}"),
-            "--sandbox-public-url",
-            &base,
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the sandbox bank");
-    wait_up(&format!("{base}sandbox/xs2a/90094815/v1/consents/x/status")).await;
-    Process(child)
 }
 
 async fn api(db: &str, port: u16, bank: u16) -> Process {

@@ -1,8 +1,9 @@
-//! The sync runner: claims due syncs of ongoing accesses from the store and runs them, at
-//! most `concurrency` at once. Any number of instances may run it on one database: the
-//! store hands each job to one claimant at a time, and a job whose runner died is taken
-//! over once its lease ends. At shutdown it stops claiming, lets running syncs finish
-//! within the grace period, and hands the rest back to the queue.
+//! The runners: the sync runner claims due syncs of ongoing accesses from the store and
+//! runs them, at most `concurrency` at once; the webhook runner sends due deliveries. Any
+//! number of instances may run them on one database: the store hands each job or delivery
+//! to one claimant at a time, and one whose runner died is taken over once its lease ends.
+//! At shutdown they stop claiming and let running work finish within the grace period;
+//! syncs still running are handed back to the queue.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,19 +15,25 @@ use finx_domain::ids::SyncId;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-/// How often the runner looks for due syncs.
+/// How often a runner looks for due work.
 const TICK: Duration = Duration::from_millis(500);
 
-/// Runs syncs until `stop` turns true, then winds down within `grace`.
-pub(crate) async fn run(
-    finx: Finx,
-    concurrency: u32,
-    grace: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    let permits = Arc::new(Semaphore::new(concurrency as usize));
-    let running: Arc<Mutex<HashMap<SyncId, SyncJob>>> = Arc::default();
-    let mut tasks = JoinSet::new();
+/// The loop both runners share: every tick until `stop`, claims as many due items as
+/// permits are free and runs each in a task of `tasks` that holds a permit.
+async fn claim_loop<T, C, CF, W, WF>(
+    concurrency: usize,
+    stop: &mut watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
+    what: &'static str,
+    claim: C,
+    work: W,
+) where
+    C: Fn(u32) -> CF,
+    CF: std::future::Future<Output = Result<Vec<T>, finx_core::CoreError>>,
+    W: Fn(T) -> WF,
+    WF: std::future::Future<Output = ()> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(concurrency));
     loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
@@ -37,21 +44,45 @@ pub(crate) async fn run(
         if free == 0 {
             continue;
         }
-        let jobs = match finx.claim_syncs(free).await {
-            Ok(j) => j,
+        let due = match claim(free).await {
+            Ok(d) => d,
             Err(e) => {
-                tracing::warn!(error = %e, "claiming syncs failed");
+                tracing::warn!(error = %e, "claiming {what} failed");
                 continue;
             }
         };
-        for job in jobs {
+        for item in due {
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 break;
             };
-            held(&running).insert(job.id, job.clone());
-            let (finx, running) = (finx.clone(), running.clone());
+            let run = work(item);
             tasks.spawn(async move {
                 let _permit = permit;
+                run.await;
+            });
+        }
+    }
+}
+
+/// Runs syncs until `stop` turns true, then winds down within `grace`.
+pub(crate) async fn run(
+    finx: Finx,
+    concurrency: u32,
+    grace: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let running: Arc<Mutex<HashMap<SyncId, SyncJob>>> = Arc::default();
+    let mut tasks = JoinSet::new();
+    claim_loop(
+        concurrency as usize,
+        &mut stop,
+        &mut tasks,
+        "syncs",
+        |free| finx.claim_syncs(free),
+        |job: SyncJob| {
+            held(&running).insert(job.id, job.clone());
+            let (finx, running) = (finx.clone(), running.clone());
+            async move {
                 match finx.run_sync(&job).await {
                     Ok(Some(done)) => tracing::info!(
                         sync = %done.id,
@@ -64,9 +95,10 @@ pub(crate) async fn run(
                     Err(e) => tracing::warn!(sync = %job.id, error = %e, "sync failed; its lease will lapse"),
                 }
                 held(&running).remove(&job.id);
-            });
-        }
-    }
+            }
+        },
+    )
+    .await;
     // Shutdown: running syncs may finish within the grace period; the rest go back.
     if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
         .await
@@ -99,32 +131,16 @@ const WEBHOOK_CONCURRENCY: usize = 16;
 /// within `grace`. A delivery cut off stays claimed until its lease lapses, and is sent
 /// again then (at least once; receivers drop repeats by `webhook-id`).
 pub(crate) async fn run_webhooks(finx: Finx, grace: Duration, mut stop: watch::Receiver<bool>) {
-    let permits = Arc::new(Semaphore::new(WEBHOOK_CONCURRENCY));
     let mut tasks = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = stop.wait_for(|s| *s) => break,
-            () = tokio::time::sleep(TICK) => {}
-        }
-        while tasks.try_join_next().is_some() {}
-        let free = u32::try_from(permits.available_permits()).unwrap_or(0);
-        if free == 0 {
-            continue;
-        }
-        let due = match finx.claim_webhooks(free).await {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(error = %e, "claiming webhook deliveries failed");
-                continue;
-            }
-        };
-        for delivery in due {
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                break;
-            };
+    claim_loop(
+        WEBHOOK_CONCURRENCY,
+        &mut stop,
+        &mut tasks,
+        "webhook deliveries",
+        |free| finx.claim_webhooks(free),
+        |delivery: finx_domain::webhook::Delivery| {
             let finx = finx.clone();
-            tasks.spawn(async move {
-                let _permit = permit;
+            async move {
                 match finx.deliver_webhook(&delivery).await {
                     Ok(ok) => tracing::info!(
                         event = %delivery.event.id,
@@ -140,9 +156,10 @@ pub(crate) async fn run_webhooks(finx: Finx, grace: Duration, mut stop: watch::R
                         "webhook attempt not recorded; its lease will lapse"
                     ),
                 }
-            });
-        }
-    }
+            }
+        },
+    )
+    .await;
     if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
         .await
         .is_err()
