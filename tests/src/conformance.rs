@@ -1849,12 +1849,24 @@ pub async fn webhook_deliveries_fan_out_and_are_claimed_once_per_attempt(store: 
         WebhookStore::insert_endpoint(store.as_ref(), &a1).await,
         Err(StoreError::Conflict(_))
     ));
+    let stored = store
+        .rotate_endpoint_secret(
+            a1.id,
+            &WebhookSecret::from_random([9; 32]),
+            now + TimeDelta::hours(24),
+        )
+        .await
+        .expect("rotate")
+        .expect("exists");
     a1.rotate(
         WebhookSecret::from_random([9; 32]),
         now,
         TimeDelta::hours(24),
     );
-    assert!(store.update_endpoint(&a1).await.expect("update"));
+    assert_eq!(
+        stored, a1,
+        "the old secret is the previous one, the new one current"
+    );
     assert_eq!(
         store.find_endpoint(a1.id).await.expect("find"),
         Some(a1.clone()),
@@ -2006,13 +2018,53 @@ pub async fn webhook_deliveries_fan_out_and_are_claimed_once_per_attempt(store: 
         .expect("claim");
     assert_eq!(due.len(), 1, "only a1's delivery of e2");
     assert_eq!(due[0].endpoint.id, a1.id);
+    // a1 accepted a delivery since e2 was made: giving up on e2 does not disable it, even
+    // when the runner's copy of the endpoint (claimed before) says otherwise.
+    let give_up_a1 = Attempt {
+        event_id: e2.id,
+        at: later,
+        ..attempt(1, Some(500))
+    };
+    assert!(
+        store
+            .finish_delivery(
+                due[0].claim(),
+                &give_up_a1,
+                AttemptOutcome::GiveUp { disable: true }
+            )
+            .await
+            .expect("finish")
+    );
+    assert!(
+        store
+            .find_endpoint(a1.id)
+            .await
+            .expect("find")
+            .and_then(|e| e.disabled_at)
+            .is_none(),
+        "a success after the event keeps it enabled"
+    );
+    assert!(
+        store
+            .enable_endpoint(a2.id)
+            .await
+            .expect("enable")
+            .is_some_and(|e| e.disabled_at.is_none())
+    );
+    assert!(
+        store
+            .enable_endpoint(finx_domain::ids::EndpointId::from_random([77; 16]))
+            .await
+            .expect("enable")
+            .is_none()
+    );
     assert_eq!(
         store
             .enqueue_events(&[an_event("hook-client", 5, later)])
             .await
             .expect("enqueue"),
-        1,
-        "the disabled endpoint gets nothing new"
+        2,
+        "enabled again, a2 gets new events"
     );
 
     // Purge: the old log and the finished e1 go; pending deliveries stay.
@@ -2030,16 +2082,15 @@ pub async fn webhook_deliveries_fan_out_and_are_claimed_once_per_attempt(store: 
             >= 1,
         "e1 was purged"
     );
-    // Deleting an endpoint deletes its deliveries.
+    // Deleting an endpoint deletes its deliveries; the other's stay.
     assert!(store.delete_endpoint(a1.id).await.expect("delete"));
     assert!(!store.delete_endpoint(a1.id).await.expect("delete"));
-    assert!(
-        store
-            .claim_deliveries(later + TimeDelta::days(2), later + TimeDelta::days(3), 10)
-            .await
-            .expect("claim")
-            .is_empty()
-    );
+    let left = store
+        .claim_deliveries(later + TimeDelta::days(2), later + TimeDelta::days(3), 10)
+        .await
+        .expect("claim");
+    assert!(!left.is_empty());
+    assert!(left.iter().all(|d| d.endpoint.id == a2.id), "{left:?}");
 }
 
 /// Events join the change they report: a flow update that loses its compare-and-swap

@@ -664,3 +664,47 @@ async fn a_consent_says_it_is_expiring_once_and_expired_when_its_last_day_is_ove
         "a sync after the consent's end: {later:?}"
     );
 }
+
+#[tokio::test]
+async fn a_flow_cancelled_or_left_to_expire_says_so() {
+    let s = Served::start(App::new().await).await;
+    let r = Receiver::start().await;
+    let e = endpoint(&s, &r).await;
+    let verifier = WebhookVerifier::new(&e.secret.expose()).expect("secret");
+    let link = |s: &Served| {
+        s.http
+            .post(s.url("/onetime/access"))
+            .basic_auth("demo-app", Some(DEMO_SECRET))
+            .json(&json!({ "redirect_uri": REDIRECT }))
+    };
+    // Left alone past its link's lifetime: the next look at it ends it.
+    let left = link(&s).json_body().await;
+    s.app.clock.advance(TimeDelta::hours(2));
+    let page = s
+        .http
+        .get(left["location"].as_str().expect("location"))
+        .send()
+        .await
+        .expect("send");
+    assert!(page.status().is_client_error() || page.status().is_success());
+    // Cancelled by the end user.
+    let cancelled = link(&s).json_body().await;
+    let flow = FlowId::parse(cancelled["id"].as_str().expect("id")).expect("flow id");
+    s.app.finx.cancel(flow).await.expect("cancel");
+    assert_eq!(deliver_due(&s.app).await, 2);
+    let events = verified(&s.app, &r, &verifier);
+    let reason_of = |id: &Value| {
+        events
+            .iter()
+            .find(|e| e.data["flow_id"] == *id)
+            .map(|e| (e.event_type.clone(), e.data["reason"].clone()))
+    };
+    assert_eq!(
+        reason_of(&left["id"]),
+        Some(("flow.failed".to_owned(), json!("link_expired")))
+    );
+    assert_eq!(
+        reason_of(&cancelled["id"]),
+        Some(("flow.failed".to_owned(), json!("cancelled")))
+    );
+}

@@ -151,8 +151,7 @@ impl WebhookVerifier {
             .parse()
             .map_err(|_| WebhookError::Header("webhook-timestamp"))?;
         let signatures = header("webhook-signature")?;
-        let tolerance = i64::try_from(self.tolerance.as_secs()).unwrap_or(i64::MAX);
-        if (now - timestamp).abs() > tolerance {
+        if now.abs_diff(timestamp) > self.tolerance.as_secs() {
             return Err(WebhookError::Timestamp);
         }
         let matched = self.keys.iter().any(|k| {
@@ -226,5 +225,10 @@ mod tests {
             Err(WebhookError::Header("webhook-id"))
         );
         assert!(WebhookVerifier::new("not-a-secret").is_err());
+        let h = headers("msg_1", i64::MIN, &sig);
+        assert_eq!(
+            v.verify_at(&h, body, i64::MAX),
+            Err(WebhookError::Timestamp)
+        );
     }
 }

@@ -32,7 +32,7 @@ pub use error::CoreError;
 pub use finx_domain::webhook::UrlPolicy;
 pub use ongoing::AccessView;
 pub use tokens::TokenResponse;
-pub use webhooks::WEBHOOK_LOG_MAX;
+pub use webhooks::{MAX_ENDPOINTS, WEBHOOK_LOG_MAX};
 pub use widget::{LoginStep, WidgetView};
 
 /// The adapters the core runs on.

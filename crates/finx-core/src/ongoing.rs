@@ -600,7 +600,7 @@ impl Finx {
                 })
                 .flatten()
                 .map(|t| self.new_job(&access.id, JobKind::Scheduled, t, now));
-            outcome.events = self.sync_events(&access, job, &fetched, now);
+            outcome.events = self.sync_events(&access, job, &fetched, access.session == used, now);
             match self
                 .ports
                 .accesses
@@ -626,7 +626,8 @@ impl Finx {
     }
 
     /// The events a sync's end makes: `access.synced` (counts filled in by the store) or
-    /// `access.sync_failed`; `access.consent_expired` when the consent is found over;
+    /// `access.sync_failed`; `access.consent_expired` when the consent is found over (the
+    /// current one: a failure of a consent a renewal replaced is only a failed sync);
     /// `access.consent_expiring` while it is within its expiring window (one per consent:
     /// its id derives from the access and the consent's last day).
     fn sync_events(
@@ -634,6 +635,7 @@ impl Finx {
         access: &Access,
         job: &SyncJob,
         fetched: &Result<Vec<AccountSync>, (SyncFailure, Option<TimeDelta>)>,
+        current_session: bool,
         now: Timestamp,
     ) -> Vec<finx_domain::webhook::Event> {
         use finx_domain::webhook::{Event, EventData};
@@ -669,6 +671,19 @@ impl Finx {
                         },
                     });
                 }
+            }
+            // The consent that failed was replaced by a renewal meanwhile: it says
+            // nothing of the current one.
+            Err((failure, _)) if failure.ends_consent() && !current_session => {
+                events.push(self.event(
+                    &access.client_id,
+                    EventData::AccessSyncFailed {
+                        access_id,
+                        user_id,
+                        sync_id: job.id,
+                        error: *failure,
+                    },
+                ));
             }
             Err((failure, _)) if failure.ends_consent() => events.push(Event {
                 id: once("access.consent_expired"),

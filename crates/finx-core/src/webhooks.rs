@@ -13,6 +13,9 @@ use finx_domain::webhook::{
 use crate::error::invalid;
 use crate::{CoreError, Finx};
 
+/// How many webhook endpoints one client may have.
+pub const MAX_ENDPOINTS: usize = 10;
+
 /// How many attempts `webhook_log` shows at most.
 pub const WEBHOOK_LOG_MAX: u32 = 1000;
 
@@ -54,10 +57,18 @@ impl Finx {
     /// # Errors
     /// [`CoreError::NotFound`] for an unknown client, [`CoreError::Invalid`] for a URL the
     /// policy refuses (https only; http to loopback in sandbox mode only; no private
-    /// addresses in production).
+    /// addresses in production) or past [`MAX_ENDPOINTS`].
     pub async fn add_webhook(&self, client: &str, url: &str) -> Result<Endpoint, CoreError> {
         let client_id = self.known_client(client).await?;
         let url = WebhookUrl::parse(url, self.webhooks.policy).map_err(|e| invalid("url", e))?;
+        // Each event goes to every endpoint: a bound keeps one client from multiplying
+        // finX's requests to someone else's host.
+        if self.ports.webhooks.list_endpoints(&client_id).await?.len() >= MAX_ENDPOINTS {
+            return Err(invalid(
+                "url",
+                format!("a client has at most {MAX_ENDPOINTS} webhook endpoints"),
+            ));
+        }
         let endpoint = Endpoint {
             id: EndpointId::from_random(self.ports.random.bytes16()),
             client_id,
@@ -101,14 +112,16 @@ impl Finx {
         client: &str,
         id: &str,
     ) -> Result<Endpoint, CoreError> {
-        let mut e = self.clients_endpoint(client, id).await?;
-        e.rotate(
-            WebhookSecret::from_random(self.ports.random.bytes32()),
-            self.now(),
-            self.webhooks.secret_overlap,
-        );
-        self.ports.webhooks.update_endpoint(&e).await?;
-        Ok(e)
+        let e = self.clients_endpoint(client, id).await?;
+        self.ports
+            .webhooks
+            .rotate_endpoint_secret(
+                e.id,
+                &WebhookSecret::from_random(self.ports.random.bytes32()),
+                self.now() + self.webhooks.secret_overlap,
+            )
+            .await?
+            .ok_or(CoreError::NotFound("webhook endpoint"))
     }
 
     /// Enables an endpoint that was disabled for failing. Deliveries given up stay given
@@ -117,10 +130,12 @@ impl Finx {
     /// # Errors
     /// [`CoreError::NotFound`] when the client has no such endpoint.
     pub async fn enable_webhook(&self, client: &str, id: &str) -> Result<Endpoint, CoreError> {
-        let mut e = self.clients_endpoint(client, id).await?;
-        e.disabled_at = None;
-        self.ports.webhooks.update_endpoint(&e).await?;
-        Ok(e)
+        let e = self.clients_endpoint(client, id).await?;
+        self.ports
+            .webhooks
+            .enable_endpoint(e.id)
+            .await?
+            .ok_or(CoreError::NotFound("webhook endpoint"))
     }
 
     /// An endpoint's latest delivery attempts, newest first.

@@ -987,7 +987,8 @@ impl Finx {
             .ok_or(CoreError::NotFound("flow"))?;
         let version = flow.version;
         if flow.expire_if_due(self.now()) {
-            match self.ports.flows.update_flow(&flow, version, &[]).await {
+            let events = self.flow_end_events(&flow);
+            match self.ports.flows.update_flow(&flow, version, &events).await {
                 // Someone else changed it meanwhile; what they stored wins.
                 Err(StoreError::Conflict(_)) => {
                     flow = self
@@ -1044,6 +1045,16 @@ impl Finx {
     /// Saves a flow; when this save ends it, with its `flow.completed` or `flow.failed`
     /// event (in the same store write).
     async fn save(&self, flow: &Flow, version: u64) -> Result<(), CoreError> {
+        let events = self.flow_end_events(flow);
+        match self.ports.flows.update_flow(flow, version, &events).await {
+            Err(StoreError::Conflict(_)) => Err(CoreError::Busy),
+            other => Ok(other?),
+        }
+    }
+
+    /// The event of an ended flow (none for one still going): `flow.completed`, or
+    /// `flow.failed` with the widget's failure code, `cancelled` or `link_expired`.
+    fn flow_end_events(&self, flow: &Flow) -> Vec<Event> {
         let data = match &flow.status {
             FlowStatus::Completed { .. } => Some(EventData::FlowCompleted {
                 flow_id: flow.id,
@@ -1058,23 +1069,22 @@ impl Finx {
                 flow_id: flow.id,
                 reason: "cancelled",
             }),
+            FlowStatus::Expired => Some(EventData::FlowFailed {
+                flow_id: flow.id,
+                reason: FailureReason::LinkExpired.code(),
+            }),
             _ => None,
         };
         // One event per flow: its id derives from the flow, so a later save of the ended
         // flow writes nothing new.
-        let events: Vec<Event> = data
-            .map(|data| Event {
-                id: Event::id_for("flow.end", flow.id.as_uuid().as_bytes()),
-                client_id: flow.client_id.clone(),
-                at: self.now(),
-                data,
-            })
-            .into_iter()
-            .collect();
-        match self.ports.flows.update_flow(flow, version, &events).await {
-            Err(StoreError::Conflict(_)) => Err(CoreError::Busy),
-            other => Ok(other?),
-        }
+        data.map(|data| Event {
+            id: Event::id_for("flow.end", flow.id.as_uuid().as_bytes()),
+            client_id: flow.client_id.clone(),
+            at: self.now(),
+            data,
+        })
+        .into_iter()
+        .collect()
     }
 }
 

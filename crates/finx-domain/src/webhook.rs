@@ -319,13 +319,51 @@ impl UrlPolicy {
     #[must_use]
     pub fn allows_ip(self, ip: IpAddr) -> bool {
         let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            IpAddr::V6(v6) => match embedded_v4(v6) {
+                Embedded::V4(v4) => IpAddr::V4(v4),
+                Embedded::Refused => return false,
+                Embedded::None => ip,
+            },
             v4 @ IpAddr::V4(_) => v4,
         };
         if ip.is_loopback() {
             return self.sandbox;
         }
         is_public(ip)
+    }
+}
+
+/// What an IPv6 address says of IPv4.
+enum Embedded {
+    /// It stands for this IPv4 address (mapped, or NAT64's well-known prefix), which
+    /// decides.
+    V4(std::net::Ipv4Addr),
+    /// A transition form whose IPv4 side cannot be told or trusted (6to4, Teredo,
+    /// IPv4-compatible, NAT64's local-use prefix): refused.
+    Refused,
+    /// A plain IPv6 address.
+    None,
+}
+
+fn embedded_v4(v6: std::net::Ipv6Addr) -> Embedded {
+    let seg = v6.segments();
+    let last32 = std::net::Ipv4Addr::new(
+        (seg[6] >> 8) as u8,
+        (seg[6] & 0xff) as u8,
+        (seg[7] >> 8) as u8,
+        (seg[7] & 0xff) as u8,
+    );
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Embedded::V4(v4);
+    }
+    match seg {
+        // NAT64 well-known prefix 64:ff9b::/96: the IPv4 address in the last 32 bits.
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Embedded::V4(last32),
+        // NAT64 local-use 64:ff9b:1::/48, 6to4 2002::/16, Teredo 2001::/32.
+        [0x64, 0xff9b, 1, ..] | [0x2002, ..] | [0x2001, 0, ..] => Embedded::Refused,
+        // IPv4-compatible ::a.b.c.d (deprecated), but not :: and ::1.
+        [0, 0, 0, 0, 0, 0, hi, lo] if hi != 0 || lo > 1 => Embedded::Refused,
+        _ => Embedded::None,
     }
 }
 
@@ -354,6 +392,8 @@ fn is_public(ip: IpAddr) -> bool {
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00 // unique local
                 || (first & 0xffc0) == 0xfe80 // link local
+                || (first & 0xffc0) == 0xfec0 // site local (deprecated)
+                || v6.segments()[..4] == [0x100, 0, 0, 0] // discard-only
                 || first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
         }
     }
@@ -601,8 +641,8 @@ pub enum AttemptOutcome {
 /// How long deliveries are tried: 24 hours from the event.
 pub const DELIVERY_WINDOW: TimeDelta = TimeDelta::hours(24);
 
-/// The wait after failed attempt `attempt` (1 is the first): 5 s × 4^(attempt−1), at most
-/// 4 hours, times a jitter in [0.75, 1.25) from `jitter` (a uniform `u32`).
+/// The wait after failed attempt `attempt` (1 is the first): 5 s × 4^(attempt−1), capped at
+/// 4 hours, times a jitter in [0.75, 1.25) from `jitter` (a uniform `u32`): at most 5 hours.
 #[must_use]
 pub fn backoff(attempt: u32, jitter: u32) -> TimeDelta {
     let base = 5_i64.saturating_mul(4_i64.saturating_pow(attempt.saturating_sub(1).min(20)));
@@ -714,11 +754,23 @@ mod tests {
             "https://[fd00::1]/",
             "https://[fe80::1]/",
             "https://[::ffff:10.0.0.1]/",
+            "https://[64:ff9b::a9fe:a9fe]/",
+            "https://[64:ff9b:1::1]/",
+            "https://[2002:a00:1::1]/",
+            "https://[2001:0:4136:e378::1]/",
+            "https://[::10.0.0.1]/",
+            "https://[fec0::1]/",
+            "https://[100::1]/",
             "https://0.0.0.0/",
             "not a url",
         ] {
             assert!(WebhookUrl::parse(bad, prod).is_err(), "{bad}");
         }
+        assert!(
+            WebhookUrl::parse("https://[64:ff9b::5db8:d822]/", prod).is_ok(),
+            "NAT64 of a public address"
+        );
+        assert!(WebhookUrl::parse("https://[2606:4700::1111]/", prod).is_ok());
         assert!(WebhookUrl::parse("http://127.0.0.1:8080/hook", sandbox).is_ok());
         assert!(WebhookUrl::parse("http://localhost:8080/hook", sandbox).is_ok());
         assert!(WebhookUrl::parse("http://hooks.example.com/", sandbox).is_err());

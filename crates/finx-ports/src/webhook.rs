@@ -30,11 +30,22 @@ pub trait WebhookStore: Send + Sync {
     /// A client's endpoints, oldest first.
     async fn list_endpoints(&self, client: &ClientId) -> Result<Vec<Endpoint>, StoreError>;
 
-    /// Replaces an endpoint's secrets, URL and state (rotation, enabling); returns whether
-    /// it existed.
-    async fn update_endpoint(&self, endpoint: &Endpoint) -> Result<bool, StoreError>;
+    /// Rotates an endpoint's secret in one atomic step: the current secret becomes the
+    /// previous one, signing too until `previous_until`, and `fresh` the current one.
+    /// Returns the endpoint as stored after, `None` when it does not exist.
+    async fn rotate_endpoint_secret(
+        &self,
+        id: EndpointId,
+        fresh: &finx_domain::webhook::WebhookSecret,
+        previous_until: Timestamp,
+    ) -> Result<Option<Endpoint>, StoreError>;
 
-    /// Deletes an endpoint with its deliveries and log; returns whether it existed.
+    /// Enables an endpoint (clears `disabled_at`, nothing else); returns it as stored after,
+    /// `None` when it does not exist.
+    async fn enable_endpoint(&self, id: EndpointId) -> Result<Option<Endpoint>, StoreError>;
+
+    /// Deletes an endpoint with its deliveries and log (the endpoint first, as the trait's
+    /// lock order says); returns whether it existed.
     async fn delete_endpoint(&self, id: EndpointId) -> Result<bool, StoreError>;
 
     /// Writes events outside any other change (each with its deliveries, as the trait
@@ -54,9 +65,13 @@ pub trait WebhookStore: Send + Sync {
 
     /// Ends a claimed attempt, in one atomic step: appends `attempt` to the endpoint's log,
     /// and marks the delivery delivered, due again, or failed; on `GiveUp { disable: true }`
-    /// disables the endpoint and fails its other pending deliveries; on `Delivered` records
-    /// the endpoint's last success. MUST change nothing and return `false` when the claim is
-    /// no longer the delivery's latest attempt or it is no longer pending.
+    /// disables the endpoint, unless it accepted a delivery since the event was made (checked
+    /// on the stored endpoint, not the claimed copy), and then fails its other pending
+    /// deliveries; on `Delivered` records the endpoint's last success (never moving it
+    /// back). MUST change nothing and return `false` when the claim is no longer the
+    /// delivery's latest attempt or it is no longer pending. On a database with row locks
+    /// it MUST lock the endpoint before its deliveries, as every other writer does, so two
+    /// runners finishing deliveries of one endpoint never deadlock.
     async fn finish_delivery(
         &self,
         claim: DeliveryClaim,

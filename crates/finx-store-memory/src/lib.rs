@@ -427,11 +427,14 @@ impl GrantStore for MemoryStore {
             .family_of_mut(code)
             .filter(|f| f.code.hash == *code)
             .ok_or(RedeemError::NotFound)?;
+        let was_revoked = family.grant.is_revoked();
         let redeemed = family.redeem_code(now, tokens.clone());
         let grant = family.grant.clone();
         if let Err(RedeemError::AlreadyUsed { grant_id }) = redeemed {
             g.drop_data_of(grant_id, &mut write(&self.data), now);
-            self.revoked(&grant, now, RevokeReason::TokenReuse);
+            if !was_revoked {
+                self.revoked(&grant, now, RevokeReason::TokenReuse);
+            }
         }
         redeemed?;
         g.index(tokens);
@@ -462,11 +465,14 @@ impl GrantStore for MemoryStore {
             return Err(StoreError::Conflict("token hash exists").into());
         }
         let family = g.family_of_mut(old).ok_or(RotateError::NotFound)?;
+        let was_revoked = family.grant.is_revoked();
         let rotated = family.rotate(old, now, tokens.clone());
         let grant = family.grant.clone();
         if let Err(RotateError::Reused { grant_id }) = rotated {
             g.drop_data_of(grant_id, &mut write(&self.data), now);
-            self.revoked(&grant, now, RevokeReason::TokenReuse);
+            if !was_revoked {
+                self.revoked(&grant, now, RevokeReason::TokenReuse);
+            }
         }
         rotated?;
         g.index(tokens);

@@ -7,6 +7,7 @@ use finx_domain::Timestamp;
 use finx_domain::ids::{ClientId, EndpointId, EventId};
 use finx_domain::webhook::{
     Attempt, AttemptOutcome, Delivery, DeliveryClaim, DeliveryStatus, Endpoint, Event, StoredEvent,
+    WebhookSecret,
 };
 use finx_ports::{StoreError, WebhookStore};
 
@@ -91,15 +92,26 @@ impl WebhookStore for MemoryStore {
         Ok(out)
     }
 
-    async fn update_endpoint(&self, endpoint: &Endpoint) -> Result<bool, StoreError> {
+    async fn rotate_endpoint_secret(
+        &self,
+        id: EndpointId,
+        fresh: &WebhookSecret,
+        previous_until: Timestamp,
+    ) -> Result<Option<Endpoint>, StoreError> {
         let mut w = lock(&self.webhooks);
-        Ok(match w.endpoints.get_mut(&endpoint.id) {
-            Some(e) => {
-                *e = endpoint.clone();
-                true
-            }
-            None => false,
-        })
+        Ok(w.endpoints.get_mut(&id).map(|e| {
+            let old = std::mem::replace(&mut e.secret, fresh.clone());
+            e.previous = Some((old, previous_until));
+            e.clone()
+        }))
+    }
+
+    async fn enable_endpoint(&self, id: EndpointId) -> Result<Option<Endpoint>, StoreError> {
+        let mut w = lock(&self.webhooks);
+        Ok(w.endpoints.get_mut(&id).map(|e| {
+            e.disabled_at = None;
+            e.clone()
+        }))
     }
 
     async fn delete_endpoint(&self, id: EndpointId) -> Result<bool, StoreError> {
@@ -176,19 +188,29 @@ impl WebhookStore for MemoryStore {
             _ => return Ok(false),
         }
         w.log.push(attempt.clone());
+        let created = w.events.get(&claim.event).map(|e| e.created_at);
         match outcome {
             AttemptOutcome::Delivered => {
                 if let Some(e) = w.endpoints.get_mut(&claim.endpoint) {
-                    e.last_success_at = Some(attempt.at);
+                    e.last_success_at = e.last_success_at.max(Some(attempt.at));
                 }
             }
             AttemptOutcome::GiveUp { disable: true } => {
-                if let Some(e) = w.endpoints.get_mut(&claim.endpoint) {
-                    e.disabled_at = Some(attempt.at);
-                }
-                for ((_, p), r) in &mut w.deliveries {
-                    if *p == claim.endpoint && r.status == DeliveryStatus::Pending {
-                        r.status = DeliveryStatus::Failed;
+                let disabled = match w.endpoints.get_mut(&claim.endpoint) {
+                    Some(e)
+                        if e.disabled_at.is_none()
+                            && e.last_success_at.is_none_or(|t| Some(t) < created) =>
+                    {
+                        e.disabled_at = Some(attempt.at);
+                        true
+                    }
+                    _ => false,
+                };
+                if disabled {
+                    for ((_, p), r) in &mut w.deliveries {
+                        if *p == claim.endpoint && r.status == DeliveryStatus::Pending {
+                            r.status = DeliveryStatus::Failed;
+                        }
                     }
                 }
             }

@@ -233,31 +233,55 @@ impl WebhookStore for SqlStore {
             .collect()
     }
 
-    async fn update_endpoint(&self, endpoint: &Endpoint) -> Result<bool, StoreError> {
-        let (secret, prev, until) = self.endpoint_binds(endpoint)?;
-        let n = on_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE webhook_endpoints SET url = $1, secret = $2, previous_secret = $3, \
-                 previous_until = $4, disabled_at = $5, last_success_at = $6 WHERE id = $7",
-            )
-            .bind(endpoint.url.as_str())
-            .bind(secret)
-            .bind(prev)
-            .bind(until)
-            .bind(endpoint.disabled_at.map(micros))
-            .bind(endpoint.last_success_at.map(micros))
-            .bind(endpoint.id.to_string())
-            .execute(pool)
+    async fn rotate_endpoint_secret(
+        &self,
+        id: EndpointId,
+        fresh: &WebhookSecret,
+        previous_until: Timestamp,
+    ) -> Result<Option<Endpoint>, StoreError> {
+        let key = id.to_string();
+        let sealed = self.data_key.seal(&fresh.expose(), &key)?;
+        // One statement: the stored secret (sealed under the same endpoint id) becomes the
+        // previous one, whatever a concurrent rotation left there.
+        let row: Option<EndpointRow> = on_pool!(self, |pool| {
+            sqlx::query_as(&format!(
+                "UPDATE webhook_endpoints SET previous_secret = secret, previous_until = $1, \
+                 secret = $2 WHERE id = $3 RETURNING {ENDPOINT_COLUMNS}"
+            ))
+            .bind(micros(previous_until))
+            .bind(sealed)
+            .bind(&key)
+            .fetch_optional(pool)
             .await
             .map_err(db)?
-            .rows_affected()
         });
-        Ok(n == 1)
+        row.map(|r| r.into_endpoint(&self.data_key)).transpose()
+    }
+
+    async fn enable_endpoint(&self, id: EndpointId) -> Result<Option<Endpoint>, StoreError> {
+        let row: Option<EndpointRow> = on_pool!(self, |pool| {
+            sqlx::query_as(&format!(
+                "UPDATE webhook_endpoints SET disabled_at = NULL WHERE id = $1 \
+                 RETURNING {ENDPOINT_COLUMNS}"
+            ))
+            .bind(id.to_string())
+            .fetch_optional(pool)
+            .await
+            .map_err(db)?
+        });
+        row.map(|r| r.into_endpoint(&self.data_key)).transpose()
     }
 
     async fn delete_endpoint(&self, id: EndpointId) -> Result<bool, StoreError> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write(self).await.map_err(db)?;
+            // The endpoint first: every writer locks it before its deliveries.
+            let n = sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1")
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
             for table in ["webhook_deliveries", "webhook_attempts"] {
                 sqlx::query(&format!("DELETE FROM {table} WHERE endpoint_id = $1"))
                     .bind(id.to_string())
@@ -265,12 +289,6 @@ impl WebhookStore for SqlStore {
                     .await
                     .map_err(db)?;
             }
-            let n = sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1")
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?
-                .rows_affected();
             tx.commit().await.map_err(db)?;
             Ok(n == 1)
         })
@@ -314,29 +332,49 @@ impl WebhookStore for SqlStore {
                 .map_err(db)?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
-                let event: EventRow = sqlx::query_as(
+                let event: Option<EventRow> = sqlx::query_as(
                     "SELECT id, client_id, event_type, body, created_at FROM webhook_events \
                      WHERE id = $1",
                 )
                 .bind(&r.event_id)
-                .fetch_one(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(db)?;
-                let endpoint: EndpointRow = sqlx::query_as(&format!(
+                let endpoint: Option<EndpointRow> = sqlx::query_as(&format!(
                     "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1"
                 ))
                 .bind(&r.endpoint_id)
-                .fetch_one(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(db)?;
-                out.push(Delivery {
-                    event: event.into_event()?,
-                    endpoint: endpoint.into_endpoint(&self.data_key)?,
-                    attempt: parse(u32::try_from(r.attempt), "attempt")?,
-                    status: DeliveryStatus::parse(&r.status)
-                        .ok_or_else(|| corrupt("delivery status"))?,
-                    next_at: instant(r.next_at)?,
-                });
+                let read = (|| {
+                    Ok::<_, StoreError>(Delivery {
+                        event: event.ok_or_else(|| corrupt("event"))?.into_event()?,
+                        endpoint: endpoint
+                            .ok_or_else(|| corrupt("endpoint"))?
+                            .into_endpoint(&self.data_key)?,
+                        attempt: parse(u32::try_from(r.attempt), "attempt")?,
+                        status: DeliveryStatus::parse(&r.status)
+                            .ok_or_else(|| corrupt("delivery status"))?,
+                        next_at: instant(r.next_at)?,
+                    })
+                })();
+                match read {
+                    Ok(d) => out.push(d),
+                    // One unreadable row (a secret sealed under another key, say) must not
+                    // hold up every other delivery: it fails, and the rest go on.
+                    Err(_) => {
+                        sqlx::query(
+                            "UPDATE webhook_deliveries SET status = 'failed', lease_until = NULL \
+                             WHERE event_id = $1 AND endpoint_id = $2",
+                        )
+                        .bind(&r.event_id)
+                        .bind(&r.endpoint_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    }
+                }
             }
             tx.commit().await.map_err(db)?;
             out.sort_by_key(|d| d.next_at);
@@ -356,8 +394,19 @@ impl WebhookStore for SqlStore {
             AttemptOutcome::GiveUp { .. } => (DeliveryStatus::Failed, None),
         };
         let endpoint = claim.endpoint.to_string();
+        let lock_endpoint = match self.kind() {
+            "postgres" => "SELECT id FROM webhook_endpoints WHERE id = $1 FOR UPDATE",
+            _ => "SELECT id FROM webhook_endpoints WHERE id = $1",
+        };
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write(self).await.map_err(db)?;
+            // The endpoint before the delivery, as every writer: no deadlock between two
+            // runners finishing deliveries of one endpoint.
+            sqlx::query(lock_endpoint)
+                .bind(&endpoint)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
             let held = sqlx::query(
                 "UPDATE webhook_deliveries SET status = $1, next_at = COALESCE($2, next_at), \
                  lease_until = NULL WHERE event_id = $3 AND endpoint_id = $4 AND attempt = $5 \
@@ -392,20 +441,34 @@ impl WebhookStore for SqlStore {
             .map_err(db)?;
             match outcome {
                 AttemptOutcome::Delivered => {
-                    sqlx::query("UPDATE webhook_endpoints SET last_success_at = $1 WHERE id = $2")
-                        .bind(micros(attempt.at))
-                        .bind(&endpoint)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db)?;
+                    sqlx::query(
+                        "UPDATE webhook_endpoints SET last_success_at = $1 WHERE id = $2 \
+                         AND (last_success_at IS NULL OR last_success_at < $1)",
+                    )
+                    .bind(micros(attempt.at))
+                    .bind(&endpoint)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
                 }
                 AttemptOutcome::GiveUp { disable: true } => {
-                    sqlx::query("UPDATE webhook_endpoints SET disabled_at = $1 WHERE id = $2")
-                        .bind(micros(attempt.at))
-                        .bind(&endpoint)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db)?;
+                    // Only if nothing reached it since the event, as stored now.
+                    let disabled = sqlx::query(
+                        "UPDATE webhook_endpoints SET disabled_at = $1 WHERE id = $2 \
+                         AND disabled_at IS NULL AND (last_success_at IS NULL OR \
+                         last_success_at < (SELECT created_at FROM webhook_events WHERE id = $3))",
+                    )
+                    .bind(micros(attempt.at))
+                    .bind(&endpoint)
+                    .bind(claim.event.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?
+                    .rows_affected();
+                    if disabled == 0 {
+                        tx.commit().await.map_err(db)?;
+                        return Ok(true);
+                    }
                     sqlx::query(
                         "UPDATE webhook_deliveries SET status = 'failed', lease_until = NULL \
                          WHERE endpoint_id = $1 AND status = 'pending'",
