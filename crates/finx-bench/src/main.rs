@@ -1,6 +1,8 @@
 //! Benchmark servers, driven by `cargo xtask bench`:
 //!
 //! - `finx-bench baseline PORT`: an empty axum handler answering a short JSON body.
+//! - `finx-bench bytes PORT BODY HEADERS`: the bytes and headers of a finX page, served
+//!   from memory (the physical reference for pages).
 //! - `finx-bench serve PORT STORE TRANSACTIONS REFRESH_TOKENS OUTDIR`: a finX server on
 //!   `memory`, `sqlite://…` or `postgres://…`, with one grant whose account holds
 //!   TRANSACTIONS transactions (its bearer token and account id are written to OUTDIR) and
@@ -49,11 +51,19 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for QueryCounter {
     }
 }
 
+/// mimalloc instead of the system allocator: with glibc's, a heap holding hundreds of
+/// thousands of grants made every response's allocations walk fragmented free lists
+/// (`malloc_consolidate`, `unlink_chunk`: half the CPU of a transaction page at 400,000
+/// grants in memory, profiled with perf), so a page's cost grew with the grants held.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let result = match args.get(1).map(String::as_str) {
         Some("baseline") => baseline(&args[2..]).await,
+        Some("bytes") => bytes(&args[2..]).await,
         Some("serve") => serve(&args[2..]).await,
         Some("flows") => flows(&args[2..]).await,
         _ => Err("usage: finx-bench baseline PORT | serve PORT STORE TX REFRESH OUTDIR | flows BASE SECONDS CONCURRENCY".into()),
@@ -86,6 +96,40 @@ async fn baseline(args: &[String]) -> Result<(), String> {
     let app = axum::Router::new().route(
         "/empty",
         get(|| async { axum::Json(serde_json::json!({ "ok": true })) }),
+    );
+    ready();
+    axum::serve(listener, app).await.map_err(|e| e.to_string())
+}
+
+/// `bytes PORT BODY HEADERS`: answers `GET /page` with the bytes of BODY and the headers in
+/// HEADERS (one `name: value` per line): a finX page served from memory with no work, the
+/// limit of HTTP and payload on this machine.
+async fn bytes(args: &[String]) -> Result<(), String> {
+    let listener = listen(arg(args, 0, "port")?).await?;
+    let body = axum::body::Bytes::from(
+        std::fs::read(arg::<String>(args, 1, "body file")?).map_err(|e| e.to_string())?,
+    );
+    let mut headers = axum::http::HeaderMap::new();
+    for line in std::fs::read_to_string(arg::<String>(args, 2, "headers file")?)
+        .map_err(|e| e.to_string())?
+        .lines()
+    {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        if let (Ok(n), Ok(v)) = (
+            axum::http::HeaderName::from_bytes(name.trim().as_bytes()),
+            axum::http::HeaderValue::from_str(value.trim()),
+        ) {
+            headers.insert(n, v);
+        }
+    }
+    let app = axum::Router::new().route(
+        "/page",
+        get(move || {
+            let (headers, body) = (headers.clone(), body.clone());
+            async move { (headers, body) }
+        }),
     );
     ready();
     axum::serve(listener, app).await.map_err(|e| e.to_string())
