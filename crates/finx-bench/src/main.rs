@@ -318,7 +318,9 @@ async fn serve(args: &[String]) -> Result<(), String> {
             .collect();
         match &store {
             Store::Memory(s) => {
-                s.sync_transactions(&account, &batch, now)
+                // A plain write, like the SQL store's import: `sync_transactions` would
+                // take each batch for the account's whole history.
+                s.upsert_transactions(&account, &batch, now)
                     .await
                     .map_err(|e| e.to_string())?;
             }

@@ -30,8 +30,9 @@
 
 use rust_decimal::Decimal;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
+use crate::Date;
 use crate::bank::{Counterparty, Transaction, TransactionDetails};
 use crate::ids::{AccountId, TransactionId};
 
@@ -58,27 +59,44 @@ pub struct Kept {
 pub fn link(kept: &[Kept], reported: &[TransactionDetails]) -> Vec<Option<TransactionId>> {
     let mut out: Vec<Option<TransactionId>> = vec![None; reported.len()];
     let mut used = vec![false; kept.len()];
-    // 1. The same bank id.
+    // 1. The same bank id (the first kept one with it).
+    let mut by_bank_id: HashMap<&str, usize> = HashMap::with_capacity(kept.len());
+    for (k, t) in kept.iter().enumerate() {
+        by_bank_id
+            .entry(t.details.external_id.as_str())
+            .or_insert(k);
+    }
     for (i, r) in reported.iter().enumerate() {
-        if let Some(k) = kept
-            .iter()
-            .position(|k| k.details.external_id == r.external_id)
-        {
+        if let Some(&k) = by_bank_id.get(r.external_id.as_str()) {
             out[i] = Some(kept[k].id.clone());
             used[k] = true;
         }
     }
-    // 2. Candidates among what is left on both sides.
+    // 2. Candidates among what is left on both sides: every kept pending one (a handful),
+    //    and the kept booked ones of the same day and amount (a booked one matches only
+    //    when everything but its bank id is equal). Linear in the history, not quadratic.
+    let pending: Vec<usize> = (0..kept.len())
+        .filter(|&k| !used[k] && !kept[k].details.booked)
+        .collect();
+    let mut booked: HashMap<(Date, Decimal), Vec<usize>> = HashMap::new();
+    for (k, t) in kept.iter().enumerate() {
+        if !used[k] && t.details.booked {
+            booked
+                .entry((t.details.booked_on, t.details.amount.amount()))
+                .or_default()
+                .push(k);
+        }
+    }
     let mut candidates: Vec<(u8, Decimal, i64, usize, usize)> = Vec::new();
     for (i, r) in reported.iter().enumerate() {
         if out[i].is_some() {
             continue;
         }
-        for (k, kept_one) in kept.iter().enumerate() {
-            if used[k] {
-                continue;
-            }
-            let p = &kept_one.details;
+        let same_day = booked
+            .get(&(r.booked_on, r.amount.amount()))
+            .map_or(&[][..], Vec::as_slice);
+        for &k in pending.iter().chain(same_day) {
+            let p = &kept[k].details;
             let m = if p.booked {
                 same_booked(p, r).then_some(0)
             } else {
@@ -356,7 +374,77 @@ mod tests {
         assert_eq!(assign(&account, &k, &r), ids, "stable from sync to sync");
     }
 
+    /// The rules written the plain way (every reported one against every kept one): the
+    /// model `link`'s indexed version must agree with.
+    fn link_model(kept: &[Kept], reported: &[TransactionDetails]) -> Vec<Option<TransactionId>> {
+        let mut out: Vec<Option<TransactionId>> = vec![None; reported.len()];
+        let mut used = vec![false; kept.len()];
+        for (i, r) in reported.iter().enumerate() {
+            if let Some(k) = kept
+                .iter()
+                .position(|k| k.details.external_id == r.external_id)
+            {
+                out[i] = Some(kept[k].id.clone());
+                used[k] = true;
+            }
+        }
+        let mut candidates = Vec::new();
+        for (i, r) in reported.iter().enumerate() {
+            for (k, p) in kept.iter().enumerate() {
+                if out[i].is_some() || used[k] {
+                    continue;
+                }
+                let p = &p.details;
+                let m = if p.booked {
+                    same_booked(p, r).then_some(0)
+                } else {
+                    pending_match(p, r)
+                };
+                if let Some(strength) = m {
+                    let diff = (r.amount.amount() - p.amount.amount()).abs();
+                    let days = (r.booked_on - p.booked_on).num_days().abs();
+                    candidates.push((strength, diff, days, k, i));
+                }
+            }
+        }
+        candidates.sort_by(|a, b| {
+            (a.0, a.1, a.2)
+                .cmp(&(b.0, b.1, b.2))
+                .then_with(|| kept[a.3].id.cmp(&kept[b.3].id))
+                .then(a.4.cmp(&b.4))
+        });
+        for (_, _, _, k, i) in candidates {
+            if !used[k] && out[i].is_none() {
+                used[k] = true;
+                out[i] = Some(kept[k].id.clone());
+            }
+        }
+        out
+    }
+
     proptest! {
+        /// The indexed `link` decides exactly as the plain model, booked look-alikes under
+        /// new bank ids included.
+        #[test]
+        fn link_agrees_with_the_plain_model(
+            ks in prop::collection::vec((-300i64..300, 1u32..6, any::<bool>(), 0usize..2), 0..14),
+            rs in prop::collection::vec((-300i64..300, 1u32..6, any::<bool>(), 0usize..2, 0usize..20), 0..14),
+        ) {
+            let names = ["A", "B"];
+            let kept_list: Vec<Kept> = ks.iter().enumerate().map(|(n, (c, d, b, p))| {
+                kept(&format!("K{n}"), tx(&format!("k{n}"), *c, *d, *b, names[*p]))
+            }).collect();
+            let reported: Vec<TransactionDetails> = rs.iter().enumerate().map(|(n, (c, d, b, p, same))| {
+                let id = if *same < kept_list.len() { format!("k{same}") } else { format!("r{n}") };
+                // Some reported ones are a kept one exactly, under a new bank id.
+                match kept_list.get(same.saturating_sub(10)) {
+                    Some(k) if *same >= 10 && *b => TransactionDetails { external_id: id, ..k.details.clone() },
+                    _ => tx(&id, *c, *d, *b, names[*p]),
+                }
+            }).collect();
+            prop_assert_eq!(link(&kept_list, &reported), link_model(&kept_list, &reported));
+        }
+
         /// Whatever is kept and reported: no kept id is given twice, a reported bank id that
         /// is kept keeps its own id, and pairing never crosses directions.
         #[test]
