@@ -362,12 +362,15 @@ impl Connection {
             .await
     }
 
-    /// The feed from `cursor` as a stream of changes, page by page, each page followed by a
-    /// [`Change::Checkpoint`] with the cursor to store once its changes are applied. It
-    /// ends when the feed is caught up. When a sync changes a transaction in the middle of
-    /// a pass (finX error 1023) the stream goes on from the pass's first cursor, as the
-    /// server asks: changes are upserts and deletes by id, so applying some twice is
-    /// harmless, and nothing is skipped.
+    /// The feed from `cursor` (a [`Change::Checkpoint`]'s, or `None` for the beginning) as
+    /// a stream of changes, page by page. A [`Change::Checkpoint`] closes each pass: commit
+    /// what you applied since the previous one and store its cursor. When a sync changes a
+    /// transaction in the middle of a pass (finX error 1023), the stream yields
+    /// [`Change::Restart`]: roll back what you applied since the last checkpoint; the
+    /// stream then reads the pass again from the cursor the server names. A transaction
+    /// added and then removed during the pass is not reported removed in the pass read
+    /// again (the server tells a reader only about what it had before the pass), so the
+    /// rollback is what keeps it from staying. The stream ends when the feed is caught up.
     pub fn changes(
         &self,
         cursor: Option<String>,
@@ -397,8 +400,10 @@ impl Connection {
                         .collect();
                     items.extend(page.added.into_iter().map(|t| Ok(Change::Added(t))));
                     items.extend(page.modified.into_iter().map(|t| Ok(Change::Modified(t))));
-                    items.push(Ok(Change::Checkpoint(next.clone())));
-                    Some((items, more.then_some((Some(next), 0))))
+                    if !more {
+                        items.push(Ok(Change::Checkpoint(next.clone())));
+                    }
+                    Some((items, more.then_some((Some(next), restarts))))
                 }
                 Err(Error::Api {
                     code: 1023, data, ..
@@ -407,7 +412,10 @@ impl Connection {
                         .get("restart_cursor")
                         .and_then(serde_json::Value::as_str)
                         .map(str::to_owned);
-                    Some((Vec::new(), Some((restart.or(cursor), restarts + 1))))
+                    Some((
+                        vec![Ok(Change::Restart)],
+                        Some((restart.or(cursor), restarts + 1)),
+                    ))
                 }
                 Err(e) => Some((vec![Err(e)], None)),
             }

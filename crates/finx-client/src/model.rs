@@ -296,7 +296,12 @@ pub enum Change {
     Modified(Transaction),
     /// Delete the transaction with this id.
     Removed(String),
-    /// Every change before this is applied once you apply them: store this cursor and
-    /// start from it next time.
+    /// The end of a pass: what you applied since the previous checkpoint (or since the
+    /// start) makes a consistent copy. Commit it, store this cursor and start from it next
+    /// time.
     Checkpoint(String),
+    /// A sync changed the data while this pass was read: undo everything applied since the
+    /// previous checkpoint (or since the start). The stream goes on from there and sends
+    /// that part again as it is now, so nothing is skipped and nothing that is gone stays.
+    Restart,
 }
