@@ -484,16 +484,18 @@ impl finx_ports::BankConnector for CountingBank {
     async fn accounts(
         &self,
         session: &finx_domain::flow::BankSession,
+        psu: &finx_ports::Presence,
     ) -> Result<Vec<AccountDetails>, finx_ports::BankError> {
-        self.inner.accounts(session).await
+        self.inner.accounts(session, psu).await
     }
 
     async fn balances(
         &self,
         session: &finx_domain::flow::BankSession,
         account: &str,
+        psu: &finx_ports::Presence,
     ) -> Result<Vec<Balance>, finx_ports::BankError> {
-        self.inner.balances(session, account).await
+        self.inner.balances(session, account, psu).await
     }
 
     async fn transactions(
@@ -502,6 +504,7 @@ impl finx_ports::BankConnector for CountingBank {
         account: &str,
         from: finx_domain::Date,
         to: finx_domain::Date,
+        psu: &finx_ports::Presence,
     ) -> Result<Vec<TransactionDetails>, finx_ports::BankError> {
         let n = self
             .fetches
@@ -511,7 +514,9 @@ impl finx_ports::BankConnector for CountingBank {
                 "scripted failure".into(),
             ));
         }
-        self.inner.transactions(session, account, from, to).await
+        self.inner
+            .transactions(session, account, from, to, psu)
+            .await
     }
 }
 

@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 
 use chrono::TimeDelta;
-use finx_ports::Clock;
+use finx_ports::{Clock, Presence};
 use finx_tests::fixtures::{App, DEMO_SECRET, REDIRECT, Served, walk_widget};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -325,7 +325,10 @@ async fn deleting_an_access_ends_the_consent_at_the_bank_and_deletes_its_data() 
     // At the bank: the consent reads nothing any more.
     use finx_ports::BankConnector;
     assert!(matches!(
-        s.app.sandbox.accounts(&session).await,
+        s.app
+            .sandbox
+            .accounts(&session, &Presence::Unattended)
+            .await,
         Err(finx_ports::BankError::ConsentRevoked)
     ));
     // At finX: the access, its data and its grant are gone.

@@ -11,7 +11,8 @@ use finx_domain::ids::InstitutionId;
 use finx_domain::registry::{BankDraft, RegisteredBank};
 use finx_domain::sca::{BankStep, StepAnswer};
 use finx_ports::{
-    BankConnector, BankError, BankRegistry, BankReply, ConsentRequest, PsuContext, ReturnTo,
+    BankConnector, BankError, BankRegistry, BankReply, ConsentRequest, Presence, PsuContext,
+    ReturnTo,
 };
 use finx_tests::fixtures::{App, Served, TestClock, t0, walk_widget};
 
@@ -221,7 +222,10 @@ async fn embedded_with_a_method_choice_photo_challenge_and_a_wrong_then_right_ta
     };
     assert_eq!(consent.frequency_per_day, 1);
     assert!(!consent.recurring);
-    let accounts = c.accounts(&session).await.expect("accounts");
+    let accounts = c
+        .accounts(&session, &Presence::Unattended)
+        .await
+        .expect("accounts");
     assert_eq!(accounts.len(), 3);
     let giro = accounts
         .iter()
@@ -232,13 +236,16 @@ async fn embedded_with_a_method_choice_photo_challenge_and_a_wrong_then_right_ta
         Some("DE82900948150000002881")
     );
     assert_eq!(giro.bank_code.as_deref(), Some("90094815"));
-    let balances = c.balances(&session, "giro").await.expect("balances");
+    let balances = c
+        .balances(&session, "giro", &Presence::Unattended)
+        .await
+        .expect("balances");
     assert_eq!(balances.len(), 2);
     // More than one page: the connector follows `_links.next` to the end.
     let from = t0().date_naive() - chrono::TimeDelta::days(365);
     let to = t0().date_naive();
     let over_http = c
-        .transactions(&session, "giro", from, to)
+        .transactions(&session, "giro", from, to, &Presence::Unattended)
         .await
         .expect("txs");
     assert!(
@@ -292,7 +299,7 @@ async fn direct_transactions(
         panic!("nosca")
     };
     let all = s
-        .transactions(&session, "giro", from, to)
+        .transactions(&session, "giro", from, to, &Presence::Unattended)
         .await
         .expect("txs");
     let (mut booked, pending): (Vec<_>, Vec<_>) = all.into_iter().partition(|t| t.booked);
@@ -337,7 +344,13 @@ async fn redirect_to_the_banks_pages_then_the_status_decides() {
     else {
         panic!("done")
     };
-    assert_eq!(c.accounts(&session).await.expect("accounts").len(), 3);
+    assert_eq!(
+        c.accounts(&session, &Presence::Unattended)
+            .await
+            .expect("accounts")
+            .len(),
+        3
+    );
 
     // A cancel at the bank comes back by the nok route and reads as a cancel.
     let (s, step) = next(c.begin(&i, &request(), &return_to()).await.expect("begin"));
@@ -436,9 +449,16 @@ async fn available_accounts_then_a_dedicated_consent_for_every_listed_account() 
     };
     assert_eq!((logins, tans), (2, 2), "two consents, each authorised");
     // The dedicated consent covers the accounts with an IBAN (the card has none).
-    let accounts = c.accounts(&session).await.expect("accounts");
+    let accounts = c
+        .accounts(&session, &Presence::Unattended)
+        .await
+        .expect("accounts");
     assert_eq!(accounts.len(), 2);
-    assert!(c.balances(&session, "giro").await.is_ok());
+    assert!(
+        c.balances(&session, "giro", &Presence::Unattended)
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
@@ -467,11 +487,14 @@ async fn dedicated_consents_name_the_customers_ibans() {
     else {
         panic!("done")
     };
-    let accounts = c.accounts(&session).await.expect("accounts");
+    let accounts = c
+        .accounts(&session, &Presence::Unattended)
+        .await
+        .expect("accounts");
     assert_eq!(accounts.len(), 1);
     assert_eq!(accounts[0].external_id, "giro");
     assert!(matches!(
-        c.balances(&session, "savings").await,
+        c.balances(&session, "savings", &Presence::Unattended).await,
         Err(BankError::Unexpected(_))
     ));
 }
@@ -483,12 +506,12 @@ async fn sessions_not_made_by_the_connector_or_not_authorised_read_nothing() {
     let i = inst("90094815");
     let (s, _) = next(c.begin(&i, &request(), &return_to()).await.expect("begin"));
     assert!(matches!(
-        c.accounts(&s).await,
+        c.accounts(&s, &Presence::Unattended).await,
         Err(BankError::SessionExpired)
     ));
     let forged = finx_domain::flow::BankSession::new("xs2a.e30".into());
     assert!(matches!(
-        c.accounts(&forged).await,
+        c.accounts(&forged, &Presence::Unattended).await,
         Err(BankError::SessionExpired)
     ));
     assert!(
@@ -544,6 +567,23 @@ async fn whole_flows_through_the_widget_go_through_the_connector() {
             "{code} {user}: {back}"
         );
     }
+    // The user waited on the widget through every read of these flows: the bank saw their
+    // address on each, so none counts against the consent's unattended accesses.
+    let seen = bank.seen.lock().expect("lock").clone();
+    let reads: Vec<&Seen> = seen
+        .iter()
+        .filter(|(m, p, _)| m == "GET" && p.contains("/v1/accounts"))
+        .collect();
+    assert!(
+        reads.len() >= 9,
+        "accounts, balances, transactions: {reads:?}"
+    );
+    assert!(
+        reads
+            .iter()
+            .all(|(_, _, ip)| ip.as_deref() == Some("127.0.0.1")),
+        "{reads:?}"
+    );
 }
 
 /// Follows the bank's redirects from `url` (no cookies needed) and returns where it ends.
@@ -601,7 +641,7 @@ async fn oauth_authorises_with_a_code_exchanged_once_with_pkce() {
         panic!("done")
     };
     assert_eq!(
-        c.accounts(&session)
+        c.accounts(&session, &Presence::Unattended)
             .await
             .expect("accounts with the token")
             .len(),
@@ -658,10 +698,16 @@ async fn an_ended_consent_reads_nothing_and_ending_it_again_is_fine() {
     else {
         panic!("done")
     };
-    assert_eq!(c.accounts(&session).await.expect("accounts").len(), 3);
+    assert_eq!(
+        c.accounts(&session, &Presence::Unattended)
+            .await
+            .expect("accounts")
+            .len(),
+        3
+    );
     c.end_consent(&session).await.expect("ended at the bank");
     assert!(matches!(
-        c.accounts(&session).await,
+        c.accounts(&session, &Presence::Unattended).await,
         Err(BankError::ConsentRevoked)
     ));
     c.end_consent(&session).await.expect("already gone is fine");
@@ -680,13 +726,39 @@ async fn only_calls_made_while_the_user_is_present_carry_the_users_address() {
     else {
         panic!("done")
     };
-    // Later, unattended: the data.
-    c.accounts(&session).await.expect("accounts");
-    c.balances(&session, "giro").await.expect("balances");
+    // While the user waits on the widget, the flow's first read: present.
     let today = t0().date_naive();
-    c.transactions(&session, "giro", today - chrono::TimeDelta::days(30), today)
+    let present = Presence::Present(request().psu);
+    c.accounts(&session, &present).await.expect("accounts");
+    c.balances(&session, "giro", &present)
         .await
-        .expect("transactions");
+        .expect("balances");
+    c.transactions(
+        &session,
+        "giro",
+        today - chrono::TimeDelta::days(30),
+        today,
+        &present,
+    )
+    .await
+    .expect("transactions");
+    let attended = bank.seen.lock().expect("lock").len();
+    // Later, unattended: the syncs.
+    c.accounts(&session, &Presence::Unattended)
+        .await
+        .expect("accounts");
+    c.balances(&session, "giro", &Presence::Unattended)
+        .await
+        .expect("balances");
+    c.transactions(
+        &session,
+        "giro",
+        today - chrono::TimeDelta::days(30),
+        today,
+        &Presence::Unattended,
+    )
+    .await
+    .expect("transactions");
     let seen = bank.seen.lock().expect("lock").clone();
     let consent = seen
         .iter()
@@ -697,13 +769,26 @@ async fn only_calls_made_while_the_user_is_present_carry_the_users_address() {
         Some("198.51.100.7"),
         "the user's address, present"
     );
-    let data: Vec<_> = seen
-        .iter()
-        .filter(|(_, p, _)| p.contains("/v1/accounts"))
-        .collect();
-    assert!(data.len() >= 3);
+    let data = |calls: &[Seen]| -> Vec<Seen> {
+        calls
+            .iter()
+            .filter(|(_, p, _)| p.contains("/v1/accounts"))
+            .cloned()
+            .collect()
+    };
+    let (with_user, without) = seen.split_at(attended);
+    let with_user = data(with_user);
+    assert!(with_user.len() >= 3);
     assert!(
-        data.iter().all(|(_, _, ip)| ip.is_none()),
-        "unattended calls carry no PSU-IP-Address: {data:?}"
+        with_user
+            .iter()
+            .all(|(_, _, ip)| ip.as_deref() == Some("198.51.100.7")),
+        "reads while the user waits carry their address: {with_user:?}"
+    );
+    let without = data(without);
+    assert!(without.len() >= 3);
+    assert!(
+        without.iter().all(|(_, _, ip)| ip.is_none()),
+        "unattended calls carry no PSU-IP-Address: {without:?}"
     );
 }

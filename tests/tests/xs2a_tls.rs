@@ -11,7 +11,8 @@ use finx_domain::ids::InstitutionId;
 use finx_domain::registry::{BankDraft, RegisteredBank};
 use finx_domain::sca::StepAnswer;
 use finx_ports::{
-    BankConnector, BankError, BankRegistry, BankReply, ConsentRequest, PsuContext, ReturnTo,
+    BankConnector, BankError, BankRegistry, BankReply, ConsentRequest, Presence, PsuContext,
+    ReturnTo,
 };
 use finx_tests::fixtures::{TestClock, t0};
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
@@ -132,7 +133,7 @@ async fn nosca_accounts(c: &Xs2aConnector) -> Result<usize, BankError> {
     let BankReply::Done { session, .. } = c.answer(&i, &session, &login, &return_to).await? else {
         panic!("nosca is done after the login");
     };
-    Ok(c.accounts(&session).await?.len())
+    Ok(c.accounts(&session, &Presence::Unattended).await?.len())
 }
 
 #[tokio::test]

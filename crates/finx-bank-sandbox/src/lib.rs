@@ -129,7 +129,7 @@ use finx_domain::flow::BankSession;
 use finx_domain::ids::InstitutionId;
 use finx_domain::money::{Currency, Money};
 use finx_domain::sca::{BankStep, Consent, ConsentStatus, LoginField, StepAnswer};
-use finx_ports::{BankConnector, BankError, BankReply, Clock, ConsentRequest, ReturnTo};
+use finx_ports::{BankConnector, BankError, BankReply, Clock, ConsentRequest, Presence, ReturnTo};
 use thiserror::Error;
 use url::Url;
 
@@ -875,7 +875,11 @@ impl BankConnector for SandboxBank {
         Ok(())
     }
 
-    async fn accounts(&self, session: &BankSession) -> Result<Vec<AccountDetails>, BankError> {
+    async fn accounts(
+        &self,
+        session: &BankSession,
+        _psu: &Presence,
+    ) -> Result<Vec<AccountDetails>, BankError> {
         let (claims, user) = self.authorized(session)?;
         let profile = user.profile();
         Ok(profile
@@ -889,6 +893,7 @@ impl BankConnector for SandboxBank {
         &self,
         session: &BankSession,
         account: &str,
+        _psu: &Presence,
     ) -> Result<Vec<Balance>, BankError> {
         let (claims, user) = self.authorized(session)?;
         let (ledger, kind) = self.account(&claims, user, account)?;
@@ -925,6 +930,7 @@ impl BankConnector for SandboxBank {
         account: &str,
         from: Date,
         to: Date,
+        _psu: &Presence,
     ) -> Result<Vec<TransactionDetails>, BankError> {
         let (claims, user) = self.authorized(session)?;
         let (ledger, kind) = self.account(&claims, user, account)?;

@@ -33,7 +33,7 @@ use finx_domain::bank::{
 use finx_domain::flow::BankSession;
 use finx_domain::ids::InstitutionId;
 use finx_domain::sca::{BankStep, StepAnswer};
-use finx_ports::{BankConnector, BankError, BankReply, ConsentRequest, ReturnTo};
+use finx_ports::{BankConnector, BankError, BankReply, ConsentRequest, Presence, ReturnTo};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
@@ -622,7 +622,7 @@ async fn get_consent(
             // The bank lets the user choose at the bank; the sandbox grants every account.
             let ibans: Vec<Value> = s
                 .bank
-                .accounts(&c.session)
+                .accounts(&c.session, &Presence::Unattended)
                 .await
                 .unwrap_or_default()
                 .into_iter()
@@ -1135,7 +1135,7 @@ fn account_json(code: &str, a: &AccountDetails) -> Value {
 
 /// The accounts the consent covers.
 async fn covered(s: &Server, c: &Consent) -> Result<Vec<AccountDetails>, BankError> {
-    let all = s.bank.accounts(&c.session).await?;
+    let all = s.bank.accounts(&c.session, &Presence::Unattended).await?;
     Ok(match &c.access {
         Access::Ibans(ibans) => all
             .into_iter()
@@ -1176,7 +1176,10 @@ async fn accounts(
         let mut v = account_json(&code, a);
         if with_balance
             && c.access != Access::ListOnly
-            && let Ok(b) = s.bank.balances(&c.session, &a.external_id).await
+            && let Ok(b) = s
+                .bank
+                .balances(&c.session, &a.external_id, &Presence::Unattended)
+                .await
             && let Some(o) = v.as_object_mut()
         {
             o.insert(
@@ -1274,7 +1277,11 @@ async fn balances(
     let rid = try_or!(request_id(&headers));
     let c = try_or!(reading_consent(&s, &code, &headers, &rid));
     let a = try_or!(readable(&s, &c, &account, &rid).await);
-    let list = match s.bank.balances(&c.session, &account).await {
+    let list = match s
+        .bank
+        .balances(&c.session, &account, &Presence::Unattended)
+        .await
+    {
         Ok(l) => l,
         Err(e) => return bank_error(&e, &rid),
     };
@@ -1406,7 +1413,11 @@ async fn transactions(
             );
         }
     };
-    let all = match s.bank.transactions(&c.session, &account, from, to).await {
+    let all = match s
+        .bank
+        .transactions(&c.session, &account, from, to, &Presence::Unattended)
+        .await
+    {
         Ok(l) => l,
         Err(e) => return bank_error(&e, &rid),
     };

@@ -41,7 +41,8 @@
 //!
 //! ## Headers
 //! `X-Request-ID` (a fresh UUID) on every call; `PSU-IP-Address` and `PSU-User-Agent` when
-//! the end user is present (the consent's creation); `Consent-ID` on every data call.
+//! the end user is present (the consent's creation, and the data the flow reads while the
+//! user waits); none on unattended syncs; `Consent-ID` on every data call.
 
 mod session;
 pub mod signing;
@@ -57,7 +58,9 @@ use finx_domain::flow::BankSession;
 use finx_domain::ids::InstitutionId;
 use finx_domain::registry::{ConsentModel, RegisteredBank};
 use finx_domain::sca::{BankStep, Consent, LoginField, StepAnswer};
-use finx_ports::{BankConnector, BankError, BankRegistry, BankReply, ConsentRequest, ReturnTo};
+use finx_ports::{
+    BankConnector, BankError, BankRegistry, BankReply, ConsentRequest, Presence, ReturnTo,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use thiserror::Error;
@@ -653,7 +656,7 @@ impl Xs2aConnector {
             return Err(BankError::Rejected);
         }
         if session.listing {
-            let accounts = self.list(bank, &session).await?;
+            let accounts = self.list(bank, &session, &Presence::Unattended).await?;
             let refs: Vec<Value> = accounts
                 .iter()
                 .filter_map(|a| a.iban.as_ref().map(|i| json!({ "iban": i.to_string() })))
@@ -705,10 +708,13 @@ impl Xs2aConnector {
         &self,
         bank: &RegisteredBank,
         session: &Session,
+        psu: &Presence,
     ) -> Result<Vec<AccountDetails>, BankError> {
         let url = Self::url(bank, "/v1/accounts")?;
+        let mut headers = session.data_headers();
+        headers.extend(psu_headers(psu));
         let answer = self
-            .call(bank, Method::GET, url, &session.data_headers(), None, false)
+            .call(bank, Method::GET, url, &headers, None, false)
             .await?;
         let list = answer
             .body
@@ -1008,23 +1014,30 @@ impl BankConnector for Xs2aConnector {
         }
     }
 
-    async fn accounts(&self, session: &BankSession) -> Result<Vec<AccountDetails>, BankError> {
+    async fn accounts(
+        &self,
+        session: &BankSession,
+        psu: &Presence,
+    ) -> Result<Vec<AccountDetails>, BankError> {
         let (s, bank) = self.data_session(session).await?;
-        self.list(&bank, &s).await
+        self.list(&bank, &s, psu).await
     }
 
     async fn balances(
         &self,
         session: &BankSession,
         account: &str,
+        psu: &Presence,
     ) -> Result<Vec<Balance>, BankError> {
         let (s, bank) = self.data_session(session).await?;
         let url = Self::url(
             &bank,
             &format!("/v1/accounts/{}/balances", wire::segment(account)),
         )?;
+        let mut headers = s.data_headers();
+        headers.extend(psu_headers(psu));
         let a = self
-            .call(&bank, Method::GET, url, &s.data_headers(), None, false)
+            .call(&bank, Method::GET, url, &headers, None, false)
             .await?;
         Ok(wire::balances(&a.body))
     }
@@ -1035,9 +1048,11 @@ impl BankConnector for Xs2aConnector {
         account: &str,
         from: Date,
         to: Date,
+        psu: &Presence,
     ) -> Result<Vec<TransactionDetails>, BankError> {
         let (s, bank) = self.data_session(session).await?;
-        let consent = s.data_headers();
+        let mut consent = s.data_headers();
+        consent.extend(psu_headers(psu));
         let mut out = Vec::new();
         let mut status = "both";
         let first = |status: &str| {
@@ -1272,4 +1287,19 @@ mod tests {
             finx_domain::bank::TransactionType::Transfer
         );
     }
+}
+
+/// `PSU-IP-Address` and `PSU-User-Agent` for a call the end user makes while present; none
+/// for an unattended one (the bank counts those against `frequencyPerDay`).
+fn psu_headers(psu: &Presence) -> Vec<(&'static str, String)> {
+    let mut h = Vec::new();
+    if let Presence::Present(p) = psu {
+        if let Some(ip) = p.ip {
+            h.push(("PSU-IP-Address", ip.to_string()));
+        }
+        if let Some(ua) = &p.user_agent {
+            h.push(("PSU-User-Agent", ua.clone()));
+        }
+    }
+    h
 }

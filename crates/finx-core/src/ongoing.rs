@@ -17,7 +17,7 @@ use finx_domain::flow::{BankSession, Flow};
 use finx_domain::ids::{AccessId, AccountId, SyncId};
 use finx_domain::sca::Consent;
 use finx_domain::schedule::{AccessStatus, SyncLedger, day_of, start_of};
-use finx_ports::{AccountSync, BankError, JobOutcome, StoreError};
+use finx_ports::{AccountSync, BankError, JobOutcome, Presence, StoreError};
 
 use finx_domain::scope::ScopeItem;
 
@@ -498,7 +498,8 @@ impl Finx {
                 .bank(
                     self.ports
                         .bank
-                        .balances(&access.session, &details.external_id),
+                        // Unattended: the user is not there.
+                        .balances(&access.session, &details.external_id, &Presence::Unattended),
                 )
                 .await
                 .map_err(|e| sync_failure(&e))?;
@@ -508,6 +509,7 @@ impl Finx {
                     &details.external_id,
                     from,
                     today,
+                    &Presence::Unattended,
                 ))
                 .await
                 .map_err(|e| sync_failure(&e))?;

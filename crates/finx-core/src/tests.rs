@@ -839,8 +839,10 @@ async fn a_tan_step_continues_with_the_session_the_bank_returned() {
         });
     m.bank
         .expect_accounts()
-        .withf(|s| s.expose() == "authorized")
-        .returning(|_| Ok(vec![details("giro")]));
+        .withf(|s, psu| {
+            s.expose() == "authorized" && matches!(psu, finx_ports::Presence::Present(_))
+        })
+        .returning(|_, _| Ok(vec![details("giro")]));
     let finx = m.build();
     let f = finx
         .submit_tan(FlowId::from_random([5; 16]), "123456")
@@ -885,29 +887,31 @@ async fn a_long_history_is_written_in_batches() {
         }),
     );
     let n = crate::SYNC_BATCH * 4 + 7;
-    m.bank.expect_balances().returning(|_, _| Ok(vec![]));
-    m.bank.expect_transactions().returning(move |_, _, _, _| {
-        Ok((0..n)
-            .map(|i| finx_domain::bank::TransactionDetails {
-                external_id: format!("t{i}"),
-                amount: finx_domain::money::Money::new(
-                    rust_decimal::Decimal::new(-100, 2),
-                    Currency::EUR,
-                ),
-                counterparty: Default::default(),
-                purpose: None,
-                booked_on: t0().date_naive(),
-                value_date: t0().date_naive(),
-                booked: i % 2 == 0,
-                booking_text: None,
-                transaction_type: finx_domain::bank::TransactionType::Transfer,
-                creditor_id: None,
-                mandate_reference: None,
-                end_to_end_reference: None,
-                sepa_purpose_code: None,
-            })
-            .collect())
-    });
+    m.bank.expect_balances().returning(|_, _, _| Ok(vec![]));
+    m.bank
+        .expect_transactions()
+        .returning(move |_, _, _, _, _| {
+            Ok((0..n)
+                .map(|i| finx_domain::bank::TransactionDetails {
+                    external_id: format!("t{i}"),
+                    amount: finx_domain::money::Money::new(
+                        rust_decimal::Decimal::new(-100, 2),
+                        Currency::EUR,
+                    ),
+                    counterparty: Default::default(),
+                    purpose: None,
+                    booked_on: t0().date_naive(),
+                    value_date: t0().date_naive(),
+                    booked: i % 2 == 0,
+                    booking_text: None,
+                    transaction_type: finx_domain::bank::TransactionType::Transfer,
+                    creditor_id: None,
+                    mandate_reference: None,
+                    end_to_end_reference: None,
+                    sepa_purpose_code: None,
+                })
+                .collect())
+        });
     m.data.expect_upsert_account().returning(|_| Ok(()));
     m.data
         .expect_sync_transactions()
@@ -968,7 +972,7 @@ async fn a_connector_that_answers_out_of_order_fails_the_flow_instead_of_hanging
     });
     m.bank
         .expect_accounts()
-        .returning(|_| Ok(vec![details("giro")]));
+        .returning(|_, _| Ok(vec![details("giro")]));
     let stored = stateful_flow(
         &mut m,
         flow(FlowStatus::BankSelected {
@@ -1073,7 +1077,7 @@ async fn only_the_awaited_return_resumes_a_redirect_and_only_once() {
         });
     m.bank
         .expect_accounts()
-        .returning(|_| Ok(vec![details("giro")]));
+        .returning(|_, _| Ok(vec![details("giro")]));
     let finx = m.build();
     let id = FlowId::from_random([5; 16]);
     let forged = finx_domain::secret::ReturnNonce::from_random([9; 32]);

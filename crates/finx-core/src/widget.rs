@@ -11,7 +11,8 @@ use finx_domain::secret::{AuthorizationCode, BrowserToken};
 use finx_domain::token::{CodeRecord, Grant};
 use finx_domain::webhook::{Event, EventData, RevokeReason};
 use finx_ports::{
-    BankCredentials, BankError, BankReply, ConsentRequest, PsuContext, ReturnTo, StoreError,
+    BankCredentials, BankError, BankReply, ConsentRequest, Presence, PsuContext, ReturnTo,
+    StoreError,
 };
 use url::Url;
 
@@ -207,7 +208,7 @@ impl Finx {
             .bank(self.ports.bank.begin(&institution, &request, &return_to))
             .await
         {
-            Ok(reply) => self.reply_event(reply, &nonce).await,
+            Ok(reply) => self.reply_event(reply, &nonce, &request.psu).await,
             Err(BankError::CancelledByUser) => FlowEvent::Cancelled,
             Err(e) => FlowEvent::Failed(bank_failure(&e, FailureReason::BankUnavailable)),
         };
@@ -236,11 +237,31 @@ impl Finx {
     /// end user cancelled at the bank, with `AttemptsExhausted` when tries are used up, and
     /// otherwise when no step waits for this answer.
     pub async fn submit_step(&self, id: FlowId, answer: StepAnswer) -> Result<Flow, CoreError> {
-        let flow = self.load_live(id).await?;
-        self.answer_bank(flow, answer).await
+        self.submit_step_as(id, answer, &PsuContext::default())
+            .await
     }
 
-    async fn answer_bank(&self, flow: Flow, answer: StepAnswer) -> Result<Flow, CoreError> {
+    /// [`submit_step`](Self::submit_step) for the end user at `psu`, whose address the bank
+    /// sees on the account list it gives once the authorisation is done.
+    ///
+    /// # Errors
+    /// As [`submit_step`](Self::submit_step).
+    pub async fn submit_step_as(
+        &self,
+        id: FlowId,
+        answer: StepAnswer,
+        psu: &PsuContext,
+    ) -> Result<Flow, CoreError> {
+        let flow = self.load_live(id).await?;
+        self.answer_bank(flow, answer, psu).await
+    }
+
+    async fn answer_bank(
+        &self,
+        flow: Flow,
+        answer: StepAnswer,
+        psu: &PsuContext,
+    ) -> Result<Flow, CoreError> {
         let id = flow.id;
         let FlowStatus::AtBank {
             institution,
@@ -278,7 +299,7 @@ impl Finx {
             )
             .await
         {
-            Ok(reply) => self.reply_event(reply, &nonce).await,
+            Ok(reply) => self.reply_event(reply, &nonce, psu).await,
             Err(e) => FlowEvent::BankRejected(step_failure(&e)),
         };
         let event = match (event, same_trip) {
@@ -340,6 +361,22 @@ impl Finx {
         ok: bool,
         code: Option<&str>,
     ) -> Result<Flow, CoreError> {
+        self.return_from_bank_as(id, nonce, ok, code, &PsuContext::default())
+            .await
+    }
+
+    /// [`return_from_bank`](Self::return_from_bank) for the end user at `psu`.
+    ///
+    /// # Errors
+    /// As [`return_from_bank`](Self::return_from_bank).
+    pub async fn return_from_bank_as(
+        &self,
+        id: FlowId,
+        nonce: &str,
+        ok: bool,
+        code: Option<&str>,
+        psu: &PsuContext,
+    ) -> Result<Flow, CoreError> {
         let not_awaited = || invalid("state", "not the return this flow awaits");
         let nonce = ReturnNonce::from_presented(nonce).map_err(|_| not_awaited())?;
         let flow = self.load_live(id).await?;
@@ -352,7 +389,7 @@ impl Finx {
             Some(_) if ok => return Err(invalid("code", "over 2048 bytes")),
             _ => StepAnswer::Returned { ok },
         };
-        self.answer_bank(flow, answer).await
+        self.answer_bank(flow, answer, psu).await
     }
 
     /// Whether `nonce` is the return the flow `id` awaits now (a redirect step asked, and
@@ -391,6 +428,14 @@ impl Finx {
     /// # Errors
     /// As [`submit_step`](Self::submit_step).
     pub async fn poll_bank(&self, id: FlowId) -> Result<Flow, CoreError> {
+        self.poll_bank_as(id, &PsuContext::default()).await
+    }
+
+    /// [`poll_bank`](Self::poll_bank) for the end user at `psu` (the waiting page).
+    ///
+    /// # Errors
+    /// As [`submit_step`](Self::submit_step).
+    pub async fn poll_bank_as(&self, id: FlowId, psu: &PsuContext) -> Result<Flow, CoreError> {
         let flow = self.load_live(id).await?;
         let (
             FlowStatus::AtBank { since, .. },
@@ -404,7 +449,7 @@ impl Finx {
         if self.now() < *since + TimeDelta::seconds(i64::from(*poll_after_seconds)) {
             return Ok(flow);
         }
-        match self.answer_bank(flow, StepAnswer::Poll).await {
+        match self.answer_bank(flow, StepAnswer::Poll, psu).await {
             Err(CoreError::Busy) => self.load_flow(id).await,
             other => other,
         }
@@ -475,7 +520,12 @@ impl Finx {
 
     /// The flow event for the bank's reply: its next step, or, once it is done, the
     /// accounts of the consent.
-    async fn reply_event(&self, reply: BankReply, nonce: &ReturnNonce) -> FlowEvent {
+    async fn reply_event(
+        &self,
+        reply: BankReply,
+        nonce: &ReturnNonce,
+        psu: &PsuContext,
+    ) -> FlowEvent {
         match reply {
             BankReply::Next { session, step } => {
                 let return_check =
@@ -487,7 +537,14 @@ impl Finx {
                 }
             }
             BankReply::Done { session, consent } => {
-                match self.bank(self.ports.bank.accounts(&session)).await {
+                match self
+                    .bank(
+                        self.ports
+                            .bank
+                            .accounts(&session, &Presence::Present(psu.clone())),
+                    )
+                    .await
+                {
                     Ok(accounts) => FlowEvent::ScaPassed {
                         session,
                         consent,
@@ -587,7 +644,9 @@ impl Finx {
             (user.id.clone(), credentials.user.clone()),
             (pin.id.clone(), credentials.secret.clone()),
         ]);
-        let flow = self.answer_bank(flow, answer).await?;
+        let flow = self
+            .answer_bank(flow, answer, &PsuContext::default())
+            .await?;
         Ok(match flow.status {
             FlowStatus::ScaPassed { .. } => LoginStep::AccountsOffered,
             _ => LoginStep::ScaRequired,
@@ -673,12 +732,23 @@ impl Finx {
     /// [`CoreError::FlowFailed`] when the bank fails (the flow is then failed);
     /// [`CoreError::Flow`] when the flow is not claimed or has ended; [`CoreError::Store`].
     pub async fn run_completion(&self, id: FlowId) -> Result<Url, CoreError> {
+        self.run_completion_as(id, &PsuContext::default()).await
+    }
+
+    /// [`run_completion`](Self::run_completion) for the end user at `psu`, who waits on the
+    /// widget while the data is read: the bank is told they are present (XS2A
+    /// `PSU-IP-Address`), so this read does not count against the consent's unattended
+    /// accesses a day.
+    ///
+    /// # Errors
+    /// As [`run_completion`](Self::run_completion).
+    pub async fn run_completion_as(&self, id: FlowId, psu: &PsuContext) -> Result<Url, CoreError> {
         let flow = self.load_live(id).await?;
         let FlowStatus::Syncing { chosen, .. } = &flow.status else {
             return Err(illegal("completion", &flow));
         };
         let access_id = Self::data_access(&flow);
-        match self.fetch_and_grant(&flow, chosen, &access_id).await {
+        match self.fetch_and_grant(&flow, chosen, &access_id, psu).await {
             Ok(url) => Ok(url),
             Err(e) => {
                 // Best effort: what a failed delete leaves, the purge deletes once it is older
@@ -714,6 +784,7 @@ impl Finx {
         flow: &Flow,
         chosen: &[finx_domain::bank::AccountDetails],
         access_id: &AccessId,
+        psu: &PsuContext,
     ) -> Result<Url, CoreError> {
         let FlowStatus::Syncing {
             session,
@@ -730,17 +801,24 @@ impl Finx {
         let today = now.date_naive();
         let from = today - TimeDelta::days(i64::from(flow.params.sync_period.days()) - 1);
         let mut account_ids = Vec::with_capacity(chosen.len());
+        let present = Presence::Present(psu.clone());
         for details in chosen {
             let fetched = async {
                 let balances = self
-                    .bank(self.ports.bank.balances(session, &details.external_id))
-                    .await?;
-                let txs = self
                     .bank(
                         self.ports
                             .bank
-                            .transactions(session, &details.external_id, from, today),
+                            .balances(session, &details.external_id, &present),
                     )
+                    .await?;
+                let txs = self
+                    .bank(self.ports.bank.transactions(
+                        session,
+                        &details.external_id,
+                        from,
+                        today,
+                        &present,
+                    ))
                     .await?;
                 Ok::<_, BankError>((balances, txs))
             };

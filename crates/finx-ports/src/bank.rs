@@ -50,6 +50,18 @@ pub struct PsuContext {
     pub user_agent: Option<String>,
 }
 
+/// Whether the end user takes part in a data call: present (the widget's flow, waiting for
+/// their data) or not (a scheduled or manual sync). Banks count only unattended reads
+/// against a consent's `frequencyPerDay`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presence {
+    /// The end user waits, at this address and browser (XS2A `PSU-IP-Address`,
+    /// `PSU-User-Agent`).
+    Present(PsuContext),
+    /// Nobody is there: finX reads on its own.
+    Unattended,
+}
+
 /// The consent finX asks the bank for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentRequest {
@@ -204,22 +216,34 @@ pub trait BankConnector: Send + Sync {
 
     /// The accounts of an authenticated session. External ids MUST be stable across
     /// sessions of the same login.
-    async fn accounts(&self, session: &BankSession) -> Result<Vec<AccountDetails>, BankError>;
+    ///
+    /// A [`Presence::Present`] call MUST tell the bank the end user is there (XS2A
+    /// `PSU-IP-Address`), since a bank counts only unattended reads against the consent's
+    /// `frequencyPerDay`; a [`Presence::Unattended`] one (a scheduled or manual sync) MUST
+    /// NOT claim they are.
+    async fn accounts(
+        &self,
+        session: &BankSession,
+        psu: &Presence,
+    ) -> Result<Vec<AccountDetails>, BankError>;
 
-    /// The balances of one account.
+    /// The balances of one account; `psu` as for [`accounts`](Self::accounts).
     async fn balances(
         &self,
         session: &BankSession,
         account: &str,
+        psu: &Presence,
     ) -> Result<Vec<Balance>, BankError>;
 
     /// Booked and pending transactions of one account booked from `from` to `to`, inclusive.
     /// External ids MUST be stable across calls, so a resync does not duplicate anything.
+    /// `psu` as for [`accounts`](Self::accounts).
     async fn transactions(
         &self,
         session: &BankSession,
         account: &str,
         from: Date,
         to: Date,
+        psu: &Presence,
     ) -> Result<Vec<TransactionDetails>, BankError>;
 }

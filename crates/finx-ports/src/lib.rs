@@ -14,7 +14,8 @@ mod system;
 mod webhook;
 
 pub use bank::{
-    BankConnector, BankCredentials, BankError, BankReply, ConsentRequest, PsuContext, ReturnTo,
+    BankConnector, BankCredentials, BankError, BankReply, ConsentRequest, Presence, PsuContext,
+    ReturnTo,
 };
 pub use error::{BoxError, RedeemFailure, RotateFailure, StoreError};
 pub use store::{

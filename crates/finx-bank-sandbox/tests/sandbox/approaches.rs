@@ -4,7 +4,7 @@
 
 use finx_bank_sandbox::{AppError, BankPage};
 use finx_domain::sca::{BankStep, ScaMethodKind, StepAnswer};
-use finx_ports::{BankConnector, BankError, BankReply};
+use finx_ports::{BankConnector, BankError, BankReply, Presence};
 
 use crate::support::{
     FINX, answer, authorisation_of, begin, credentials, days_from_today, done, login, next,
@@ -55,7 +55,13 @@ async fn the_embedded_bank_offers_three_methods_with_text_flicker_and_png_challe
                 .await
                 .expect("TAN"),
         );
-        assert_eq!(bank.accounts(&session).await.expect("accounts").len(), 3);
+        assert_eq!(
+            bank.accounts(&session, &Presence::Unattended)
+                .await
+                .expect("accounts")
+                .len(),
+            3
+        );
     }
 }
 
@@ -129,7 +135,13 @@ async fn the_redirect_bank_sends_the_user_to_its_pages_and_back() {
         .await
         .expect("approved at the bank"),
     );
-    assert!(!bank.accounts(&session).await.expect("accounts").is_empty());
+    assert!(
+        !bank
+            .accounts(&session, &Presence::Unattended)
+            .await
+            .expect("accounts")
+            .is_empty()
+    );
     assert!(matches!(bank.bank_page(&id), BankPage::Unknown));
 }
 
@@ -219,7 +231,7 @@ async fn the_decoupled_bank_waits_for_the_app_or_decides_by_itself_after_its_del
             .await
             .expect("approved"),
     );
-    assert!(bank.accounts(&session).await.is_ok());
+    assert!(bank.accounts(&session, &Presence::Unattended).await.is_ok());
 
     let (session, _) = next(
         start(&bank, DECOUPLED, "decoupled-reject", "demo")
@@ -285,8 +297,20 @@ async fn every_bank_lets_demo_in_with_the_sandbox_tan() {
     let (bank, _) = sandbox(42);
     for institution in [FINX, REDIRECT, DECOUPLED] {
         let session = login(&bank, institution, "demo").await;
-        assert_eq!(bank.accounts(&session).await.expect("accounts").len(), 3);
+        assert_eq!(
+            bank.accounts(&session, &Presence::Unattended)
+                .await
+                .expect("accounts")
+                .len(),
+            3
+        );
         let nosca = login(&bank, institution, "nosca").await;
-        assert_eq!(bank.accounts(&nosca).await.expect("accounts").len(), 3);
+        assert_eq!(
+            bank.accounts(&nosca, &Presence::Unattended)
+                .await
+                .expect("accounts")
+                .len(),
+            3
+        );
     }
 }

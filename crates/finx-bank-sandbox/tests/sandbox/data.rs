@@ -7,7 +7,7 @@ use finx_domain::Date;
 use finx_domain::bank::{BalanceStatus, TransactionDetails, TransactionType};
 use finx_domain::flow::BankSession;
 use finx_domain::reference::Iban;
-use finx_ports::BankConnector;
+use finx_ports::{BankConnector, Presence};
 use rust_decimal::Decimal;
 
 use crate::support::{FINX, day, days_from_today, login, sandbox, today};
@@ -19,7 +19,7 @@ async fn fetch(
     from: Date,
     to: Date,
 ) -> Vec<TransactionDetails> {
-    bank.transactions(session, account, from, to)
+    bank.transactions(session, account, from, to, &Presence::Unattended)
         .await
         .expect("transactions")
 }
@@ -239,7 +239,10 @@ async fn a_90_day_giro_window_looks_like_a_german_current_account() {
         3
     );
 
-    let accounts = bank.accounts(&session).await.expect("accounts");
+    let accounts = bank
+        .accounts(&session, &Presence::Unattended)
+        .await
+        .expect("accounts");
     let mut ibans = 0;
     for iban in accounts
         .iter()
@@ -434,10 +437,15 @@ async fn balances_are_plausible_and_stable_during_a_day() {
         let session = login(&bank, institution, "demo").await;
         let mut booked = Vec::new();
         for account in ["giro", "savings", "card"] {
-            let balances = bank.balances(&session, account).await.expect("balances");
+            let balances = bank
+                .balances(&session, account, &Presence::Unattended)
+                .await
+                .expect("balances");
             assert_eq!(
                 balances,
-                bank.balances(&session, account).await.expect("balances")
+                bank.balances(&session, account, &Presence::Unattended)
+                    .await
+                    .expect("balances")
             );
             assert_eq!(balances.len(), 2);
             assert_eq!(balances[0].status, BalanceStatus::Booked);
@@ -498,14 +506,20 @@ async fn balances_reconcile_with_the_transactions_as_the_clock_moves() {
         ] {
             let start = t1 - chrono::Duration::days(1);
             clock.set(t1);
-            let b1 = bank.balances(session, account).await.expect("balances")[0]
+            let b1 = bank
+                .balances(session, account, &Presence::Unattended)
+                .await
+                .expect("balances")[0]
                 .amount
                 .amount();
             let seen1 = sum(&fetch(&bank, session, account, start, t1).await, |t| {
                 t.booked
             });
             clock.set(t2);
-            let b2 = bank.balances(session, account).await.expect("balances")[0]
+            let b2 = bank
+                .balances(session, account, &Presence::Unattended)
+                .await
+                .expect("balances")[0]
                 .amount
                 .amount();
             let seen2 = sum(&fetch(&bank, session, account, start, t2).await, |t| {

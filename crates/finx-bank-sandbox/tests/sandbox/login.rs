@@ -7,7 +7,7 @@ use finx_domain::bank::AccountType;
 use finx_domain::flow::BankSession;
 use finx_domain::reference::Iban;
 use finx_domain::sca::{BankStep, StepAnswer};
-use finx_ports::{BankConnector, BankError, BankReply};
+use finx_ports::{BankConnector, BankError, BankReply, Presence};
 
 use crate::support::{
     FINX, answer, consent, days_from_today, done, institution, login, next, return_to, sandbox,
@@ -60,14 +60,17 @@ async fn demo_needs_sca_and_the_sandbox_tan_authorizes_the_session() {
     let (bank, _) = sandbox(42);
     let pending = pending_session(&bank).await;
     assert!(matches!(
-        bank.accounts(&pending).await,
+        bank.accounts(&pending, &Presence::Unattended).await,
         Err(BankError::SessionExpired)
     ));
     let session = submit_sca(&bank, &pending, SANDBOX_TAN)
         .await
         .expect("TAN accepted");
     assert_ne!(session, pending);
-    let accounts = bank.accounts(&session).await.expect("accounts");
+    let accounts = bank
+        .accounts(&session, &Presence::Unattended)
+        .await
+        .expect("accounts");
     assert_eq!(accounts.len(), 3);
     assert_eq!(SANDBOX_PIN, "demo");
 }
@@ -88,7 +91,7 @@ async fn a_wrong_tan_is_invalid_and_the_same_session_can_try_again() {
     let session = submit_sca(&bank, &pending, "123456")
         .await
         .expect("the right TAN still works");
-    assert!(bank.accounts(&session).await.is_ok());
+    assert!(bank.accounts(&session, &Presence::Unattended).await.is_ok());
 }
 
 #[tokio::test]
@@ -112,16 +115,20 @@ async fn nosca_logs_in_without_sca_and_sees_the_demo_data() {
     };
     let demo = login(&bank, FINX, "demo").await;
     assert_eq!(
-        bank.accounts(&session).await.expect("accounts"),
-        bank.accounts(&demo).await.expect("accounts")
+        bank.accounts(&session, &Presence::Unattended)
+            .await
+            .expect("accounts"),
+        bank.accounts(&demo, &Presence::Unattended)
+            .await
+            .expect("accounts")
     );
     let from = days_from_today(-30);
     let nosca_tx = bank
-        .transactions(&session, "giro", from, today())
+        .transactions(&session, "giro", from, today(), &Presence::Unattended)
         .await
         .expect("transactions");
     let demo_tx = bank
-        .transactions(&demo, "giro", from, today())
+        .transactions(&demo, "giro", from, today(), &Presence::Unattended)
         .await
         .expect("transactions");
     assert!(!nosca_tx.is_empty());
@@ -199,16 +206,22 @@ async fn a_tampered_or_made_up_session_handle_is_expired() {
     for forged in tampered {
         let forged = BankSession::new(forged);
         assert!(matches!(
-            bank.accounts(&forged).await,
+            bank.accounts(&forged, &Presence::Unattended).await,
             Err(BankError::SessionExpired)
         ));
         assert!(matches!(
-            bank.balances(&forged, "giro").await,
+            bank.balances(&forged, "giro", &Presence::Unattended).await,
             Err(BankError::SessionExpired)
         ));
         assert!(matches!(
-            bank.transactions(&forged, "giro", days_from_today(-5), today())
-                .await,
+            bank.transactions(
+                &forged,
+                "giro",
+                days_from_today(-5),
+                today(),
+                &Presence::Unattended
+            )
+            .await,
             Err(BankError::SessionExpired)
         ));
         assert!(matches!(
@@ -223,16 +236,22 @@ async fn a_session_pending_sca_cannot_read_data() {
     let (bank, _) = sandbox(42);
     let pending = pending_session(&bank).await;
     assert!(matches!(
-        bank.accounts(&pending).await,
+        bank.accounts(&pending, &Presence::Unattended).await,
         Err(BankError::SessionExpired)
     ));
     assert!(matches!(
-        bank.balances(&pending, "giro").await,
+        bank.balances(&pending, "giro", &Presence::Unattended).await,
         Err(BankError::SessionExpired)
     ));
     assert!(matches!(
-        bank.transactions(&pending, "giro", days_from_today(-5), today())
-            .await,
+        bank.transactions(
+            &pending,
+            "giro",
+            days_from_today(-5),
+            today(),
+            &Presence::Unattended
+        )
+        .await,
         Err(BankError::SessionExpired)
     ));
 }
@@ -247,16 +266,22 @@ async fn a_session_from_one_instance_works_on_another_with_the_same_seed_only() 
         .await
         .expect("same seed accepts the pending session");
     let accounts = first
-        .accounts(&session)
+        .accounts(&session, &Presence::Unattended)
         .await
         .expect("and the first accepts the authorized one");
-    assert_eq!(accounts, second.accounts(&session).await.expect("accounts"));
+    assert_eq!(
+        accounts,
+        second
+            .accounts(&session, &Presence::Unattended)
+            .await
+            .expect("accounts")
+    );
     assert!(matches!(
         submit_sca(&other, &pending, "123456").await,
         Err(BankError::SessionExpired)
     ));
     assert!(matches!(
-        other.accounts(&session).await,
+        other.accounts(&session, &Presence::Unattended).await,
         Err(BankError::SessionExpired)
     ));
 }
@@ -268,20 +293,27 @@ async fn an_unknown_account_id_is_an_error() {
     for account in ["depot", "", "GIRO"] {
         assert!(
             matches!(
-                bank.balances(&session, account).await,
+                bank.balances(&session, account, &Presence::Unattended)
+                    .await,
                 Err(BankError::Unexpected(_))
             ),
             "{account}"
         );
         assert!(matches!(
-            bank.transactions(&session, account, days_from_today(-5), today())
-                .await,
+            bank.transactions(
+                &session,
+                account,
+                days_from_today(-5),
+                today(),
+                &Presence::Unattended
+            )
+            .await,
             Err(BankError::Unexpected(_))
         ));
     }
     let big = login(&bank, FINX, "bigdata").await;
     assert!(matches!(
-        bank.balances(&big, "savings").await,
+        bank.balances(&big, "savings", &Presence::Unattended).await,
         Err(BankError::Unexpected(_))
     ));
 }
@@ -340,7 +372,10 @@ async fn institutions_are_listed_in_order_and_found_by_code_bic_and_name() {
 async fn the_demo_accounts_are_a_giro_a_savings_account_and_a_credit_card() {
     let (bank, _) = sandbox(42);
     let session = login(&bank, FINX, "demo").await;
-    let accounts = bank.accounts(&session).await.expect("accounts");
+    let accounts = bank
+        .accounts(&session, &Presence::Unattended)
+        .await
+        .expect("accounts");
     let ids: Vec<&str> = accounts.iter().map(|a| a.external_id.as_str()).collect();
     assert_eq!(ids, ["giro", "savings", "card"]);
     let giro = &accounts[0];
@@ -371,12 +406,18 @@ async fn the_demo_accounts_are_a_giro_a_savings_account_and_a_credit_card() {
     assert_eq!(card.card_last4.as_deref(), Some("1111"));
 
     let sparkasse = login(&bank, "sandbox-90094816", "demo").await;
-    let accounts = bank.accounts(&sparkasse).await.expect("accounts");
+    let accounts = bank
+        .accounts(&sparkasse, &Presence::Unattended)
+        .await
+        .expect("accounts");
     assert!(accounts[0].is_jointly_managed);
     assert_eq!(accounts[0].owner, "Erika und Max Mustermann");
     assert_ne!(accounts[0].account_number.as_deref(), Some("2881"));
     let other = login(&bank, "sandbox-90094817", "demo").await;
-    let others = bank.accounts(&other).await.expect("accounts");
+    let others = bank
+        .accounts(&other, &Presence::Unattended)
+        .await
+        .expect("accounts");
     assert_ne!(others[0].iban, accounts[0].iban);
     for account in accounts.iter().chain(&others) {
         if let Some(iban) = &account.iban {
@@ -385,7 +426,10 @@ async fn the_demo_accounts_are_a_giro_a_savings_account_and_a_credit_card() {
     }
 
     let big = login(&bank, FINX, "bigdata").await;
-    let accounts = bank.accounts(&big).await.expect("accounts");
+    let accounts = bank
+        .accounts(&big, &Presence::Unattended)
+        .await
+        .expect("accounts");
     assert_eq!(accounts.len(), 1);
     assert_eq!(accounts[0].external_id, "giro");
 }
@@ -405,7 +449,13 @@ async fn the_slow_login_takes_at_least_its_delay_to_log_in_and_to_fetch_transact
     let session = login(&bank, FINX, "slow").await;
     let started = Instant::now();
     let transactions = bank
-        .transactions(&session, "giro", days_from_today(-10), today())
+        .transactions(
+            &session,
+            "giro",
+            days_from_today(-10),
+            today(),
+            &Presence::Unattended,
+        )
         .await
         .expect("transactions");
     assert!(started.elapsed().as_millis() >= 50);

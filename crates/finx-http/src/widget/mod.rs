@@ -882,9 +882,10 @@ async fn login(
             (f.id.clone(), value.to_owned())
         })
         .collect();
+    let psu = psu_of(&state, &extensions, &headers);
     match state
         .finx
-        .submit_step(form.ctx.flow, StepAnswer::Login(values))
+        .submit_step_as(form.ctx.flow, StepAnswer::Login(values), &psu)
         .await
     {
         Ok(_) => to_page(&form.ctx),
@@ -902,13 +903,18 @@ async fn login(
 
 async fn method(
     State(state): State<AppState>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let form = form_or_return!(state, headers, body);
     match state
         .finx
-        .choose_method(form.ctx.flow, form.get("method").unwrap_or_default())
+        .submit_step_as(
+            form.ctx.flow,
+            StepAnswer::Method(form.get("method").unwrap_or_default().to_owned()),
+            &psu_of(&state, &extensions, &headers),
+        )
         .await
     {
         Ok(_) => to_page(&form.ctx),
@@ -924,6 +930,7 @@ async fn method(
 /// shows where the flow stands.
 async fn poll(
     State(state): State<AppState>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
@@ -941,7 +948,8 @@ async fn poll(
     if let Err(r) = browser_gate(&state, &headers, ctx.flow, false).await {
         return *r;
     }
-    match state.finx.poll_bank(ctx.flow).await {
+    let psu = psu_of(&state, &extensions, &headers);
+    match state.finx.poll_bank_as(ctx.flow, &psu).await {
         Ok(_) | Err(CoreError::FlowFailed(_) | CoreError::Flow(_) | CoreError::Busy) => {}
         Err(e) => return core_failure(&e),
     }
@@ -980,6 +988,7 @@ impl CallbackQuery {
 /// and only once. The bank is then asked how the authorisation ended.
 async fn callback(
     State(state): State<AppState>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Response {
@@ -1030,11 +1039,12 @@ async fn callback(
     };
     match state
         .finx
-        .return_from_bank(
+        .return_from_bank_as(
             flow,
             &nonce,
             q.ok.as_deref() == Some("1"),
             q.code.as_deref(),
+            &psu_of(&state, &extensions, &headers),
         )
         .await
     {
@@ -1058,6 +1068,7 @@ async fn callback(
 
 async fn tan(
     State(state): State<AppState>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -1065,7 +1076,11 @@ async fn tan(
     let t = texts(language_of(&state, form.ctx.flow).await);
     match state
         .finx
-        .submit_tan(form.ctx.flow, form.get("tan").unwrap_or_default().trim())
+        .submit_step_as(
+            form.ctx.flow,
+            StepAnswer::Tan(form.get("tan").unwrap_or_default().trim().to_owned()),
+            &psu_of(&state, &extensions, &headers),
+        )
         .await
     {
         Ok(_) => to_page(&form.ctx),
@@ -1100,6 +1115,7 @@ async fn accounts(
 
 async fn sync(
     State(state): State<AppState>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -1110,7 +1126,7 @@ async fn sync(
             // (or a reload) changes nothing. The page polls until it has ended. A flow that
             // was already claimed is being fetched already.
             if claimed {
-                spawn_completion(&state, form.ctx.flow);
+                spawn_completion(&state, form.ctx.flow, psu_of(&state, &extensions, &headers));
             }
             to_page(&form.ctx)
         }
@@ -1120,11 +1136,11 @@ async fn sync(
 
 /// Runs a claimed flow's data fetch on the runtime, bounded by the completion budget. A
 /// fetch that overruns is dropped; the stale-sync job then fails the flow.
-fn spawn_completion(state: &AppState, flow: FlowId) {
+fn spawn_completion(state: &AppState, flow: FlowId, psu: finx_ports::PsuContext) {
     let finx = state.finx.clone();
     let budget = state.config.completion_budget;
     state.tasks.spawn(async move {
-        match tokio::time::timeout(budget, finx.run_completion(flow)).await {
+        match tokio::time::timeout(budget, finx.run_completion_as(flow, &psu)).await {
             Ok(Ok(_)) => tracing::info!(%flow, "flow completed"),
             Ok(Err(e)) => tracing::info!(%flow, error = %e, "flow did not complete"),
             Err(_) => {
