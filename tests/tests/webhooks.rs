@@ -708,3 +708,64 @@ async fn a_flow_cancelled_or_left_to_expire_says_so() {
         Some(("flow.failed".to_owned(), json!("cancelled")))
     );
 }
+
+#[tokio::test]
+async fn a_failed_sync_says_so_with_its_finx_error_and_no_bank_text() {
+    let s = Served::start(App::new().await).await;
+    let r = Receiver::start().await;
+    let endpoint = endpoint(&s, &r).await;
+    let verifier = WebhookVerifier::new(&endpoint.secret.expose()).expect("secret");
+    // The throttled login's bank answers ACCESS_EXCEEDED after the consent's first read.
+    let t = finx_tests::fixtures::connect_ongoing(&s, "throttled", "user-9").await;
+    let bearer = t["access_token"].as_str().expect("token").to_owned();
+    let accesses: Value = s
+        .http
+        .get(s.url("/rest/accesses"))
+        .bearer_auth(&bearer)
+        .json_body()
+        .await;
+    let access_id = accesses["accesses"][0]["access_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let res = s
+        .http
+        .post(s.url(&format!("/rest/accesses/{access_id}/syncs")))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), Status::ACCEPTED);
+    let location = res.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    for j in s.app.finx.claim_syncs(10).await.expect("claim") {
+        s.app.finx.run_sync(&j).await.expect("sync");
+    }
+    let sync: Value = s
+        .http
+        .get(s.url(&location))
+        .bearer_auth(&bearer)
+        .json_body()
+        .await;
+    assert_eq!(sync["status"], "failed", "{sync}");
+    assert_eq!(
+        deliver_due(&s.app).await,
+        2,
+        "flow.completed, then the failure"
+    );
+    let events = verified(&s.app, &r, &verifier);
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, ["flow.completed", "access.sync_failed"]);
+    let failed = &events[1].data;
+    assert_eq!(failed["access_id"], access_id.as_str());
+    assert_eq!(failed["user_id"], "user-9");
+    assert_eq!(failed["sync_id"], sync["sync_id"]);
+    assert_eq!(failed["error"]["code"], 20001);
+    assert_eq!(failed["error"]["name"], "bank_rate_limited");
+    assert_eq!(failed["error"], sync["error"], "the sync resource's error");
+    let (_, body) = r.received().pop().expect("received");
+    let text = String::from_utf8_lossy(&body).to_lowercase();
+    assert!(!text.contains("access_exceeded"), "no bank text: {text}");
+}
