@@ -324,7 +324,7 @@ pub(crate) fn bench() -> Result<()> {
         "build the bench servers (release)",
         cargo().args(["build", "--release", "--locked", "-p", "finx-bench"]),
     )?;
-    let bin = root().join("target/release/finx-bench");
+    let bin = crate::target_dir().join("release/finx-bench");
     let work = std::env::temp_dir().join(format!("finx-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
     eprintln!("\n== starting a throwaway PostgreSQL");
@@ -677,7 +677,7 @@ pub(crate) fn schemathesis() -> Result<()> {
         .arg("--version")
         .output()
         .map_err(|_| "schemathesis is needed: pip install schemathesis (.ci/run does)")?;
-    let bin = root().join("target/debug/finx-bench");
+    let bin = crate::target_dir().join("debug/finx-bench");
     let out = std::env::temp_dir().join(format!("finx-schemathesis-{}", std::process::id()));
     std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
     let server = start(

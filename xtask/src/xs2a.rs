@@ -164,7 +164,7 @@ pub(crate) fn conformance() -> Result<()> {
             return Err(format!("{} is missing (set FINX_SHARED_DIR)", f.display()));
         }
     }
-    let work = root().join("target/xs2a-conformance");
+    let work = crate::target_dir().join("xs2a-conformance");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
 
@@ -195,7 +195,7 @@ pub(crate) fn conformance() -> Result<()> {
             "xs2a_golden",
         ]),
     )?;
-    let bin = root().join("target/debug");
+    let bin = crate::target_dir().join("debug");
 
     // The connector's mapping on the document's own examples, against finX's golden files.
     eprintln!("\n== the mapping on the document's examples");
