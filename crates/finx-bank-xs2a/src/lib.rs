@@ -1103,6 +1103,21 @@ impl BankConnector for Xs2aConnector {
     }
 }
 
+/// `PSU-IP-Address` and `PSU-User-Agent` for a call the end user makes while present; none
+/// for an unattended one (the bank counts those against `frequencyPerDay`).
+fn psu_headers(psu: &Presence) -> Vec<(&'static str, String)> {
+    let mut h = Vec::new();
+    if let Presence::Present(p) = psu {
+        if let Some(ip) = p.ip {
+            h.push(("PSU-IP-Address", ip.to_string()));
+        }
+        if let Some(ua) = &p.user_agent {
+            h.push(("PSU-User-Agent", ua.clone()));
+        }
+    }
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1287,19 +1302,4 @@ mod tests {
             finx_domain::bank::TransactionType::Transfer
         );
     }
-}
-
-/// `PSU-IP-Address` and `PSU-User-Agent` for a call the end user makes while present; none
-/// for an unattended one (the bank counts those against `frequencyPerDay`).
-fn psu_headers(psu: &Presence) -> Vec<(&'static str, String)> {
-    let mut h = Vec::new();
-    if let Presence::Present(p) = psu {
-        if let Some(ip) = p.ip {
-            h.push(("PSU-IP-Address", ip.to_string()));
-        }
-        if let Some(ua) = &p.user_agent {
-            h.push(("PSU-User-Agent", ua.clone()));
-        }
-    }
-    h
 }
