@@ -654,6 +654,7 @@ impl Served {
             limits,
             trusted_proxies,
             completion_budget: std::time::Duration::from_secs(300),
+            render_cache_bytes: finx_http::render::DEFAULT_CACHE_BYTES,
         };
         let router = finx_http::router_with(
             finx_http::AppState::new(app.finx.clone(), config),

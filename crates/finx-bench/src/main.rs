@@ -435,6 +435,7 @@ async fn serve(args: &[String]) -> Result<(), String> {
         limits,
         trusted_proxies: Vec::new(),
         completion_budget: std::time::Duration::from_secs(300),
+        render_cache_bytes: finx_http::render::DEFAULT_CACHE_BYTES,
     };
     let counter = queries.clone();
     let router =

@@ -715,13 +715,11 @@ pub(crate) async fn transactions(
     State(state): State<AppState>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-) -> Result<Json<TransactionList>, ApiError> {
+) -> Result<RenderedJson, ApiError> {
     let auth = authorized(&state, &headers).await?;
     let q = transaction_query(raw.as_deref(), None)?;
     let txs = state.finx.list_transactions(&auth, q).await?;
-    Ok(Json(TransactionList {
-        transactions: txs.iter().map(TransactionDto::of).collect(),
-    }))
+    Ok(RenderedJson(state.renderer.list(&txs)))
 }
 
 /// One account's transactions, per the finX query (without `accounts`).
@@ -741,7 +739,7 @@ pub(crate) async fn account_transactions(
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<TransactionList>, ApiError> {
+) -> Result<RenderedJson, ApiError> {
     let auth = authorized(&state, &headers).await?;
     let id = path_id(id, "account_id")?;
     if finx_domain::ids::AccountId::parse(&id).is_err() {
@@ -749,9 +747,24 @@ pub(crate) async fn account_transactions(
     }
     let q = transaction_query(raw.as_deref(), Some(&id))?;
     let txs = state.finx.list_transactions(&auth, q).await?;
-    Ok(Json(TransactionList {
-        transactions: txs.iter().map(TransactionDto::of).collect(),
-    }))
+    Ok(RenderedJson(state.renderer.list(&txs)))
+}
+
+/// A JSON body rendered ahead ([`crate::render`]): the same bytes and `Content-Type` as
+/// axum's `Json` of the wire type.
+pub(crate) struct RenderedJson(Vec<u8>);
+
+impl axum::response::IntoResponse for RenderedJson {
+    fn into_response(self) -> axum::response::Response {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            self.0,
+        )
+            .into_response()
+    }
 }
 
 /// One transaction.

@@ -18,6 +18,7 @@ pub mod hooks;
 pub mod limit;
 pub mod link;
 mod parse;
+pub mod render;
 mod widget;
 pub mod wire;
 
@@ -57,6 +58,9 @@ pub struct HttpConfig {
     /// The longest a flow's data fetch may run before it is abandoned (and the flow failed
     /// by the stale-sync job).
     pub completion_budget: Duration,
+    /// The most rendered transaction JSON kept for reuse, in bytes
+    /// ([`render::DEFAULT_CACHE_BYTES`]; 0 keeps none).
+    pub render_cache_bytes: u64,
 }
 
 /// What every handler gets.
@@ -70,6 +74,8 @@ pub struct AppState {
     pub limiter: limit::Limiter,
     /// The data fetches running for flows: the server waits for them at shutdown.
     pub tasks: tokio_util::task::TaskTracker,
+    /// Transactions' JSON, rendered once.
+    pub renderer: render::Renderer,
 }
 
 impl AppState {
@@ -77,11 +83,13 @@ impl AppState {
     #[must_use]
     pub fn new(finx: Finx, config: HttpConfig) -> Self {
         let limiter = limit::Limiter::new(config.limits);
+        let renderer = render::Renderer::new(config.render_cache_bytes);
         Self {
             finx,
             config,
             limiter,
             tasks: tokio_util::task::TaskTracker::new(),
+            renderer,
         }
     }
 }

@@ -87,6 +87,9 @@ pub(crate) struct ServeArgs {
     /// How many syncs one instance runs at once (default 4).
     #[arg(long, env = "FINX_SYNC_CONCURRENCY", global = true)]
     pub(crate) sync_concurrency: Option<u32>,
+    /// MiB of rendered transaction JSON kept for reuse (default 32; 0 keeps none).
+    #[arg(long, env = "FINX_RENDER_CACHE_MB", global = true)]
+    pub(crate) render_cache_mb: Option<u64>,
     /// Seconds a runner holds a claimed sync before another instance may take it over
     /// (default 300).
     #[arg(long, env = "FINX_SYNC_LEASE_SECONDS", global = true)]
@@ -319,6 +322,7 @@ struct FileConfig {
     sync_interval: Option<u64>,
     syncs_per_day: Option<u16>,
     sync_concurrency: Option<u32>,
+    render_cache_mb: Option<u64>,
     sync_lease_seconds: Option<u64>,
     webhook_timeout_seconds: Option<u64>,
     webhook_secret_overlap_hours: Option<u64>,
@@ -358,6 +362,8 @@ pub(crate) struct Config {
     pub(crate) syncs_per_day: u16,
     /// Syncs run at once by this instance.
     pub(crate) sync_concurrency: u32,
+    /// Bytes of rendered transaction JSON kept for reuse.
+    pub(crate) render_cache_bytes: u64,
     /// How long a claimed sync is held.
     pub(crate) sync_lease: std::time::Duration,
     /// How long one-time data is kept.
@@ -563,6 +569,14 @@ impl Config {
         if !(1..=256).contains(&sync_concurrency) {
             return Err("sync_concurrency must be between 1 and 256".into());
         }
+        let render_cache_mb = cli
+            .serve
+            .render_cache_mb
+            .or(file.render_cache_mb)
+            .unwrap_or(32);
+        if render_cache_mb > 65_536 {
+            return Err("render_cache_mb must be at most 65536".into());
+        }
         let sync_lease = cli
             .serve
             .sync_lease_seconds
@@ -615,6 +629,7 @@ impl Config {
             sync_interval: sync_interval.map(std::time::Duration::from_secs),
             syncs_per_day,
             sync_concurrency,
+            render_cache_bytes: render_cache_mb << 20,
             sync_lease: std::time::Duration::from_secs(sync_lease),
             onetime_retention: std::time::Duration::from_secs(onetime_retention),
             sandbox_bank_url: cli.serve.sandbox_bank_url.clone().or(file.sandbox_bank_url),

@@ -496,6 +496,7 @@ async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
         limits: finx_http::limit::RateLimits::default(),
         trusted_proxies: config.trusted_proxies.clone(),
         completion_budget: config.completion_budget(),
+        render_cache_bytes: config.render_cache_bytes,
     };
     let state = finx_http::AppState::new(finx.clone(), http);
     let fetches = state.tasks.clone();

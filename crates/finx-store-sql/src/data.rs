@@ -148,6 +148,98 @@ struct FeedRow {
     created_seq: i64,
 }
 
+/// A transaction row as one element of a page aggregated to JSON by the database
+/// ([`page_json_sql`]): the columns of [`TRANSACTION_COLUMNS`], in order. A page then
+/// crosses from the database to the store as one value, not row by row (with SQLite, sqlx
+/// hands every row from its worker thread to the caller: most of a page's cost).
+#[derive(serde::Deserialize)]
+struct JsonTransactionRow(
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    JsonBool,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+);
+
+/// A boolean as PostgreSQL's JSON writes it (`true`) or SQLite's (`1`).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum JsonBool {
+    Bool(bool),
+    Int(i64),
+}
+
+impl JsonTransactionRow {
+    fn into_row(self) -> Result<TransactionRow, StoreError> {
+        let date = |s: &str| s.parse::<Date>().map_err(|_| corrupt("transaction date"));
+        Ok(TransactionRow {
+            id: self.0,
+            account_id: self.1,
+            external_id: self.2,
+            amount_minor: self.3,
+            amount_scale: self.4,
+            currency: self.5,
+            cp_name: self.6,
+            cp_iban: self.7,
+            cp_bic: self.8,
+            cp_account_number: self.9,
+            cp_bank_code: self.10,
+            purpose: self.11,
+            booked_on: date(&self.12)?,
+            value_date: date(&self.13)?,
+            booked: match self.14 {
+                JsonBool::Bool(b) => b,
+                JsonBool::Int(i) => i != 0,
+            },
+            booking_text: self.15,
+            transaction_type: self.16,
+            creditor_id: self.17,
+            mandate_reference: self.18,
+            end_to_end_reference: self.19,
+            sepa_purpose_code: self.20,
+            created_at: self.21,
+            modified_at: self.22,
+        })
+    }
+}
+
+/// The page query `inner` (which selects [`TRANSACTION_COLUMNS`] in `order`) aggregated
+/// into one JSON array of arrays, in that order.
+fn page_json_sql(postgres: bool, order: &str) -> (String, &'static str) {
+    let cols = TRANSACTION_COLUMNS;
+    if postgres {
+        (
+            format!(
+                "SELECT COALESCE(json_agg(json_build_array({cols}) ORDER BY {order}), '[]'::json)::text FROM ("
+            ),
+            ") page",
+        )
+    } else {
+        (
+            format!("SELECT json_group_array(json_array({cols}) ORDER BY {order}) FROM ("),
+            ") page",
+        )
+    }
+}
+
 const TRANSACTION_COLUMNS: &str = "id, account_id, external_id, amount_minor, amount_scale, currency, cp_name, cp_iban, \
      cp_bic, cp_account_number, cp_bank_code, purpose, booked_on, value_date, booked, booking_text, transaction_type, \
      creditor_id, mandate_reference, end_to_end_reference, sepa_purpose_code, created_at, modified_at";
@@ -223,10 +315,14 @@ fn day_start(d: Date) -> i64 {
 
 /// Builds the finX query: the same filter, order and page as `ResolvedQuery::apply`.
 macro_rules! transaction_query {
-    ($q:expr) => {{
+    ($q:expr) => {
+        transaction_query!($q, String::new())
+    };
+    ($q:expr, $head:expr) => {{
         let q: &ResolvedQuery = $q;
+        let head: String = $head;
         let mut b = sqlx::QueryBuilder::new(format!(
-            "SELECT {TRANSACTION_COLUMNS} FROM transactions WHERE account_id IN ("
+            "{head}SELECT {TRANSACTION_COLUMNS} FROM transactions WHERE account_id IN ("
         ));
         let mut ids = b.separated(", ");
         for a in q.accounts.iter().collect::<std::collections::BTreeSet<_>>() {
@@ -739,12 +835,20 @@ impl BankDataStore for SqlStore {
         if query.accounts.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<TransactionRow> = on_pool!(self, |pool| {
-            let mut b = transaction_query!(query);
-            b.build_query_as().fetch_all(pool).await.map_err(db)?
+        let order = match query.sort {
+            SortOrder::Desc => "booked_on DESC, id DESC",
+            SortOrder::Asc => "booked_on ASC, id ASC",
+        };
+        let (head, tail) = page_json_sql(self.kind() == "postgres", order);
+        let (json,): (String,) = on_pool!(self, |pool| {
+            let mut b = transaction_query!(query, head);
+            b.push(tail);
+            b.build_query_as().fetch_one(pool).await.map_err(db)?
         });
+        let rows: Vec<JsonTransactionRow> =
+            serde_json::from_str(&json).map_err(|_| corrupt("transaction page"))?;
         rows.into_iter()
-            .map(TransactionRow::into_transaction)
+            .map(|r| r.into_row()?.into_transaction())
             .collect()
     }
 
