@@ -2274,3 +2274,53 @@ pub async fn events_are_written_with_the_change_they_report(store: Arc<impl Stor
     assert_eq!(got[0]["type"], "grant.revoked");
     assert_eq!(got[0]["data"]["access_id"], access.id.as_str());
 }
+
+/// `SqlStore::import_grants` leaves grants as `insert_grant` then `redeem_code` would: their
+/// tokens are found, the code counts as used, a refresh token rotates once and its reuse
+/// revokes the grant; `analyze` runs on a loaded store.
+///
+/// # Panics
+/// When the store breaks that.
+pub async fn imported_grants_are_like_redeemed_ones(store: Arc<finx_store_sql::SqlStore>) {
+    use finx_domain::token::{RedeemError, RotateError};
+    use finx_ports::{RedeemFailure, RotateFailure};
+    let now = t0();
+    let rows: Vec<_> = (0..1_201)
+        .map(|n| {
+            let (g, c) = grant_with_code(n, now);
+            let t = tokens(&g, n, now);
+            (g, c, t)
+        })
+        .collect();
+    store.import_grants(&rows).await.expect("import");
+    store.analyze().await.expect("analyze");
+    for n in [0, 600, 1_200] {
+        let (g, c, t) = &rows[n as usize];
+        let (_, found) = store
+            .find_access_token(&t.access.hash)
+            .await
+            .expect("find")
+            .expect("the access token");
+        assert_eq!(found, *g, "every field of the grant");
+        assert!(matches!(
+            store
+                .redeem_code(&c.hash, now, &tokens(g, 10_000 + n, now))
+                .await,
+            Err(RedeemFailure::Rejected(RedeemError::AlreadyUsed { .. }))
+        ));
+    }
+    // (That replay revoked grants 0, 600 and 1200; grant 1 rotates.)
+    let (g, _, t) = &rows[1];
+    let old = &t.refresh.as_ref().expect("refresh").hash;
+    let later = now + chrono::TimeDelta::minutes(5);
+    store
+        .rotate_refresh_token(old, later, &tokens(g, 20_000, later))
+        .await
+        .expect("rotates once");
+    assert!(matches!(
+        store
+            .rotate_refresh_token(old, later, &tokens(g, 20_001, later))
+            .await,
+        Err(RotateFailure::Rejected(RotateError::Reused { .. }))
+    ));
+}

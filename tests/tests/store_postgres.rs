@@ -10,3 +10,8 @@ async fn fresh() -> Arc<SqlStore> {
 }
 
 finx_tests::conformance_suite!(fresh());
+
+#[tokio::test]
+async fn imported_grants_are_like_redeemed_ones() {
+    finx_tests::conformance::imported_grants_are_like_redeemed_ones(fresh().await).await;
+}

@@ -10,6 +10,13 @@
 //!   counts the SQL statements run so far.
 //! - `finx-bench flows BASE SECONDS CONCURRENCY`: complete flows (link, widget, token,
 //!   accounts) against a server, and print flows per second.
+//! - `finx-bench rate URL RPS SECONDS BEARER|- [TOKENS AUTH]`: an open-loop load at a constant
+//!   rate: a request is due every 1/RPS seconds whether or not the earlier ones have
+//!   answered, and each latency is measured from the moment it was due, so a stall counts
+//!   for every request it held up (no coordinated omission). GET with the bearer token, or,
+//!   with TOKENS and AUTH, refresh grants: POST `/auth/token` with `Authorization: AUTH`
+//!   along chains started from the refresh tokens of the file TOKENS (each answer's new
+//!   refresh token is its chain's next). Prints the percentiles.
 
 // A benchmark tool reports on stdout.
 #![allow(clippy::print_stdout)]
@@ -66,6 +73,7 @@ async fn main() {
         Some("bytes") => bytes(&args[2..]).await,
         Some("serve") => serve(&args[2..]).await,
         Some("flows") => flows(&args[2..]).await,
+        Some("rate") => rate(&args[2..]).await,
         _ => Err("usage: finx-bench baseline PORT | serve PORT STORE TX REFRESH OUTDIR | flows BASE SECONDS CONCURRENCY".into()),
     };
     if let Err(e) = result {
@@ -309,97 +317,36 @@ async fn serve(args: &[String]) -> Result<(), String> {
 
     // The account's history: n_tx transactions.
     let started = Instant::now();
-    let today = Utc::now().date_naive();
-    let now = Utc::now();
-    let mut i = 0;
-    while i < n_tx {
-        let batch: Vec<_> = (i..(i + 50_000).min(n_tx))
-            .map(|k| transaction(k, today))
-            .collect();
-        match &store {
-            Store::Memory(s) => {
-                // A plain write, like the SQL store's import: `sync_transactions` would
-                // take each batch for the account's whole history.
-                s.upsert_transactions(&account, &batch, now)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            Store::Sql(s) => {
-                s.import_transactions(&account, &batch, now)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-        }
-        i += 50_000;
-    }
+    add_transactions(&store, &account, 0, n_tx).await?;
     eprintln!("seeded {n_tx} transactions in {:?}", started.elapsed());
 
-    // Single-use refresh tokens, each in a grant of its own.
+    // Refresh tokens to start chains from, each in a grant of its own (a load rotates each
+    // chain: every answer's new refresh token is the next request's).
     let hasher = TokenHasher::new(KEY).map_err(|e| e.to_string())?;
+    let seed = Seed {
+        hasher: hasher.clone(),
+        random: random.clone(),
+        client: client.id.clone(),
+        account: account.clone(),
+        access: auth.access_id.clone(),
+    };
     let mut handles = Vec::new();
     for part in 0..8usize {
-        let (grants, hasher, random, client_id, account, access_id) = (
-            grants.clone(),
-            hasher.clone(),
-            random.clone(),
-            client.id.clone(),
-            account.clone(),
-            auth.access_id.clone(),
-        );
+        let (grants, seed) = (grants.clone(), seed.clone());
         let count = n_refresh / 8 + usize::from(part < n_refresh % 8);
         handles.push(tokio::spawn(async move {
             let mut raw = Vec::with_capacity(count);
             for _ in 0..count {
-                let now = Utc::now();
-                let grant = Grant {
-                    id: GrantId::from_random(random.bytes16()),
-                    client_id: client_id.clone(),
-                    flow_id: FlowId::from_random(random.bytes16()),
-                    access_id: access_id.clone(),
-                    account_ids: vec![account.clone()],
-                    scope: Scope::FULL,
-                    redirect_uri: finx_domain::values::RedirectUri::parse(REDIRECT)
-                        .map_err(|e| e.to_string())?,
-                    created_at: now,
-                    expires_at: now + TimeDelta::days(180),
-                    revoked_at: None,
-                };
-                let code = AuthorizationCode::from_random(random.bytes32());
-                let record = CodeRecord {
-                    hash: hasher.hash(&code),
-                    grant_id: grant.id,
-                    issued_at: now,
-                    expires_at: now + TimeDelta::hours(1),
-                    used_at: None,
-                };
+                let (grant, record, issued, refresh) = seed.grant()?;
                 grants
                     .insert_grant(&grant, &record)
                     .await
                     .map_err(|e| e.to_string())?;
-                let access = AccessToken::from_random(random.bytes32());
-                let refresh = RefreshToken::from_random(random.bytes32());
-                let issued = IssuedTokens {
-                    access: AccessTokenRecord {
-                        hash: hasher.hash(&access),
-                        grant_id: grant.id,
-                        issued_at: now,
-                        expires_at: now + TimeDelta::hours(1),
-                        scope: Scope::FULL,
-                        revoked_at: None,
-                    },
-                    refresh: Some(RefreshTokenRecord {
-                        hash: hasher.hash(&refresh),
-                        grant_id: grant.id,
-                        issued_at: now,
-                        expires_at: now + TimeDelta::days(90),
-                        used_at: None,
-                    }),
-                };
                 grants
-                    .redeem_code(&record.hash, now, &issued)
+                    .redeem_code(&record.hash, Utc::now(), &issued)
                     .await
                     .map_err(|e| e.to_string())?;
-                raw.push(refresh.expose().to_owned());
+                raw.push(refresh);
             }
             Ok::<_, String>(raw)
         }));
@@ -438,11 +385,40 @@ async fn serve(args: &[String]) -> Result<(), String> {
         render_cache_bytes: finx_http::render::DEFAULT_CACHE_BYTES,
     };
     let counter = queries.clone();
-    let router =
-        finx_http::router(finx_http::AppState::new(finx, config)).merge(axum::Router::new().route(
-            "/bench/queries",
-            get(move || async move { counter.load(Ordering::Relaxed).to_string() }),
-        ));
+    let grow = Arc::new(Grow {
+        store,
+        grants,
+        seed,
+        account,
+        transactions: tokio::sync::Mutex::new(n_tx),
+        live_grants: tokio::sync::Mutex::new(n_refresh as u64 + 1),
+    });
+    let router = finx_http::router(finx_http::AppState::new(finx, config)).merge(
+        axum::Router::new()
+            .route(
+                "/bench/queries",
+                get(move || async move { counter.load(Ordering::Relaxed).to_string() }),
+            )
+            .route(
+                "/bench/grow/{to}",
+                axum::routing::post(
+                    |axum::extract::State(g): axum::extract::State<Arc<Grow>>,
+                     axum::extract::Path(to): axum::extract::Path<u64>| async move {
+                        g.transactions_to(to).await
+                    },
+                ),
+            )
+            .route(
+                "/bench/grants/{to}",
+                axum::routing::post(
+                    |axum::extract::State(g): axum::extract::State<Arc<Grow>>,
+                     axum::extract::Path(to): axum::extract::Path<u64>| async move {
+                        g.grants_to(to).await
+                    },
+                ),
+            )
+            .with_state(grow),
+    );
     queries.store(0, Ordering::Relaxed);
     ready();
     finx_http::serve(
@@ -514,4 +490,290 @@ async fn flows(args: &[String]) -> Result<(), String> {
         done.load(Ordering::Relaxed)
     );
     Ok(())
+}
+
+/// `rate URL RPS SECONDS BEARER|- [TOKENS AUTH]`: see the crate's documentation.
+// Latency statistics are floating point; money never is.
+#[allow(clippy::float_arithmetic)]
+async fn rate(args: &[String]) -> Result<(), String> {
+    let url: String = arg(args, 0, "url")?;
+    let rps: u32 = arg(args, 1, "requests per second")?;
+    let seconds: u64 = arg(args, 2, "seconds")?;
+    let bearer: String = arg(args, 3, "bearer token or -")?;
+    let refresh: Option<(Vec<String>, String)> = match (args.get(4), args.get(5)) {
+        (Some(file), Some(auth)) => Some((
+            std::fs::read_to_string(file)
+                .map_err(|e| e.to_string())?
+                .lines()
+                .map(str::to_owned)
+                .collect(),
+            auth.clone(),
+        )),
+        _ => None,
+    };
+    if rps == 0 {
+        return Err("the rate must be positive".into());
+    }
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(4096)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let total = u64::from(rps) * seconds;
+    let every = Duration::from_secs(1) / rps;
+    let start = tokio::time::Instant::now();
+    // Refresh chains: a request takes a chain's current token (waiting, with its clock
+    // running, while every chain is in flight) and gives back the one it got.
+    let chains = Arc::new((
+        std::sync::Mutex::new(refresh.as_ref().map(|(t, _)| t.clone()).unwrap_or_default()),
+        tokio::sync::Notify::new(),
+    ));
+    let auth = refresh.map(|(_, a)| a);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..total {
+        // Due at start + i/rps, whatever happened to the requests before it.
+        let due = start + every * u32::try_from(i).unwrap_or(u32::MAX);
+        tokio::time::sleep_until(due).await;
+        let (http, url, bearer, auth, chains) = (
+            http.clone(),
+            url.clone(),
+            bearer.clone(),
+            auth.clone(),
+            chains.clone(),
+        );
+        tasks.spawn(async move {
+            let ok = match auth {
+                Some(auth) => {
+                    let waited = tokio::time::Instant::now();
+                    let token = loop {
+                        let notified = chains.1.notified();
+                        let next = chains.0.lock().ok().and_then(|mut c| c.pop());
+                        if let Some(t) = next {
+                            break Some(t);
+                        }
+                        // Every chain broke (a failed refresh ends its chain): give up.
+                        if waited.elapsed() > Duration::from_secs(10) {
+                            break None;
+                        }
+                        let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
+                    };
+                    let Some(token) = token else {
+                        return (due.elapsed(), false);
+                    };
+                    let answer = http
+                        .post(&url)
+                        .header("authorization", auth)
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(format!("grant_type=refresh_token&refresh_token={token}"))
+                        .send()
+                        .await;
+                    let next = match answer {
+                        Ok(r) if r.status().is_success() => r
+                            .json::<serde_json::Value>()
+                            .await
+                            .ok()
+                            .and_then(|v| v["refresh_token"].as_str().map(str::to_owned)),
+                        _ => None,
+                    };
+                    let ok = next.is_some();
+                    if let (Some(t), Ok(mut c)) = (next, chains.0.lock()) {
+                        c.push(t);
+                    }
+                    chains.1.notify_one();
+                    ok
+                }
+                None => match http.get(&url).bearer_auth(&bearer).send().await {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                },
+            };
+            (due.elapsed(), ok)
+        });
+    }
+    let mut latencies = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    let mut failed = 0u64;
+    while let Some(r) = tasks.join_next().await {
+        let (latency, ok) = r.map_err(|e| e.to_string())?;
+        latencies.push(latency);
+        failed += u64::from(!ok);
+    }
+    latencies.sort_unstable();
+    let at = |q: usize| {
+        latencies
+            .get((latencies.len() * q / 1000).min(latencies.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    println!(
+        "sent {} failed {failed} seconds {:.2} p50_ms {:.3} p99_ms {:.3} p999_ms {:.3} max_ms {:.3}",
+        latencies.len(),
+        start.elapsed().as_secs_f64(),
+        at(500),
+        at(990),
+        at(999),
+        latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    );
+    Ok(())
+}
+
+/// Makes live grants for the bench's client and account.
+#[derive(Clone)]
+struct Seed {
+    hasher: TokenHasher,
+    random: Arc<finx_system::OsRandom>,
+    client: finx_domain::ids::ClientId,
+    account: finx_domain::ids::AccountId,
+    access: finx_domain::ids::AccessId,
+}
+
+impl Seed {
+    /// A grant, its code and its tokens as a redeemed code leaves them, and the raw refresh
+    /// token.
+    fn grant(&self) -> Result<(Grant, CodeRecord, IssuedTokens, String), String> {
+        let now = Utc::now();
+        let random = &self.random;
+        let grant = Grant {
+            id: GrantId::from_random(random.bytes16()),
+            client_id: self.client.clone(),
+            flow_id: FlowId::from_random(random.bytes16()),
+            access_id: self.access.clone(),
+            account_ids: vec![self.account.clone()],
+            scope: Scope::FULL,
+            redirect_uri: finx_domain::values::RedirectUri::parse(REDIRECT)
+                .map_err(|e| e.to_string())?,
+            created_at: now,
+            expires_at: now + TimeDelta::days(180),
+            revoked_at: None,
+        };
+        let code = AuthorizationCode::from_random(random.bytes32());
+        let record = CodeRecord {
+            hash: self.hasher.hash(&code),
+            grant_id: grant.id,
+            issued_at: now,
+            expires_at: now + TimeDelta::hours(1),
+            used_at: None,
+        };
+        let access = AccessToken::from_random(random.bytes32());
+        let refresh = RefreshToken::from_random(random.bytes32());
+        let issued = IssuedTokens {
+            access: AccessTokenRecord {
+                hash: self.hasher.hash(&access),
+                grant_id: grant.id,
+                issued_at: now,
+                expires_at: now + TimeDelta::hours(1),
+                scope: Scope::FULL,
+                revoked_at: None,
+            },
+            refresh: Some(RefreshTokenRecord {
+                hash: self.hasher.hash(&refresh),
+                grant_id: grant.id,
+                issued_at: now,
+                expires_at: now + TimeDelta::days(90),
+                used_at: None,
+            }),
+        };
+        Ok((grant, record, issued, refresh.expose().to_owned()))
+    }
+}
+
+/// Adds transactions `from..to` to the account's history, in batches.
+async fn add_transactions(
+    store: &Store,
+    account: &finx_domain::ids::AccountId,
+    from: u64,
+    to: u64,
+) -> Result<(), String> {
+    let today = Utc::now().date_naive();
+    let now = Utc::now();
+    let mut i = from;
+    while i < to {
+        let batch: Vec<_> = (i..(i + 50_000).min(to))
+            .map(|k| transaction(k, today))
+            .collect();
+        match store {
+            Store::Memory(s) => {
+                // A plain write, like the SQL store's import: `sync_transactions` would
+                // take each batch for the account's whole history.
+                s.upsert_transactions(account, &batch, now)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Store::Sql(s) => {
+                s.import_transactions(account, &batch, now)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        i += 50_000;
+    }
+    if let Store::Sql(s) = store {
+        s.analyze().await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// What the bench server grows between measurements: the account's history and the live
+/// grants.
+struct Grow {
+    store: Store,
+    grants: Arc<dyn GrantStore>,
+    seed: Seed,
+    account: finx_domain::ids::AccountId,
+    transactions: tokio::sync::Mutex<u64>,
+    live_grants: tokio::sync::Mutex<u64>,
+}
+
+impl Grow {
+    /// `POST /bench/grow/{to}`: the history grows to `to` transactions.
+    async fn transactions_to(&self, to: u64) -> (axum::http::StatusCode, String) {
+        let mut have = self.transactions.lock().await;
+        match add_transactions(&self.store, &self.account, *have, to).await {
+            Ok(()) => {
+                *have = (*have).max(to);
+                (axum::http::StatusCode::OK, have.to_string())
+            }
+            Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e),
+        }
+    }
+
+    /// `POST /bench/grants/{to}`: live grants (each with an access and a refresh token)
+    /// grow to `to`.
+    async fn grants_to(&self, to: u64) -> (axum::http::StatusCode, String) {
+        let mut have = self.live_grants.lock().await;
+        let result = async {
+            while *have < to {
+                let n = (to - *have).min(10_000);
+                let batch = (0..n)
+                    .map(|_| self.seed.grant())
+                    .collect::<Result<Vec<_>, String>>()?;
+                match &self.store {
+                    Store::Sql(s) => {
+                        let rows: Vec<_> =
+                            batch.into_iter().map(|(g, c, t, _)| (g, c, t)).collect();
+                        s.import_grants(&rows).await.map_err(|e| e.to_string())?;
+                        if *have + n >= to {
+                            s.analyze().await.map_err(|e| e.to_string())?;
+                        }
+                    }
+                    Store::Memory(_) => {
+                        for (g, c, t, _) in batch {
+                            self.grants
+                                .insert_grant(&g, &c)
+                                .await
+                                .map_err(|e| e.to_string())?;
+                            self.grants
+                                .redeem_code(&c.hash, Utc::now(), &t)
+                                .await
+                                .map_err(|e| e.to_string())?;
+                        }
+                    }
+                }
+                *have += n;
+            }
+            Ok::<_, String>(())
+        }
+        .await;
+        match result {
+            Ok(()) => (axum::http::StatusCode::OK, have.to_string()),
+            Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e),
+        }
+    }
 }

@@ -63,9 +63,20 @@ pub struct HttpConfig {
     pub render_cache_bytes: u64,
 }
 
-/// What every handler gets.
+/// What every handler gets: one shared [`Shared`], so extracting it for a request is a
+/// reference count, not a copy of the core's settings.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(std::sync::Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The state every handler shares.
+pub struct Shared {
     /// The core.
     pub finx: Finx,
     /// Settings.
@@ -84,13 +95,13 @@ impl AppState {
     pub fn new(finx: Finx, config: HttpConfig) -> Self {
         let limiter = limit::Limiter::new(config.limits);
         let renderer = render::Renderer::new(config.render_cache_bytes);
-        Self {
+        Self(std::sync::Arc::new(Shared {
             finx,
             config,
             limiter,
             tasks: tokio_util::task::TaskTracker::new(),
             renderer,
-        }
+        }))
     }
 }
 

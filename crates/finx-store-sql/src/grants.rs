@@ -234,6 +234,102 @@ macro_rules! insert_tokens {
     }};
 }
 
+impl SqlStore {
+    /// Refreshes the query planner's statistics (`ANALYZE`), as after any bulk load: until
+    /// then PostgreSQL plans a page of a freshly imported history as if the account held a
+    /// few rows (a bitmap scan and a sort of all of them instead of the index's order).
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn analyze(&self) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query("ANALYZE").execute(pool).await.map_err(db)?;
+        });
+        Ok(())
+    }
+
+    /// Bulk load of grants already redeemed (benchmarks, migrations from another system):
+    /// each grant with its used code and its tokens, as [`GrantStore::insert_grant`] then
+    /// [`GrantStore::redeem_code`] would leave them, up to 500 rows per statement and one
+    /// transaction per call, without their checks.
+    ///
+    /// # Errors
+    /// When the store fails (an id or hash that exists fails the whole call).
+    pub async fn import_grants(
+        &self,
+        grants: &[(Grant, CodeRecord, IssuedTokens)],
+    ) -> Result<(), StoreError> {
+        let mut accounts = Vec::with_capacity(grants.len());
+        for (g, _, _) in grants {
+            let ids: Vec<&str> = g.account_ids.iter().map(AccountId::as_str).collect();
+            accounts.push(json(&ids)?);
+        }
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write(self).await.map_err(db)?;
+            for (chunk, accounts) in grants.chunks(500).zip(accounts.chunks(500)) {
+                let mut b = sqlx::QueryBuilder::new(
+                    "INSERT INTO grants (id, client_id, flow_id, access_id, account_ids, scope, redirect_uri, created_at, revoked_at, expires_at) ",
+                );
+                b.push_values(chunk.iter().zip(accounts), |mut r, ((g, _, _), a)| {
+                    r.push_bind(g.id.to_string())
+                        .push_bind(g.client_id.as_str().to_owned())
+                        .push_bind(g.flow_id.to_string())
+                        .push_bind(g.access_id.as_str().to_owned())
+                        .push_bind(a.clone())
+                        .push_bind(g.scope.to_string())
+                        .push_bind(g.redirect_uri.as_str().to_owned())
+                        .push_bind(micros(g.created_at))
+                        .push_bind(g.revoked_at.map(micros))
+                        .push_bind(micros(g.expires_at));
+                });
+                b.build().execute(&mut *tx).await.map_err(db)?;
+                let mut b = sqlx::QueryBuilder::new(
+                    "INSERT INTO codes (hash, grant_id, issued_at, expires_at, used_at) ",
+                );
+                b.push_values(chunk, |mut r, (_, c, _)| {
+                    r.push_bind(bytes(&c.hash).to_vec())
+                        .push_bind(c.grant_id.to_string())
+                        .push_bind(micros(c.issued_at))
+                        .push_bind(micros(c.expires_at))
+                        .push_bind(Some(micros(c.issued_at)));
+                });
+                b.build().execute(&mut *tx).await.map_err(db)?;
+                let mut b = sqlx::QueryBuilder::new(
+                    "INSERT INTO access_tokens (hash, grant_id, issued_at, expires_at, scope, revoked_at) ",
+                );
+                b.push_values(chunk, |mut r, (_, _, t)| {
+                    r.push_bind(bytes(&t.access.hash).to_vec())
+                        .push_bind(t.access.grant_id.to_string())
+                        .push_bind(micros(t.access.issued_at))
+                        .push_bind(micros(t.access.expires_at))
+                        .push_bind(t.access.scope.to_string())
+                        .push_bind(t.access.revoked_at.map(micros));
+                });
+                b.build().execute(&mut *tx).await.map_err(db)?;
+                let refresh: Vec<&RefreshTokenRecord> = chunk
+                    .iter()
+                    .filter_map(|(_, _, t)| t.refresh.as_ref())
+                    .collect();
+                if !refresh.is_empty() {
+                    let mut b = sqlx::QueryBuilder::new(
+                        "INSERT INTO refresh_tokens (hash, grant_id, issued_at, expires_at, used_at) ",
+                    );
+                    b.push_values(refresh, |mut r, t| {
+                        r.push_bind(bytes(&t.hash).to_vec())
+                            .push_bind(t.grant_id.to_string())
+                            .push_bind(micros(t.issued_at))
+                            .push_bind(micros(t.expires_at))
+                            .push_bind(t.used_at.map(micros));
+                    });
+                    b.build().execute(&mut *tx).await.map_err(db)?;
+                }
+            }
+            tx.commit().await.map_err(db)?;
+        });
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl GrantStore for SqlStore {
     async fn insert_grant(&self, grant: &Grant, code: &CodeRecord) -> Result<(), StoreError> {
