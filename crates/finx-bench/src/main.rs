@@ -17,6 +17,11 @@
 //!   with TOKENS and AUTH, refresh grants: POST `/auth/token` with `Authorization: AUTH`
 //!   along chains started from the refresh tokens of the file TOKENS (each answer's new
 //!   refresh token is its chain's next). Prints the percentiles.
+//! - `finx-bench syncs-seed STORE N`: N ongoing accesses of the sandbox's `moving` login, each
+//!   with its own consent at the bank, synced before, and a scheduled sync due now.
+//! - `finx-bench syncs-run STORE CONCURRENCY`: an instance's sync runner: runs due syncs,
+//!   CONCURRENCY at once, until none has been due for two seconds; prints how many ran and
+//!   failed, and when the first was claimed and the last ended (Unix milliseconds).
 
 // A benchmark tool reports on stdout.
 #![allow(clippy::print_stdout)]
@@ -74,6 +79,8 @@ async fn main() {
         Some("serve") => serve(&args[2..]).await,
         Some("flows") => flows(&args[2..]).await,
         Some("rate") => rate(&args[2..]).await,
+        Some("syncs-seed") => syncs_seed(&args[2..]).await,
+        Some("syncs-run") => syncs_run(&args[2..]).await,
         _ => Err("usage: finx-bench baseline PORT | serve PORT STORE TX REFRESH OUTDIR | flows BASE SECONDS CONCURRENCY".into()),
     };
     if let Err(e) = result {
@@ -180,29 +187,18 @@ enum Store {
     Sql(Arc<finx_store_sql::SqlStore>),
 }
 
-async fn serve(args: &[String]) -> Result<(), String> {
-    let port: u16 = arg(args, 0, "port")?;
-    let store_url: String = arg(args, 1, "store")?;
-    let n_tx: u64 = arg(args, 2, "transactions")?;
-    let n_refresh: usize = arg(args, 3, "refresh tokens")?;
-    let out = std::path::PathBuf::from(arg::<String>(args, 4, "outdir")?);
-    let queries = Arc::new(AtomicU64::new(0));
-    {
-        use tracing_subscriber::prelude::*;
-        let filter = tracing_subscriber::filter::Targets::new()
-            .with_target("sqlx::query", tracing::Level::DEBUG);
-        tracing_subscriber::registry()
-            .with(QueryCounter(queries.clone()).with_filter(filter))
-            .init();
-    }
-
+/// The store at `store_url` (`memory`, `sqlite://…`, `sqlite-normal://…` for
+/// `synchronous=NORMAL`, `postgres://…`) and a core on it with the in-process sandbox bank.
+async fn core_on(
+    store_url: &str,
+) -> Result<(Store, Finx, Arc<finx_bank_sandbox::SandboxBank>), String> {
     let store = if store_url == "memory" {
         Store::Memory(Arc::new(finx_store_memory::MemoryStore::new()))
     } else {
         // `sqlite-normal://…`: SQLite with synchronous=NORMAL, to show what FULL costs.
         let (url, full_sync) = match store_url.strip_prefix("sqlite-normal:") {
             Some(rest) => (format!("sqlite:{rest}"), false),
-            None => (store_url.clone(), true),
+            None => (store_url.to_owned(), true),
         };
         let options = finx_store_sql::SqlOptions {
             sqlite_full_sync: full_sync,
@@ -219,10 +215,10 @@ async fn serve(args: &[String]) -> Result<(), String> {
         Store::Sql(s) => (s.clone(), s.clone(), s.clone(), s.clone()),
     };
     let clock = Arc::new(finx_system::SystemClock);
-    let bank = finx_bank_sandbox::SandboxBank::new(
+    let bank = Arc::new(finx_bank_sandbox::SandboxBank::new(
         finx_bank_sandbox::SandboxConfig::default(),
         clock.clone(),
-    );
+    ));
     let random = Arc::new(finx_system::OsRandom);
     let ports = Ports {
         clients,
@@ -233,7 +229,7 @@ async fn serve(args: &[String]) -> Result<(), String> {
             Store::Memory(s) => s.clone(),
             Store::Sql(s) => s.clone(),
         },
-        bank: Arc::new(bank),
+        bank: bank.clone(),
         clock,
         random: random.clone(),
         timer: Arc::new(finx_system::TokioTimer),
@@ -257,20 +253,32 @@ async fn serve(args: &[String]) -> Result<(), String> {
         },
     )
     .map_err(|e| e.to_string())?;
-    let secret = ClientSecret::from_presented(SECRET).map_err(|e| e.to_string())?;
-    let registered = finx
-        .register_client(NewClient {
-            id: Some(format!("{CLIENT}-{}", std::process::id())),
-            name: "bench".into(),
-            redirect_uris: vec![REDIRECT.into()],
-            scope: None,
-            secret: Some(secret.clone()),
-        })
-        .await;
-    let client = match registered {
-        Ok(r) => r.client,
-        Err(e) => return Err(format!("register: {e}")),
+    Ok((store, finx, bank))
+}
+
+async fn serve(args: &[String]) -> Result<(), String> {
+    let port: u16 = arg(args, 0, "port")?;
+    let store_url: String = arg(args, 1, "store")?;
+    let n_tx: u64 = arg(args, 2, "transactions")?;
+    let n_refresh: usize = arg(args, 3, "refresh tokens")?;
+    let out = std::path::PathBuf::from(arg::<String>(args, 4, "outdir")?);
+    let queries = Arc::new(AtomicU64::new(0));
+    {
+        use tracing_subscriber::prelude::*;
+        let filter = tracing_subscriber::filter::Targets::new()
+            .with_target("sqlx::query", tracing::Level::DEBUG);
+        tracing_subscriber::registry()
+            .with(QueryCounter(queries.clone()).with_filter(filter))
+            .init();
+    }
+
+    let (store, finx, _) = core_on(&store_url).await?;
+    let grants: Arc<dyn GrantStore> = match &store {
+        Store::Memory(s) => s.clone(),
+        Store::Sql(s) => s.clone(),
     };
+    let random = Arc::new(finx_system::OsRandom);
+    let client = bench_client(&finx).await?;
     std::fs::write(out.join("client_id"), client.id.as_str()).map_err(|e| e.to_string())?;
 
     // One grant to read with.
@@ -776,4 +784,261 @@ impl Grow {
             Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e),
         }
     }
+}
+
+/// Registers the bench's client (its secret is [`SECRET`]).
+async fn bench_client(finx: &Finx) -> Result<finx_ports::Client, String> {
+    let secret = ClientSecret::from_presented(SECRET).map_err(|e| e.to_string())?;
+    finx.register_client(NewClient {
+        id: Some(format!("{CLIENT}-{}", std::process::id())),
+        name: "bench".into(),
+        redirect_uris: vec![REDIRECT.into()],
+        scope: None,
+        secret: Some(secret),
+    })
+    .await
+    .map(|r| r.client)
+    .map_err(|e| format!("register: {e}"))
+}
+
+/// The answer the sandbox's `moving` login gives to `step`.
+fn moving_answer(
+    step: &finx_domain::sca::BankStep,
+) -> Result<finx_domain::sca::StepAnswer, String> {
+    use finx_domain::sca::{BankStep, StepAnswer};
+    match step {
+        BankStep::Login { .. } => Ok(StepAnswer::Login(vec![
+            ("user".into(), "moving".into()),
+            ("pin".into(), "demo".into()),
+        ])),
+        BankStep::ChooseMethod { .. } => Ok(StepAnswer::Method("push".into())),
+        BankStep::Tan { .. } => Ok(StepAnswer::Tan("123456".into())),
+        other => Err(format!("the embedded sandbox bank asked {other:?}")),
+    }
+}
+
+/// `syncs-seed STORE N`: see the crate's documentation.
+async fn syncs_seed(args: &[String]) -> Result<(), String> {
+    use finx_domain::access::{JobKind, SyncJob};
+    use finx_domain::ids::{AccessId, SyncId};
+    use finx_ports::{AccessStore, BankConnector, BankReply};
+    let store_url: String = arg(args, 0, "store")?;
+    let n: u64 = arg(args, 1, "accesses")?;
+    let (store, finx, bank) = core_on(&store_url).await?;
+    let accesses: Arc<dyn AccessStore> = match &store {
+        Store::Memory(s) => s.clone(),
+        Store::Sql(s) => s.clone(),
+    };
+    let client = bench_client(&finx).await?;
+    // One access through the whole flow: the template of the others.
+    let flow = finx
+        .create_ongoing_access(
+            &client,
+            finx_core::OngoingAccessRequest {
+                flow: OnetimeAccessRequest {
+                    redirect_uri: REDIRECT.into(),
+                    ..Default::default()
+                },
+                user_id: "bench-user".into(),
+                access_id: None,
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    finx.select_bank(flow.id, "sandbox-90094815")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut f = finx
+        .open_at_bank(flow.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    for _ in 0..8 {
+        let Some(step) = f.asked().cloned() else {
+            break;
+        };
+        f = finx
+            .submit_step(flow.id, moving_answer(&step)?)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    finx.choose_accounts(flow.id, vec!["giro".into()])
+        .await
+        .map_err(|e| e.to_string())?;
+    let url = finx.complete(flow.id).await.map_err(|e| e.to_string())?;
+    let code = url
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .ok_or("no code")?;
+    let tokens = finx
+        .exchange_code(&client, &code, REDIRECT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let auth = finx
+        .authorize(tokens.access_token.expose())
+        .await
+        .map_err(|e| e.to_string())?;
+    let template = accesses
+        .find_access(&auth.access_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the template access is missing")?;
+    // Each clone gets a consent of its own at the bank, and a scheduled sync due now.
+    let random = finx_system::OsRandom;
+    let today = Utc::now().date_naive();
+    let request = finx_ports::ConsentRequest {
+        psu: finx_ports::PsuContext::default(),
+        ibans: Vec::new(),
+        recurring: true,
+        valid_until: today + TimeDelta::days(89),
+        frequency_per_day: 4,
+    };
+    let back = url::Url::parse(REDIRECT).map_err(|e| e.to_string())?;
+    let return_to = finx_ports::ReturnTo {
+        ok: back.clone(),
+        nok: back,
+    };
+    // Each clone is held by a live grant of its own (an access no grant holds is not synced).
+    let seed = Seed {
+        hasher: TokenHasher::new(KEY).map_err(|e| e.to_string())?,
+        random: Arc::new(finx_system::OsRandom),
+        client: client.id.clone(),
+        account: auth.account_ids.first().cloned().ok_or("no account")?,
+        access: template.id.clone(),
+    };
+    let grants: Arc<dyn GrantStore> = match &store {
+        Store::Memory(s) => s.clone(),
+        Store::Sql(s) => s.clone(),
+    };
+    let mut held = Vec::new();
+    let started = Instant::now();
+    for i in 0..n {
+        let mut reply = bank
+            .begin(&template.institution, &request, &return_to)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (session, consent) = loop {
+            match reply {
+                BankReply::Done { session, consent } => break (session, consent),
+                BankReply::Next { session, step } => {
+                    reply = bank
+                        .answer(
+                            &template.institution,
+                            &session,
+                            &moving_answer(&step)?,
+                            &return_to,
+                        )
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+        };
+        let access = finx_domain::access::Access {
+            id: AccessId::derive(&["bench", &std::process::id().to_string(), &i.to_string()]),
+            session,
+            consent,
+            version: 0,
+            ..template.clone()
+        };
+        let now = Utc::now();
+        let job = SyncJob::queued(
+            SyncId::from_random(random.bytes16()),
+            access.id.clone(),
+            JobKind::Scheduled,
+            now,
+            now,
+        );
+        accesses
+            .insert_access(&access, &job)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut grant, code, mut issued, _) = seed.grant()?;
+        grant.account_ids = access
+            .accounts
+            .iter()
+            .map(|a| finx_domain::bank::Account::id_for(&access.id, &a.external_id))
+            .collect();
+        grant.access_id = access.id.clone();
+        issued.access.grant_id = grant.id;
+        held.push((grant, code, issued));
+        if held.len() == 1_000 || i + 1 == n {
+            match &store {
+                Store::Sql(s) => s.import_grants(&held).await.map_err(|e| e.to_string())?,
+                Store::Memory(_) => {
+                    for (g, c, t) in &held {
+                        grants.insert_grant(g, c).await.map_err(|e| e.to_string())?;
+                        grants
+                            .redeem_code(&c.hash, Utc::now(), t)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    }
+                }
+            }
+            held.clear();
+        }
+    }
+    println!(
+        "seeded {n} accesses in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `syncs-run STORE CONCURRENCY`: see the crate's documentation.
+async fn syncs_run(args: &[String]) -> Result<(), String> {
+    let store_url: String = arg(args, 0, "store")?;
+    let concurrency: usize = arg(args, 1, "concurrency")?;
+    let (_store, finx, _bank) = core_on(&store_url).await?;
+    let ran = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let first = Arc::new(AtomicU64::new(u64::MAX));
+    let last = Arc::new(AtomicU64::new(0));
+    let now_ms = || u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (finx, ran, failed, first, last) = (
+            finx.clone(),
+            ran.clone(),
+            failed.clone(),
+            first.clone(),
+            last.clone(),
+        );
+        workers.spawn(async move {
+            let mut idle = Instant::now();
+            while idle.elapsed() < Duration::from_secs(2) {
+                let jobs = finx.claim_syncs(1).await.map_err(|e| e.to_string())?;
+                if jobs.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+                first.fetch_min(now_ms(), Ordering::Relaxed);
+                for job in &jobs {
+                    match finx.run_sync(job).await {
+                        Ok(Some(done))
+                            if done.status == finx_domain::access::JobStatus::Succeeded =>
+                        {
+                            ran.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                last.fetch_max(now_ms(), Ordering::Relaxed);
+                idle = Instant::now();
+            }
+            Ok::<_, String>(())
+        });
+    }
+    while let Some(w) = workers.join_next().await {
+        w.map_err(|e| e.to_string())??;
+    }
+    println!(
+        "ran {} failed {} first_ms {} last_ms {}",
+        ran.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+        first.load(Ordering::Relaxed),
+        last.load(Ordering::Relaxed)
+    );
+    Ok(())
 }
