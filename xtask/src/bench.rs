@@ -477,7 +477,7 @@ pub(crate) fn bench() -> Result<()> {
     let seconds: u64 = std::env::var("FINX_BENCH_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(2);
     let big: u64 = std::env::var("FINX_BENCH_BIG")
         .ok()
         .and_then(|s| s.parse().ok())

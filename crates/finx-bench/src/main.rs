@@ -756,7 +756,12 @@ impl Grow {
                     Store::Sql(s) => {
                         let rows: Vec<_> =
                             batch.into_iter().map(|(g, c, t, _)| (g, c, t)).collect();
-                        s.import_grants(&rows).await.map_err(|e| e.to_string())?;
+                        s.import_grants(&rows).await.map_err(|e| {
+                            let source = std::error::Error::source(&e)
+                                .map(ToString::to_string)
+                                .unwrap_or_default();
+                            format!("{e}: {source}")
+                        })?;
                         if *have + n >= to {
                             s.analyze().await.map_err(|e| e.to_string())?;
                         }
