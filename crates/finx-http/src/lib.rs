@@ -323,6 +323,7 @@ pub fn router_with(state: AppState, extra: Router) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .merge(extra)
+        .layer(axum::middleware::from_fn(run_to_completion))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(limit_request_size))
         .layer(axum::middleware::from_fn(limit_request_time))
@@ -379,6 +380,25 @@ async fn limit_request_time(req: axum::extract::Request, next: axum::middleware:
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             res
         }
+    }
+}
+
+/// Runs the handler as a task of its own, so a request that is given up (its client went
+/// away, or it ran past the time limit) still runs to its end instead of being dropped at
+/// whatever `.await` it had reached. A handler dropped inside a store transaction could tear
+/// it: sqlx's SQLite transactions are not drop-safe (launchbadge/sqlx#3932), and a torn one
+/// left the single writer connection "at non-zero transaction depth", failing every later
+/// write. A panic is passed on to the panic layer outside.
+async fn run_to_completion(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match tokio::spawn(next.run(req)).await {
+        Ok(res) => res,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => ApiError::finx(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code::INTERNAL,
+            "The server is shutting down; try again.",
+        )
+        .into_response(),
     }
 }
 
@@ -456,4 +476,72 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod completion_tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use axum::routing::get;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    /// A request given up at the time limit still runs its handler to the end (as the real
+    /// router's layers are ordered: the limit outside, the task inside).
+    #[tokio::test]
+    async fn a_request_given_up_still_runs_to_its_end() {
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = done.clone();
+        let app = Router::new()
+            .route(
+                "/slow",
+                get(move || async move {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    flag.store(true, Ordering::SeqCst);
+                    "done"
+                }),
+            )
+            .layer(axum::middleware::from_fn(run_to_completion))
+            .layer(axum::middleware::from_fn(limit_request_time));
+        let mut req = Request::builder()
+            .uri("/slow")
+            .body(axum::body::Body::empty())
+            .expect("request");
+        req.extensions_mut()
+            .insert(RequestTimeout(Duration::from_millis(20)));
+        let res = app.clone().oneshot(req).await.expect("answer");
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "given up");
+        assert!(!done.load(Ordering::SeqCst));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(done.load(Ordering::SeqCst), "the handler ran to its end");
+    }
+
+    /// A panicking handler still reaches the panic layer as a 500 in the finX shape.
+    #[tokio::test]
+    async fn a_panic_inside_still_becomes_a_500() {
+        let app = Router::new()
+            .route(
+                "/boom",
+                get(|| async {
+                    if true {
+                        panic!("boom");
+                    }
+                    "never"
+                }),
+            )
+            .layer(axum::middleware::from_fn(run_to_completion))
+            .layer(CatchPanicLayer::custom(panic_response));
+        let res = app
+            .oneshot(
+                Request::builder()
+                    .uri("/boom")
+                    .body(axum::body::Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("answer");
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 }
