@@ -420,9 +420,16 @@ fn oha(url: &str, rps: u64, bearer: &str) -> Result<Latency> {
         .as_object()
         .map(|m| m.values().filter_map(serde_json::Value::as_u64).sum())
         .unwrap_or(0);
+    // Requests still in flight when the run ends are reported as "aborted due to deadline":
+    // cut off by the bench, not failed by the server.
     let errors: u64 = v["errorDistribution"]
         .as_object()
-        .map(|m| m.values().filter_map(serde_json::Value::as_u64).sum())
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| !k.contains("deadline"))
+                .filter_map(|(_, n)| n.as_u64())
+                .sum()
+        })
         .unwrap_or(0);
     Ok(Latency {
         rps,
