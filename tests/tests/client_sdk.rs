@@ -201,15 +201,7 @@ async fn the_feed_as_a_stream_rebuilds_every_transaction_and_resumes_from_its_ch
         "one pass, one checkpoint at its end"
     );
     assert!(matches!(changes.last(), Some(Change::Checkpoint(_))));
-    let shown: std::collections::BTreeMap<_, _> = conn
-        .all_transactions(TransactionQuery::new().include_pending(true).count(500))
-        .try_collect::<Vec<_>>()
-        .await
-        .expect("pages")
-        .into_iter()
-        .map(|t| (t.transaction_id.clone(), t))
-        .collect();
-    assert_eq!(replica, shown);
+    assert_eq!(replica, shown(&conn).await);
     // From the last checkpoint, nothing new: one checkpoint and the end.
     let again: Vec<Change> = conn.changes(checkpoint).try_collect().await.expect("feed");
     assert_eq!(again.len(), 1, "{again:?}");
@@ -793,16 +785,9 @@ async fn the_feed_stream_rolls_a_pass_back_when_a_sync_changes_it_and_loses_noth
         assert!(synced, "the moving login has pending payments");
     }
     assert_eq!(replica.restarts, 1, "the pass was read again once");
-    let shown: std::collections::BTreeMap<_, _> = conn
-        .all_transactions(TransactionQuery::new().include_pending(true).count(500))
-        .try_collect::<Vec<_>>()
-        .await
-        .expect("pages")
-        .into_iter()
-        .map(|t| (t.transaction_id.clone(), t))
-        .collect();
     assert_eq!(
-        replica.committed, shown,
+        replica.committed,
+        shown(&conn).await,
         "the replica is exactly what is shown"
     );
     // A later sync, read from the checkpoint: changes only, and still exact.
@@ -816,13 +801,18 @@ async fn the_feed_stream_rolls_a_pass_back_when_a_sync_changes_it_and_loses_noth
     for c in changes {
         replica.apply(c);
     }
-    let shown: std::collections::BTreeMap<_, _> = conn
-        .all_transactions(TransactionQuery::new().include_pending(true).count(500))
+    assert_eq!(replica.committed, shown(&conn).await);
+}
+
+/// What `/rest/transactions` shows through the SDK, pending ones included, by id.
+async fn shown(
+    conn: &finx_client::Connection,
+) -> std::collections::BTreeMap<String, finx_client::Transaction> {
+    conn.all_transactions(TransactionQuery::new().include_pending(true).count(500))
         .try_collect::<Vec<_>>()
         .await
         .expect("pages")
         .into_iter()
         .map(|t| (t.transaction_id.clone(), t))
-        .collect();
-    assert_eq!(replica.committed, shown);
+        .collect()
 }

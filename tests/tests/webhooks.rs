@@ -131,6 +131,43 @@ async fn enqueue(app: &App, n: u8) -> u64 {
         .expect("enqueue")
 }
 
+/// The grant's only access, a manual sync of it asked over HTTP and run as the runner
+/// does, and the sync resource after it.
+async fn sync_now(s: &Served, bearer: &str) -> (String, Value) {
+    let accesses: Value = s
+        .http
+        .get(s.url("/rest/accesses"))
+        .bearer_auth(bearer)
+        .json_body()
+        .await;
+    let access_id = accesses["accesses"][0]["access_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let res = s
+        .http
+        .post(s.url(&format!("/rest/accesses/{access_id}/syncs")))
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), Status::ACCEPTED);
+    let location = res.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    for j in s.app.finx.claim_syncs(10).await.expect("claim") {
+        s.app.finx.run_sync(&j).await.expect("sync");
+    }
+    let sync = s
+        .http
+        .get(s.url(&location))
+        .bearer_auth(bearer)
+        .json_body()
+        .await;
+    (access_id, sync)
+}
+
 /// Sends a request and reads its JSON answer.
 trait JsonBody {
     async fn json_body(self) -> Value;
@@ -163,38 +200,7 @@ async fn a_flow_a_sync_and_a_revocation_reach_the_endpoint_signed_with_ids_and_c
     let bearer = tokens["access_token"].as_str().expect("token").to_owned();
     assert_eq!(deliver_due(&s.app).await, 1);
     // A sync: access.synced with the counts the sync resource shows.
-    let accesses: Value = s
-        .http
-        .get(s.url("/rest/accesses"))
-        .bearer_auth(&bearer)
-        .json_body()
-        .await;
-    let access_id = accesses["accesses"][0]["access_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let res = s
-        .http
-        .post(s.url(&format!("/rest/accesses/{access_id}/syncs")))
-        .bearer_auth(&bearer)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(res.status(), Status::ACCEPTED);
-    let location = res.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_owned();
-    let jobs = s.app.finx.claim_syncs(10).await.expect("claim");
-    for j in &jobs {
-        s.app.finx.run_sync(j).await.expect("sync");
-    }
-    let sync: Value = s
-        .http
-        .get(s.url(&location))
-        .bearer_auth(&bearer)
-        .json_body()
-        .await;
+    let (access_id, sync) = sync_now(&s, &bearer).await;
     assert_eq!(sync["status"], "succeeded", "{sync}");
     assert_eq!(deliver_due(&s.app).await, 1);
     // The customer revokes the grant: grant.revoked.
@@ -719,37 +725,7 @@ async fn a_failed_sync_says_so_with_its_finx_error_and_no_bank_text() {
     let t = finx_tests::fixtures::connect_ongoing(&s, "throttled", "user-9").await;
     let bearer = t["access_token"].as_str().expect("token").to_owned();
     assert_eq!(deliver_due(&s.app).await, 1, "flow.completed");
-    let accesses: Value = s
-        .http
-        .get(s.url("/rest/accesses"))
-        .bearer_auth(&bearer)
-        .json_body()
-        .await;
-    let access_id = accesses["accesses"][0]["access_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let res = s
-        .http
-        .post(s.url(&format!("/rest/accesses/{access_id}/syncs")))
-        .bearer_auth(&bearer)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(res.status(), Status::ACCEPTED);
-    let location = res.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_owned();
-    for j in s.app.finx.claim_syncs(10).await.expect("claim") {
-        s.app.finx.run_sync(&j).await.expect("sync");
-    }
-    let sync: Value = s
-        .http
-        .get(s.url(&location))
-        .bearer_auth(&bearer)
-        .json_body()
-        .await;
+    let (access_id, sync) = sync_now(&s, &bearer).await;
     assert_eq!(sync["status"], "failed", "{sync}");
     assert_eq!(deliver_due(&s.app).await, 1, "then the failure");
     let events = verified(&s.app, &r, &verifier);

@@ -727,38 +727,29 @@ async fn only_calls_made_while_the_user_is_present_carry_the_users_address() {
         panic!("done")
     };
     // While the user waits on the widget, the flow's first read: present.
-    let today = t0().date_naive();
-    let present = Presence::Present(request().psu);
-    c.accounts(&session, &present).await.expect("accounts");
-    c.balances(&session, "giro", &present)
-        .await
-        .expect("balances");
-    c.transactions(
-        &session,
-        "giro",
-        today - chrono::TimeDelta::days(30),
-        today,
-        &present,
-    )
-    .await
-    .expect("transactions");
+    let read_all = |presence: Presence| {
+        let (c, session) = (&c, &session);
+        async move {
+            let today = t0().date_naive();
+            c.accounts(session, &presence).await.expect("accounts");
+            c.balances(session, "giro", &presence)
+                .await
+                .expect("balances");
+            c.transactions(
+                session,
+                "giro",
+                today - chrono::TimeDelta::days(30),
+                today,
+                &presence,
+            )
+            .await
+            .expect("transactions");
+        }
+    };
+    read_all(Presence::Present(request().psu)).await;
     let attended = bank.seen.lock().expect("lock").len();
     // Later, unattended: the syncs.
-    c.accounts(&session, &Presence::Unattended)
-        .await
-        .expect("accounts");
-    c.balances(&session, "giro", &Presence::Unattended)
-        .await
-        .expect("balances");
-    c.transactions(
-        &session,
-        "giro",
-        today - chrono::TimeDelta::days(30),
-        today,
-        &Presence::Unattended,
-    )
-    .await
-    .expect("transactions");
+    read_all(Presence::Unattended).await;
     let seen = bank.seen.lock().expect("lock").clone();
     let consent = seen
         .iter()

@@ -304,23 +304,7 @@ async fn serve(args: &[String]) -> Result<(), String> {
     )
     .await
     .map_err(|e| e.to_string())?;
-    finx.choose_accounts(flow.id, vec!["giro".into()])
-        .await
-        .map_err(|e| e.to_string())?;
-    let url = finx.complete(flow.id).await.map_err(|e| e.to_string())?;
-    let code = url
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .ok_or("no code")?;
-    let tokens = finx
-        .exchange_code(&client, &code, REDIRECT)
-        .await
-        .map_err(|e| e.to_string())?;
-    let auth = finx
-        .authorize(tokens.access_token.expose())
-        .await
-        .map_err(|e| e.to_string())?;
+    let (tokens, auth) = giro_grant(&finx, &client, flow.id).await?;
     let account = auth.account_ids.first().cloned().ok_or("no account")?;
 
     // The account's history: n_tx transactions.
@@ -866,23 +850,7 @@ async fn syncs_seed(args: &[String]) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
     }
-    finx.choose_accounts(flow.id, vec!["giro".into()])
-        .await
-        .map_err(|e| e.to_string())?;
-    let url = finx.complete(flow.id).await.map_err(|e| e.to_string())?;
-    let code = url
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .ok_or("no code")?;
-    let tokens = finx
-        .exchange_code(&client, &code, REDIRECT)
-        .await
-        .map_err(|e| e.to_string())?;
-    let auth = finx
-        .authorize(tokens.access_token.expose())
-        .await
-        .map_err(|e| e.to_string())?;
+    let (_, auth) = giro_grant(&finx, &client, flow.id).await?;
     let template = accesses
         .find_access(&auth.access_id)
         .await
@@ -1046,4 +1014,31 @@ async fn syncs_run(args: &[String]) -> Result<(), String> {
         last.load(Ordering::Relaxed)
     );
     Ok(())
+}
+
+/// Chooses the giro account of a flow past SCA, completes it and redeems its code: the
+/// tokens and what they allow.
+async fn giro_grant(
+    finx: &Finx,
+    client: &finx_ports::Client,
+    flow: FlowId,
+) -> Result<(finx_core::TokenResponse, finx_core::Authorization), String> {
+    finx.choose_accounts(flow, vec!["giro".into()])
+        .await
+        .map_err(|e| e.to_string())?;
+    let url = finx.complete(flow).await.map_err(|e| e.to_string())?;
+    let code = url
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .ok_or("no code")?;
+    let tokens = finx
+        .exchange_code(client, &code, REDIRECT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let auth = finx
+        .authorize(tokens.access_token.expose())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((tokens, auth))
 }
