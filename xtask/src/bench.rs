@@ -141,18 +141,26 @@ fn millis(v: &str) -> f64 {
     }
 }
 
-fn wrk(args: &[String]) -> Result<Measure> {
-    let out = Command::new("wrk")
-        .args(args)
-        .output()
-        .map_err(|e| format!("wrk: {e} (install it: apt-get install wrk)"))?;
+/// Runs `cmd` (`what` names it in errors) and returns what it printed, or its output as
+/// the error when it failed.
+fn stdout_of(cmd: &mut Command, what: &str) -> Result<String> {
+    let out = cmd.output().map_err(|e| format!("{what}: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() {
-        return Err(format!(
-            "wrk failed: {text}{}",
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(format!(
+            "{what} failed: {text}{}",
             String::from_utf8_lossy(&out.stderr)
-        ));
+        ))
     }
+}
+
+fn wrk(args: &[String]) -> Result<Measure> {
+    let text = stdout_of(
+        Command::new("wrk").args(args),
+        "wrk (install it: apt-get install wrk)",
+    )?;
     let mut m = Measure::default();
     for line in text.lines().map(str::trim) {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -368,18 +376,7 @@ impl Latency {
 }
 
 fn constant_rate(bin: &Path, args: &[String]) -> Result<Latency> {
-    let out = Command::new(bin)
-        .arg("rate")
-        .args(args)
-        .output()
-        .map_err(|e| format!("finx-bench rate: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() {
-        return Err(format!(
-            "finx-bench rate failed: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
+    let text = stdout_of(Command::new(bin).arg("rate").args(args), "finx-bench rate")?;
     let words: Vec<&str> = text.split_whitespace().collect();
     let get = |k: &str| {
         words
