@@ -375,17 +375,16 @@ impl Latency {
     }
 }
 
+/// The value after the word `key` in a line like `ran 10 failed 0 …`.
+fn value_after<T: std::str::FromStr>(text: &str, key: &str) -> Option<T> {
+    let mut words = text.split_whitespace();
+    words.find(|w| *w == key)?;
+    words.next()?.parse().ok()
+}
+
 fn constant_rate(bin: &Path, args: &[String]) -> Result<Latency> {
     let text = stdout_of(Command::new(bin).arg("rate").args(args), "finx-bench rate")?;
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let get = |k: &str| {
-        words
-            .iter()
-            .position(|w| *w == k)
-            .and_then(|i| words.get(i + 1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    let get = |k: &str| value_after::<f64>(&text, k).unwrap_or(0.0);
     Ok(Latency {
         rps: args.get(1).and_then(|r| r.parse().ok()).unwrap_or(0),
         p50_ms: get("p50_ms"),
@@ -805,14 +804,7 @@ pub(crate) fn bench() -> Result<()> {
         for r in runners {
             let out = r.wait_with_output().map_err(|e| e.to_string())?;
             let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            let words: Vec<&str> = text.split_whitespace().collect();
-            let get = |k: &str| {
-                words
-                    .iter()
-                    .position(|w| *w == k)
-                    .and_then(|i| words.get(i + 1))
-                    .and_then(|v| v.parse::<u64>().ok())
-            };
+            let get = |k: &str| value_after::<u64>(&text, k);
             ran += get("ran").unwrap_or(0);
             failed += get("failed").unwrap_or(0);
             first = first.min(get("first_ms").unwrap_or(u64::MAX));
