@@ -178,13 +178,49 @@ fn transaction(i: u64, today: chrono::NaiveDate) -> TransactionDetails {
 type StorePorts = (
     Arc<dyn finx_ports::ClientRegistry>,
     Arc<dyn finx_ports::FlowStore>,
-    Arc<dyn GrantStore>,
     Arc<dyn BankDataStore>,
 );
 
 enum Store {
     Memory(Arc<finx_store_memory::MemoryStore>),
     Sql(Arc<finx_store_sql::SqlStore>),
+}
+
+impl Store {
+    fn grants(&self) -> Arc<dyn GrantStore> {
+        match self {
+            Store::Memory(s) => s.clone(),
+            Store::Sql(s) => s.clone(),
+        }
+    }
+
+    fn accesses(&self) -> Arc<dyn finx_ports::AccessStore> {
+        match self {
+            Store::Memory(s) => s.clone(),
+            Store::Sql(s) => s.clone(),
+        }
+    }
+
+    /// Stores grants already redeemed: in bulk on SQL, through the port in memory.
+    async fn add_grants(&self, rows: &[(Grant, CodeRecord, IssuedTokens)]) -> Result<(), String> {
+        match self {
+            Store::Sql(s) => s.import_grants(rows).await.map_err(|e| {
+                let source = std::error::Error::source(&e)
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                format!("{e}: {source}")
+            }),
+            Store::Memory(s) => {
+                for (g, c, t) in rows {
+                    s.insert_grant(g, c).await.map_err(|e| e.to_string())?;
+                    s.redeem_code(&c.hash, Utc::now(), t)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// The store at `store_url` (`memory`, `sqlite://…`, `sqlite-normal://…` for
@@ -210,28 +246,24 @@ async fn core_on(
                 .map_err(|e| e.to_string())?,
         ))
     };
-    let (clients, flows, grants, data): StorePorts = match &store {
-        Store::Memory(s) => (s.clone(), s.clone(), s.clone(), s.clone()),
-        Store::Sql(s) => (s.clone(), s.clone(), s.clone(), s.clone()),
+    let (clients, flows, data): StorePorts = match &store {
+        Store::Memory(s) => (s.clone(), s.clone(), s.clone()),
+        Store::Sql(s) => (s.clone(), s.clone(), s.clone()),
     };
     let clock = Arc::new(finx_system::SystemClock);
     let bank = Arc::new(finx_bank_sandbox::SandboxBank::new(
         finx_bank_sandbox::SandboxConfig::default(),
         clock.clone(),
     ));
-    let random = Arc::new(finx_system::OsRandom);
     let ports = Ports {
         clients,
         flows,
-        grants: grants.clone(),
-        data: data.clone(),
-        accesses: match &store {
-            Store::Memory(s) => s.clone(),
-            Store::Sql(s) => s.clone(),
-        },
+        grants: store.grants(),
+        data,
+        accesses: store.accesses(),
         bank: bank.clone(),
         clock,
-        random: random.clone(),
+        random: Arc::new(finx_system::OsRandom),
         timer: Arc::new(finx_system::TokioTimer),
         webhooks: match &store {
             Store::Memory(s) => s.clone(),
@@ -273,11 +305,6 @@ async fn serve(args: &[String]) -> Result<(), String> {
     }
 
     let (store, finx, _) = core_on(&store_url).await?;
-    let grants: Arc<dyn GrantStore> = match &store {
-        Store::Memory(s) => s.clone(),
-        Store::Sql(s) => s.clone(),
-    };
-    let random = Arc::new(finx_system::OsRandom);
     let client = bench_client(&finx).await?;
     std::fs::write(out.join("client_id"), client.id.as_str()).map_err(|e| e.to_string())?;
 
@@ -314,42 +341,22 @@ async fn serve(args: &[String]) -> Result<(), String> {
 
     // Refresh tokens to start chains from, each in a grant of its own (a load rotates each
     // chain: every answer's new refresh token is the next request's).
-    let hasher = TokenHasher::new(KEY).map_err(|e| e.to_string())?;
     let seed = Seed {
-        hasher: hasher.clone(),
-        random: random.clone(),
+        hasher: TokenHasher::new(KEY).map_err(|e| e.to_string())?,
+        random: Arc::new(finx_system::OsRandom),
         client: client.id.clone(),
         account: account.clone(),
         access: auth.access_id.clone(),
     };
-    let mut handles = Vec::new();
-    for part in 0..8usize {
-        let (grants, seed) = (grants.clone(), seed.clone());
-        let count = n_refresh / 8 + usize::from(part < n_refresh % 8);
-        handles.push(tokio::spawn(async move {
-            let mut raw = Vec::with_capacity(count);
-            for _ in 0..count {
-                let (grant, record, issued, refresh) = seed.grant()?;
-                grants
-                    .insert_grant(&grant, &record)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                grants
-                    .redeem_code(&record.hash, Utc::now(), &issued)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                raw.push(refresh);
-            }
-            Ok::<_, String>(raw)
-        }));
-    }
+    let mut rows = Vec::with_capacity(n_refresh);
     let mut refresh_lines = String::new();
-    for h in handles {
-        for t in h.await.map_err(|e| e.to_string())?? {
-            refresh_lines.push_str(&t);
-            refresh_lines.push('\n');
-        }
+    for _ in 0..n_refresh {
+        let (grant, code, issued, refresh) = seed.grant()?;
+        rows.push((grant, code, issued));
+        refresh_lines.push_str(&refresh);
+        refresh_lines.push('\n');
     }
+    store.add_grants(&rows).await?;
     std::fs::write(out.join("refresh_tokens"), refresh_lines).map_err(|e| e.to_string())?;
     std::fs::write(out.join("access_token"), tokens.access_token.expose())
         .map_err(|e| e.to_string())?;
@@ -379,7 +386,6 @@ async fn serve(args: &[String]) -> Result<(), String> {
     let counter = queries.clone();
     let grow = Arc::new(Grow {
         store,
-        grants,
         seed,
         account,
         transactions: tokio::sync::Mutex::new(n_tx),
@@ -706,7 +712,6 @@ async fn add_transactions(
 /// grants.
 struct Grow {
     store: Store,
-    grants: Arc<dyn GrantStore>,
     seed: Seed,
     account: finx_domain::ids::AccountId,
     transactions: tokio::sync::Mutex<u64>,
@@ -734,34 +739,11 @@ impl Grow {
             while *have < to {
                 let n = (to - *have).min(10_000);
                 let batch = (0..n)
-                    .map(|_| self.seed.grant())
+                    .map(|_| self.seed.grant().map(|(g, c, t, _)| (g, c, t)))
                     .collect::<Result<Vec<_>, String>>()?;
-                match &self.store {
-                    Store::Sql(s) => {
-                        let rows: Vec<_> =
-                            batch.into_iter().map(|(g, c, t, _)| (g, c, t)).collect();
-                        s.import_grants(&rows).await.map_err(|e| {
-                            let source = std::error::Error::source(&e)
-                                .map(ToString::to_string)
-                                .unwrap_or_default();
-                            format!("{e}: {source}")
-                        })?;
-                        if *have + n >= to {
-                            s.analyze().await.map_err(|e| e.to_string())?;
-                        }
-                    }
-                    Store::Memory(_) => {
-                        for (g, c, t, _) in batch {
-                            self.grants
-                                .insert_grant(&g, &c)
-                                .await
-                                .map_err(|e| e.to_string())?;
-                            self.grants
-                                .redeem_code(&c.hash, Utc::now(), &t)
-                                .await
-                                .map_err(|e| e.to_string())?;
-                        }
-                    }
+                self.store.add_grants(&batch).await?;
+                if let (Store::Sql(s), true) = (&self.store, *have + n >= to) {
+                    s.analyze().await.map_err(|e| e.to_string())?;
                 }
                 *have += n;
             }
@@ -810,14 +792,11 @@ fn moving_answer(
 async fn syncs_seed(args: &[String]) -> Result<(), String> {
     use finx_domain::access::{JobKind, SyncJob};
     use finx_domain::ids::{AccessId, SyncId};
-    use finx_ports::{AccessStore, BankConnector, BankReply};
+    use finx_ports::{BankConnector, BankReply};
     let store_url: String = arg(args, 0, "store")?;
     let n: u64 = arg(args, 1, "accesses")?;
     let (store, finx, bank) = core_on(&store_url).await?;
-    let accesses: Arc<dyn AccessStore> = match &store {
-        Store::Memory(s) => s.clone(),
-        Store::Sql(s) => s.clone(),
-    };
+    let accesses = store.accesses();
     let client = bench_client(&finx).await?;
     // One access through the whole flow: the template of the others.
     let flow = finx
@@ -879,10 +858,6 @@ async fn syncs_seed(args: &[String]) -> Result<(), String> {
         account: auth.account_ids.first().cloned().ok_or("no account")?,
         access: template.id.clone(),
     };
-    let grants: Arc<dyn GrantStore> = match &store {
-        Store::Memory(s) => s.clone(),
-        Store::Sql(s) => s.clone(),
-    };
     let mut held = Vec::new();
     let started = Instant::now();
     for i in 0..n {
@@ -925,28 +900,16 @@ async fn syncs_seed(args: &[String]) -> Result<(), String> {
             .insert_access(&access, &job)
             .await
             .map_err(|e| e.to_string())?;
-        let (mut grant, code, mut issued, _) = seed.grant()?;
+        let (mut grant, code, issued, _) = seed.grant()?;
         grant.account_ids = access
             .accounts
             .iter()
             .map(|a| finx_domain::bank::Account::id_for(&access.id, &a.external_id))
             .collect();
         grant.access_id = access.id.clone();
-        issued.access.grant_id = grant.id;
         held.push((grant, code, issued));
         if held.len() == 1_000 || i + 1 == n {
-            match &store {
-                Store::Sql(s) => s.import_grants(&held).await.map_err(|e| e.to_string())?,
-                Store::Memory(_) => {
-                    for (g, c, t) in &held {
-                        grants.insert_grant(g, c).await.map_err(|e| e.to_string())?;
-                        grants
-                            .redeem_code(&c.hash, Utc::now(), t)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                    }
-                }
-            }
+            store.add_grants(&held).await?;
             held.clear();
         }
     }
