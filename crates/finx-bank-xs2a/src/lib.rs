@@ -59,7 +59,8 @@ use finx_domain::ids::InstitutionId;
 use finx_domain::registry::{ConsentModel, RegisteredBank};
 use finx_domain::sca::{BankStep, Consent, LoginField, StepAnswer};
 use finx_ports::{
-    BankConnector, BankError, BankRegistry, BankReply, ConsentRequest, Presence, ReturnTo,
+    BankConnector, BankError, BankRegistry, BankReply, ConsentRequest, Presence, PsuContext,
+    ReturnTo,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -339,12 +340,7 @@ impl Xs2aConnector {
             "TPP-Explicit-Authorisation-Preferred",
             (!redirect_first).to_string(),
         ));
-        if let Some(ip) = request.psu.ip {
-            headers.push(("PSU-IP-Address", ip.to_string()));
-        }
-        if let Some(ua) = &request.psu.user_agent {
-            headers.push(("PSU-User-Agent", ua.clone()));
-        }
+        headers.extend(psu_headers(&request.psu));
         if let Some(first) = bank.sca_approaches.first() {
             let redirect = matches!(
                 first,
@@ -711,10 +707,15 @@ impl Xs2aConnector {
         psu: &Presence,
     ) -> Result<Vec<AccountDetails>, BankError> {
         let url = Self::url(bank, "/v1/accounts")?;
-        let mut headers = session.data_headers();
-        headers.extend(psu_headers(psu));
         let answer = self
-            .call(bank, Method::GET, url, &headers, None, false)
+            .call(
+                bank,
+                Method::GET,
+                url,
+                &session.data_headers(psu),
+                None,
+                false,
+            )
             .await?;
         let list = answer
             .body
@@ -1034,10 +1035,8 @@ impl BankConnector for Xs2aConnector {
             &bank,
             &format!("/v1/accounts/{}/balances", wire::segment(account)),
         )?;
-        let mut headers = s.data_headers();
-        headers.extend(psu_headers(psu));
         let a = self
-            .call(&bank, Method::GET, url, &headers, None, false)
+            .call(&bank, Method::GET, url, &s.data_headers(psu), None, false)
             .await?;
         Ok(wire::balances(&a.body))
     }
@@ -1051,8 +1050,7 @@ impl BankConnector for Xs2aConnector {
         psu: &Presence,
     ) -> Result<Vec<TransactionDetails>, BankError> {
         let (s, bank) = self.data_session(session).await?;
-        let mut consent = s.data_headers();
-        consent.extend(psu_headers(psu));
+        let consent = s.data_headers(psu);
         let mut out = Vec::new();
         let mut status = "both";
         let first = |status: &str| {
@@ -1103,17 +1101,15 @@ impl BankConnector for Xs2aConnector {
     }
 }
 
-/// `PSU-IP-Address` and `PSU-User-Agent` for a call the end user makes while present; none
-/// for an unattended one (the bank counts those against `frequencyPerDay`).
-fn psu_headers(psu: &Presence) -> Vec<(&'static str, String)> {
+/// `PSU-IP-Address` and `PSU-User-Agent` of the end user, for a call they make while
+/// present (unattended calls carry none: the bank counts those against `frequencyPerDay`).
+pub(crate) fn psu_headers(psu: &PsuContext) -> Vec<(&'static str, String)> {
     let mut h = Vec::new();
-    if let Presence::Present(p) = psu {
-        if let Some(ip) = p.ip {
-            h.push(("PSU-IP-Address", ip.to_string()));
-        }
-        if let Some(ua) = &p.user_agent {
-            h.push(("PSU-User-Agent", ua.clone()));
-        }
+    if let Some(ip) = psu.ip {
+        h.push(("PSU-IP-Address", ip.to_string()));
+    }
+    if let Some(ua) = &psu.user_agent {
+        h.push(("PSU-User-Agent", ua.clone()));
     }
     h
 }

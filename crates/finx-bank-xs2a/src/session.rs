@@ -4,6 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use finx_domain::flow::BankSession;
+use finx_ports::Presence;
 use serde::{Deserialize, Serialize};
 
 use crate::wire::Terms;
@@ -88,10 +89,14 @@ pub(crate) struct OAuth {
 }
 
 impl Session {
-    /// The headers of a data call: `Consent-ID`, and the bearer token after OAuth.
-    pub(crate) fn data_headers(&self) -> Vec<(&'static str, String)> {
+    /// The headers of a data call: `Consent-ID`, the bearer token after OAuth, and the end
+    /// user's address and browser while they are present.
+    pub(crate) fn data_headers(&self, psu: &Presence) -> Vec<(&'static str, String)> {
         let mut h = vec![("Consent-ID", self.consent.clone())];
         h.extend(self.bearer());
+        if let Presence::Present(p) = psu {
+            h.extend(crate::psu_headers(p));
+        }
         h
     }
 
