@@ -221,8 +221,16 @@ impl JsonTransactionRow {
     }
 }
 
-/// The page query `inner` (which selects [`TRANSACTION_COLUMNS`] in `order`) aggregated
-/// into one JSON array of arrays, in that order.
+/// The order of a transaction page (`booked_on`, then `id`).
+fn page_order(sort: SortOrder) -> &'static str {
+    match sort {
+        SortOrder::Desc => "booked_on DESC, id DESC",
+        SortOrder::Asc => "booked_on ASC, id ASC",
+    }
+}
+
+/// What goes before and after the page query (which selects [`TRANSACTION_COLUMNS`]) to
+/// aggregate it into one JSON array of arrays in `order`.
 fn page_json_sql(postgres: bool, order: &str) -> (String, &'static str) {
     let cols = TRANSACTION_COLUMNS;
     if postgres {
@@ -402,10 +410,7 @@ macro_rules! transaction_query {
                 }
             },
         }
-        b.push(match q.sort {
-            SortOrder::Desc => " ORDER BY booked_on DESC, id DESC",
-            SortOrder::Asc => " ORDER BY booked_on ASC, id ASC",
-        });
+        b.push(" ORDER BY ").push(page_order(q.sort));
         b.push(" LIMIT ")
             .push_bind(i64::from(q.count))
             .push(" OFFSET ")
@@ -835,11 +840,7 @@ impl BankDataStore for SqlStore {
         if query.accounts.is_empty() {
             return Ok(Vec::new());
         }
-        let order = match query.sort {
-            SortOrder::Desc => "booked_on DESC, id DESC",
-            SortOrder::Asc => "booked_on ASC, id ASC",
-        };
-        let (head, tail) = page_json_sql(self.kind() == "postgres", order);
+        let (head, tail) = page_json_sql(self.kind() == "postgres", page_order(query.sort));
         let (json,): (String,) = on_pool!(self, |pool| {
             let mut b = transaction_query!(query, head);
             b.push(tail);
