@@ -116,6 +116,8 @@ impl Renderer {
 
 #[cfg(test)]
 mod tests {
+    use finx_domain::money::{Currency, Money};
+
     use super::*;
     use crate::wire::TransactionList;
 
@@ -185,6 +187,4 @@ mod tests {
             Bytes::from(serde_json::to_vec(&TransactionDto::of(&t)).expect("json"))
         );
     }
-
-    use finx_domain::money::{Currency, Money};
 }
