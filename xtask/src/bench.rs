@@ -79,17 +79,23 @@ fn peak_rss_mb(pid: u32) -> f64 {
     kb / 1024.0
 }
 
-fn http_get(port: u16, path: &str) -> Option<String> {
+/// One request without a body to the server on `port`, on a connection of its own: the
+/// body of a 200 answer, or the whole answer as the error.
+fn http(port: u16, method: &str, path: &str) -> Result<String> {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
-    .ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    body.split("\r\n\r\n").nth(1).map(str::to_owned)
+    .map_err(|e| e.to_string())?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).map_err(|e| e.to_string())?;
+    if raw.starts_with("HTTP/1.1 200") {
+        Ok(raw.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned())
+    } else {
+        Err(format!("{method} {path}: {raw}"))
+    }
 }
 
 /// A page of the server as raw bytes: (headers as `name: value` lines, body), without the
@@ -185,8 +191,9 @@ fn load(
     path: &str,
     script_args: &[String],
 ) -> Result<Measure> {
-    let q0: Option<u64> =
-        http_get(server.port, "/bench/queries").and_then(|b| b.trim().parse().ok());
+    let q0: Option<u64> = http(server.port, "GET", "/bench/queries")
+        .ok()
+        .and_then(|b| b.trim().parse().ok());
     let mut args = vec![
         "-t2".into(),
         format!("-c{connections}"),
@@ -202,8 +209,9 @@ fn load(
         args.extend(script_args.iter().cloned());
     }
     let mut m = wrk(&args)?;
-    let q1: Option<u64> =
-        http_get(server.port, "/bench/queries").and_then(|b| b.trim().parse().ok());
+    let q1: Option<u64> = http(server.port, "GET", "/bench/queries")
+        .ok()
+        .and_then(|b| b.trim().parse().ok());
     if let (Some(a), Some(b)) = (q0, q1) {
         if m.requests > 0 {
             m.queries_per_request = Some((b.saturating_sub(a)) as f64 / m.requests as f64);
@@ -447,23 +455,6 @@ fn oha(url: &str, rps: u64, bearer: &str) -> Result<Latency> {
     })
 }
 
-fn post(port: u16, path: &str) -> Result<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).map_err(|e| e.to_string())?;
-    if raw.starts_with("HTTP/1.1 200") {
-        Ok(raw.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned())
-    } else {
-        Err(format!("{path}: {raw}"))
-    }
-}
-
 /// Everything one run measured.
 struct Report {
     rows: Vec<Row>,
@@ -584,7 +575,7 @@ pub(crate) fn bench() -> Result<()> {
         for &n in page_sizes {
             if n > 1_000 {
                 eprintln!("\n== {name}: growing the history to {n} transactions");
-                post(server.port, &format!("/bench/grow/{n}"))?;
+                http(server.port, "POST", &format!("/bench/grow/{n}"))?;
             }
             let m = median_of(runs, |_| load(&server, seconds, 32, &bearer, &path, &[]))?;
             if !normal {
@@ -665,7 +656,7 @@ pub(crate) fn bench() -> Result<()> {
         };
         for &g in grant_points {
             eprintln!("\n== {name}: {g} live grants");
-            post(server.port, &format!("/bench/grants/{g}"))?;
+            http(server.port, "POST", &format!("/bench/grants/{g}"))?;
             let m = median_of(runs, |_| {
                 let first = next_seed;
                 next_seed += seeds_per_run;
