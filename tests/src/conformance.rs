@@ -33,6 +33,7 @@ pub trait Store:
     + BankRegistry
     + finx_ports::AccessStore
     + finx_ports::WebhookStore
+    + finx_ports::InvalidationBus
     + Send
     + Sync
     + 'static
@@ -46,6 +47,7 @@ impl<
         + BankRegistry
         + finx_ports::AccessStore
         + finx_ports::WebhookStore
+        + finx_ports::InvalidationBus
         + Send
         + Sync
         + 'static,

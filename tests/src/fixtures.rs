@@ -324,6 +324,7 @@ impl App {
             clock: clock.clone(),
             random: Arc::new(finx_system::OsRandom),
             timer: Arc::new(finx_system::TokioTimer),
+            bus: store.clone(),
             webhooks: store.clone(),
             sender: Arc::new(
                 finx_webhooks::HttpSender::new(
@@ -349,6 +350,9 @@ impl App {
         };
         tune(&mut settings);
         let finx = finx_core::Finx::new(ports, settings).expect("valid key");
+        // Other instances' writes on a shared database, heard as the server hears them.
+        let listening = finx.clone();
+        tokio::spawn(async move { listening.run_invalidation_listener().await });
         // A fixed secret, so an app reopened on the same database finds its client again.
         let secret =
             finx_domain::secret::ClientSecret::from_presented(DEMO_SECRET).expect("valid secret");

@@ -269,6 +269,10 @@ async fn core_on(
             Store::Memory(s) => s.clone(),
             Store::Sql(s) => s.clone(),
         },
+        bus: match &store {
+            Store::Memory(s) => s.clone(),
+            Store::Sql(s) => s.clone(),
+        },
         sender: Arc::new(
             finx_webhooks::HttpSender::new(
                 finx_domain::webhook::UrlPolicy::default(),

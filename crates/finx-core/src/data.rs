@@ -50,6 +50,23 @@ impl Authorization {
         }
     }
 
+    /// The accounts a transactions query reads, once the token may read them.
+    pub(crate) fn readable<'a>(
+        &'a self,
+        query: &'a TransactionQuery,
+    ) -> Result<&'a [AccountId], CoreError> {
+        self.require(ScopeItem::Transactions)?;
+        match &query.accounts {
+            Some(ids) => {
+                for id in ids {
+                    self.require_account(id)?;
+                }
+                Ok(ids)
+            }
+            None => Ok(&self.account_ids),
+        }
+    }
+
     fn require_account(&self, id: &AccountId) -> Result<(), CoreError> {
         if self.account_ids.contains(id) {
             Ok(())
@@ -74,13 +91,26 @@ impl Finx {
     /// [`CoreError::InvalidToken`] when it is malformed, unknown, expired or revoked.
     pub async fn authorize(&self, bearer: &str) -> Result<Authorization, CoreError> {
         let token = AccessToken::from_presented(bearer).map_err(|_| CoreError::InvalidToken)?;
-        let (record, grant) = self
-            .ports
-            .grants
-            .find_access_token(&self.hasher.hash(&token))
-            .await?
-            .ok_or(CoreError::InvalidToken)?;
-        if !access_token_usable(&record, &grant, self.now()) {
+        let hash = self.hasher.hash(&token);
+        let now = self.now();
+        let (record, grant) = match self.coherence.token(&hash, now) {
+            Some(hit) => hit,
+            None => {
+                let version = self.coherence.version([], now);
+                let (record, grant) = self
+                    .ports
+                    .grants
+                    .find_access_token(&hash)
+                    .await?
+                    .ok_or(CoreError::InvalidToken)?;
+                if let Some(version) = version {
+                    self.coherence
+                        .keep_token(hash, record.clone(), grant.clone(), version);
+                }
+                (record, grant)
+            }
+        };
+        if !access_token_usable(&record, &grant, now) {
             return Err(CoreError::InvalidToken);
         }
         Ok(Authorization {
@@ -135,16 +165,7 @@ impl Finx {
         auth: &Authorization,
         query: TransactionQuery,
     ) -> Result<Vec<Transaction>, CoreError> {
-        auth.require(ScopeItem::Transactions)?;
-        let accounts = match query.accounts {
-            Some(ids) => {
-                for id in &ids {
-                    auth.require_account(id)?;
-                }
-                ids
-            }
-            None => auth.account_ids.clone(),
-        };
+        let accounts = auth.readable(&query)?.to_vec();
         let resolved = ResolvedQuery {
             accounts,
             count: query.count,

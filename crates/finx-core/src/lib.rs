@@ -5,6 +5,7 @@
 //! the customer API and the widget, the server binary for administration.
 
 mod access;
+mod cache;
 mod clients;
 mod data;
 mod error;
@@ -22,10 +23,11 @@ use finx_domain::secret::{MalformedSecret, TokenHasher};
 use finx_domain::token::Lifetimes;
 use finx_ports::{
     AccessStore, BankConnector, BankDataStore, ClientRegistry, Clock, FlowStore, GrantStore,
-    SecretGenerator, Timer, WebhookSender, WebhookStore,
+    InvalidationBus, SecretGenerator, Timer, WebhookSender, WebhookStore,
 };
 
 pub use access::{OnetimeAccessRequest, OngoingAccessRequest};
+pub use cache::ReadVersion;
 pub use clients::{NewClient, RegisteredClient};
 pub use data::{Authorization, FEED_MAX_COUNT, FeedPage};
 pub use error::CoreError;
@@ -60,6 +62,8 @@ pub struct Ports {
     pub webhooks: Arc<dyn WebhookStore>,
     /// The way out to customers' webhook endpoints.
     pub sender: Arc<dyn WebhookSender>,
+    /// How the instances on one database tell each other what their writes changed.
+    pub bus: Arc<dyn InvalidationBus>,
 }
 
 /// Webhook settings.
@@ -121,6 +125,12 @@ pub struct Settings {
     pub consent_days: u16,
     /// Webhooks.
     pub webhooks: WebhookSettings,
+    /// How long a validated access token or a page of transactions may be served from
+    /// memory at most (1 s; zero turns the read caches off). Writes of this instance, and
+    /// of others on a shared [`InvalidationBus`], end the entries they make stale at once;
+    /// this bounds what writers that publish nothing (another process on a SQLite file)
+    /// can leave stale.
+    pub read_cache: Duration,
 }
 
 impl Settings {
@@ -139,6 +149,7 @@ impl Settings {
             onetime_retention: Duration::from_secs(3600),
             consent_days: 90,
             webhooks: WebhookSettings::default(),
+            read_cache: Duration::from_secs(1),
         }
     }
 }
@@ -156,6 +167,7 @@ impl std::fmt::Debug for Settings {
             .field("onetime_retention", &self.onetime_retention)
             .field("consent_days", &self.consent_days)
             .field("webhooks", &self.webhooks)
+            .field("read_cache", &self.read_cache)
             .finish()
     }
 }
@@ -179,6 +191,7 @@ pub struct Finx {
     onetime_retention: chrono::TimeDelta,
     consent_days: u16,
     webhooks: WebhookConfig,
+    coherence: Arc<cache::Coherence>,
 }
 
 impl Finx {
@@ -186,7 +199,23 @@ impl Finx {
     ///
     /// # Errors
     /// When the hash key is shorter than 16 bytes.
-    pub fn new(ports: Ports, settings: Settings) -> Result<Self, MalformedSecret> {
+    pub fn new(mut ports: Ports, settings: Settings) -> Result<Self, MalformedSecret> {
+        let coherence = Arc::new(cache::Coherence::new(
+            delta(settings.read_cache),
+            ports.bus.clone(),
+        ));
+        ports.grants = Arc::new(cache::CoherentGrants {
+            inner: ports.grants,
+            coherence: coherence.clone(),
+        });
+        ports.data = Arc::new(cache::CoherentData {
+            inner: ports.data,
+            coherence: coherence.clone(),
+        });
+        ports.accesses = Arc::new(cache::CoherentAccesses {
+            inner: ports.accesses,
+            coherence: coherence.clone(),
+        });
         Ok(Self {
             ports,
             hasher: TokenHasher::new(&settings.hash_key)?,
@@ -205,7 +234,39 @@ impl Finx {
                 secret_overlap: delta(settings.webhooks.secret_overlap),
                 log_retention: delta(settings.webhooks.log_retention),
             },
+            coherence,
         })
+    }
+
+    /// Hears what other instances' writes changed, for the read caches, until the process
+    /// ends. Run it once per instance when the bus is shared (it returns at once when it is
+    /// not); until it hears the bus connected, nothing is served from the caches.
+    pub async fn run_invalidation_listener(&self) {
+        self.coherence.listen().await;
+    }
+
+    /// The version a page of transactions for `query` would be read under now; `None`
+    /// while the read caches are off. Checks first that the token may read it, as
+    /// [`list_transactions`](Self::list_transactions) does: a cached page is never served
+    /// to a token that could not read it.
+    ///
+    /// # Errors
+    /// As [`list_transactions`](Self::list_transactions) for scope and accounts.
+    pub fn page_version(
+        &self,
+        auth: &Authorization,
+        query: &finx_domain::query::TransactionQuery,
+    ) -> Result<Option<ReadVersion>, CoreError> {
+        let accounts = auth.readable(query)?;
+        Ok(self.coherence.version(accounts, self.now()))
+    }
+
+    /// Whether what was read under `cached` may still be served where
+    /// [`page_version`](Self::page_version) now answers `current` (for the same token and
+    /// query): nothing written since changed it, and it is younger than the time-to-live.
+    #[must_use]
+    pub fn serves(&self, cached: &ReadVersion, current: &ReadVersion) -> bool {
+        self.coherence.serves(cached, current)
     }
 
     /// The lifetimes in force.

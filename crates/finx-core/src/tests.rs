@@ -102,6 +102,7 @@ impl Mocks {
             timer: Arc::new(NeverTimer),
             webhooks: Arc::new(self.webhooks),
             sender: Arc::new(finx_ports::MockWebhookSender::new()),
+            bus: Arc::new(OneInstance),
         };
         Finx::new(
             ports,
@@ -115,6 +116,24 @@ impl Mocks {
 }
 
 /// A timer whose deadlines never come: the mocked bank answers at once.
+/// A bus for one instance: nothing to tell, nothing to hear.
+struct OneInstance;
+
+#[async_trait::async_trait]
+impl finx_ports::InvalidationBus for OneInstance {
+    fn shared(&self) -> bool {
+        false
+    }
+
+    async fn publish(&self, _: &finx_ports::Invalidation) -> Result<(), finx_ports::StoreError> {
+        Ok(())
+    }
+
+    async fn next(&self) -> finx_ports::Heard {
+        std::future::pending().await
+    }
+}
+
 struct NeverTimer;
 
 #[async_trait::async_trait]

@@ -14,6 +14,7 @@ use finx_ports::Client;
 
 use crate::error::ApiError;
 use crate::limit::Throttled;
+use crate::pages::{self, PageKey};
 use crate::parse::{self, Kind};
 use crate::wire::{
     AccountDto, AccountList, BalanceDto, Health, OnetimeAccessBody, OnetimeAccessResponse,
@@ -718,8 +719,8 @@ pub(crate) async fn transactions(
 ) -> Result<RenderedJson, ApiError> {
     let auth = authorized(&state, &headers).await?;
     let q = transaction_query(raw.as_deref(), None)?;
-    let txs = state.finx.list_transactions(&auth, q).await?;
-    Ok(RenderedJson(state.renderer.list(&txs)))
+    let key = PageKey::new(auth.grant_id, None, raw.as_deref());
+    transaction_page(&state, &headers, &auth, q, key).await
 }
 
 /// One account's transactions, per the finX query (without `accounts`).
@@ -746,13 +747,41 @@ pub(crate) async fn account_transactions(
         return Err(ApiError::from(finx_core::CoreError::NotFound("account")));
     }
     let q = transaction_query(raw.as_deref(), Some(&id))?;
-    let txs = state.finx.list_transactions(&auth, q).await?;
-    Ok(RenderedJson(state.renderer.list(&txs)))
+    let key = PageKey::new(auth.grant_id, Some(&id), raw.as_deref());
+    transaction_page(&state, &headers, &auth, q, key).await
+}
+
+/// A page of transactions: the kept one while it stands ([`crate::pages`]), else read
+/// from the store, rendered and kept.
+async fn transaction_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    auth: &Authorization,
+    q: finx_domain::query::TransactionQuery,
+    key: PageKey,
+) -> Result<RenderedJson, ApiError> {
+    let version = state.finx.page_version(auth, &q)?;
+    if let Some(current) = &version {
+        if !pages::wants_fresh(headers) {
+            if let Some(body) = state
+                .pages
+                .get(&key, |kept| state.finx.serves(kept, current))
+            {
+                return Ok(RenderedJson(body));
+            }
+        }
+    }
+    let txs = state.finx.list_transactions(auth, q).await?;
+    let body = axum::body::Bytes::from(state.renderer.list(&txs));
+    if let Some(version) = version {
+        state.pages.keep(key, version, body.clone());
+    }
+    Ok(RenderedJson(body))
 }
 
 /// A JSON body rendered ahead ([`crate::render`]): the same bytes and `Content-Type` as
 /// axum's `Json` of the wire type.
-pub(crate) struct RenderedJson(Vec<u8>);
+pub(crate) struct RenderedJson(axum::body::Bytes);
 
 impl axum::response::IntoResponse for RenderedJson {
     fn into_response(self) -> axum::response::Response {

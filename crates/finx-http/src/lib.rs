@@ -17,6 +17,7 @@ mod fuzz;
 pub mod hooks;
 pub mod limit;
 pub mod link;
+pub mod pages;
 mod parse;
 pub mod render;
 mod widget;
@@ -58,8 +59,8 @@ pub struct HttpConfig {
     /// The longest a flow's data fetch may run before it is abandoned (and the flow failed
     /// by the stale-sync job).
     pub completion_budget: Duration,
-    /// The most rendered transaction JSON kept for reuse, in bytes
-    /// ([`render::DEFAULT_CACHE_BYTES`]; 0 keeps none).
+    /// The most rendered transaction JSON kept for reuse, in bytes, per transaction and
+    /// again per page ([`render::DEFAULT_CACHE_BYTES`]; 0 keeps none).
     pub render_cache_bytes: u64,
 }
 
@@ -87,6 +88,8 @@ pub struct Shared {
     pub tasks: tokio_util::task::TaskTracker,
     /// Transactions' JSON, rendered once.
     pub renderer: render::Renderer,
+    /// Rendered pages of transactions, kept while they stand.
+    pub pages: pages::Pages,
 }
 
 impl AppState {
@@ -95,12 +98,14 @@ impl AppState {
     pub fn new(finx: Finx, config: HttpConfig) -> Self {
         let limiter = limit::Limiter::new(config.limits);
         let renderer = render::Renderer::new(config.render_cache_bytes);
+        let pages = pages::Pages::new(config.render_cache_bytes);
         Self(std::sync::Arc::new(Shared {
             finx,
             config,
             limiter,
             tasks: tokio_util::task::TaskTracker::new(),
             renderer,
+            pages,
         }))
     }
 }

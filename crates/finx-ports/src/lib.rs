@@ -8,6 +8,7 @@
 //! tests of the core.
 
 mod bank;
+mod bus;
 mod error;
 mod store;
 mod system;
@@ -17,6 +18,7 @@ pub use bank::{
     BankConnector, BankCredentials, BankError, BankReply, ConsentRequest, Presence, PsuContext,
     ReturnTo,
 };
+pub use bus::{Heard, Invalidation, InvalidationBus};
 pub use error::{BoxError, RedeemFailure, RotateFailure, StoreError};
 pub use store::{
     AccessStore, AccountSync, BankDataStore, BankRegistry, Change, Changed, Client, ClientRegistry,
@@ -27,6 +29,8 @@ pub use webhook::{SendFailure, WebhookSender, WebhookStore, stored_event};
 
 #[cfg(feature = "mock")]
 pub use bank::MockBankConnector;
+#[cfg(feature = "mock")]
+pub use bus::MockInvalidationBus;
 #[cfg(feature = "mock")]
 pub use store::{
     MockAccessStore, MockBankDataStore, MockBankRegistry, MockClientRegistry, MockFlowStore,

@@ -90,6 +90,11 @@ pub(crate) struct ServeArgs {
     /// MiB of rendered transaction JSON kept for reuse (default 32; 0 keeps none).
     #[arg(long, env = "FINX_RENDER_CACHE_MB", global = true)]
     pub(crate) render_cache_mb: Option<u64>,
+    /// Milliseconds a validated access token or a rendered page of transactions may be
+    /// served from memory at most (default 1000; 0 turns these caches off). Writes end the
+    /// entries they make stale at once, on every instance of a PostgreSQL database.
+    #[arg(long, env = "FINX_READ_CACHE_MS", global = true)]
+    pub(crate) read_cache_ms: Option<u64>,
     /// Seconds a runner holds a claimed sync before another instance may take it over
     /// (default 300).
     #[arg(long, env = "FINX_SYNC_LEASE_SECONDS", global = true)]
@@ -323,6 +328,7 @@ struct FileConfig {
     syncs_per_day: Option<u16>,
     sync_concurrency: Option<u32>,
     render_cache_mb: Option<u64>,
+    read_cache_ms: Option<u64>,
     sync_lease_seconds: Option<u64>,
     webhook_timeout_seconds: Option<u64>,
     webhook_secret_overlap_hours: Option<u64>,
@@ -364,6 +370,8 @@ pub(crate) struct Config {
     pub(crate) sync_concurrency: u32,
     /// Bytes of rendered transaction JSON kept for reuse.
     pub(crate) render_cache_bytes: u64,
+    /// How long a token or page may be served from memory at most.
+    pub(crate) read_cache: std::time::Duration,
     /// How long a claimed sync is held.
     pub(crate) sync_lease: std::time::Duration,
     /// How long one-time data is kept.
@@ -577,6 +585,14 @@ impl Config {
         if render_cache_mb > 65_536 {
             return Err("render_cache_mb must be at most 65536".into());
         }
+        let read_cache_ms = cli
+            .serve
+            .read_cache_ms
+            .or(file.read_cache_ms)
+            .unwrap_or(1000);
+        if read_cache_ms > 60_000 {
+            return Err("read_cache_ms must be at most 60000".into());
+        }
         let sync_lease = cli
             .serve
             .sync_lease_seconds
@@ -630,6 +646,7 @@ impl Config {
             syncs_per_day,
             sync_concurrency,
             render_cache_bytes: render_cache_mb << 20,
+            read_cache: std::time::Duration::from_millis(read_cache_ms),
             sync_lease: std::time::Duration::from_secs(sync_lease),
             onetime_retention: std::time::Duration::from_secs(onetime_retention),
             sandbox_bank_url: cli.serve.sandbox_bank_url.clone().or(file.sandbox_bank_url),

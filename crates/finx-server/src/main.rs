@@ -145,6 +145,7 @@ fn wire(
         clock,
         random: Arc::new(finx_system::OsRandom),
         timer: Arc::new(finx_system::TokioTimer),
+        bus: store.clone(),
         webhooks: store,
         sender: Arc::new(
             finx_webhooks::HttpSender::new(policy, config.webhook_timeout)
@@ -167,6 +168,7 @@ fn wire(
         sync_lease: config.sync_lease,
         onetime_retention: config.onetime_retention,
         consent_days: 90,
+        read_cache: config.read_cache,
         webhooks: finx_core::WebhookSettings {
             policy,
             secret_overlap: config.webhook_secret_overlap,
@@ -502,6 +504,10 @@ async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
     let fetches = state.tasks.clone();
     let router = finx_http::router(state);
     banner(&config, redirect.as_deref(), &store);
+
+    // Other instances' writes, heard for the read caches (PostgreSQL; nothing on SQLite).
+    let listening = finx.clone();
+    tokio::spawn(async move { listening.run_invalidation_listener().await });
 
     // The cleanup job: expired codes, tokens and flows go; used refresh tokens stay until
     // they expire, so a replay is still caught.

@@ -799,3 +799,19 @@ impl BankRegistry for MemoryStore {
         Ok(read(&self.banks).len() as u64)
     }
 }
+
+/// One process holds the data: nothing to tell other instances.
+#[async_trait]
+impl finx_ports::InvalidationBus for MemoryStore {
+    fn shared(&self) -> bool {
+        false
+    }
+
+    async fn publish(&self, _: &finx_ports::Invalidation) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn next(&self) -> finx_ports::Heard {
+        std::future::pending().await
+    }
+}

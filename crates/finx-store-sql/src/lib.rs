@@ -14,6 +14,7 @@
 //! unit with the original scale, and secrets only as their keyed hashes.
 
 mod banks;
+mod bus;
 mod clients;
 mod codec;
 mod data;
@@ -145,6 +146,8 @@ pub struct SqlStore {
     sqlite_writer: Option<SqlitePool>,
     /// Encrypts bank session handles at rest.
     data_key: DataKey,
+    /// PostgreSQL: the connection that hears other instances' invalidations.
+    listener: std::sync::Arc<bus::Listener>,
 }
 
 impl SqlStore {
@@ -206,6 +209,7 @@ impl SqlStore {
                 backend: Backend::Sqlite(pool),
                 sqlite_writer: Some(writer),
                 data_key: options.data_key.clone(),
+                listener: std::sync::Arc::default(),
             });
         }
         if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -219,6 +223,7 @@ impl SqlStore {
                 backend: Backend::Postgres(pool),
                 sqlite_writer: None,
                 data_key: options.data_key.clone(),
+                listener: std::sync::Arc::default(),
             });
         }
         Err(SqlError::UnsupportedUrl(url.chars().take(40).collect()))
