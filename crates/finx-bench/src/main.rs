@@ -289,6 +289,9 @@ async fn core_on(
         },
     )
     .map_err(|e| e.to_string())?;
+    // Other instances' writes, heard as the server hears them (PostgreSQL).
+    let listening = finx.clone();
+    tokio::spawn(async move { listening.run_invalidation_listener().await });
     Ok((store, finx, bank))
 }
 
