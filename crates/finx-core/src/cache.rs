@@ -58,7 +58,16 @@ struct TokenEntry {
     version: ReadVersion,
 }
 
-/// The write counters of one instance, its token cache and its bus.
+/// A client as read.
+struct ClientEntry {
+    client: finx_ports::Client,
+    version: ReadVersion,
+}
+
+/// How many clients an instance keeps.
+const CLIENTS: usize = 10_000;
+
+/// The write counters of one instance, its token and client caches, and its bus.
 pub(crate) struct Coherence {
     ttl: chrono::TimeDelta,
     global: AtomicU64,
@@ -67,12 +76,18 @@ pub(crate) struct Coherence {
     /// Whether what other instances publish is being heard.
     hearing: AtomicBool,
     bus: Arc<dyn InvalidationBus>,
+    clock: Arc<dyn finx_ports::Clock>,
     tokens: Option<quick_cache::sync::Cache<TokenHash, Arc<TokenEntry>>>,
+    clients: Option<quick_cache::sync::Cache<ClientId, Arc<ClientEntry>>>,
 }
 
 impl Coherence {
     /// Caches whose entries live at most `ttl` (zero: no caching at all).
-    pub(crate) fn new(ttl: chrono::TimeDelta, bus: Arc<dyn InvalidationBus>) -> Self {
+    pub(crate) fn new(
+        ttl: chrono::TimeDelta,
+        bus: Arc<dyn InvalidationBus>,
+        clock: Arc<dyn finx_ports::Clock>,
+    ) -> Self {
         let on = ttl > chrono::TimeDelta::zero();
         Self {
             ttl,
@@ -81,8 +96,14 @@ impl Coherence {
             hasher: std::hash::RandomState::new(),
             hearing: AtomicBool::new(!bus.shared()),
             bus,
+            clock,
             tokens: on.then(|| quick_cache::sync::Cache::new(TOKENS)),
+            clients: on.then(|| quick_cache::sync::Cache::new(CLIENTS)),
         }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 
     fn on(&self) -> bool {
@@ -151,6 +172,22 @@ impl Coherence {
         }
     }
 
+    /// A cached client, if it still stands at `now`.
+    pub(crate) fn client(&self, id: &ClientId, now: Timestamp) -> Option<finx_ports::Client> {
+        let cache = self.clients.as_ref()?;
+        let current = self.version([], now)?;
+        let hit = cache.get(id)?;
+        self.serves(&hit.version, &current)
+            .then(|| hit.client.clone())
+    }
+
+    /// Keeps a client read under `version`.
+    pub(crate) fn keep_client(&self, client: finx_ports::Client, version: ReadVersion) {
+        if let Some(cache) = &self.clients {
+            cache.insert(client.id.clone(), Arc::new(ClientEntry { client, version }));
+        }
+    }
+
     /// Counts a change heard or made here.
     fn count(&self, what: &Invalidation) {
         match what {
@@ -200,6 +237,36 @@ impl Coherence {
 
 fn accounts_of(ids: impl IntoIterator<Item = AccountId>) -> Invalidation {
     Invalidation::Accounts(ids.into_iter().collect())
+}
+
+/// The client registry, counting every change to a client (a new one changes no read).
+pub(crate) struct CoherentClients {
+    pub(crate) inner: Arc<dyn finx_ports::ClientRegistry>,
+    pub(crate) coherence: Arc<Coherence>,
+}
+
+#[async_trait]
+impl finx_ports::ClientRegistry for CoherentClients {
+    async fn insert_client(&self, client: &finx_ports::Client) -> Result<(), StoreError> {
+        self.inner.insert_client(client).await
+    }
+
+    async fn find_client(&self, id: &ClientId) -> Result<Option<finx_ports::Client>, StoreError> {
+        let now = self.coherence.now();
+        if let Some(hit) = self.coherence.client(id, now) {
+            return Ok(Some(hit));
+        }
+        let version = self.coherence.version([], now);
+        let found = self.inner.find_client(id).await?;
+        if let (Some(client), Some(version)) = (&found, version) {
+            self.coherence.keep_client(client.clone(), version);
+        }
+        Ok(found)
+    }
+
+    async fn list_clients(&self) -> Result<Vec<finx_ports::Client>, StoreError> {
+        self.inner.list_clients().await
+    }
 }
 
 /// The grant store, counting what revokes.

@@ -203,7 +203,12 @@ impl Finx {
         let coherence = Arc::new(cache::Coherence::new(
             delta(settings.read_cache),
             ports.bus.clone(),
+            ports.clock.clone(),
         ));
+        ports.clients = Arc::new(cache::CoherentClients {
+            inner: ports.clients,
+            coherence: coherence.clone(),
+        });
         ports.grants = Arc::new(cache::CoherentGrants {
             inner: ports.grants,
             coherence: coherence.clone(),

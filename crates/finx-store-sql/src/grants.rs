@@ -23,7 +23,7 @@ use finx_ports::{GrantStore, PurgeReport, RedeemFailure, RotateFailure, StoreErr
 use crate::clients::hash;
 use crate::codec::{from_json, instant, json, micros, opt_instant, parse};
 use crate::webhooks::enqueue_in;
-use crate::{SqlStore, WritePool, db, on_pool};
+use crate::{Backend, SqlStore, WritePool, db, on_pool};
 
 #[derive(sqlx::FromRow)]
 struct GrantRow {
@@ -149,6 +149,49 @@ fn bytes(h: &TokenHash) -> &[u8] {
 }
 
 const INSERT_ACCESS: &str = "INSERT INTO access_tokens (hash, grant_id, issued_at, expires_at, scope, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)";
+/// PostgreSQL's rotation when nothing is wrong, in one statement (one round trip instead of
+/// five): the old token is marked used only if it is unused and unexpired and its grant is
+/// live (every condition of `check_rotate`), and the new tokens are inserted for the grant
+/// whose row comes back. No row back means some condition failed: the transaction of
+/// [`GrantStore::rotate_refresh_token`] then decides what failed, as it always did. Two
+/// concurrent rotations of one token serialise on its row and only one finds it unused.
+fn rotate_pg() -> String {
+    format!(
+        "WITH used AS ( \
+           UPDATE refresh_tokens r SET used_at = $1 FROM grants g \
+           WHERE r.hash = $2 AND r.used_at IS NULL AND r.expires_at > $1 \
+             AND g.id = r.grant_id AND g.revoked_at IS NULL AND g.expires_at > $1 \
+             AND g.id = $3 \
+           RETURNING r.grant_id), \
+         a AS ( \
+           INSERT INTO access_tokens (hash, grant_id, issued_at, expires_at, scope, revoked_at) \
+           SELECT $4, grant_id, $5, $6, $7, NULL FROM used), \
+         n AS ( \
+           INSERT INTO refresh_tokens (hash, grant_id, issued_at, expires_at, used_at) \
+           SELECT $8, grant_id, $9, $10, NULL FROM used) \
+         SELECT {GRANT_COLUMNS} FROM grants g JOIN used u ON g.id = u.grant_id"
+    )
+}
+
+/// SQLite's rotation when nothing is wrong: the same conditions in one multi-statement
+/// text, run by sqlx's worker thread in one hop inside the `BEGIN IMMEDIATE` transaction
+/// (three hops in all instead of six). SQLite has no data-modifying CTE, so each insert
+/// runs only if the statement before it changed a row (`changes()`), and the grant comes
+/// back only if the last one did.
+fn rotate_sqlite() -> String {
+    format!(
+        "UPDATE refresh_tokens SET used_at = $1 \
+           WHERE hash = $2 AND used_at IS NULL AND expires_at > $1 AND grant_id = $3 \
+             AND EXISTS (SELECT 1 FROM grants g WHERE g.id = $3 \
+                         AND g.revoked_at IS NULL AND g.expires_at > $1); \
+         INSERT INTO access_tokens (hash, grant_id, issued_at, expires_at, scope, revoked_at) \
+           SELECT $4, $3, $5, $6, $7, NULL WHERE changes() = 1; \
+         INSERT INTO refresh_tokens (hash, grant_id, issued_at, expires_at, used_at) \
+           SELECT $8, $3, $9, $10, NULL WHERE changes() = 1; \
+         SELECT {GRANT_COLUMNS} FROM grants g WHERE g.id = $3 AND changes() = 1"
+    )
+}
+
 const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (hash, grant_id, issued_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5)";
 const REVOKE_GRANT: &str = "UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
 
@@ -235,6 +278,62 @@ macro_rules! insert_tokens {
 }
 
 impl SqlStore {
+    /// The rotation when nothing is wrong, in as few round trips as the database allows
+    /// ([`rotate_pg`], [`rotate_sqlite`]): the grant when it rotated; `None` when some
+    /// condition failed and nothing was written, for the full transaction to say which.
+    async fn rotate_fast(
+        &self,
+        old: &TokenHash,
+        now: Timestamp,
+        tokens: &IssuedTokens,
+    ) -> Result<Option<Grant>, StoreError> {
+        let grant_id = tokens.access.grant_id;
+        let Some(refresh) = tokens.refresh.as_ref().filter(|r| {
+            r.used_at.is_none() && r.grant_id == grant_id && tokens.access.revoked_at.is_none()
+        }) else {
+            return Ok(None);
+        };
+        macro_rules! bound {
+            ($sql:expr) => {
+                sqlx::query_as::<_, GrantRow>($sql)
+                    .bind(micros(now))
+                    .bind(bytes(old))
+                    .bind(grant_id.to_string())
+                    .bind(bytes(&tokens.access.hash))
+                    .bind(micros(tokens.access.issued_at))
+                    .bind(micros(tokens.access.expires_at))
+                    .bind(tokens.access.scope.to_string())
+                    .bind(bytes(&refresh.hash))
+                    .bind(micros(refresh.issued_at))
+                    .bind(micros(refresh.expires_at))
+            };
+        }
+        let row = match &self.backend {
+            Backend::Postgres(pool) => bound!(&rotate_pg())
+                .fetch_optional(pool)
+                .await
+                .map_err(db)?,
+            Backend::Sqlite(pool) => {
+                let mut tx = pool.begin_write(self).await.map_err(db)?;
+                match bound!(&rotate_sqlite()).fetch_optional(&mut *tx).await {
+                    Ok(Some(row)) => {
+                        tx.commit().await.map_err(db)?;
+                        Some(row)
+                    }
+                    Ok(None) => {
+                        tx.rollback().await.map_err(db)?;
+                        None
+                    }
+                    Err(e) => {
+                        let _ = tx.rollback().await;
+                        return Err(db(e));
+                    }
+                }
+            }
+        };
+        row.map(GrantRow::into_grant).transpose()
+    }
+
     /// Refreshes the query planner's statistics (`ANALYZE`), as after any bulk load: until
     /// then PostgreSQL plans a page of a freshly imported history as if the account held a
     /// few rows (a bitmap scan and a sort of all of them instead of the index's order).
@@ -438,6 +537,9 @@ impl GrantStore for SqlStore {
         now: Timestamp,
         tokens: &IssuedTokens,
     ) -> Result<Grant, RotateFailure> {
+        if let Some(grant) = self.rotate_fast(old, now, tokens).await? {
+            return Ok(grant);
+        }
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write(self).await.map_err(db)?;
             let row: Option<CredentialRow> = sqlx::query_as(&select_refresh())
