@@ -325,6 +325,7 @@ impl App {
             random: Arc::new(finx_system::OsRandom),
             timer: Arc::new(finx_system::TokioTimer),
             bus: store.clone(),
+            telemetry: Arc::new(finx_ports::NoTelemetry),
             webhooks: store.clone(),
             sender: Arc::new(
                 finx_webhooks::HttpSender::new(

@@ -22,6 +22,15 @@ pub fn server_binary() -> std::path::PathBuf {
     bin
 }
 
+/// A command running [`server_binary`] with the tests' defaults: no metrics listener (many
+/// servers run at once; a test that scrapes metrics names its own port).
+#[must_use]
+pub fn server_command() -> std::process::Command {
+    let mut c = std::process::Command::new(server_binary());
+    c.env("FINX_METRICS_LISTEN", "off");
+    c
+}
+
 /// A loopback port free at the time of asking.
 ///
 /// # Panics
@@ -71,7 +80,7 @@ pub async fn wait_up(url: &str) {
 /// When it does not start.
 pub async fn sandbox_bank(port: u16) -> Process {
     let base = format!("http://127.0.0.1:{port}/");
-    let child = std::process::Command::new(server_binary())
+    let child = server_command()
         .args([
             "sandbox-bank",
             "--sandbox-listen",

@@ -2,7 +2,7 @@
 //! half-written, and every refresh token a client received is still valid or was rotated
 //! by a rotation that committed whole.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -24,7 +24,7 @@ impl Drop for Server {
 }
 
 async fn start(database_url: &str, port: u16) -> Server {
-    let child = Command::new(finx_tests::process::server_binary())
+    let child = finx_tests::process::server_command()
         .args([
             "--listen",
             &format!("127.0.0.1:{port}"),

@@ -30,7 +30,7 @@ async fn instance(db: &str, port: u16, bank: u16) -> Process {
 }
 
 async fn instance_with(db: &str, port: u16, bank: u16, extra: &[&str]) -> Process {
-    let child = Command::new(finx_tests::process::server_binary())
+    let child = finx_tests::process::server_command()
         .args([
             "--listen",
             &format!("127.0.0.1:{port}"),

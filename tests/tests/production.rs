@@ -5,7 +5,7 @@
 //! QWAC).
 
 use finx_tests::process::Process;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// A certificate authority made now: its certificate and key.
@@ -94,7 +94,7 @@ async fn production_mode_starts_with_a_qwac_and_a_registry_and_serves_an_importe
         ("FINX_BANK_ROOTS", bank_roots.clone()),
     ];
     let run = |args: &[&str], with_qwac: bool| {
-        let mut c = Command::new(finx_tests::process::server_binary());
+        let mut c = finx_tests::process::server_command();
         c.args(args).env("RUST_LOG", "warn");
         for (k, v) in &keys {
             c.env(k, v);
@@ -124,7 +124,7 @@ async fn production_mode_starts_with_a_qwac_and_a_registry_and_serves_an_importe
     // and a registry pointing at it.
     let bank_port = finx_tests::process::free_port();
     let _bank = Process(
-        Command::new(finx_tests::process::server_binary())
+        finx_tests::process::server_command()
             .args([
                 "sandbox-bank",
                 "--sandbox-listen",
@@ -184,7 +184,7 @@ async fn production_mode_starts_with_a_qwac_and_a_registry_and_serves_an_importe
         .expect("a secret")
         .to_owned();
 
-    let mut server = Command::new(finx_tests::process::server_binary());
+    let mut server = finx_tests::process::server_command();
     server
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("RUST_LOG", "warn")

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use finx_tests::process::{Process, free_port, sandbox_bank, server_binary, wait_up};
+use finx_tests::process::{Process, free_port, sandbox_bank, wait_up};
 use serde_json::{Value, json};
 
 const SECRET: &str = "fxs_demo-secret-for-the-sandbox";
@@ -20,7 +20,7 @@ const BANK: &str = "sandbox-90094815";
 const FLOWS: usize = 8;
 
 fn cli(db: &str, args: &[&str]) -> String {
-    let out = Command::new(server_binary())
+    let out = finx_tests::process::server_command()
         .args(["--database-url", db])
         .args(args)
         .env("RUST_LOG", "warn")
@@ -35,7 +35,7 @@ fn cli(db: &str, args: &[&str]) -> String {
 }
 
 async fn api(db: &str, port: u16, bank: u16) -> Process {
-    let child = Command::new(server_binary())
+    let child = finx_tests::process::server_command()
         .args([
             "--listen",
             &format!("127.0.0.1:{port}"),

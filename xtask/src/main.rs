@@ -86,6 +86,7 @@ fn ci() -> Result<()> {
         ]),
     )?;
     check_arch()?;
+    check_readme_links()?;
     // The binaries the hardening tests run as processes (kill -9, schemathesis).
     run(
         "build finx-server and finx-bench",
@@ -170,6 +171,7 @@ const ADAPTERS: &[&str] = &[
     "finx-bank-xs2a",
     "finx-system",
     "finx-webhooks",
+    "finx-metrics",
 ];
 
 /// Crates the domain must never reach, directly or not.
@@ -185,6 +187,37 @@ const DOMAIN_FORBIDDEN: &[&str] = &[
     "rand",
     "mockall",
 ];
+
+/// The README points only at files of this repository: every relative Markdown link names a
+/// file or directory that exists, and nothing refers outside the clone (`../`).
+fn check_readme_links() -> Result<()> {
+    eprintln!("\n== README links");
+    let text = std::fs::read_to_string(root().join("README.md")).map_err(|e| e.to_string())?;
+    let mut problems = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.contains("../") {
+            problems.push(format!(
+                "line {}: refers outside the repository: {line}",
+                n + 1
+            ));
+        }
+        let mut rest = line;
+        while let Some(i) = rest.find("](") {
+            rest = &rest[i + 2..];
+            let target = rest.split(')').next().unwrap_or_default();
+            let path = target.split('#').next().unwrap_or_default();
+            let external = path.starts_with("http://") || path.starts_with("https://");
+            if !external && !path.is_empty() && !root().join(path).exists() {
+                problems.push(format!("line {}: {path} does not exist", n + 1));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("README.md:\n{}", problems.join("\n")))
+    }
+}
 
 fn check_arch() -> Result<()> {
     eprintln!("\n== architecture invariants");
@@ -238,6 +271,18 @@ fn check_arch() -> Result<()> {
     // The SDK is what customers take: it stands alone.
     for dep in graph.workspace_deps("finx-client") {
         problems.push(format!("finx-client depends on {dep}"));
+    }
+    // The code map has one heading per crate.
+    let map = std::fs::read_to_string(root().join("docs/architecture.md"))
+        .map_err(|e| format!("docs/architecture.md: {e}"))?;
+    for entry in std::fs::read_dir(root().join("crates")).map_err(|e| e.to_string())? {
+        let name = entry.map_err(|e| e.to_string())?.file_name();
+        let name = name.to_string_lossy();
+        if !map.contains(&format!("### `crates/{name}`")) {
+            problems.push(format!(
+                "docs/architecture.md has no heading for crates/{name}"
+            ));
+        }
     }
     // The domain never reads the clock: no `now()` call in its sources.
     for file in rust_files(&root().join("crates/finx-domain/src"))? {

@@ -266,6 +266,7 @@ pub(crate) fn conformance() -> Result<()> {
     let db = format!("sqlite://{}", work.join("finx.db").display());
     let finx_args = |extra: &[&str]| {
         let mut c = Command::new(bin.join("finx-server"));
+        c.env("FINX_METRICS_LISTEN", "off");
         c.args(["--database-url", &db])
             .args(["--listen", &format!("127.0.0.1:{finx_port}")])
             .args([

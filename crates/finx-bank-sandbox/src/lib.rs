@@ -419,7 +419,7 @@ impl SandboxBank {
     fn random_id() -> Result<String, BankError> {
         let mut bytes = [0u8; 16];
         getrandom::fill(&mut bytes).map_err(|_| BankError::Unexpected(Box::new(NoRandomness)))?;
-        Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+        Ok(hex::encode(bytes))
     }
 
     /// Checks a login the way every sandbox bank does: the scripted failures, then the PIN.

@@ -383,8 +383,7 @@ fn derived_id(t: &TransactionDetails) -> String {
         h.update([0]);
     }
     let digest = h.finalize();
-    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
-    format!("d-{hex}")
+    format!("d-{}", hex::encode(&digest[..12]))
 }
 
 /// Numbers derived ids that repeat (two identical coffees on one day): the second is

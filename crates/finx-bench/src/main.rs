@@ -269,6 +269,7 @@ async fn core_on(
             Store::Memory(s) => s.clone(),
             Store::Sql(s) => s.clone(),
         },
+        telemetry: Arc::new(finx_ports::NoTelemetry),
         bus: match &store {
             Store::Memory(s) => s.clone(),
             Store::Sql(s) => s.clone(),

@@ -264,6 +264,12 @@ impl finx_ports::ClientRegistry for CoherentClients {
         Ok(found)
     }
 
+    async fn update_client(&self, client: &finx_ports::Client) -> Result<bool, StoreError> {
+        let r = self.inner.update_client(client).await;
+        self.coherence.changed(Invalidation::Everything).await;
+        r
+    }
+
     async fn list_clients(&self) -> Result<Vec<finx_ports::Client>, StoreError> {
         self.inner.list_clients().await
     }

@@ -22,6 +22,17 @@ pub struct NewClient {
     pub secret: Option<ClientSecret>,
 }
 
+/// Changes to a registered customer; `None` keeps what is there.
+#[derive(Debug, Clone, Default)]
+pub struct ClientUpdate {
+    /// Display name, 1 to 200 characters.
+    pub name: Option<String>,
+    /// Allowed redirect URIs (at least one), replacing the current ones.
+    pub redirect_uris: Option<Vec<String>>,
+    /// The most its grants may read (grants already given keep theirs).
+    pub scope: Option<String>,
+}
+
 /// A registered customer with its secret, which is shown this once and never stored.
 #[derive(Debug)]
 pub struct RegisteredClient {
@@ -76,6 +87,48 @@ impl Finx {
         Ok(RegisteredClient { client, secret })
     }
 
+    /// Changes a client's name, redirect URIs or scope, checked as at registration. Takes
+    /// effect at once on every instance (the read caches count it as a change).
+    ///
+    /// # Errors
+    /// [`CoreError::NotFound`] for an unknown client; [`CoreError::Invalid`] for a bad
+    /// value.
+    pub async fn update_client(
+        &self,
+        id: &ClientId,
+        update: ClientUpdate,
+    ) -> Result<Client, CoreError> {
+        let mut client = self
+            .ports
+            .clients
+            .find_client(id)
+            .await?
+            .ok_or(CoreError::NotFound("client"))?;
+        if let Some(name) = update.name {
+            let name = name.trim().to_owned();
+            if name.is_empty() || name.chars().count() > 200 {
+                return Err(invalid("name", "must be 1 to 200 characters"));
+            }
+            client.name = name;
+        }
+        if let Some(uris) = update.redirect_uris {
+            if uris.is_empty() {
+                return Err(invalid("redirect_uri", "at least one is required"));
+            }
+            client.redirect_uris = uris
+                .iter()
+                .map(|u| RedirectUri::parse(u).map_err(|e| invalid("redirect_uri", e)))
+                .collect::<Result<Vec<_>, _>>()?;
+        }
+        if let Some(scope) = update.scope {
+            client.scope = Scope::parse(&scope)?;
+        }
+        if !self.ports.clients.update_client(&client).await? {
+            return Err(CoreError::NotFound("client"));
+        }
+        Ok(client)
+    }
+
     /// Checks a client's id and secret. The secret's hash is compared in constant time, and
     /// an unknown client costs the same hashing as a known one.
     ///
@@ -112,5 +165,5 @@ impl Finx {
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }

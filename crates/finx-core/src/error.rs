@@ -85,6 +85,21 @@ pub enum CoreError {
     Store(#[from] StoreError),
 }
 
+/// Why a replayed authorization code fails.
+pub(crate) const CODE_REUSED: &str =
+    "the code was already used; every token of its grant is revoked";
+/// Why a replayed refresh token fails.
+pub(crate) const REFRESH_REUSED: &str =
+    "the refresh token was already used; every token of its grant is revoked";
+
+impl CoreError {
+    /// Whether a replayed code or refresh token was caught (and its grant revoked).
+    #[must_use]
+    pub fn is_token_reuse(&self) -> bool {
+        matches!(self, Self::InvalidGrant(why) if *why == CODE_REUSED || *why == REFRESH_REUSED)
+    }
+}
+
 pub(crate) fn invalid(field: &'static str, reason: impl ToString) -> CoreError {
     CoreError::Invalid {
         field,

@@ -23,12 +23,12 @@ use finx_domain::secret::{MalformedSecret, TokenHasher};
 use finx_domain::token::Lifetimes;
 use finx_ports::{
     AccessStore, BankConnector, BankDataStore, ClientRegistry, Clock, FlowStore, GrantStore,
-    InvalidationBus, SecretGenerator, Timer, WebhookSender, WebhookStore,
+    InvalidationBus, SecretGenerator, Telemetry, Timer, WebhookSender, WebhookStore,
 };
 
 pub use access::{OnetimeAccessRequest, OngoingAccessRequest};
 pub use cache::ReadVersion;
-pub use clients::{NewClient, RegisteredClient};
+pub use clients::{ClientUpdate, NewClient, RegisteredClient};
 pub use data::{Authorization, FEED_MAX_COUNT, FeedPage};
 pub use error::CoreError;
 pub use finx_domain::webhook::UrlPolicy;
@@ -64,6 +64,8 @@ pub struct Ports {
     pub sender: Arc<dyn WebhookSender>,
     /// How the instances on one database tell each other what their writes changed.
     pub bus: Arc<dyn InvalidationBus>,
+    /// What operators see counted (metrics).
+    pub telemetry: Arc<dyn Telemetry>,
 }
 
 /// Webhook settings.
@@ -169,6 +171,26 @@ impl std::fmt::Debug for Settings {
             .field("webhooks", &self.webhooks)
             .field("read_cache", &self.read_cache)
             .finish()
+    }
+}
+
+/// Counts one job (`kind`) running on this instance for as long as it lives, even when the
+/// job's future is dropped half-way (a shutdown).
+pub(crate) struct Running<'a> {
+    telemetry: &'a dyn Telemetry,
+    kind: &'static str,
+}
+
+impl<'a> Running<'a> {
+    pub(crate) fn new(telemetry: &'a dyn Telemetry, kind: &'static str) -> Self {
+        telemetry.job_running(kind, 1);
+        Self { telemetry, kind }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.telemetry.job_running(self.kind, -1);
     }
 }
 
@@ -278,6 +300,12 @@ impl Finx {
     #[must_use]
     pub fn lifetimes(&self) -> Lifetimes {
         self.lifetimes
+    }
+
+    /// Where this instance counts what operators see (adapters record requests there).
+    #[must_use]
+    pub fn telemetry(&self) -> &Arc<dyn Telemetry> {
+        &self.ports.telemetry
     }
 
     /// The time, from the clock port (adapters use it so that tests can move it).

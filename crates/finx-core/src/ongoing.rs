@@ -112,7 +112,13 @@ impl Finx {
                         if old != *session {
                             // Best effort: the old consent is replaced; a bank that does not
                             // answer lets it expire on its own.
-                            let _ = self.bank(self.ports.bank.end_consent(&old)).await;
+                            let _ = self
+                                .bank_at(
+                                    &access.institution,
+                                    "end_consent",
+                                    self.ports.bank.end_consent(&old),
+                                )
+                                .await;
                         }
                         return Ok(());
                     }
@@ -238,7 +244,11 @@ impl Finx {
     pub async fn delete_access(&self, auth: &Authorization, id: &str) -> Result<(), CoreError> {
         let access = self.visible_access(auth, id).await?;
         let _ = self
-            .bank(self.ports.bank.end_consent(&access.session))
+            .bank_at(
+                &access.institution,
+                "end_consent",
+                self.ports.bank.end_consent(&access.session),
+            )
             .await;
         self.ports
             .accesses
@@ -384,12 +394,20 @@ impl Finx {
         };
         // The lease is renewed every third of it while the sync runs, so a slow bank does
         // not make another runner take the job over; a runner that dies stops renewing.
+        let _running = crate::Running::new(self.ports.telemetry.as_ref(), "sync");
         let work = std::pin::pin!(self.sync_claimed(claim, job));
         let heartbeat = std::pin::pin!(self.heartbeat(claim));
-        match futures::future::select(work, heartbeat).await {
+        let result = match futures::future::select(work, heartbeat).await {
             futures::future::Either::Left((done, _)) => done,
             futures::future::Either::Right((never, _)) => match never {},
-        }
+        };
+        let outcome = match &result {
+            Ok(Some(ended)) => ended.status.as_str(),
+            Ok(None) => "requeued",
+            Err(_) => "error",
+        };
+        self.ports.telemetry.job_ended("sync", outcome);
+        result
     }
 
     /// Renews the claim's lease every third of it, for as long as it holds.
@@ -495,7 +513,9 @@ impl Finx {
         let mut out = Vec::with_capacity(access.accounts.len());
         for details in &access.accounts {
             let balances = self
-                .bank(
+                .bank_at(
+                    &access.institution,
+                    "balances",
                     self.ports
                         .bank
                         // Unattended: the user is not there.
@@ -504,13 +524,17 @@ impl Finx {
                 .await
                 .map_err(|e| sync_failure(&e))?;
             let transactions = self
-                .bank(self.ports.bank.transactions(
-                    &access.session,
-                    &details.external_id,
-                    from,
-                    today,
-                    &Presence::Unattended,
-                ))
+                .bank_at(
+                    &access.institution,
+                    "transactions",
+                    self.ports.bank.transactions(
+                        &access.session,
+                        &details.external_id,
+                        from,
+                        today,
+                        &Presence::Unattended,
+                    ),
+                )
                 .await
                 .map_err(|e| sync_failure(&e))?;
             out.push(AccountSync {
@@ -729,7 +753,13 @@ impl Finx {
                 return Ok(ended);
             }
             for a in batch {
-                let _ = self.bank(self.ports.bank.end_consent(&a.session)).await;
+                let _ = self
+                    .bank_at(
+                        &a.institution,
+                        "end_consent",
+                        self.ports.bank.end_consent(&a.session),
+                    )
+                    .await;
                 if self.ports.accesses.delete_access_record(&a.id, now).await? {
                     ended += 1;
                 }

@@ -103,6 +103,7 @@ impl Mocks {
             webhooks: Arc::new(self.webhooks),
             sender: Arc::new(finx_ports::MockWebhookSender::new()),
             bus: Arc::new(OneInstance),
+            telemetry: Arc::new(finx_ports::NoTelemetry),
         };
         Finx::new(
             ports,

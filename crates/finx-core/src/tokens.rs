@@ -67,9 +67,7 @@ impl Finx {
             Err(RedeemFailure::Rejected(e)) => Err(CoreError::InvalidGrant(match e {
                 RedeemError::NotFound => "unknown code",
                 RedeemError::Expired => "the code has expired",
-                RedeemError::AlreadyUsed { .. } => {
-                    "the code was already used; every token of its grant is revoked"
-                }
+                RedeemError::AlreadyUsed { .. } => crate::error::CODE_REUSED,
                 RedeemError::Revoked => "the grant was revoked",
             })),
             Err(RedeemFailure::Store(e)) => Err(e.into()),
@@ -117,9 +115,7 @@ impl Finx {
             Err(RotateFailure::Rejected(e)) => Err(CoreError::InvalidGrant(match e {
                 RotateError::NotFound => "unknown refresh token",
                 RotateError::Expired => "the refresh token has expired",
-                RotateError::Reused { .. } => {
-                    "the refresh token was already used; every token of its grant is revoked"
-                }
+                RotateError::Reused { .. } => crate::error::REFRESH_REUSED,
                 RotateError::Revoked => "the grant was revoked",
             })),
             Err(RotateFailure::Store(e)) => Err(e.into()),

@@ -179,6 +179,18 @@ impl Finx {
     /// # Errors
     /// When the store fails; the delivery is then claimed again once its lease ends.
     pub async fn deliver_webhook(&self, d: &Delivery) -> Result<bool, CoreError> {
+        let _running = crate::Running::new(self.ports.telemetry.as_ref(), "webhook");
+        let result = self.deliver(d).await;
+        let outcome = match &result {
+            Ok(true) => "delivered",
+            Ok(false) => "not_delivered",
+            Err(_) => "error",
+        };
+        self.ports.telemetry.job_ended("webhook", outcome);
+        result
+    }
+
+    async fn deliver(&self, d: &Delivery) -> Result<bool, CoreError> {
         let now = self.now();
         let msg_id = d.event.id.to_string();
         let timestamp = now.timestamp();

@@ -205,10 +205,17 @@ impl Finx {
         };
         let (nonce, return_to) = self.return_to(id);
         let event = match self
-            .bank(self.ports.bank.begin(&institution, &request, &return_to))
+            .bank_at(
+                &institution,
+                "begin",
+                self.ports.bank.begin(&institution, &request, &return_to),
+            )
             .await
         {
-            Ok(reply) => self.reply_event(reply, &nonce, &request.psu).await,
+            Ok(reply) => {
+                self.reply_event(&institution, reply, &nonce, &request.psu)
+                    .await
+            }
             Err(BankError::CancelledByUser) => FlowEvent::Cancelled,
             Err(e) => FlowEvent::Failed(bank_failure(&e, FailureReason::BankUnavailable)),
         };
@@ -292,14 +299,16 @@ impl Finx {
         };
         let (nonce, return_to) = self.return_to(id);
         let event = match self
-            .bank(
+            .bank_at(
+                &institution,
+                "answer",
                 self.ports
                     .bank
                     .answer(&institution, &session, &answer, &return_to),
             )
             .await
         {
-            Ok(reply) => self.reply_event(reply, &nonce, psu).await,
+            Ok(reply) => self.reply_event(&institution, reply, &nonce, psu).await,
             Err(e) => FlowEvent::BankRejected(step_failure(&e)),
         };
         let event = match (event, same_trip) {
@@ -522,6 +531,7 @@ impl Finx {
     /// accounts of the consent.
     async fn reply_event(
         &self,
+        institution: &InstitutionId,
         reply: BankReply,
         nonce: &ReturnNonce,
         psu: &PsuContext,
@@ -538,7 +548,9 @@ impl Finx {
             }
             BankReply::Done { session, consent } => {
                 match self
-                    .bank(
+                    .bank_at(
+                        institution,
+                        "accounts",
                         self.ports
                             .bank
                             .accounts(&session, &Presence::Present(psu.clone())),
@@ -764,8 +776,19 @@ impl Finx {
                             .accesses
                             .delete_access_record(&access_id, self.now())
                             .await;
-                        if let FlowStatus::Syncing { session, .. } = &flow.status {
-                            let _ = self.bank(self.ports.bank.end_consent(session)).await;
+                        if let FlowStatus::Syncing {
+                            session,
+                            institution,
+                            ..
+                        } = &flow.status
+                        {
+                            let _ = self
+                                .bank_at(
+                                    institution,
+                                    "end_consent",
+                                    self.ports.bank.end_consent(session),
+                                )
+                                .await;
                         }
                     }
                 }
@@ -805,20 +828,26 @@ impl Finx {
         for details in chosen {
             let fetched = async {
                 let balances = self
-                    .bank(
+                    .bank_at(
+                        institution,
+                        "balances",
                         self.ports
                             .bank
                             .balances(session, &details.external_id, &present),
                     )
                     .await?;
                 let txs = self
-                    .bank(self.ports.bank.transactions(
-                        session,
-                        &details.external_id,
-                        from,
-                        today,
-                        &present,
-                    ))
+                    .bank_at(
+                        institution,
+                        "transactions",
+                        self.ports.bank.transactions(
+                            session,
+                            &details.external_id,
+                            from,
+                            today,
+                            &present,
+                        ),
+                    )
                     .await?;
                 Ok::<_, BankError>((balances, txs))
             };
@@ -1096,15 +1125,48 @@ impl Finx {
     /// step is refused ([`CoreError::Busy`]) when anything changed since.
     async fn step(&self, mut flow: Flow, event: FlowEvent) -> Result<Flow, CoreError> {
         let version = flow.version;
+        let was_over = flow.status.is_terminal();
+        let bank = flow
+            .status
+            .institution()
+            .or(flow.params.provider_id.as_ref())
+            .map_or_else(|| "none".to_owned(), |i| i.as_str().to_owned());
         let applied = flow.apply(event, self.now());
         if let Err(e) = applied {
             if e == FlowError::Expired {
                 self.save(&flow, version).await?;
+                self.count_flow_end(was_over, &bank, &flow);
             }
             return Err(e.into());
         }
         self.save(&flow, version).await?;
+        self.count_flow_end(was_over, &bank, &flow);
         Ok(flow)
+    }
+
+    /// Counts a flow this save ended, by bank and outcome.
+    fn count_flow_end(&self, was_over: bool, bank: &str, flow: &Flow) {
+        if !was_over && flow.status.is_terminal() {
+            self.ports.telemetry.flow_ended(bank, flow.status.name());
+        }
+    }
+
+    /// A call to the bank `bank` ([`bank`](Self::bank)'s time limit), counted with its
+    /// operation, outcome and duration.
+    pub(crate) async fn bank_at<T>(
+        &self,
+        bank: &InstitutionId,
+        operation: &'static str,
+        call: impl std::future::Future<Output = Result<T, BankError>>,
+    ) -> Result<T, BankError> {
+        let started = self.now();
+        let result = self.bank(call).await;
+        let took = (self.now() - started).to_std().unwrap_or_default();
+        let outcome = result.as_ref().map_or_else(BankError::kind, |_| "ok");
+        self.ports
+            .telemetry
+            .bank_call(bank.as_str(), operation, outcome, took);
+        result
     }
 
     /// Applies the outcome of a bank call to the latest version of the flow, re-reading it

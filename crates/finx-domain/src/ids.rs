@@ -155,11 +155,7 @@ fn digest_hex(parts: &[&str]) -> String {
         h.update((p.len() as u64).to_be_bytes());
         h.update(p.as_bytes());
     }
-    h.finalize()
-        .iter()
-        .take(10)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(&h.finalize()[..10])
 }
 
 /// A customer (OAuth client) id: 1 to 128 of `A-Z a-z 0-9 . _ -`.

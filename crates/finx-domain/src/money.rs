@@ -10,39 +10,40 @@ use thiserror::Error;
 #[error("not an ISO 4217 currency code: {0}")]
 pub struct CurrencyError(pub String);
 
-/// ISO 4217 codes we accept: the active codes that a European bank account may be held in.
-const KNOWN: &[&str] = &[
-    "AED", "AUD", "BGN", "BRL", "CAD", "CHF", "CNY", "CZK", "DKK", "EUR", "GBP", "HKD", "HUF",
-    "ILS", "INR", "ISK", "JPY", "KRW", "MXN", "NOK", "NZD", "PLN", "RON", "RSD", "SEK", "SGD",
-    "TRY", "UAH", "USD", "ZAR",
-];
-
-/// An ISO 4217 currency code.
+/// An ISO 4217 currency: every active code of the standard, as the `iso_currency` crate
+/// keeps them.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Currency([u8; 3]);
+pub struct Currency(iso_currency::Currency);
 
 impl Currency {
     /// The euro.
-    pub const EUR: Self = Self(*b"EUR");
+    pub const EUR: Self = Self(iso_currency::Currency::EUR);
 
-    /// Parses a known ISO 4217 code, case-sensitively upper case.
+    /// Parses an ISO 4217 code, case-sensitively upper case.
     ///
     /// # Errors
     /// [`CurrencyError`] for anything else.
     pub fn parse(raw: &str) -> Result<Self, CurrencyError> {
-        let known = KNOWN
-            .iter()
-            .find(|c| **c == raw)
-            .ok_or_else(|| CurrencyError(raw.chars().take(8).collect()))?;
-        let b = known.as_bytes();
-        Ok(Self([b[0], b[1], b[2]]))
+        let bad = || CurrencyError(raw.chars().take(8).collect());
+        if raw.len() != 3 || !raw.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(bad());
+        }
+        iso_currency::Currency::from_code(raw)
+            .map(Self)
+            .ok_or_else(bad)
     }
 
     /// The code.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        // The bytes are copied from a KNOWN entry, which is ASCII.
-        std::str::from_utf8(&self.0).unwrap_or("XXX")
+        self.0.code()
+    }
+
+    /// How many decimal places its minor unit has (2 for the euro, 0 for the yen); `None`
+    /// for codes without one (gold, SDRs).
+    #[must_use]
+    pub fn minor_units(&self) -> Option<u16> {
+        self.0.exponent()
     }
 }
 

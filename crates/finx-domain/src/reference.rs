@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use iban::IbanLike as _;
+
 use thiserror::Error;
 
 /// Why an account reference was rejected.
@@ -19,66 +21,9 @@ pub enum ReferenceError {
     Unrecognised,
 }
 
-/// IBAN lengths by country (ISO 13616 registry, SEPA countries and a few more).
-const IBAN_LENGTHS: &[(&str, usize)] = &[
-    ("AD", 24),
-    ("AT", 20),
-    ("BE", 16),
-    ("BG", 22),
-    ("CH", 21),
-    ("CY", 28),
-    ("CZ", 24),
-    ("DE", 22),
-    ("DK", 18),
-    ("EE", 20),
-    ("ES", 24),
-    ("FI", 18),
-    ("FR", 27),
-    ("GB", 22),
-    ("GI", 23),
-    ("GR", 27),
-    ("HR", 21),
-    ("HU", 28),
-    ("IE", 22),
-    ("IS", 26),
-    ("IT", 27),
-    ("LI", 21),
-    ("LT", 20),
-    ("LU", 20),
-    ("LV", 21),
-    ("MC", 27),
-    ("MT", 31),
-    ("NL", 18),
-    ("NO", 15),
-    ("PL", 28),
-    ("PT", 25),
-    ("RO", 24),
-    ("SE", 24),
-    ("SI", 19),
-    ("SK", 24),
-    ("SM", 27),
-    ("VA", 22),
-];
-
-/// Where the national bank code sits in the BBAN, for the countries where we know it.
-fn bank_code_range(country: &str) -> Option<(usize, usize)> {
-    Some(match country {
-        "DE" => (0, 8),
-        "AT" => (0, 5),
-        "CH" | "LI" => (0, 5),
-        "NL" => (0, 4),
-        "FR" | "MC" => (0, 5),
-        "ES" => (0, 4),
-        "BE" => (0, 3),
-        "LU" => (0, 3),
-        "IT" | "SM" => (1, 6),
-        _ => return None,
-    })
-}
-
 /// A checksum-validated IBAN in electronic format (no spaces, upper case).
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Iban(String);
+pub struct Iban(iban::Iban);
 
 impl Iban {
     /// Parses an IBAN, accepting the print format with spaces and lower case.
@@ -86,6 +31,7 @@ impl Iban {
     /// # Errors
     /// [`ReferenceError::Iban`] naming the rule that failed.
     pub fn parse(raw: &str) -> Result<Self, ReferenceError> {
+        use iban::{ParseBaseIbanError, ParseIbanError};
         let s: String = raw
             .chars()
             .filter(|c| !c.is_whitespace())
@@ -94,48 +40,39 @@ impl Iban {
         if !s.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(ReferenceError::Iban("only letters and digits are allowed"));
         }
-        let bytes = s.as_bytes();
-        if bytes.len() < 5
-            || !bytes[..2].iter().all(u8::is_ascii_uppercase)
-            || !bytes[2..4].iter().all(u8::is_ascii_digit)
-        {
-            return Err(ReferenceError::Iban(
-                "must start with a country code and two check digits",
-            ));
-        }
-        let country = &s[..2];
-        let expected = IBAN_LENGTHS
-            .iter()
-            .find(|(c, _)| *c == country)
-            .map(|(_, l)| *l)
-            .ok_or(ReferenceError::Iban("unknown country"))?;
-        if s.len() != expected {
-            return Err(ReferenceError::Iban("wrong length for its country"));
-        }
-        if mod97(s[4..].chars().chain(s[..4].chars())) != 1 {
-            return Err(ReferenceError::Iban("check digits do not match"));
-        }
-        Ok(Self(s))
+        // The ISO 13616 registry's rules, as `iban_validate` keeps them: the country, its
+        // length and BBAN format, and the mod-97 check.
+        s.parse::<iban::Iban>().map(Self).map_err(|e| {
+            ReferenceError::Iban(match e {
+                ParseIbanError::InvalidBaseIban {
+                    source: ParseBaseIbanError::InvalidChecksum,
+                } => "check digits do not match",
+                ParseIbanError::InvalidBaseIban { .. } => {
+                    "must be a country code, two check digits and up to 30 letters or digits"
+                }
+                ParseIbanError::UnknownCountry(_) => "unknown country",
+                ParseIbanError::InvalidBban(_) => "wrong length or format for its country",
+            })
+        })
     }
 
     /// The IBAN in electronic format.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.electronic_str()
     }
 
     /// The ISO country code.
     #[must_use]
     pub fn country(&self) -> &str {
-        &self.0[..2]
+        self.0.country_code()
     }
 
     /// The national bank code (the German BLZ, for example), when the country's layout is
     /// known.
     #[must_use]
     pub fn bank_code(&self) -> Option<&str> {
-        let (from, to) = bank_code_range(self.country())?;
-        self.0.get(4 + from..4 + to)
+        self.0.bank_identifier()
     }
 
     /// The national account number, for German IBANs (the last ten digits, leading zeros
@@ -145,7 +82,7 @@ impl Iban {
         if self.country() != "DE" {
             return None;
         }
-        let n = self.0[12..].trim_start_matches('0');
+        let n = self.as_str()[12..].trim_start_matches('0');
         Some(if n.is_empty() { "0" } else { n })
     }
 
@@ -174,17 +111,18 @@ impl Iban {
 
 impl fmt::Debug for Iban {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Iban({})", self.0)
+        write!(f, "Iban({})", self.as_str())
     }
 }
 
 impl fmt::Display for Iban {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
-/// ISO 7064 mod 97-10 over alphanumerics, letters counting as 10..=35.
+/// ISO 7064 mod 97-10 over alphanumerics, letters counting as 10..=35: to make the check
+/// digits of a German IBAN built from its parts (`iban_validate` checks, it does not make).
 fn mod97(chars: impl Iterator<Item = char>) -> u32 {
     let mut acc: u32 = 0;
     for c in chars {

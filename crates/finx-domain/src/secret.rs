@@ -148,23 +148,16 @@ impl TokenHash {
     /// Lower-case hex, for stores that keep text.
     #[must_use]
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(self.0)
     }
 
     /// Reads lower- or upper-case hex.
     ///
     /// # Errors
     /// [`MalformedSecret`] unless exactly 64 hex digits.
-    pub fn from_hex(hex: &str) -> Result<Self, MalformedSecret> {
-        let bad = || MalformedSecret("token hash");
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(bad());
-        }
+    pub fn from_hex(text: &str) -> Result<Self, MalformedSecret> {
         let mut out = [0u8; 32];
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16)
-                .map_err(|_| bad())?;
-        }
+        hex::decode_to_slice(text, &mut out).map_err(|_| MalformedSecret("token hash"))?;
         Ok(Self(out))
     }
 }

@@ -22,6 +22,12 @@ use crate::wire::{
 };
 use crate::{AppState, link};
 
+/// A refusal by the rate limit `limit`: counted, and answered with 429.
+fn throttled(state: &AppState, limit: &str, Throttled(wait): Throttled) -> ApiError {
+    state.finx.telemetry().rate_limited(limit);
+    ApiError::too_many(wait)
+}
+
 /// Checks a client's credentials under the failure budget of its IP and id: once spent,
 /// further attempts are refused before the secret is looked at.
 async fn authenticate(
@@ -35,7 +41,7 @@ async fn authenticate(
     let attempt = state
         .limiter
         .begin_auth(ip, id)
-        .map_err(|Throttled(wait)| ApiError::too_many(wait))?;
+        .map_err(|t| throttled(state, "client_auth", t))?;
     match state.finx.authenticate_client(id, secret).await {
         Err(finx_core::CoreError::InvalidClient) => {
             attempt.failed();
@@ -420,17 +426,43 @@ pub(crate) async fn token(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let ip = crate::addr::client_ip(peer, &headers, &state.config.trusted_proxies);
+    let grant = std::sync::OnceLock::new();
+    let reused = std::sync::atomic::AtomicBool::new(false);
+    let result = token_grant(&state, peer, &headers, body, &grant, &reused).await;
+    let outcome = match &result {
+        Ok(_) => "issued",
+        Err(_) if reused.load(std::sync::atomic::Ordering::Relaxed) => "reuse_detected",
+        Err(ApiError::OAuth { error, .. }) => error,
+        Err(_) => "error",
+    };
+    state
+        .finx
+        .telemetry()
+        .token_grant(grant.get().copied().unwrap_or("other"), outcome);
+    result
+}
+
+/// `/auth/token`'s work; says the grant type in `grant` once known, and in `reused` when a
+/// replayed code or refresh token revoked its grant.
+async fn token_grant(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    grant: &std::sync::OnceLock<&'static str>,
+    reused: &std::sync::atomic::AtomicBool,
+) -> Result<Response, ApiError> {
+    let ip = crate::addr::client_ip(peer, headers, &state.config.trusted_proxies);
     state
         .limiter
         .token_ip(ip)
-        .map_err(|Throttled(wait)| ApiError::too_many(wait))?;
+        .map_err(|t| throttled(state, "token_ip", t))?;
     let body = parse::body(body).map_err(ApiError::into_oauth)?;
-    let b = token_body(&headers, &body)?;
+    let b = token_body(headers, &body)?;
     let client = token_client(
-        &state,
-        &headers,
-        crate::addr::client_ip(peer, &headers, &state.config.trusted_proxies),
+        state,
+        headers,
+        crate::addr::client_ip(peer, headers, &state.config.trusted_proxies),
         b.client_id.as_deref(),
         b.client_secret.as_deref(),
     )
@@ -438,8 +470,12 @@ pub(crate) async fn token(
     state
         .limiter
         .token_client(client.id.as_str())
-        .map_err(|Throttled(wait)| ApiError::too_many(wait))?;
+        .map_err(|t| throttled(state, "token_client", t))?;
     let oauth = |e: finx_core::CoreError| match e {
+        e if e.is_token_reuse() => {
+            reused.store(true, std::sync::atomic::Ordering::Relaxed);
+            ApiError::from(e).into_oauth()
+        }
         finx_core::CoreError::InvalidScope(s) => {
             ApiError::oauth(StatusCode::BAD_REQUEST, "invalid_scope", s.to_string())
         }
@@ -447,6 +483,7 @@ pub(crate) async fn token(
     };
     let t = match required(b.grant_type.as_deref(), "grant_type")? {
         "authorization_code" => {
+            let _ = grant.set("authorization_code");
             let code = required(b.code.as_deref(), "code")?;
             let redirect_uri = required(b.redirect_uri.as_deref(), "redirect_uri")?;
             state
@@ -456,6 +493,7 @@ pub(crate) async fn token(
                 .map_err(oauth)?
         }
         "refresh_token" => {
+            let _ = grant.set("refresh_token");
             let refresh = required(b.refresh_token.as_deref(), "refresh_token")?;
             state
                 .finx
@@ -834,6 +872,13 @@ pub(crate) async fn healthz() -> Json<Health> {
     )
 )]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    if state.draining() {
+        return Err(ApiError::finx(
+            StatusCode::SERVICE_UNAVAILABLE,
+            crate::error::code::UNAVAILABLE,
+            "The instance is shutting down.",
+        ));
+    }
     state.finx.ready().await?;
     Ok(Json(Health { status: "ok" }))
 }

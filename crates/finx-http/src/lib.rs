@@ -26,7 +26,7 @@ pub mod wire;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -90,6 +90,8 @@ pub struct Shared {
     pub renderer: render::Renderer,
     /// Rendered pages of transactions, kept while they stand.
     pub pages: pages::Pages,
+    /// Set once shutdown starts: readiness fails from then on.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
@@ -106,7 +108,22 @@ impl AppState {
             tasks: tokio_util::task::TaskTracker::new(),
             renderer,
             pages,
+            draining: std::sync::atomic::AtomicBool::new(false),
         }))
+    }
+
+    /// Shutdown has started: `/readyz` fails from now on, so that a load balancer stops
+    /// sending requests while the ones in flight (and any that still come) are answered.
+    pub fn begin_drain(&self) {
+        self.0
+            .draining
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether shutdown has started.
+    #[must_use]
+    pub fn draining(&self) -> bool {
+        self.0.draining.load(std::sync::atomic::Ordering::Acquire)
     }
 }
 
@@ -326,7 +343,7 @@ pub fn router_with(state: AppState, extra: Router) -> Router {
         .merge(widget::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+        .with_state(state.clone())
         .merge(extra)
         .layer(axum::middleware::from_fn(run_to_completion))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -341,9 +358,51 @@ pub fn router_with(state: AppState, extra: Router) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
+        .layer(axum::middleware::from_fn_with_state(state, observe))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(trace)
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// The access log and the request metrics: one INFO line per request (target
+/// `finx::access`) with its id, method, route template, status and latency, and the same in
+/// the telemetry. Only the route template is logged (`/rest/accounts/{account_id}`, or
+/// `unmatched`), never the path's values, a query string, a header or a body, so no token
+/// or secret can reach the log.
+async fn observe(
+    State(state): State<AppState>,
+    req: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let res = next.run(req).await;
+    let took = started.elapsed();
+    let status = res.status().as_u16();
+    state
+        .finx
+        .telemetry()
+        .http_request(&route, method.as_str(), status, took);
+    tracing::info!(
+        target: "finx::access",
+        request_id = %id,
+        method = %method,
+        route = %route,
+        status,
+        latency_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+        "request"
+    );
+    res
 }
 
 /// Time limits of the server.

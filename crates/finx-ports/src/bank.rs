@@ -146,6 +146,28 @@ pub enum BankError {
     Unexpected(#[source] BoxError),
 }
 
+impl BankError {
+    /// A short word for the kind of failure, for metrics and logs (never the bank's text).
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::Locked => "locked",
+            Self::InvalidTan => "invalid_tan",
+            Self::Rejected => "rejected",
+            Self::CancelledByUser => "cancelled_by_user",
+            Self::AuthorisationExpired => "authorisation_expired",
+            Self::ConsentExpired => "consent_expired",
+            Self::ConsentRevoked => "consent_revoked",
+            Self::SessionExpired => "session_expired",
+            Self::UnknownInstitution => "unknown_institution",
+            Self::Unavailable(_) => "unavailable",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Unexpected(_) => "unexpected",
+        }
+    }
+}
+
 /// A way to reach banks: the sandbox, or a Berlin Group NextGenPSD2 (XS2A) API.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]

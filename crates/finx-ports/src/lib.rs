@@ -12,6 +12,7 @@ mod bus;
 mod error;
 mod store;
 mod system;
+mod telemetry;
 mod webhook;
 
 pub use bank::{
@@ -25,6 +26,7 @@ pub use store::{
     FeedRead, FlowStore, GrantStore, JobOutcome, PurgeReport, SyncReport,
 };
 pub use system::{Clock, SecretGenerator, Timer};
+pub use telemetry::{NoTelemetry, Telemetry};
 pub use webhook::{SendFailure, WebhookSender, WebhookStore, stored_event};
 
 #[cfg(feature = "mock")]
@@ -38,5 +40,7 @@ pub use store::{
 };
 #[cfg(feature = "mock")]
 pub use system::{MockClock, MockSecretGenerator, MockTimer};
+#[cfg(feature = "mock")]
+pub use telemetry::MockTelemetry;
 #[cfg(feature = "mock")]
 pub use webhook::{MockWebhookSender, MockWebhookStore};

@@ -41,6 +41,10 @@ pub trait ClientRegistry: Send + Sync {
     /// One client; `None` when unknown.
     async fn find_client(&self, id: &ClientId) -> Result<Option<Client>, StoreError>;
 
+    /// Replaces the stored client with `client`'s id by `client` (its `created_at`
+    /// excepted); returns whether it existed. MUST be atomic.
+    async fn update_client(&self, client: &Client) -> Result<bool, StoreError>;
+
     /// Every client, ordered by id.
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
 }

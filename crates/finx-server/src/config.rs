@@ -110,6 +110,15 @@ pub(crate) struct ServeArgs {
     /// 20); syncs still running then go back to the queue.
     #[arg(long, env = "FINX_SHUTDOWN_GRACE_SECONDS", global = true)]
     pub(crate) shutdown_grace_seconds: Option<u64>,
+    /// Seconds between the start of shutdown and closing the listener, while `/readyz`
+    /// fails and requests are still answered, so that a load balancer stops sending first
+    /// (default 5 in production, 0 in sandbox mode).
+    #[arg(long, env = "FINX_SHUTDOWN_DRAIN_SECONDS", global = true)]
+    pub(crate) shutdown_drain_seconds: Option<u64>,
+    /// Where Prometheus scrapes `GET /metrics` (default 127.0.0.1:9464, never the API's
+    /// port); `off` serves no metrics.
+    #[arg(long, env = "FINX_METRICS_LISTEN", global = true)]
+    pub(crate) metrics_listen: Option<String>,
     /// The longest one webhook POST may take, in seconds (default 10).
     #[arg(long, env = "FINX_WEBHOOK_TIMEOUT_SECONDS", global = true)]
     pub(crate) webhook_timeout_seconds: Option<u64>,
@@ -335,6 +344,8 @@ struct FileConfig {
     onetime_retention: Option<u64>,
     sandbox_bank_url: Option<Url>,
     shutdown_grace_seconds: Option<u64>,
+    shutdown_drain_seconds: Option<u64>,
+    metrics_listen: Option<String>,
 }
 
 /// The resolved configuration. Its `Debug` hides the keys and the demo secret.
@@ -380,6 +391,10 @@ pub(crate) struct Config {
     pub(crate) sandbox_bank_url: Option<Url>,
     /// How long shutdown waits for work in progress.
     pub(crate) shutdown_grace: std::time::Duration,
+    /// How long readiness fails before the listener closes at shutdown.
+    pub(crate) shutdown_drain: std::time::Duration,
+    /// Where the metrics are served; `None`: nowhere.
+    pub(crate) metrics_listen: Option<SocketAddr>,
     /// The longest one webhook POST may take.
     pub(crate) webhook_timeout: std::time::Duration,
     /// How long a rotated-out webhook secret keeps signing.
@@ -501,7 +516,12 @@ impl Config {
             .or(file.sandbox_public_url)
         {
             Some(u) => u,
-            None => Url::parse(&format!("http://{sandbox_listen}/")).map_err(|e| e.to_string())?,
+            None => own_url(
+                sandbox_listen,
+                sandbox,
+                "sandbox_listen",
+                "sandbox_public_url",
+            )?,
         };
         let listen = cli
             .serve
@@ -510,7 +530,7 @@ impl Config {
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
         let public_url = match cli.serve.public_url.clone().or(file.public_url) {
             Some(u) => u,
-            None => Url::parse(&format!("http://{listen}/")).map_err(|e| e.to_string())?,
+            None => own_url(listen, sandbox, "listen", "public_url")?,
         };
         let access = cli
             .serve
@@ -617,6 +637,27 @@ impl Config {
         if !(1..=600).contains(&shutdown_grace) {
             return Err("shutdown_grace_seconds must be between 1 and 600".into());
         }
+        let shutdown_drain = cli
+            .serve
+            .shutdown_drain_seconds
+            .or(file.shutdown_drain_seconds)
+            .unwrap_or(if sandbox { 0 } else { 5 });
+        if shutdown_drain > 300 {
+            return Err("shutdown_drain_seconds must be at most 300".into());
+        }
+        let metrics_listen = match cli
+            .serve
+            .metrics_listen
+            .clone()
+            .or(file.metrics_listen)
+            .as_deref()
+        {
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            Some("off") => None,
+            Some(addr) => Some(addr.parse::<SocketAddr>().map_err(|e| {
+                format!("metrics_listen must be an address and port (or off): {e}")
+            })?),
+        };
         let webhook_timeout = cli
             .serve
             .webhook_timeout_seconds
@@ -642,6 +683,8 @@ impl Config {
             webhook_timeout: std::time::Duration::from_secs(webhook_timeout),
             webhook_secret_overlap: std::time::Duration::from_secs(webhook_overlap * 3600),
             shutdown_grace: std::time::Duration::from_secs(shutdown_grace),
+            shutdown_drain: std::time::Duration::from_secs(shutdown_drain),
+            metrics_listen,
             sync_interval: sync_interval.map(std::time::Duration::from_secs),
             syncs_per_day,
             sync_concurrency,
@@ -695,6 +738,27 @@ impl Config {
             qseal_pem,
         })
     }
+}
+
+/// The address a listener on `addr` is reached at when no public URL is configured: the
+/// address itself, or, for a wildcard (`0.0.0.0`, `::`), which no browser can open,
+/// loopback in sandbox mode. Production mode needs the public URL then.
+fn own_url(addr: SocketAddr, sandbox: bool, listen: &str, public: &str) -> Result<Url, String> {
+    let host = if addr.ip().is_unspecified() {
+        if !sandbox {
+            return Err(format!(
+                "{listen} {addr} listens on every interface: set {public} to the address clients use"
+            ));
+        }
+        if addr.is_ipv4() {
+            SocketAddr::from(([127, 0, 0, 1], addr.port()))
+        } else {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+    } else {
+        addr
+    };
+    Url::parse(&format!("http://{host}/")).map_err(|e| e.to_string())
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
@@ -762,6 +826,47 @@ mod tests {
         let c = resolve(&["--grant-lifetime-days", "30"]).expect("flag");
         assert_eq!(c.lifetimes.grant, chrono::TimeDelta::days(30));
         assert!(resolve(&["--grant-lifetime-days", "0"]).is_err());
+    }
+
+    #[test]
+    fn a_wildcard_listener_never_makes_links_to_the_wildcard() {
+        let c = resolve(&["--listen", "0.0.0.0:8080"]).expect("sandbox");
+        assert_eq!(c.public_url.as_str(), "http://127.0.0.1:8080/");
+        let c = resolve(&["--listen", "[::]:8080", "--sandbox-listen", "0.0.0.0:8081"])
+            .expect("sandbox");
+        assert_eq!(c.public_url.as_str(), "http://[::1]:8080/");
+        assert_eq!(c.sandbox_public_url.as_str(), "http://127.0.0.1:8081/");
+        let c = resolve(&[
+            "--listen",
+            "0.0.0.0:8080",
+            "--public-url",
+            "https://finx.example/",
+        ])
+        .expect("given");
+        assert_eq!(c.public_url.as_str(), "https://finx.example/");
+        let e = own_url(
+            "0.0.0.0:8080".parse().expect("addr"),
+            false,
+            "listen",
+            "public_url",
+        )
+        .expect_err("production needs the public URL");
+        assert!(e.contains("public_url"), "{e}");
+    }
+
+    #[test]
+    fn metrics_and_the_drain_have_defaults_and_can_be_turned_off() {
+        let c = resolve(&[]).expect("defaults");
+        assert_eq!(
+            c.metrics_listen.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:9464")
+        );
+        assert!(c.shutdown_drain.is_zero(), "no drain in sandbox mode");
+        let c =
+            resolve(&["--metrics-listen", "off", "--shutdown-drain-seconds", "7"]).expect("set");
+        assert_eq!(c.metrics_listen, None);
+        assert_eq!(c.shutdown_drain, std::time::Duration::from_secs(7));
+        assert!(resolve(&["--metrics-listen", "nowhere"]).is_err());
     }
 
     #[test]

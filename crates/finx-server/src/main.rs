@@ -66,7 +66,10 @@ async fn run(cli: Cli, config: Config) -> Result<(), String> {
             println!("database migrated ({})", store.kind());
             Ok(())
         }
-        Command::Clients { command } => clients(&wire(&config, store)?.0, command).await,
+        Command::Clients { command } => {
+            let quiet = Arc::new(finx_ports::NoTelemetry);
+            clients(&wire(&config, store, quiet)?.0, command).await
+        }
         Command::Banks { command } => banks_command(store.as_ref(), command).await,
         Command::SandboxBank {
             tls_cert,
@@ -108,6 +111,7 @@ async fn run(cli: Cli, config: Config) -> Result<(), String> {
 fn wire(
     config: &Config,
     store: Arc<SqlStore>,
+    telemetry: Arc<dyn finx_ports::Telemetry>,
 ) -> Result<(Finx, Option<Arc<finx_bank_sandbox::SandboxBank>>), String> {
     let clock = Arc::new(finx_system::SystemClock);
     // Webhooks to loopback over http are for sandbox mode only (a customer's test
@@ -146,6 +150,7 @@ fn wire(
         random: Arc::new(finx_system::OsRandom),
         timer: Arc::new(finx_system::TokioTimer),
         bus: store.clone(),
+        telemetry,
         webhooks: store,
         sender: Arc::new(
             finx_webhooks::HttpSender::new(policy, config.webhook_timeout)
@@ -423,16 +428,30 @@ async fn demo_client(finx: &Finx, config: &Config) -> Result<String, String> {
         .to_string();
     let secret =
         ClientSecret::from_presented(&config.demo_client_secret).map_err(|e| e.to_string())?;
+    let uris = vec![redirect.clone(), "http://127.0.0.1/callback".to_owned()];
     let new = NewClient {
         id: Some(config::DEMO_CLIENT_ID.into()),
         name: "finX demo client".into(),
-        redirect_uris: vec![redirect.clone(), "http://127.0.0.1/callback".into()],
+        redirect_uris: uris.clone(),
         scope: None,
         secret: Some(secret),
     };
     match finx.register_client(new).await {
         Ok(_) => Ok(redirect),
         Err(CoreError::Store(StoreError::Conflict(_))) => {
+            // Registered by an earlier start, maybe under another public URL: its redirect
+            // URIs follow this one.
+            let id = finx_domain::ids::ClientId::parse(config::DEMO_CLIENT_ID)
+                .map_err(|e| e.to_string())?;
+            finx.update_client(
+                &id,
+                finx_core::ClientUpdate {
+                    redirect_uris: Some(uris),
+                    ..finx_core::ClientUpdate::default()
+                },
+            )
+            .await
+            .map_err(|e| core_error(&e))?;
             if finx
                 .authenticate_client(config::DEMO_CLIENT_ID, &config.demo_client_secret)
                 .await
@@ -449,7 +468,29 @@ async fn demo_client(finx: &Finx, config: &Config) -> Result<String, String> {
 }
 
 async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
-    let (finx, sandbox) = wire(&config, store.clone())?;
+    let metrics = Arc::new(finx_metrics::Prometheus::new());
+    let (finx, sandbox) = wire(&config, store.clone(), metrics.clone())?;
+    if let Some(addr) = config.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
+        let app = finx_metrics::router(metrics.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+        // The queues and the pool, sampled for the scrapes.
+        let sampled = store.clone();
+        let into = metrics.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                sample(&sampled, into.as_ref()).await;
+            }
+        });
+    }
     if let (true, Some(url)) = (config.sandbox, &config.sandbox_bank_url) {
         // Several instances share one sandbox bank started on its own.
         use finx_ports::BankRegistry;
@@ -502,6 +543,7 @@ async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
     };
     let state = finx_http::AppState::new(finx.clone(), http);
     let fetches = state.tasks.clone();
+    let draining = state.clone();
     let router = finx_http::router(state);
     banner(&config, redirect.as_deref(), &store);
 
@@ -566,9 +608,20 @@ async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
         grace,
         stop.subscribe(),
     ));
+    let drain = config.shutdown_drain;
     let shutdown = async move {
         shutdown_signal().await;
+        // Readiness fails at once and the runners stop claiming; the listener stays open
+        // for the drain, so a load balancer stops sending before connections are refused.
+        draining.begin_drain();
         let _ = stop.send(true);
+        if !drain.is_zero() {
+            tracing::info!(
+                seconds = drain.as_secs(),
+                "draining: /readyz fails, requests are still answered"
+            );
+            tokio::time::sleep(drain).await;
+        }
     };
     finx_http::serve(listener, router, shutdown, grace, config.timeouts)
         .await
@@ -591,6 +644,19 @@ async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Samples what the metrics show between events: the queues' depths and the pool's use.
+async fn sample(store: &SqlStore, telemetry: &dyn finx_ports::Telemetry) {
+    let (open, idle, max) = store.pool_stats();
+    telemetry.db_pool(open, idle, max);
+    match store.queue_depths(chrono::Utc::now()).await {
+        Ok((syncs, webhooks)) => {
+            telemetry.jobs_queued("sync", syncs);
+            telemetry.jobs_queued("webhook", webhooks);
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the queues' depths"),
+    }
 }
 
 fn banner(config: &Config, redirect: Option<&str>, store: &SqlStore) {

@@ -272,6 +272,20 @@ impl ClientRegistry for MemoryStore {
         Ok(read(&self.clients).get(id).cloned())
     }
 
+    async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
+        let mut clients = write(&self.clients);
+        Ok(match clients.get_mut(&client.id) {
+            Some(c) => {
+                *c = Client {
+                    created_at: c.created_at,
+                    ..client.clone()
+                };
+                true
+            }
+            None => false,
+        })
+    }
+
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
         Ok(read(&self.clients).values().cloned().collect())
     }

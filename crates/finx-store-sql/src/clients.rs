@@ -83,6 +83,31 @@ impl ClientRegistry for SqlStore {
         row.map(ClientRow::into_client).transpose()
     }
 
+    async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
+        let uris: Vec<&str> = client
+            .redirect_uris
+            .iter()
+            .map(RedirectUri::as_str)
+            .collect();
+        let uris = json(&uris)?;
+        let changed = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE clients SET name = $2, secret_hash = $3, redirect_uris = $4, scope = $5 \
+                 WHERE id = $1",
+            )
+            .bind(client.id.as_str())
+            .bind(&client.name)
+            .bind(client.secret_hash.as_bytes().as_slice())
+            .bind(&uris)
+            .bind(client.scope.to_string())
+            .execute(pool)
+            .await
+            .map_err(db)?
+            .rows_affected()
+        });
+        Ok(changed == 1)
+    }
+
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
         let rows: Vec<ClientRow> = on_pool!(self, |pool| sqlx::query_as(&format!(
             "{SELECT} ORDER BY id"

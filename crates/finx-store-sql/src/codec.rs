@@ -72,19 +72,9 @@ pub(crate) fn filter_minor(amount: Decimal) -> Option<i64> {
     to_minor(amount).ok().map(|(m, _)| m)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn unhex(text: &str) -> Result<TokenHash, StoreError> {
-    let bad = || corrupt("browser hash");
-    if text.len() != 64 || !text.is_ascii() {
-        return Err(bad());
-    }
     let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
+    hex::decode_to_slice(text, &mut out).map_err(|_| corrupt("browser hash"))?;
     Ok(TokenHash::from_bytes(out))
 }
 
@@ -382,7 +372,7 @@ impl FlowDoc {
             provider_id: p.provider_id.as_ref().map(ToString::to_string),
             scope: p.scope.to_string(),
             login_attempts: flow.login_attempts,
-            browser: flow.browser.map(|h| hex(h.as_bytes())),
+            browser: flow.browser.map(|h| h.to_hex()),
             tan_attempts: flow.tan_attempts,
             ongoing: p.ongoing.as_ref().map(OngoingDoc::of),
             status,

@@ -133,12 +133,7 @@ fn csrf_for(state: &AppState, token: &str) -> String {
         .unwrap_or_else(|_| unreachable!("any key length"));
     mac.update(b"finx-widget-csrf\0");
     mac.update(token.as_bytes());
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(&mac.finalize().into_bytes()[..16])
 }
 
 /// Opens the flow named by a link token. An expired link still names its flow, so the user
