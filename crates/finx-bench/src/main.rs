@@ -269,7 +269,8 @@ async fn core_on(
             Store::Memory(s) => s.clone(),
             Store::Sql(s) => s.clone(),
         },
-        telemetry: Arc::new(finx_ports::NoTelemetry),
+        // Counted as in production, so the figures include what metrics cost.
+        telemetry: Arc::new(finx_metrics::Prometheus::new()),
         bus: match &store {
             Store::Memory(s) => s.clone(),
             Store::Sql(s) => s.clone(),
