@@ -816,3 +816,79 @@ async fn shown(
         .map(|t| (t.transaction_id.clone(), t))
         .collect()
 }
+
+/// The builder: the application's own `reqwest::Client` and `User-Agent` reach the wire,
+/// and the SDK's per-request timeout still applies to a client it did not make.
+#[tokio::test]
+async fn the_builder_takes_the_applications_http_client_and_user_agent() {
+    use axum::http::HeaderMap;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let record = seen.clone();
+    let app = axum::Router::new()
+        .route(
+            "/rest/accounts",
+            axum::routing::get(move |headers: HeaderMap| {
+                let record = record.clone();
+                async move {
+                    let ua = headers
+                        .get("user-agent")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    record.lock().expect("lock").push(ua);
+                    axum::Json(serde_json::json!({ "accounts": [] }))
+                }
+            }),
+        )
+        .route(
+            "/rest/transactions",
+            axum::routing::get(|| async {
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                axum::Json(serde_json::json!({ "transactions": [] }))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}/", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let own = reqwest::Client::builder()
+        .user_agent("the-app's-own-agent")
+        .build()
+        .expect("reqwest");
+    let client = FinxClient::builder(&base, "demo-app", DEMO_SECRET)
+        .http_client(own.clone())
+        .user_agent("budget-app/2.1 (ops@budget.example)")
+        .config(ClientConfig {
+            timeout: std::time::Duration::from_millis(300),
+            refresh_lease: std::time::Duration::from_secs(11),
+            max_retries: 0,
+            ..ClientConfig::default()
+        })
+        .build()
+        .expect("client");
+    assert!(client.accounts("fxa_x").await.expect("accounts").is_empty());
+    let err = client
+        .transactions("fxa_x", &TransactionQuery::default())
+        .await
+        .expect_err("the SDK's timeout applies to the application's client");
+    assert!(matches!(err, Error::Http(_)), "{err:?}");
+
+    let plain = FinxClient::new(&base, "demo-app", DEMO_SECRET).expect("client");
+    assert!(plain.accounts("fxa_x").await.expect("accounts").is_empty());
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(
+        seen,
+        vec![
+            "budget-app/2.1 (ops@budget.example)".to_owned(),
+            finx_client::DEFAULT_USER_AGENT.to_owned()
+        ]
+    );
+    assert!(finx_client::DEFAULT_USER_AGENT.starts_with("finx-client/"));
+    let debug = format!(
+        "{:?}",
+        FinxClient::builder(&base, "demo-app", "fxs_secret-that-must-not-show")
+    );
+    assert!(!debug.contains("must-not-show"), "{debug}");
+}

@@ -87,6 +87,21 @@ fn ci() -> Result<()> {
     )?;
     check_arch()?;
     check_readme_links()?;
+    // The SDK as a customer takes it: by default (rustls, no database driver), and bare.
+    run(
+        "finx-client with its default features",
+        cargo().args(["check", "--locked", "-p", "finx-client"]),
+    )?;
+    run(
+        "finx-client without default features",
+        cargo().args([
+            "check",
+            "--locked",
+            "-p",
+            "finx-client",
+            "--no-default-features",
+        ]),
+    )?;
     // The binaries the hardening tests run as processes (kill -9, schemathesis).
     run(
         "build finx-server and finx-bench",

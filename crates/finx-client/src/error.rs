@@ -5,6 +5,7 @@ use thiserror::Error;
 /// What went wrong. Server errors keep the server's code, group, description and the
 /// request id to quote to finX support.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The API answered with a finX error.
     #[error("finX error {code} ({group}): {description}{}", request_suffix(.request_id))]

@@ -48,8 +48,8 @@ use url::Url;
 pub use connection::{Connection, MemoryTokenStore, StoredTokens, TokenStore};
 pub use error::Error;
 pub use model::{
-    Account, AccountStatus, Balance, Callback, Change, FeedPage, Link, OnetimeAccess, Removed,
-    Tokens, Transaction,
+    Account, AccountStatus, AccountType, Balance, Callback, Change, FeedPage, Link, OnetimeAccess,
+    Removed, Tokens, Transaction, TransactionType,
 };
 pub use query::{Bound, Sort, TransactionQuery};
 #[cfg(feature = "sql")]
@@ -106,6 +106,9 @@ impl std::fmt::Debug for ClientConfig {
     }
 }
 
+/// The `User-Agent` the SDK sends unless told otherwise.
+pub const DEFAULT_USER_AGENT: &str = concat!("finx-client/", env!("CARGO_PKG_VERSION"));
+
 /// A client for one finX server and one customer (client id and secret).
 #[derive(Clone)]
 pub struct FinxClient {
@@ -114,6 +117,87 @@ pub struct FinxClient {
     client_id: String,
     client_secret: String,
     config: ClientConfig,
+    user_agent: reqwest::header::HeaderValue,
+}
+
+/// Builds a [`FinxClient`]: its settings, the application's own `reqwest::Client` (its
+/// proxy, TLS roots, connection pool) and a `User-Agent`.
+#[must_use]
+pub struct ClientBuilder {
+    base_url: String,
+    client_id: String,
+    client_secret: String,
+    config: ClientConfig,
+    http: Option<reqwest::Client>,
+    user_agent: Option<String>,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("base_url", &self.base_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("user_agent", &self.user_agent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// The settings (default: [`ClientConfig::default`]).
+    pub fn config(mut self, config: ClientConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The HTTP client to send with; without one the SDK makes its own (rustls, with the
+    /// `rustls` feature). The per-request timeout of the settings applies either way.
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// The `User-Agent` header of every request (default [`DEFAULT_USER_AGENT`]): name your
+    /// application, so that finX's operators can tell its requests apart.
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = Some(user_agent.into());
+        self
+    }
+
+    /// The client.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the base URL is not absolute, the user agent is not a valid
+    /// header value, or `refresh_lease` does not exceed `timeout` by 10 s.
+    pub fn build(self) -> Result<FinxClient, Error> {
+        let config = self.config;
+        if config.refresh_lease < config.timeout + Duration::from_secs(10) {
+            return Err(Error::Config(
+                "refresh_lease must exceed timeout by at least 10 s".into(),
+            ));
+        }
+        let mut base =
+            Url::parse(&self.base_url).map_err(|e| Error::Config(format!("base URL: {e}")))?;
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        let user_agent = reqwest::header::HeaderValue::from_str(
+            self.user_agent.as_deref().unwrap_or(DEFAULT_USER_AGENT),
+        )
+        .map_err(|_| Error::Config("user agent: not a valid header value".into()))?;
+        let http = match self.http {
+            Some(http) => http,
+            None => reqwest::Client::builder().timeout(config.timeout).build()?,
+        };
+        Ok(FinxClient {
+            http,
+            base,
+            client_id: self.client_id,
+            client_secret: self.client_secret,
+            config,
+            user_agent,
+        })
+    }
 }
 
 impl std::fmt::Debug for FinxClient {
@@ -131,7 +215,7 @@ impl FinxClient {
     /// # Errors
     /// [`Error::Config`] when `base_url` is not an absolute URL.
     pub fn new(base_url: &str, client_id: &str, client_secret: &str) -> Result<Self, Error> {
-        Self::with_config(base_url, client_id, client_secret, ClientConfig::default())
+        Self::builder(base_url, client_id, client_secret).build()
     }
 
     /// A client with settings.
@@ -144,23 +228,29 @@ impl FinxClient {
         client_secret: &str,
         config: ClientConfig,
     ) -> Result<Self, Error> {
-        if config.refresh_lease < config.timeout + Duration::from_secs(10) {
-            return Err(Error::Config(
-                "refresh_lease must exceed timeout by at least 10 s".into(),
-            ));
-        }
-        let mut base = Url::parse(base_url).map_err(|e| Error::Config(format!("base URL: {e}")))?;
-        if !base.path().ends_with('/') {
-            base.set_path(&format!("{}/", base.path()));
-        }
-        let http = reqwest::Client::builder().timeout(config.timeout).build()?;
-        Ok(Self {
-            http,
-            base,
+        Self::builder(base_url, client_id, client_secret)
+            .config(config)
+            .build()
+    }
+
+    /// A builder, for the application's own `reqwest::Client` or `User-Agent`.
+    pub fn builder(base_url: &str, client_id: &str, client_secret: &str) -> ClientBuilder {
+        ClientBuilder {
+            base_url: base_url.to_owned(),
             client_id: client_id.to_owned(),
             client_secret: client_secret.to_owned(),
-            config,
-        })
+            config: ClientConfig::default(),
+            http: None,
+            user_agent: None,
+        }
+    }
+
+    /// A request with the SDK's timeout and `User-Agent`.
+    fn request(&self, method: Method, url: Url) -> RequestBuilder {
+        self.http
+            .request(method, url)
+            .timeout(self.config.timeout)
+            .header(reqwest::header::USER_AGENT, self.user_agent.clone())
     }
 
     /// The settings.
@@ -223,7 +313,10 @@ impl FinxClient {
     pub async fn create_onetime_access(&self, req: &OnetimeAccess) -> Result<Link, Error> {
         let url = self.url("onetime/access")?;
         let res = self
-            .send(|| self.client_auth(self.http.post(url.clone())).json(req))
+            .send(|| {
+                self.client_auth(self.request(Method::POST, url.clone()))
+                    .json(req)
+            })
             .await?;
         Self::json(res).await
     }
@@ -276,7 +369,7 @@ impl FinxClient {
     /// the same token twice.
     pub(crate) async fn refresh_once(&self, refresh_token: &str) -> Result<Tokens, Error> {
         let url = self.url("auth/token")?;
-        let req = self.client_auth(self.http.post(url)).form(&[
+        let req = self.client_auth(self.request(Method::POST, url)).form(&[
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token),
         ]);
@@ -289,7 +382,7 @@ impl FinxClient {
     /// 503 comes back as an error, for the caller to decide.
     async fn token_request(&self, form: &[(&str, &str)]) -> Result<Tokens, Error> {
         let url = self.url("auth/token")?;
-        let req = self.client_auth(self.http.post(url)).form(form);
+        let req = self.client_auth(self.request(Method::POST, url)).form(form);
         Self::json(req.send().await?).await
     }
 
@@ -331,7 +424,7 @@ impl FinxClient {
         let url = self.url("auth/revoke")?;
         let res = self
             .send(|| {
-                self.client_auth(self.http.post(url.clone()))
+                self.client_auth(self.request(Method::POST, url.clone()))
                     .form(&[("token", token)])
             })
             .await?;
@@ -356,8 +449,7 @@ impl FinxClient {
         let url = self.url(path)?;
         let res = self
             .send(|| {
-                self.http
-                    .request(Method::GET, url.clone())
+                self.request(Method::GET, url.clone())
                     .bearer_auth(access_token)
                     .query(query)
             })

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// A widget link (step 1). Its `Debug` hides the link token.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
 pub struct Link {
     /// Where to send the end user (full page or iframe).
     pub location: String,
@@ -27,6 +28,7 @@ impl fmt::Debug for Link {
 
 /// Tokens from `/auth/token`. The `Debug` output hides the secrets.
 #[derive(Clone, Deserialize)]
+#[non_exhaustive]
 pub struct Tokens {
     /// The bearer token.
     pub access_token: String,
@@ -54,8 +56,117 @@ impl fmt::Debug for Tokens {
     }
 }
 
+/// What kind of account (finX's closed set; a value a newer server adds reads as
+/// [`AccountType::Other`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[non_exhaustive]
+pub enum AccountType {
+    /// `Giro account`.
+    #[serde(rename = "Giro account")]
+    Giro,
+    /// `Savings account`.
+    #[serde(rename = "Savings account")]
+    Savings,
+    /// `Credit card`.
+    #[serde(rename = "Credit card")]
+    CreditCard,
+    /// `Loan account`.
+    #[serde(rename = "Loan account")]
+    Loan,
+    /// `Depot`.
+    #[serde(rename = "Depot")]
+    Depot,
+    /// `Unknown`: the bank did not say.
+    #[serde(rename = "Unknown")]
+    Unknown,
+    /// A type this SDK does not know yet.
+    #[serde(other)]
+    Other,
+}
+
+/// What kind of transaction (finX's closed set; a value a newer server adds reads as
+/// [`TransactionType::Other`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[non_exhaustive]
+pub enum TransactionType {
+    /// `Transfer`.
+    #[serde(rename = "Transfer")]
+    Transfer,
+    /// `Standing order`.
+    #[serde(rename = "Standing order")]
+    StandingOrder,
+    /// `Direct debit`.
+    #[serde(rename = "Direct debit")]
+    DirectDebit,
+    /// `Salary or rent`.
+    #[serde(rename = "Salary or rent")]
+    SalaryOrRent,
+    /// `Electronic cash`: a card payment.
+    #[serde(rename = "Electronic cash")]
+    ElectronicCash,
+    /// `ATM`: cash.
+    #[serde(rename = "ATM")]
+    Atm,
+    /// `Charges or interest`.
+    #[serde(rename = "Charges or interest")]
+    ChargesOrInterest,
+    /// `Unknown`: the bank did not say.
+    #[serde(rename = "Unknown")]
+    Unknown,
+    /// A type this SDK does not know yet.
+    #[serde(other)]
+    Other,
+}
+
+impl AccountType {
+    /// finX's name for it (`Other` for one this SDK does not know).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Giro => "Giro account",
+            Self::Savings => "Savings account",
+            Self::CreditCard => "Credit card",
+            Self::Loan => "Loan account",
+            Self::Depot => "Depot",
+            Self::Unknown => "Unknown",
+            Self::Other => "Other",
+        }
+    }
+}
+
+impl fmt::Display for AccountType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl TransactionType {
+    /// finX's name for it (`Other` for one this SDK does not know).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Transfer => "Transfer",
+            Self::StandingOrder => "Standing order",
+            Self::DirectDebit => "Direct debit",
+            Self::SalaryOrRent => "Salary or rent",
+            Self::ElectronicCash => "Electronic cash",
+            Self::Atm => "ATM",
+            Self::ChargesOrInterest => "Charges or interest",
+            Self::Unknown => "Unknown",
+            Self::Other => "Other",
+        }
+    }
+}
+
+impl fmt::Display for TransactionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// A balance.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
 pub struct Balance {
     /// Amount in major units.
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
@@ -70,6 +181,7 @@ pub struct Balance {
 
 /// How the last sync of an account went.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
 pub struct AccountStatus {
     /// Last attempt.
     pub synced_at: DateTime<Utc>,
@@ -81,6 +193,7 @@ pub struct AccountStatus {
 
 /// An account.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
 pub struct Account {
     /// `A…`.
     pub account_id: String,
@@ -100,9 +213,9 @@ pub struct Account {
     pub currency: String,
     /// The balance (with `balance=ro`).
     pub balance: Option<Balance>,
-    /// `Giro account`, `Savings account`, `Credit card`, …
+    /// What kind of account.
     #[serde(rename = "type")]
-    pub account_type: String,
+    pub account_type: AccountType,
     /// The bank's name for the account.
     pub name: String,
     /// Account holder.
@@ -115,6 +228,7 @@ pub struct Account {
 
 /// A transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
 pub struct Transaction {
     /// `T…`.
     pub transaction_id: String,
@@ -145,9 +259,9 @@ pub struct Transaction {
     pub booked: bool,
     /// The bank's booking text.
     pub booking_text: Option<String>,
-    /// `Transfer`, `Direct debit`, `Electronic cash`, …
+    /// What kind of transaction.
     #[serde(rename = "type")]
-    pub transaction_type: String,
+    pub transaction_type: TransactionType,
     /// SEPA creditor id.
     pub creditor_id: Option<String>,
     /// SEPA mandate reference.
@@ -304,4 +418,22 @@ pub enum Change {
     /// previous checkpoint (or since the start). The stream goes on from there and sends
     /// that part again as it is now, so nothing is skipped and nothing that is gone stays.
     Restart,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closed_sets_read_finx_names_and_keep_unknown_values_readable() {
+        let t: TransactionType = serde_json::from_str("\"Direct debit\"").expect("known");
+        assert_eq!(t, TransactionType::DirectDebit);
+        assert_eq!(t.to_string(), "Direct debit");
+        let t: TransactionType = serde_json::from_str("\"Crypto swap\"").expect("newer server");
+        assert_eq!(t, TransactionType::Other);
+        let a: AccountType = serde_json::from_str("\"Savings account\"").expect("known");
+        assert_eq!(a, AccountType::Savings);
+        let a: AccountType = serde_json::from_str("\"Pension\"").expect("newer server");
+        assert_eq!(a, AccountType::Other);
+    }
 }

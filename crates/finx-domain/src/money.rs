@@ -10,8 +10,8 @@ use thiserror::Error;
 #[error("not an ISO 4217 currency code: {0}")]
 pub struct CurrencyError(pub String);
 
-/// An ISO 4217 currency: every active code of the standard, as the `iso_currency` crate
-/// keeps them.
+/// An ISO 4217 currency: every active code of the standard that has a minor unit, as the
+/// `iso_currency` crate keeps them.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Currency(iso_currency::Currency);
 
@@ -28,7 +28,10 @@ impl Currency {
         if raw.len() != 3 || !raw.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(bad());
         }
+        // Units without a minor unit are no currency an account is held in: gold and other
+        // metals, SDRs, bond units, and XXX, which XS2A uses for multi-currency accounts.
         iso_currency::Currency::from_code(raw)
+            .filter(|c| c.exponent().is_some())
             .map(Self)
             .ok_or_else(bad)
     }
@@ -39,8 +42,8 @@ impl Currency {
         self.0.code()
     }
 
-    /// How many decimal places its minor unit has (2 for the euro, 0 for the yen); `None`
-    /// for codes without one (gold, SDRs).
+    /// How many decimal places its minor unit has (2 for the euro, 0 for the yen, 3 for the
+    /// Kuwaiti dinar). Always `Some` for a parsed currency.
     #[must_use]
     pub fn minor_units(&self) -> Option<u16> {
         self.0.exponent()
@@ -104,6 +107,10 @@ mod tests {
         assert!(Currency::parse("eur").is_err());
         assert!(Currency::parse("EURO").is_err());
         assert!(Currency::parse("XYZ").is_err());
+        assert!(Currency::parse("XXX").is_err(), "no currency");
+        assert!(Currency::parse("XAU").is_err(), "gold");
+        assert_eq!(Currency::parse("JPY").map(|c| c.minor_units()), Ok(Some(0)));
+        assert_eq!(Currency::parse("KWD").map(|c| c.minor_units()), Ok(Some(3)));
     }
 
     #[test]
