@@ -655,7 +655,10 @@ impl Served {
         let config = finx_http::HttpConfig {
             public_url: base.clone(),
             link_key: finx_http::LinkKey::new(LINK_KEY.to_vec()),
-            demo_callback: true,
+            demo_client: Some(finx_http::DemoClient {
+                id: "demo-app".to_owned(),
+                secret: DEMO_SECRET.to_owned(),
+            }),
             limits,
             trusted_proxies,
             completion_budget: std::time::Duration::from_secs(300),

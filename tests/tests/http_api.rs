@@ -725,6 +725,11 @@ async fn the_demo_callback_shows_the_code_escaped() {
         html.contains("&lt;script&gt;") && !html.contains("<script>"),
         "values are escaped"
     );
+    assert!(
+        html.contains(&format!("curl -s -u demo-app:{DEMO_SECRET} ")),
+        "the next command carries the demo client's real credentials: {html}"
+    );
+    assert!(!html.contains("CLIENT_SECRET"));
 }
 
 #[tokio::test]

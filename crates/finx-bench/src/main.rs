@@ -386,7 +386,7 @@ async fn serve(args: &[String]) -> Result<(), String> {
     let config = finx_http::HttpConfig {
         public_url: base,
         link_key: finx_http::LinkKey::new(KEY.to_vec()),
-        demo_callback: false,
+        demo_client: None,
         limits,
         trusted_proxies: Vec::new(),
         completion_budget: std::time::Duration::from_secs(300),

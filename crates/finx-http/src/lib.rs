@@ -42,6 +42,24 @@ use crate::error::{ApiError, code};
 pub use crate::link::LinkKey;
 pub use crate::parse::BODY_LIMIT;
 
+/// The sandbox's demo client, whose credentials the demo callback page shows.
+#[derive(Clone)]
+pub struct DemoClient {
+    /// Its id.
+    pub id: String,
+    /// Its secret (a sandbox value, printed at start too).
+    pub secret: String,
+}
+
+impl std::fmt::Debug for DemoClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemoClient")
+            .field("id", &self.id)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
+}
+
 /// Settings of the HTTP adapter.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
@@ -49,8 +67,9 @@ pub struct HttpConfig {
     pub public_url: Url,
     /// The key that signs widget link tokens.
     pub link_key: LinkKey,
-    /// Serve `/demo/callback`, a page showing what a redirect brought back (sandbox only).
-    pub demo_callback: bool,
+    /// Serve `/demo/callback`, a page showing what a redirect brought back and the next
+    /// command with these credentials (sandbox only; `None` serves no such page).
+    pub demo_client: Option<DemoClient>,
     /// Rate limits.
     pub limits: limit::RateLimits,
     /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers are believed: only
@@ -261,9 +280,13 @@ async fn demo_callback(
         .join("auth/token")
         .map(|u| u.to_string())
         .unwrap_or_default();
+    let (id, secret) = state.config.demo_client.as_ref().map_or_else(
+        || ("CLIENT_ID".to_owned(), "CLIENT_SECRET".to_owned()),
+        |d| (escape(&d.id), escape(&d.secret)),
+    );
     let next = code.map(|c| {
         format!(
-            "<p>Step 2 of the guide: exchange the code.</p><pre>curl -s -u CLIENT_ID:CLIENT_SECRET -H 'Content-Type: application/json' \\\n  -d '{{\"grant_type\":\"authorization_code\",\"code\":\"{c}\",\"redirect_uri\":\"{r}\"}}' \\\n  {t}</pre>",
+            "<p>Step 2 of the guide: exchange the code.</p><pre>curl -s -u {id}:{secret} -H 'Content-Type: application/json' \\\n  -d '{{\"grant_type\":\"authorization_code\",\"code\":\"{c}\",\"redirect_uri\":\"{r}\"}}' \\\n  {t}</pre>",
             r = escape(&redirect),
             t = escape(&token)
         )
@@ -293,7 +316,7 @@ pub fn router(state: AppState) -> Router {
 /// The whole API, with `extra` routes (another adapter's pages, e.g. the sandbox bank's)
 /// served under the same limits, time-outs and headers.
 pub fn router_with(state: AppState, extra: Router) -> Router {
-    let demo = state.config.demo_callback;
+    let demo = state.config.demo_client.is_some();
     let request_id = HeaderName::from_static("x-request-id");
     let trace = TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
         let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();

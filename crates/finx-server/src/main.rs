@@ -535,7 +535,10 @@ async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
     let http = finx_http::HttpConfig {
         public_url: config.public_url.clone(),
         link_key: finx_http::LinkKey::new(config.link_key.as_bytes().to_vec()),
-        demo_callback: config.sandbox,
+        demo_client: config.sandbox.then(|| finx_http::DemoClient {
+            id: config::DEMO_CLIENT_ID.to_owned(),
+            secret: config.demo_client_secret.clone(),
+        }),
         limits: finx_http::limit::RateLimits::default(),
         trusted_proxies: config.trusted_proxies.clone(),
         completion_budget: config.completion_budget(),
