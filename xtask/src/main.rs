@@ -87,6 +87,26 @@ fn ci() -> Result<()> {
     )?;
     check_arch()?;
     check_readme_links()?;
+    // Every dependency's licence, the banned crates and where crates come from (deny.toml);
+    // offline, so no advisories.
+    cargo()
+        .args(["deny", "--version"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .ok_or("cargo-deny is needed: cargo install --locked cargo-deny (.ci/run does)")?;
+    run(
+        "cargo deny check licenses bans sources",
+        cargo().args([
+            "deny",
+            "--locked",
+            "--offline",
+            "check",
+            "licenses",
+            "bans",
+            "sources",
+        ]),
+    )?;
     // The SDK as a customer takes it: by default (rustls, no database driver), and bare.
     run(
         "finx-client with its default features",
