@@ -763,3 +763,44 @@ async fn a_client_id_beside_basic_must_name_the_same_client() {
         "invalid_request"
     );
 }
+
+/// `/docs`: Swagger UI from the binary itself. Every asset the page names is on this server
+/// and answers, the page reads finX's own `/openapi.json`, and no other host is named (the
+/// server may run offline; the online validator is off).
+#[tokio::test]
+async fn the_docs_page_is_served_from_the_binary_and_names_no_other_host() {
+    let s = served().await;
+    let page = s.http.get(s.url("/docs/")).send().await.expect("send");
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("swagger-ui"), "{html}");
+    let mut assets = Vec::new();
+    for attr in ["src=\"", "href=\""] {
+        let mut rest = html.as_str();
+        while let Some(i) = rest.find(attr) {
+            rest = &rest[i + attr.len()..];
+            let value = rest.split('"').next().unwrap_or_default().to_owned();
+            assert!(!value.contains("//"), "an asset from another host: {value}");
+            assets.push(value);
+        }
+    }
+    assert!(assets.len() >= 3, "{assets:?}");
+    let mut initializer = String::new();
+    for a in &assets {
+        let url = s.url("/docs/").join(a).expect("asset URL");
+        let res = s.http.get(url.clone()).send().await.expect("asset");
+        assert_eq!(res.status(), StatusCode::OK, "{url}");
+        let body = res.text().await.expect("asset body");
+        assert!(!body.is_empty(), "{url}");
+        if a.contains("initializer") {
+            initializer = body;
+        }
+    }
+    assert!(initializer.contains("/openapi.json"), "{initializer}");
+    let compact: String = initializer.split_whitespace().collect();
+    assert!(
+        compact.contains("\"validatorUrl\":\"none\""),
+        "{initializer}"
+    );
+    assert!(!initializer.contains("https://"), "{initializer}");
+}

@@ -149,7 +149,8 @@ impl AppState {
 /// The OpenAPI document of this API.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "finX", description = "Open, self-hostable account-information API.", version = "0.1.0"),
+    // The version is Cargo's (utoipa's default).
+    info(title = "finX", description = "Open, self-hostable account-information API."),
     paths(
         api::onetime_access, api::ongoing_access, api::token, api::revoke, api::accounts, api::account, api::balance,
         api::transactions, api::transactions_feed, api::account_transactions, api::transaction, api::accesses, api::access,
@@ -364,6 +365,7 @@ pub fn router_with(state: AppState, extra: Router) -> Router {
             },
         )
         .merge(widget::routes())
+        .merge(docs())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())
@@ -426,6 +428,19 @@ async fn observe(
         "request"
     );
     res
+}
+
+/// `/docs`: the API described for people, by Swagger UI. Its assets are compiled into the
+/// binary (utoipa-swagger-ui's vendored build) and served from `/docs/`, so the page works
+/// offline and reaches no other host: the online validator is off.
+fn docs() -> Router<AppState> {
+    utoipa_swagger_ui::SwaggerUi::new("/docs")
+        .config(
+            utoipa_swagger_ui::Config::new(["/openapi.json"])
+                .validator_url("none")
+                .try_it_out_enabled(false),
+        )
+        .into()
 }
 
 /// Time limits of the server.
