@@ -183,6 +183,54 @@ async fn production_mode_starts_with_a_qwac_and_a_registry_and_serves_an_importe
         .map(str::trim)
         .expect("a secret")
         .to_owned();
+    // Administration: show, then update name and redirect URIs, then show again.
+    let out = run(&["clients", "show", "prod-app"], true);
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(shown.contains("name:         Prod App"), "{shown}");
+    assert!(
+        shown.contains("redirect_uri: https://app.example/cb"),
+        "{shown}"
+    );
+    assert!(!shown.contains(&secret), "the secret is never shown again");
+    let out = run(
+        &[
+            "clients",
+            "update",
+            "prod-app",
+            "--name",
+            "Prod App 2",
+            "--redirect-uri",
+            "https://app.example/cb",
+            "--redirect-uri",
+            "https://app.example/cb2",
+        ],
+        true,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["clients", "show", "prod-app"], true);
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(shown.contains("name:         Prod App 2"), "{shown}");
+    assert!(
+        shown.contains("redirect_uri: https://app.example/cb2"),
+        "{shown}"
+    );
+    let out = run(
+        &[
+            "clients",
+            "update",
+            "prod-app",
+            "--redirect-uri",
+            "not a url",
+        ],
+        true,
+    );
+    assert!(!out.status.success(), "a bad redirect URI is refused");
+    let out = run(&["clients", "show", "nobody"], true);
+    assert!(!out.status.success(), "an unknown client is an error");
 
     let mut server = finx_tests::process::server_command();
     server

@@ -250,6 +250,26 @@ pub(crate) enum ClientsCommand {
     },
     /// List clients.
     List,
+    /// Show one client: id, name, scope, registration time and redirect URIs.
+    Show {
+        /// The client.
+        client_id: String,
+    },
+    /// Change a client's name, redirect URIs (the given ones replace the old) or scope;
+    /// takes effect at once on every instance.
+    Update {
+        /// The client.
+        client_id: String,
+        /// New display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// An allowed redirect URI (repeat for more); replaces the current list.
+        #[arg(long = "redirect-uri")]
+        redirect_uri: Vec<String>,
+        /// The most its grants may read from now on (grants given keep theirs).
+        #[arg(long)]
+        scope: Option<String>,
+    },
     /// Manage a client's webhook endpoints.
     Webhook {
         #[command(subcommand)]

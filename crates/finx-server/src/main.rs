@@ -326,7 +326,54 @@ async fn clients(finx: &Finx, command: ClientsCommand) -> Result<(), String> {
             }
             Ok(())
         }
+        ClientsCommand::Show { client_id } => {
+            let id = finx_domain::ids::ClientId::parse(&client_id)
+                .map_err(|e| format!("client id: {e}"))?;
+            let c = finx
+                .find_client(&id)
+                .await
+                .map_err(|e| chain(&e))?
+                .ok_or_else(|| format!("no client {client_id}"))?;
+            print_client(&c);
+            Ok(())
+        }
+        ClientsCommand::Update {
+            client_id,
+            name,
+            redirect_uri,
+            scope,
+        } => {
+            let id = finx_domain::ids::ClientId::parse(&client_id)
+                .map_err(|e| format!("client id: {e}"))?;
+            if name.is_none() && redirect_uri.is_empty() && scope.is_none() {
+                return Err("nothing to change: give --name, --redirect-uri or --scope".into());
+            }
+            let c = finx
+                .update_client(
+                    &id,
+                    finx_core::ClientUpdate {
+                        name,
+                        redirect_uris: (!redirect_uri.is_empty()).then_some(redirect_uri),
+                        scope,
+                    },
+                )
+                .await
+                .map_err(|e| core_error(&e))?;
+            print_client(&c);
+            Ok(())
+        }
         ClientsCommand::Webhook { command } => webhook(finx, command).await,
+    }
+}
+
+/// One client, a field a line (never its secret, which is not stored).
+fn print_client(c: &finx_ports::Client) {
+    println!("client_id:    {}", c.id);
+    println!("name:         {}", c.name);
+    println!("scope:        {}", c.scope);
+    println!("created_at:   {}", c.created_at.to_rfc3339());
+    for u in &c.redirect_uris {
+        println!("redirect_uri: {}", u.as_str());
     }
 }
 
