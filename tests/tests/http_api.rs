@@ -707,6 +707,33 @@ async fn the_openapi_document_parses_and_every_operation_in_it_is_served() {
     ] {
         assert!(paths.contains_key(p), "{p} undocumented");
     }
+    // One account's transactions take the same query as /rest/transactions (but
+    // `accounts`), amounts are exact decimals, and the version is Cargo's.
+    let raw: Value = serde_json::from_str(&text).expect("json");
+    let params: Vec<&str> =
+        raw["paths"]["/rest/accounts/{account_id}/transactions"]["get"]["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+    for q in [
+        "count",
+        "offset",
+        "sort",
+        "since",
+        "until",
+        "since_type",
+        "include_pending",
+        "filter",
+    ] {
+        assert!(params.contains(&q), "{q} missing from {params:?}");
+    }
+    assert_eq!(
+        raw["components"]["schemas"]["TransactionDto"]["properties"]["amount"]["format"],
+        "decimal"
+    );
+    assert_eq!(raw["info"]["version"], env!("CARGO_PKG_VERSION"));
 }
 
 #[tokio::test]

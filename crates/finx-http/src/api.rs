@@ -764,12 +764,23 @@ pub(crate) async fn transactions(
 /// One account's transactions, per the finX query (without `accounts`).
 #[utoipa::path(
     get, path = "/rest/accounts/{account_id}/transactions", tag = "data",
-    params(("account_id" = String, Path, description = "`A…`")),
+    params(
+        ("account_id" = String, Path, description = "`A…`"),
+        ("count" = Option<u32>, Query, description = "Page size, 1–1000, default 1000"),
+        ("offset" = Option<u32>, Query, description = "Items to skip, default 0"),
+        ("sort" = Option<String>, Query, description = "`desc` (default) or `asc`, by booking date"),
+        ("since" = Option<String>, Query, description = "A date (inclusive) or a transaction id (exclusive)"),
+        ("until" = Option<String>, Query, description = "A date (inclusive) or a transaction id (exclusive)"),
+        ("since_type" = Option<String>, Query, description = "`booked` (default), `created` or `modified`"),
+        ("include_pending" = Option<bool>, Query, description = "Default false"),
+        ("filter" = Option<String>, Query, description = "`purpose:…`, `person:…` or `amount:…`"),
+    ),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "One page of transactions", body = TransactionList),
         (status = 400, description = "Invalid query", body = crate::wire::ErrorBody),
         (status = 401, description = "Missing or invalid token", body = crate::wire::ErrorBody),
+        (status = 403, description = "Lacks transactions=ro", body = crate::wire::ErrorBody),
         (status = 404, description = "No such account for this token", body = crate::wire::ErrorBody),
     )
 )]

@@ -107,7 +107,9 @@ pub struct TokenResponse {
 pub struct BalanceDto {
     /// Amount in major units.
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
-    #[schema(value_type = f64)]
+    // An exact decimal on the wire (a JSON number with every digit kept): "decimal" tells
+    // client generators not to read it into a float.
+    #[schema(value_type = f64, format = "decimal")]
     pub balance: Decimal,
     /// ISO 4217 currency.
     pub currency: String,
@@ -236,7 +238,9 @@ pub struct TransactionDto {
     pub account_id: String,
     /// Amount in major units; negative for debits.
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
-    #[schema(value_type = f64)]
+    // An exact decimal on the wire (a JSON number with every digit kept): "decimal" tells
+    // client generators not to read it into a float.
+    #[schema(value_type = f64, format = "decimal")]
     pub amount: Decimal,
     /// ISO 4217 currency.
     pub currency: String,
