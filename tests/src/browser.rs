@@ -306,7 +306,22 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // Best effort: the session ends with the driver anyway.
+        // End the session first, so chromedriver quits Chromium: killing chromedriver alone
+        // leaves Chromium running as an orphan (hundreds of them over many runs). Drop cannot
+        // await, so this is one plain blocking HTTP request.
+        if let Some(addr) = self.base.strip_prefix("http://") {
+            if let Ok(mut stream) = std::net::TcpStream::connect(addr) {
+                use std::io::{Read as _, Write as _};
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                let _ = write!(
+                    stream,
+                    "DELETE /session/{} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    self.session
+                );
+                let mut answer = Vec::new();
+                let _ = stream.read_to_end(&mut answer);
+            }
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         let _ = std::fs::remove_dir_all(&self._profile);
