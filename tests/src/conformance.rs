@@ -137,6 +137,9 @@ pub async fn clients_are_unique_and_listed_by_id(store: Arc<impl Store>) {
         ],
         scope: Scope::parse("accounts=ro offline").unwrap_or(Scope::FULL),
         created_at: t0(),
+        secret_key_id: "0a1b2c3d".into(),
+        previous_secret: None,
+        disabled_at: None,
     };
     store
         .insert_client(&mk("zeta", "Zeta"))
@@ -173,6 +176,43 @@ pub async fn clients_are_unique_and_listed_by_id(store: Arc<impl Store>) {
             .await
             .expect("find")
             .is_none()
+    );
+    // Every field of an update round-trips: a rotated secret with its overlap, a disabled
+    // client.
+    let zeta = ClientId::parse("zeta").expect("id");
+    let changed = Client {
+        name: "Zeta 2".into(),
+        secret_hash: hash(7, 2),
+        secret_key_id: "ffeeddcc".into(),
+        previous_secret: Some(finx_ports::PreviousSecret {
+            hash: hash(7, 1),
+            key_id: "0a1b2c3d".into(),
+            until: t0() + chrono::TimeDelta::hours(24),
+        }),
+        disabled_at: Some(t0() + chrono::TimeDelta::seconds(5)),
+        ..mk("zeta", "Zeta")
+    };
+    assert!(store.update_client(&changed).await.expect("update"));
+    assert_eq!(
+        store.find_client(&zeta).await.expect("find"),
+        Some(changed.clone())
+    );
+    let back = Client {
+        previous_secret: None,
+        disabled_at: None,
+        ..changed
+    };
+    assert!(store.update_client(&back).await.expect("update"));
+    assert_eq!(store.find_client(&zeta).await.expect("find"), Some(back));
+    // Deleting removes the record, once.
+    assert!(store.delete_client(&zeta).await.expect("delete"));
+    assert!(!store.delete_client(&zeta).await.expect("delete"));
+    assert!(store.find_client(&zeta).await.expect("find").is_none());
+    assert!(
+        !store
+            .update_client(&mk("zeta", "Zeta"))
+            .await
+            .expect("update")
     );
 }
 

@@ -273,6 +273,12 @@ impl finx_ports::ClientRegistry for CoherentClients {
     async fn list_clients(&self) -> Result<Vec<finx_ports::Client>, StoreError> {
         self.inner.list_clients().await
     }
+
+    async fn delete_client(&self, id: &ClientId) -> Result<bool, StoreError> {
+        let r = self.inner.delete_client(id).await;
+        self.coherence.changed(Invalidation::Everything).await;
+        r
+    }
 }
 
 /// The grant store, counting what revokes.
@@ -335,6 +341,10 @@ impl GrantStore for CoherentGrants {
 
     async fn find_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
         self.inner.find_grant(id).await
+    }
+
+    async fn client_grants(&self, client: &ClientId) -> Result<Vec<GrantId>, StoreError> {
+        self.inner.client_grants(client).await
     }
 
     async fn revoke_grant(
@@ -480,6 +490,10 @@ impl AccessStore for CoherentAccesses {
         user: &UserId,
     ) -> Result<Vec<Access>, StoreError> {
         self.inner.list_accesses(client, user).await
+    }
+
+    async fn client_accesses(&self, client: &ClientId) -> Result<Vec<Access>, StoreError> {
+        self.inner.client_accesses(client).await
     }
 
     async fn update_access(

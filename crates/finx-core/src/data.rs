@@ -91,26 +91,29 @@ impl Finx {
     /// [`CoreError::InvalidToken`] when it is malformed, unknown, expired or revoked.
     pub async fn authorize(&self, bearer: &str) -> Result<Authorization, CoreError> {
         let token = AccessToken::from_presented(bearer).map_err(|_| CoreError::InvalidToken)?;
-        let hash = self.hasher.hash(&token);
         let now = self.now();
-        let (record, grant) = match self.coherence.token(&hash, now) {
-            Some(hit) => hit,
-            None => {
-                let version = self.coherence.version([], now);
-                let (record, grant) = self
-                    .ports
-                    .grants
-                    .find_access_token(&hash)
-                    .await?
-                    .ok_or(CoreError::InvalidToken)?;
+        let mut found = None;
+        // Under the current hash key first; a token issued before a key rotation is stored
+        // under a previous key.
+        for hash in self.hasher.candidates(&token) {
+            if let Some(hit) = self.coherence.token(&hash, now) {
+                found = Some(hit);
+                break;
+            }
+            let version = self.coherence.version([], now);
+            if let Some((record, grant)) = self.ports.grants.find_access_token(&hash).await? {
                 if let Some(version) = version {
                     self.coherence
                         .keep_token(hash, record.clone(), grant.clone(), version);
                 }
-                (record, grant)
+                found = Some((record, grant));
+                break;
             }
-        };
-        if !access_token_usable(&record, &grant, now) {
+        }
+        let (record, grant) = found.ok_or(CoreError::InvalidToken)?;
+        if !access_token_usable(&record, &grant, now)
+            || !self.client_enabled(&grant.client_id).await?
+        {
             return Err(CoreError::InvalidToken);
         }
         Ok(Authorization {

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use finx_domain::Timestamp;
 use finx_domain::schedule::SyncPolicy;
-use finx_domain::secret::{MalformedSecret, TokenHasher};
+use finx_domain::secret::{HashKeys, MalformedSecret};
 use finx_domain::token::Lifetimes;
 use finx_ports::{
     AccessStore, BankConnector, BankDataStore, ClientRegistry, Clock, FlowStore, GrantStore,
@@ -28,7 +28,7 @@ use finx_ports::{
 
 pub use access::{OnetimeAccessRequest, OngoingAccessRequest};
 pub use cache::ReadVersion;
-pub use clients::{ClientUpdate, NewClient, RegisteredClient};
+pub use clients::{ClientDeletion, ClientUpdate, MAX_SECRET_OVERLAP, NewClient, RegisteredClient};
 pub use data::{Authorization, FEED_MAX_COUNT, FeedPage};
 pub use error::CoreError;
 pub use finx_domain::webhook::UrlPolicy;
@@ -106,8 +106,12 @@ pub struct Settings {
     /// Lifetimes of links, codes and tokens.
     pub lifetimes: Lifetimes,
     /// The key of the keyed hash under which every secret is stored (at least 16 bytes;
-    /// 32 random bytes recommended). Changing it invalidates every token and client secret.
+    /// 32 random bytes recommended). New hashes are made under it.
     pub hash_key: Vec<u8>,
+    /// The hash keys it replaced, newest first: what was hashed under them is still
+    /// recognised (tokens until they expire; a client secret is hashed again under the
+    /// current key the next time it is presented). Rotating keeps everybody logged in.
+    pub previous_hash_keys: Vec<Vec<u8>>,
     /// The longest any one bank call may take; a bank that does not answer by then is
     /// unavailable (default 30 s).
     pub bank_timeout: Duration,
@@ -142,6 +146,7 @@ impl Settings {
         Self {
             lifetimes: Lifetimes::default(),
             hash_key,
+            previous_hash_keys: Vec::new(),
             bank_timeout: Duration::from_secs(30),
             return_url: url::Url::parse("http://localhost/widget/callback")
                 .unwrap_or_else(|_| unreachable!("a valid literal")),
@@ -161,6 +166,7 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("lifetimes", &self.lifetimes)
             .field("hash_key", &"[redacted]")
+            .field("previous_hash_keys", &self.previous_hash_keys.len())
             .field("bank_timeout", &self.bank_timeout)
             .field("return_url", &self.return_url.as_str())
             .field("sync", &self.sync)
@@ -203,7 +209,7 @@ fn delta(d: Duration) -> chrono::TimeDelta {
 #[derive(Clone)]
 pub struct Finx {
     ports: Ports,
-    hasher: TokenHasher,
+    hasher: HashKeys,
     lifetimes: Lifetimes,
     bank_timeout: Duration,
     return_url: url::Url,
@@ -245,7 +251,7 @@ impl Finx {
         });
         Ok(Self {
             ports,
-            hasher: TokenHasher::new(&settings.hash_key)?,
+            hasher: HashKeys::new(&settings.hash_key, &settings.previous_hash_keys)?,
             lifetimes: settings.lifetimes,
             bank_timeout: settings.bank_timeout,
             return_url: settings.return_url,

@@ -156,6 +156,9 @@ fn client(id: &str) -> Client {
         redirect_uris: vec![RedirectUri::parse("https://app.example/cb").expect("uri")],
         scope: Scope::FULL,
         created_at: t0(),
+        secret_key_id: hasher().key_id(),
+        previous_secret: None,
+        disabled_at: None,
     }
 }
 

@@ -41,13 +41,14 @@ impl Finx {
     ) -> Result<TokenResponse, CoreError> {
         let code = AuthorizationCode::from_presented(code)
             .map_err(|_| CoreError::InvalidGrant("malformed code"))?;
-        let hash = self.hasher.hash(&code);
-        let (_, grant) = self
-            .ports
-            .grants
-            .find_code(&hash)
-            .await?
-            .ok_or(CoreError::InvalidGrant("unknown code"))?;
+        let mut found = None;
+        for hash in self.hasher.candidates(&code) {
+            if let Some((_, grant)) = self.ports.grants.find_code(&hash).await? {
+                found = Some((hash, grant));
+                break;
+            }
+        }
+        let (hash, grant) = found.ok_or(CoreError::InvalidGrant("unknown code"))?;
         if grant.client_id != client.id {
             return Err(CoreError::InvalidGrant(
                 "the code was issued to another client",
@@ -89,13 +90,14 @@ impl Finx {
     ) -> Result<TokenResponse, CoreError> {
         let token = RefreshToken::from_presented(refresh_token)
             .map_err(|_| CoreError::InvalidGrant("malformed refresh token"))?;
-        let hash = self.hasher.hash(&token);
-        let (_, grant) = self
-            .ports
-            .grants
-            .find_refresh_token(&hash)
-            .await?
-            .ok_or(CoreError::InvalidGrant("unknown refresh token"))?;
+        let mut found = None;
+        for hash in self.hasher.candidates(&token) {
+            if let Some((_, grant)) = self.ports.grants.find_refresh_token(&hash).await? {
+                found = Some((hash, grant));
+                break;
+            }
+        }
+        let (hash, grant) = found.ok_or(CoreError::InvalidGrant("unknown refresh token"))?;
         if grant.client_id != client.id {
             return Err(CoreError::InvalidGrant(
                 "the refresh token was issued to another client",
@@ -130,29 +132,28 @@ impl Finx {
     pub async fn revoke(&self, client: &Client, token: &str) -> Result<(), CoreError> {
         let now = self.now();
         if let Ok(refresh) = RefreshToken::from_presented(token) {
-            if let Some((_, grant)) = self
-                .ports
-                .grants
-                .find_refresh_token(&self.hasher.hash(&refresh))
-                .await?
-            {
-                if grant.client_id != client.id {
-                    return Err(CoreError::UnauthorizedClient);
+            for hash in self.hasher.candidates(&refresh) {
+                if let Some((_, grant)) = self.ports.grants.find_refresh_token(&hash).await? {
+                    if grant.client_id != client.id {
+                        return Err(CoreError::UnauthorizedClient);
+                    }
+                    self.ports
+                        .grants
+                        .revoke_grant(grant.id, now, finx_domain::webhook::RevokeReason::Revoked)
+                        .await?;
+                    return Ok(());
                 }
-                self.ports
-                    .grants
-                    .revoke_grant(grant.id, now, finx_domain::webhook::RevokeReason::Revoked)
-                    .await?;
-                return Ok(());
             }
         }
         if let Ok(access) = AccessToken::from_presented(token) {
-            let hash = self.hasher.hash(&access);
-            if let Some((_, grant)) = self.ports.grants.find_access_token(&hash).await? {
-                if grant.client_id != client.id {
-                    return Err(CoreError::UnauthorizedClient);
+            for hash in self.hasher.candidates(&access) {
+                if let Some((_, grant)) = self.ports.grants.find_access_token(&hash).await? {
+                    if grant.client_id != client.id {
+                        return Err(CoreError::UnauthorizedClient);
+                    }
+                    self.ports.grants.revoke_access_token(&hash, now).await?;
+                    return Ok(());
                 }
-                self.ports.grants.revoke_access_token(&hash, now).await?;
             }
         }
         Ok(())

@@ -93,11 +93,15 @@ impl Finx {
     pub async fn bind_browser(&self, id: FlowId, browser: &str) -> Result<(), CoreError> {
         let token = BrowserToken::from_presented(browser)
             .map_err(|_| CoreError::Flow(FlowError::OtherBrowser))?;
-        let hash = self.hasher.hash(&token);
+        let hashes = self.hasher.candidates(&token);
         for _ in 0..CAS_RETRIES {
             let mut flow = self.load_flow(id).await?;
             let version = flow.version;
-            if !flow.bind_browser(hash)? {
+            // Bound before a hash-key rotation: the browser's hash under a previous key.
+            if flow.browser.is_some_and(|held| hashes[1..].contains(&held)) {
+                return Ok(());
+            }
+            if !flow.bind_browser(hashes[0])? {
                 return Ok(());
             }
             match self.save(&flow, version).await {
@@ -423,7 +427,7 @@ impl Finx {
                 return_check: Some(check),
                 ..
             } => {
-                self.hasher.hash(nonce) == *check
+                self.hasher.matches(nonce, check)
                     && matches!(flow.asked(), Some(BankStep::Redirect { .. }))
             }
             _ => false,
@@ -991,17 +995,13 @@ impl Finx {
         else {
             return Err(illegal("return", &flow));
         };
-        let usable = match self
-            .ports
-            .grants
-            .find_code(&self.hasher.hash(&kept.0))
-            .await?
-        {
-            Some((record, grant)) => {
-                finx_domain::token::check_redeem(&record, &grant, self.now()).is_ok()
+        let mut usable = false;
+        for hash in self.hasher.candidates(&kept.0) {
+            if let Some((record, grant)) = self.ports.grants.find_code(&hash).await? {
+                usable = finx_domain::token::check_redeem(&record, &grant, self.now()).is_ok();
+                break;
             }
-            None => false,
-        };
+        }
         if !usable {
             return Err(CoreError::Flow(FlowError::Finished("completed")));
         }

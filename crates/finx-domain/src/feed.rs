@@ -21,7 +21,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::ids::GrantId;
-use crate::secret::TokenHasher;
+use crate::secret::HashKeys;
 
 /// A position in a grant's feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,9 +65,9 @@ impl FeedCursor {
 
     /// The opaque form.
     #[must_use]
-    pub fn encode(&self, hasher: &TokenHasher) -> String {
+    pub fn encode(&self, keys: &HashKeys) -> String {
         let body = format!("{}.{}.{}.{}", self.grant, self.after, self.base, self.high);
-        let tag = hasher.tag(DOMAIN, body.as_bytes());
+        let tag = keys.current().tag(DOMAIN, body.as_bytes());
         let raw = format!("{body}.{}", tag.to_hex());
         format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(raw))
     }
@@ -75,8 +75,9 @@ impl FeedCursor {
     /// Reads a cursor for `grant`.
     ///
     /// # Errors
-    /// [`CursorError`] for anything finX did not make for this access.
-    pub fn decode(raw: &str, grant: &GrantId, hasher: &TokenHasher) -> Result<Self, CursorError> {
+    /// [`CursorError`] for anything finX did not make for this access (under the current
+    /// hash key or a previous one).
+    pub fn decode(raw: &str, grant: &GrantId, keys: &HashKeys) -> Result<Self, CursorError> {
         if raw.len() > 512 {
             return Err(CursorError);
         }
@@ -86,9 +87,12 @@ impl FeedCursor {
             .ok_or(CursorError)?;
         let text = String::from_utf8(bytes).map_err(|_| CursorError)?;
         let (body, tag) = text.rsplit_once('.').ok_or(CursorError)?;
-        let expected = hasher.tag(DOMAIN, body.as_bytes());
         let given = crate::secret::TokenHash::from_hex(tag).map_err(|_| CursorError)?;
-        if given != expected {
+        let known = keys
+            .all()
+            .map(|k| k.tag(DOMAIN, body.as_bytes()) == given)
+            .fold(false, |a, b| a | b);
+        if !known {
             return Err(CursorError);
         }
         let mut parts = body.split('.');
@@ -124,7 +128,7 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_refuse_forgery_and_other_accesses() {
-        let h = TokenHasher::new(b"0123456789abcdef0123").expect("key");
+        let h = HashKeys::new(b"0123456789abcdef0123", &[]).expect("key");
         let a = GrantId::from_random([1; 16]);
         let c = FeedCursor {
             grant: a,
@@ -137,10 +141,17 @@ mod tests {
         assert_eq!(FeedCursor::decode(&s, &a, &h), Ok(c.clone()));
         assert!(c.in_pass());
         assert!(FeedCursor::decode(&s, &GrantId::from_random([2; 16]), &h).is_err());
-        let other = TokenHasher::new(b"another-key-0123456789").expect("key");
+        let other = HashKeys::new(b"another-key-0123456789", &[]).expect("key");
         assert!(FeedCursor::decode(&s, &a, &other).is_err());
         let forged = FeedCursor { after: 1_000, ..c }.encode(&other);
         assert!(FeedCursor::decode(&forged, &a, &h).is_err());
+        // After a rotation, a cursor made under the previous key still reads.
+        let rotated = HashKeys::new(
+            b"another-key-0123456789",
+            &[b"0123456789abcdef0123".to_vec()],
+        )
+        .expect("keys");
+        assert_eq!(FeedCursor::decode(&s, &a, &rotated), Ok(c.clone()));
         for junk in ["", "fxc1_", "fxc1_!!!", "abc", &"x".repeat(600)] {
             assert!(FeedCursor::decode(junk, &a, &h).is_err(), "{junk}");
         }

@@ -218,6 +218,72 @@ impl TokenHasher {
     }
 }
 
+impl TokenHasher {
+    /// A short public name of the key (8 hex digits of a keyed hash of a fixed string), to
+    /// tell keys apart in configuration, logs and the store without showing them.
+    #[must_use]
+    pub fn key_id(&self) -> String {
+        hex::encode(&self.tag(b"finx-key-id", b"").as_bytes()[..4])
+    }
+}
+
+/// The hash key in use and the keys it replaced: new hashes are made under the current key,
+/// and a presented secret is recognised under any of them, so rotating the key logs nobody
+/// out. A key is dropped once nothing hashed under it is still wanted.
+#[derive(Clone, Debug)]
+pub struct HashKeys {
+    current: TokenHasher,
+    previous: Vec<TokenHasher>,
+}
+
+impl HashKeys {
+    /// The current key and the previous ones, newest first.
+    ///
+    /// # Errors
+    /// [`MalformedSecret`] when a key is shorter than 16 bytes.
+    pub fn new(current: &[u8], previous: &[Vec<u8>]) -> Result<Self, MalformedSecret> {
+        Ok(Self {
+            current: TokenHasher::new(current)?,
+            previous: previous
+                .iter()
+                .map(|k| TokenHasher::new(k))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// The key new hashes are made under.
+    #[must_use]
+    pub fn current(&self) -> &TokenHasher {
+        &self.current
+    }
+
+    /// Every key, the current one first.
+    pub fn all(&self) -> impl Iterator<Item = &TokenHasher> {
+        std::iter::once(&self.current).chain(&self.previous)
+    }
+
+    /// The hash of a secret under the current key (for storing).
+    #[must_use]
+    pub fn hash<S: HashableSecret>(&self, secret: &S) -> TokenHash {
+        self.current.hash(secret)
+    }
+
+    /// The hashes a stored secret may have: under the current key first, then the previous
+    /// ones (for looking up).
+    #[must_use]
+    pub fn candidates<S: HashableSecret>(&self, secret: &S) -> Vec<TokenHash> {
+        self.all().map(|k| k.hash(secret)).collect()
+    }
+
+    /// Whether `hash` is `secret`'s under any key (constant time per key).
+    #[must_use]
+    pub fn matches<S: HashableSecret>(&self, secret: &S, hash: &TokenHash) -> bool {
+        self.all()
+            .map(|k| k.hash(secret) == *hash)
+            .fold(false, |a, b| a | b)
+    }
+}
+
 impl fmt::Debug for TokenHasher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("TokenHasher([redacted key])")
@@ -236,6 +302,24 @@ mod tests {
         let dbg = format!("{t:?}");
         assert!(!dbg.contains(&t.expose()[4..]), "{dbg}");
         assert!(format!("{:?}", TokenHasher::new(&[1; 32]).expect("key")).contains("redacted"));
+    }
+
+    #[test]
+    fn a_rotated_key_still_recognises_what_the_previous_key_hashed() {
+        let old = HashKeys::new(&[1; 32], &[]).expect("key");
+        let new = HashKeys::new(&[2; 32], &[vec![1; 32]]).expect("keys");
+        let only_new = HashKeys::new(&[2; 32], &[]).expect("key");
+        let t = AccessToken::from_random([0xCD; 32]);
+        let stored = old.hash(&t);
+        assert_ne!(new.hash(&t), stored, "new hashes use the new key");
+        assert!(new.matches(&t, &stored));
+        assert_eq!(new.candidates(&t), vec![new.hash(&t), stored]);
+        assert!(
+            !only_new.matches(&t, &stored),
+            "a dropped key recognises nothing"
+        );
+        assert_ne!(old.current().key_id(), new.current().key_id());
+        assert_eq!(old.current().key_id().len(), 8);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The widget link token: a compact JWS (HS256) naming one flow, with an expiry.
 //!
-//! Only `{"alg":"HS256","typ":"JWT"}` is accepted: no algorithm negotiation, no `none`.
+//! Only `{"alg":"HS256","kid":…,"typ":"JWT"}` is accepted: no algorithm negotiation, no
+//! `none`. `kid` names the link key that signed it, so a rotated key's links still open.
 //! The signature is checked in constant time before anything of the payload is read.
 
 use std::fmt;
@@ -13,36 +14,93 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+const ALG: &str = "HS256";
+const TYP: &str = "JWT";
 const AUDIENCE: &str = "finx-widget";
 
-/// The key link tokens are signed with.
+/// The keys link tokens are signed with: the current one, which signs, and the ones it
+/// replaced, which still verify the links they signed. Each token names its key (`kid`).
 #[derive(Clone)]
-pub struct LinkKey(Vec<u8>);
+pub struct LinkKey {
+    /// `(kid, key)`, the current key first.
+    keys: Vec<(String, Vec<u8>)>,
+}
 
 impl LinkKey {
     /// A key from bytes (at least 32 recommended).
     #[must_use]
     pub fn new(bytes: Vec<u8>) -> Self {
-        Self(bytes)
+        Self::with_previous(bytes, Vec::new())
     }
 
-    /// The key bytes, for keys derived from this one.
-    pub(crate) fn bytes(&self) -> &[u8] {
-        &self.0
+    /// The current key and the keys it replaced (newest first), whose links stay valid
+    /// until they expire.
+    #[must_use]
+    pub fn with_previous(current: Vec<u8>, previous: Vec<Vec<u8>>) -> Self {
+        let keys = std::iter::once(current)
+            .chain(previous)
+            .map(|k| (key_id(&k), k))
+            .collect();
+        Self { keys }
     }
 
-    fn mac(&self) -> Hmac<Sha256> {
-        // HMAC takes keys of any length.
-        #[allow(clippy::expect_used)]
-        Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts any key length")
+    /// The id of the current key, as tokens carry it.
+    #[must_use]
+    pub fn key_id(&self) -> &str {
+        &self.keys[0].0
     }
+
+    /// The current key's bytes.
+    fn current(&self) -> &[u8] {
+        &self.keys[0].1
+    }
+
+    /// The key a token names (`None`: unknown, or not a token of ours); a token from
+    /// before key ids names none and is the current key's.
+    pub(crate) fn key_of(&self, token: &str) -> Option<&[u8]> {
+        let header = token.split('.').next()?;
+        let header: Header = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
+        if header.alg != ALG || header.typ != TYP {
+            return None;
+        }
+        match header.kid {
+            None => Some(self.current()),
+            Some(kid) => self
+                .keys
+                .iter()
+                .find(|(id, _)| *id == kid)
+                .map(|(_, k)| k.as_slice()),
+        }
+    }
+}
+
+fn mac(key: &[u8]) -> Hmac<Sha256> {
+    // HMAC takes keys of any length.
+    #[allow(clippy::expect_used)]
+    Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts any key length")
+}
+
+/// A short public name of a key: 8 hex digits of a keyed hash of a fixed string.
+fn key_id(key: &[u8]) -> String {
+    let mut m = mac(key);
+    m.update(b"finx-link-key-id");
+    hex::encode(&m.finalize().into_bytes()[..4])
 }
 
 impl fmt::Debug for LinkKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("LinkKey([redacted])")
+        write!(f, "LinkKey({} keys, [redacted])", self.keys.len())
     }
+}
+
+/// The JOSE header: exactly these members.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    alg: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kid: Option<String>,
+    typ: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -64,22 +122,28 @@ pub enum LinkError {
     Expired(FlowId),
 }
 
-/// Signs a token for `flow`, valid until `expires_at`.
+/// Signs a token for `flow` under the current key, valid until `expires_at`.
 #[must_use]
 pub fn sign(key: &LinkKey, flow: FlowId, issued_at: Timestamp, expires_at: Timestamp) -> String {
+    let header = Header {
+        alg: ALG.into(),
+        kid: Some(key.key_id().to_owned()),
+        typ: TYP.into(),
+    };
     let claims = Claims {
         sub: flow.to_string(),
         aud: AUDIENCE.into(),
         iat: issued_at.timestamp(),
         exp: expires_at.timestamp(),
     };
+    let header = serde_json::to_vec(&header).unwrap_or_default();
     let payload = serde_json::to_vec(&claims).unwrap_or_default();
     let signing_input = format!(
         "{}.{}",
-        URL_SAFE_NO_PAD.encode(HEADER),
+        URL_SAFE_NO_PAD.encode(header),
         URL_SAFE_NO_PAD.encode(payload)
     );
-    let mut mac = key.mac();
+    let mut mac = mac(key.current());
     mac.update(signing_input.as_bytes());
     format!(
         "{signing_input}.{}",
@@ -87,10 +151,10 @@ pub fn sign(key: &LinkKey, flow: FlowId, issued_at: Timestamp, expires_at: Times
     )
 }
 
-/// Checks a token and returns its flow.
+/// Checks a token, under the key it names, and returns its flow.
 ///
 /// # Errors
-/// [`LinkError::Invalid`] for anything not signed by `key` as we sign;
+/// [`LinkError::Invalid`] for anything not signed by one of `key`'s keys as we sign;
 /// [`LinkError::Expired`] once `now` is past its expiry.
 pub fn verify(key: &LinkKey, token: &str, now: Timestamp) -> Result<FlowId, LinkError> {
     if token.len() > 2048 {
@@ -102,11 +166,9 @@ pub fn verify(key: &LinkKey, token: &str, now: Timestamp) -> Result<FlowId, Link
     else {
         return Err(LinkError::Invalid);
     };
-    if URL_SAFE_NO_PAD.decode(h).map_err(|_| LinkError::Invalid)? != HEADER.as_bytes() {
-        return Err(LinkError::Invalid);
-    }
+    let signing_key = key.key_of(token).ok_or(LinkError::Invalid)?;
     let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| LinkError::Invalid)?;
-    let mut mac = key.mac();
+    let mut mac = mac(signing_key);
     mac.update(h.as_bytes());
     mac.update(b".");
     mac.update(p.as_bytes());
@@ -150,6 +212,34 @@ mod tests {
         );
         assert_eq!(
             verify(&LinkKey::new(vec![2; 32]), &t, now()),
+            Err(LinkError::Invalid)
+        );
+    }
+
+    #[test]
+    fn after_a_rotation_links_of_the_previous_key_still_open() {
+        let old = LinkKey::new(vec![1; 32]);
+        let rotated = LinkKey::with_previous(vec![2; 32], vec![vec![1; 32]]);
+        let dropped = LinkKey::new(vec![2; 32]);
+        let flow = FlowId::from_random([4; 16]);
+        let t = sign(&old, flow, now(), now() + TimeDelta::hours(1));
+        assert_eq!(verify(&rotated, &t, now()), Ok(flow));
+        assert_eq!(verify(&dropped, &t, now()), Err(LinkError::Invalid));
+        let fresh = sign(&rotated, flow, now(), now() + TimeDelta::hours(1));
+        assert_eq!(verify(&rotated, &fresh, now()), Ok(flow));
+        assert_eq!(verify(&old, &fresh, now()), Err(LinkError::Invalid));
+        assert_eq!(rotated.key_of(&fresh), Some([2u8; 32].as_slice()));
+        assert_eq!(rotated.key_of(&t), Some([1u8; 32].as_slice()));
+        assert_ne!(old.key_id(), rotated.key_id());
+        // A token from before key ids (no `kid`) is the current key's.
+        let legacy_header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
+        let rest = t.split_once('.').map(|(_, r)| r).unwrap_or_default();
+        let legacy = format!("{legacy_header}.{rest}");
+        assert_eq!(old.key_of(&legacy), Some([1u8; 32].as_slice()));
+        // An unknown kid is refused, not tried against every key.
+        let unknown = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","kid":"00000000","typ":"JWT"}"#);
+        assert_eq!(
+            verify(&rotated, &format!("{unknown}.{rest}"), now()),
             Err(LinkError::Invalid)
         );
     }

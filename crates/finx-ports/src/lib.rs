@@ -23,7 +23,7 @@ pub use bus::{Heard, Invalidation, InvalidationBus};
 pub use error::{BoxError, RedeemFailure, RotateFailure, StoreError};
 pub use store::{
     AccessStore, AccountSync, BankDataStore, BankRegistry, Change, Changed, Client, ClientRegistry,
-    FeedRead, FlowStore, GrantStore, JobOutcome, PurgeReport, SyncReport,
+    FeedRead, FlowStore, GrantStore, JobOutcome, PreviousSecret, PurgeReport, SyncReport,
 };
 pub use system::{Clock, SecretGenerator, Timer};
 pub use telemetry::{NoTelemetry, Telemetry};

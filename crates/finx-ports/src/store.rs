@@ -28,6 +28,24 @@ pub struct Client {
     pub scope: Scope,
     /// Registration time.
     pub created_at: Timestamp,
+    /// The id of the hash key `secret_hash` was made under (empty: not recorded, from
+    /// before key ids).
+    pub secret_key_id: String,
+    /// The secret before the last rotation, accepted too until its end.
+    pub previous_secret: Option<PreviousSecret>,
+    /// Since when it is disabled: it cannot authenticate, and its tokens read nothing.
+    pub disabled_at: Option<Timestamp>,
+}
+
+/// A client secret replaced by a rotation, still accepted for an overlap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousSecret {
+    /// Its keyed hash.
+    pub hash: TokenHash,
+    /// The id of the hash key it was hashed under.
+    pub key_id: String,
+    /// When it stops being accepted.
+    pub until: Timestamp,
 }
 
 /// The registered customers.
@@ -47,6 +65,10 @@ pub trait ClientRegistry: Send + Sync {
 
     /// Every client, ordered by id.
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
+
+    /// Deletes a client's record; returns whether it existed. Its grants, accesses and
+    /// webhook endpoints are the caller's to end first.
+    async fn delete_client(&self, id: &ClientId) -> Result<bool, StoreError>;
 }
 
 /// The one-time access flows.
@@ -164,6 +186,10 @@ pub trait GrantStore: Send + Sync {
 
     /// One grant; `None` when unknown.
     async fn find_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError>;
+
+    /// The ids of a client's grants that are not revoked (expired ones included), in any
+    /// order.
+    async fn client_grants(&self, client: &ClientId) -> Result<Vec<GrantId>, StoreError>;
 
     /// Revokes a grant and so every token issued from it, and in the same atomic step
     /// deletes its bank data unless another grant live at `now` holds the same access.
@@ -400,6 +426,9 @@ pub trait AccessStore: Send + Sync {
         client: &ClientId,
         user: &UserId,
     ) -> Result<Vec<Access>, StoreError>;
+
+    /// Every access of one customer, of all its end users, in any order.
+    async fn client_accesses(&self, client: &ClientId) -> Result<Vec<Access>, StoreError>;
 
     /// Replaces an access if and only if the stored one has version `expected_version`,
     /// and, when `job` is given, stores that new job in the same atomic step. MUST be a

@@ -36,9 +36,31 @@ pub(crate) struct Cli {
     /// Key for the keyed hashes of tokens and secrets (32+ characters).
     #[arg(long, env = "FINX_HASH_KEY", global = true, hide_env_values = true)]
     pub(crate) hash_key: Option<String>,
+    /// Hash keys this one replaced, comma-separated, newest first: tokens hashed under them
+    /// work until they expire, and client secrets are hashed again under the current key
+    /// when next presented. Drop one when `clients list` shows no secret under it and the
+    /// longest token lifetime has passed.
+    #[arg(
+        long,
+        env = "FINX_PREVIOUS_HASH_KEYS",
+        global = true,
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub(crate) previous_hash_keys: Vec<String>,
     /// Key that signs widget links (32+ characters).
     #[arg(long, env = "FINX_LINK_KEY", global = true, hide_env_values = true)]
     pub(crate) link_key: Option<String>,
+    /// Link keys this one replaced, comma-separated: links signed under them open until
+    /// they expire (an hour at most).
+    #[arg(
+        long,
+        env = "FINX_PREVIOUS_LINK_KEYS",
+        global = true,
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub(crate) previous_link_keys: Vec<String>,
     /// Key that encrypts bank session handles at rest (32+ characters; AES-256-GCM).
     #[arg(long, env = "FINX_DATA_KEY", global = true, hide_env_values = true)]
     pub(crate) data_key: Option<String>,
@@ -250,7 +272,8 @@ pub(crate) enum ClientsCommand {
     },
     /// List clients.
     List,
-    /// Show one client: id, name, scope, registration time and redirect URIs.
+    /// Show one client: id, name, scope, state, secret (its hash key, a rotation's
+    /// overlap), registration time and redirect URIs.
     Show {
         /// The client.
         client_id: String,
@@ -269,6 +292,36 @@ pub(crate) enum ClientsCommand {
         /// The most its grants may read from now on (grants given keep theirs).
         #[arg(long)]
         scope: Option<String>,
+    },
+    /// Disable a client: it cannot authenticate and its tokens read nothing, at once on
+    /// every instance; its grants, accesses and data are kept for `enable`.
+    Disable {
+        /// The client.
+        client_id: String,
+    },
+    /// Enable a disabled client again.
+    Enable {
+        /// The client.
+        client_id: String,
+    },
+    /// Delete a client and everything of it: its accesses (consents ended at the banks),
+    /// grants, tokens, bank data and webhook endpoints.
+    Delete {
+        /// The client.
+        client_id: String,
+        /// Confirms the deletion (it cannot be undone).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Give a client a new secret (printed once); the old one keeps working for the
+    /// overlap, so the customer can deploy the new one without an outage.
+    RotateSecret {
+        /// The client.
+        client_id: String,
+        /// Seconds the old secret stays accepted (default 86400, a day; 0 ends it now; at
+        /// most 30 days).
+        #[arg(long, default_value_t = 86_400)]
+        overlap_seconds: u64,
     },
     /// Manage a client's webhook endpoints.
     Webhook {
@@ -335,7 +388,9 @@ struct FileConfig {
     database_url: Option<String>,
     mode: Option<String>,
     hash_key: Option<String>,
+    previous_hash_keys: Option<Vec<String>>,
     link_key: Option<String>,
+    previous_link_keys: Option<Vec<String>>,
     data_key: Option<String>,
     log_format: Option<String>,
     listen: Option<SocketAddr>,
@@ -373,7 +428,9 @@ pub(crate) struct Config {
     pub(crate) database_url: String,
     pub(crate) sandbox: bool,
     pub(crate) hash_key: String,
+    pub(crate) previous_hash_keys: Vec<String>,
     pub(crate) link_key: String,
+    pub(crate) previous_link_keys: Vec<String>,
     pub(crate) data_key: String,
     pub(crate) json_logs: bool,
     pub(crate) listen: SocketAddr,
@@ -489,6 +546,34 @@ impl Config {
                     "refusing to run in production mode with the built-in {name}: set FINX_{} to a secret of 32+ random characters",
                     name.replace(' ', "_").to_uppercase()
                 ));
+            }
+        }
+        let pick = |flag: &[String], file: Option<Vec<String>>| {
+            if flag.is_empty() {
+                file.unwrap_or_default()
+            } else {
+                flag.to_vec()
+            }
+        };
+        let previous_hash_keys = pick(&cli.previous_hash_keys, file.previous_hash_keys);
+        let previous_link_keys = pick(&cli.previous_link_keys, file.previous_link_keys);
+        for (name, current, previous) in [
+            ("hash", &hash_key, &previous_hash_keys),
+            ("link", &link_key, &previous_link_keys),
+        ] {
+            for (i, key) in previous.iter().enumerate() {
+                if key.len() < 32 {
+                    return Err(format!(
+                        "previous {name} key {} must be at least 32 characters",
+                        i + 1
+                    ));
+                }
+                if key == current || previous[..i].contains(key) {
+                    return Err(format!(
+                        "previous {name} key {} repeats a key already given",
+                        i + 1
+                    ));
+                }
             }
         }
         let read = |p: &PathBuf, what: &str| {
@@ -720,7 +805,9 @@ impl Config {
                 .unwrap_or_else(|| "sqlite://finx-data/finx.db".into()),
             sandbox,
             hash_key,
+            previous_hash_keys,
             link_key,
+            previous_link_keys,
             data_key,
             json_logs: match log_format.as_str() {
                 "text" => false,

@@ -160,6 +160,11 @@ fn wire(
     let settings = Settings {
         lifetimes: config.lifetimes,
         hash_key: config.hash_key.as_bytes().to_vec(),
+        previous_hash_keys: config
+            .previous_hash_keys
+            .iter()
+            .map(|k| k.as_bytes().to_vec())
+            .collect(),
         bank_timeout: config.bank_timeout,
         return_url: config
             .public_url
@@ -322,7 +327,23 @@ async fn clients(finx: &Finx, command: ClientsCommand) -> Result<(), String> {
                     .iter()
                     .map(finx_domain::values::RedirectUri::as_str)
                     .collect();
-                println!("{}\t{}\t{}\t{}", c.id, c.name, c.scope, uris.join(" "));
+                let state = if c.disabled_at.is_some() {
+                    "disabled"
+                } else {
+                    "enabled"
+                };
+                let key = if c.secret_key_id == finx.hash_key_id() {
+                    "key=current".to_owned()
+                } else {
+                    format!("key={}", c.secret_key_id)
+                };
+                println!(
+                    "{}\t{}\t{}\t{state}\t{key}\t{}",
+                    c.id,
+                    c.name,
+                    c.scope,
+                    uris.join(" ")
+                );
             }
             Ok(())
         }
@@ -334,7 +355,7 @@ async fn clients(finx: &Finx, command: ClientsCommand) -> Result<(), String> {
                 .await
                 .map_err(|e| chain(&e))?
                 .ok_or_else(|| format!("no client {client_id}"))?;
-            print_client(&c);
+            print_client(finx, &c);
             Ok(())
         }
         ClientsCommand::Update {
@@ -359,21 +380,101 @@ async fn clients(finx: &Finx, command: ClientsCommand) -> Result<(), String> {
                 )
                 .await
                 .map_err(|e| core_error(&e))?;
-            print_client(&c);
+            print_client(finx, &c);
+            Ok(())
+        }
+        ClientsCommand::Disable { client_id } => {
+            let c = finx
+                .disable_client(&client_id_arg(&client_id)?)
+                .await
+                .map_err(|e| core_error(&e))?;
+            print_client(finx, &c);
+            Ok(())
+        }
+        ClientsCommand::Enable { client_id } => {
+            let c = finx
+                .enable_client(&client_id_arg(&client_id)?)
+                .await
+                .map_err(|e| core_error(&e))?;
+            print_client(finx, &c);
+            Ok(())
+        }
+        ClientsCommand::Delete { client_id, yes } => {
+            if !yes {
+                return Err(format!(
+                    "deleting {client_id} ends its accesses, grants, tokens, bank data and webhooks and cannot be undone: add --yes"
+                ));
+            }
+            let done = finx
+                .delete_client(&client_id_arg(&client_id)?)
+                .await
+                .map_err(|e| core_error(&e))?;
+            println!(
+                "deleted {client_id}: {} accesses, {} grants, {} webhook endpoints",
+                done.accesses, done.grants, done.webhooks
+            );
+            Ok(())
+        }
+        ClientsCommand::RotateSecret {
+            client_id,
+            overlap_seconds,
+        } => {
+            let r = finx
+                .rotate_client_secret(
+                    &client_id_arg(&client_id)?,
+                    std::time::Duration::from_secs(overlap_seconds),
+                )
+                .await
+                .map_err(|e| core_error(&e))?;
+            println!("client_id:     {}", r.client.id);
+            println!("client_secret: {}", r.secret.expose());
+            match &r.client.previous_secret {
+                Some(p) => println!("(the old secret works until {})", p.until.to_rfc3339()),
+                None => println!("(the old secret no longer works)"),
+            }
+            println!("(the secret is shown this once; only its hash is stored)");
             Ok(())
         }
         ClientsCommand::Webhook { command } => webhook(finx, command).await,
     }
 }
 
+fn client_id_arg(id: &str) -> Result<finx_domain::ids::ClientId, String> {
+    finx_domain::ids::ClientId::parse(id).map_err(|e| format!("client id: {e}"))
+}
+
 /// One client, a field a line (never its secret, which is not stored).
-fn print_client(c: &finx_ports::Client) {
+fn print_client(finx: &Finx, c: &finx_ports::Client) {
     println!("client_id:    {}", c.id);
     println!("name:         {}", c.name);
     println!("scope:        {}", c.scope);
+    match c.disabled_at {
+        Some(t) => println!("state:        disabled since {}", t.to_rfc3339()),
+        None => println!("state:        enabled"),
+    }
+    println!("secret_key:   {}", key_note(finx, &c.secret_key_id));
+    if let Some(p) = &c.previous_secret {
+        println!(
+            "old_secret:   accepted until {} (hash key {})",
+            p.until.to_rfc3339(),
+            key_note(finx, &p.key_id)
+        );
+    }
     println!("created_at:   {}", c.created_at.to_rfc3339());
     for u in &c.redirect_uris {
         println!("redirect_uri: {}", u.as_str());
+    }
+}
+
+/// A hash key id, and whether it is the current key: a secret under another key stops
+/// working when that key is dropped from `--previous-hash-keys`.
+fn key_note(finx: &Finx, id: &str) -> String {
+    if id == finx.hash_key_id() {
+        format!("{id} (current hash key)")
+    } else if id.is_empty() {
+        "unrecorded (hashed before key ids; authenticate once to record it)".into()
+    } else {
+        format!("{id} (a previous hash key: authenticate once to move to the current key)")
     }
 }
 
@@ -581,7 +682,14 @@ async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let http = finx_http::HttpConfig {
         public_url: config.public_url.clone(),
-        link_key: finx_http::LinkKey::new(config.link_key.as_bytes().to_vec()),
+        link_key: finx_http::LinkKey::with_previous(
+            config.link_key.as_bytes().to_vec(),
+            config
+                .previous_link_keys
+                .iter()
+                .map(|k| k.as_bytes().to_vec())
+                .collect(),
+        ),
         demo_client: config.sandbox.then(|| finx_http::DemoClient {
             id: config::DEMO_CLIENT_ID.to_owned(),
             secret: config.demo_client_secret.clone(),

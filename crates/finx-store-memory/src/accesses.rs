@@ -59,6 +59,15 @@ impl AccessStore for MemoryStore {
         Ok(lock(&self.accesses).accesses.get(id).cloned())
     }
 
+    async fn client_accesses(&self, client: &ClientId) -> Result<Vec<Access>, StoreError> {
+        Ok(lock(&self.accesses)
+            .accesses
+            .values()
+            .filter(|x| x.client_id == *client)
+            .cloned()
+            .collect())
+    }
+
     async fn list_accesses(
         &self,
         client: &ClientId,

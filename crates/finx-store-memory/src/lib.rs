@@ -289,6 +289,10 @@ impl ClientRegistry for MemoryStore {
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
         Ok(read(&self.clients).values().cloned().collect())
     }
+
+    async fn delete_client(&self, id: &ClientId) -> Result<bool, StoreError> {
+        Ok(write(&self.clients).remove(id).is_some())
+    }
 }
 
 #[async_trait]
@@ -511,6 +515,15 @@ impl GrantStore for MemoryStore {
             .families
             .get(&id)
             .map(|f| f.grant.clone()))
+    }
+
+    async fn client_grants(&self, client: &ClientId) -> Result<Vec<GrantId>, StoreError> {
+        Ok(lock(&self.grants)
+            .families
+            .values()
+            .filter(|f| f.grant.client_id == *client && f.grant.revoked_at.is_none())
+            .map(|f| f.grant.id)
+            .collect())
     }
 
     async fn revoke_grant(

@@ -603,6 +603,19 @@ impl GrantStore for SqlStore {
         row.map(GrantRow::into_grant).transpose()
     }
 
+    async fn client_grants(&self, client: &ClientId) -> Result<Vec<GrantId>, StoreError> {
+        let ids: Vec<String> = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT id FROM grants WHERE client_id = $1 AND revoked_at IS NULL")
+                .bind(client.as_str())
+                .fetch_all(pool)
+                .await
+                .map_err(db)?
+        });
+        ids.iter()
+            .map(|id| parse(GrantId::parse(id), "grant id"))
+            .collect()
+    }
+
     async fn revoke_grant(
         &self,
         id: GrantId,

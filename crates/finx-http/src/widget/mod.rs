@@ -129,8 +129,11 @@ struct Ctx {
 
 /// The CSRF token of a link: HMAC of the link token under the link key.
 fn csrf_for(state: &AppState, token: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(state.config.link_key.bytes())
-        .unwrap_or_else(|_| unreachable!("any key length"));
+    // Under the key that signed the link, so a page served before a key rotation still
+    // posts.
+    let key = state.config.link_key.key_of(token).unwrap_or_default();
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(key).unwrap_or_else(|_| unreachable!("any key length"));
     mac.update(b"finx-widget-csrf\0");
     mac.update(token.as_bytes());
     hex::encode(&mac.finalize().into_bytes()[..16])

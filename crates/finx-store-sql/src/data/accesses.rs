@@ -294,6 +294,21 @@ impl AccessStore for SqlStore {
         row.map(|r| r.into_access(&self.data_key)).transpose()
     }
 
+    async fn client_accesses(&self, client: &ClientId) -> Result<Vec<Access>, StoreError> {
+        let rows: Vec<AccessRow> = on_pool!(self, |pool| {
+            sqlx::query_as(&format!(
+                "SELECT {ACCESS_COLUMNS} FROM accesses WHERE client_id = $1"
+            ))
+            .bind(client.as_str())
+            .fetch_all(pool)
+            .await
+            .map_err(db)?
+        });
+        rows.into_iter()
+            .map(|r| r.into_access(&self.data_key))
+            .collect()
+    }
+
     async fn list_accesses(
         &self,
         client: &ClientId,
