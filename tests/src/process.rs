@@ -3,13 +3,34 @@
 
 use std::process::Child;
 
-/// The `finx-server` binary of this build (`target/debug/finx-server`, beside the test
-/// binary's `deps` directory).
+/// The `finx-server` under test: `FINX_TEST_SERVER` when set (`cargo xtask ci` runs the
+/// production tests again on builds with fewer adapters), else [`full_server_binary`].
+///
+/// # Panics
+/// When it has not been built.
+#[must_use]
+pub fn server_binary() -> std::path::PathBuf {
+    match std::env::var_os("FINX_TEST_SERVER") {
+        Some(path) => {
+            let bin = std::path::PathBuf::from(path);
+            assert!(
+                bin.exists(),
+                "FINX_TEST_SERVER {} is missing",
+                bin.display()
+            );
+            bin
+        }
+        None => full_server_binary(),
+    }
+}
+
+/// The `finx-server` binary of this build with every feature (`target/debug/finx-server`,
+/// beside the test binary's `deps` directory): what runs the standalone sandbox bank.
 ///
 /// # Panics
 /// When it has not been built (`cargo xtask ci` builds it first).
 #[must_use]
-pub fn server_binary() -> std::path::PathBuf {
+pub fn full_server_binary() -> std::path::PathBuf {
     let bin = std::env::current_exe()
         .ok()
         .and_then(|exe| exe.parent()?.parent().map(|d| d.join("finx-server")))
@@ -80,7 +101,8 @@ pub async fn wait_up(url: &str) {
 /// When it does not start.
 pub async fn sandbox_bank(port: u16) -> Process {
     let base = format!("http://127.0.0.1:{port}/");
-    let child = server_command()
+    let child = std::process::Command::new(full_server_binary())
+        .env("FINX_METRICS_LISTEN", "off")
         .args([
             "sandbox-bank",
             "--sandbox-listen",

@@ -84,7 +84,11 @@ async fn production_mode_starts_with_a_qwac_and_a_registry_and_serves_an_importe
     let bank_key_file = write("bank.key", &bank_key);
     let qtsp_file = write("qtsp.pem", &qtsp.0.pem());
     let bank_roots = write("bank-roots.pem", &bank_ca.0.pem());
-    let db = format!("sqlite://{}", dir.join("finx.db").display());
+    // `cargo xtask ci` runs this again on a build with PostgreSQL alone.
+    let db = match std::env::var("FINX_TEST_SERVER_DATABASE").as_deref() {
+        Ok("postgres") => finx_tests::pg::fresh_database().await,
+        _ => format!("sqlite://{}", dir.join("finx.db").display()),
+    };
     let keys = [
         ("FINX_MODE", "production".to_owned()),
         ("FINX_HASH_KEY", "h".repeat(40)),
@@ -123,8 +127,10 @@ async fn production_mode_starts_with_a_qwac_and_a_registry_and_serves_an_importe
     // The standalone sandbox bank over mutual TLS (it takes only the QTSP's certificates),
     // and a registry pointing at it.
     let bank_port = finx_tests::process::free_port();
+    // The bank is the full build's, whichever server is under test.
     let _bank = Process(
-        finx_tests::process::server_command()
+        std::process::Command::new(finx_tests::process::full_server_binary())
+            .env("FINX_METRICS_LISTEN", "off")
             .args([
                 "sandbox-bank",
                 "--sandbox-listen",
@@ -281,5 +287,94 @@ async fn production_mode_starts_with_a_qwac_and_a_registry_and_serves_an_importe
         page.contains("id=\"login\""),
         "its login form, from the bank over XS2A: {page}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--version` names the adapters built in (`cargo xtask ci` runs this on the full build and
+/// on builds with `sqlite,xs2a` and `postgres,xs2a` only), and a build refuses what it left
+/// out with a message that says which feature to build with.
+#[test]
+fn a_build_names_its_adapters_and_refuses_what_it_left_out() {
+    let run = |args: &[&str], envs: &[(&str, &str)]| {
+        let mut c = finx_tests::process::server_command();
+        c.args(args).env("RUST_LOG", "warn");
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        c.output().expect("run")
+    };
+    let out = run(&["--version"], &[]);
+    assert!(out.status.success());
+    let version = String::from_utf8_lossy(&out.stdout).to_string();
+    let built = |f: &str| {
+        version.split_once('(').is_some_and(|(_, list)| {
+            list.trim_end()
+                .trim_end_matches(')')
+                .split(' ')
+                .any(|x| x == f)
+        })
+    };
+    assert!(
+        built("xs2a"),
+        "every build reads banks over XS2A: {version}"
+    );
+    assert!(built("sqlite") || built("postgres"), "{version}");
+    if std::env::var_os("FINX_TEST_SERVER").is_none() {
+        for f in ["sqlite", "postgres", "sandbox", "xs2a"] {
+            assert!(built(f), "the default build has {f}: {version}");
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("finx-features-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let sqlite = format!("sqlite://{}", dir.join("f.db").display());
+    let (qwac_cert, qwac_key) = issue(
+        &authority("Test QTSP"),
+        "finX TPP",
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+    );
+    let qwac = dir.join("qwac.pem");
+    std::fs::write(&qwac, format!("{qwac_cert}{qwac_key}")).expect("write");
+    let qwac = qwac.display().to_string();
+    let production = [
+        ("FINX_QWAC", qwac.as_str()),
+        ("FINX_MODE", "production"),
+        ("FINX_HASH_KEY", "hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh"),
+        ("FINX_LINK_KEY", "llllllllllllllllllllllllllllllllllllllll"),
+        ("FINX_DATA_KEY", "dddddddddddddddddddddddddddddddddddddddd"),
+    ];
+    if !built("sandbox") {
+        // Sandbox mode is the default: refused, and so is the standalone sandbox bank.
+        for args in [
+            vec!["--database-url", sqlite.as_str(), "migrate"],
+            vec!["sandbox-bank"],
+        ] {
+            let out = run(&args, &[]);
+            assert!(!out.status.success(), "{args:?}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("without the `sandbox` feature"), "{err}");
+            assert!(err.contains("--mode production"), "{err}");
+        }
+    }
+    if !built("postgres") {
+        let out = run(
+            &["--database-url", "postgres://127.0.0.1:1/finx", "migrate"],
+            &production,
+        );
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("no postgres support") && err.contains("`postgres` feature"),
+            "{err}"
+        );
+    }
+    if !built("sqlite") {
+        let out = run(&["--database-url", &sqlite, "migrate"], &production);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("no sqlite support") && err.contains("`sqlite` feature"),
+            "{err}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

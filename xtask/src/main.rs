@@ -122,6 +122,9 @@ fn ci() -> Result<()> {
             "--no-default-features",
         ]),
     )?;
+    // The server with fewer adapters, as teams that pick theirs build it: set aside, then
+    // smoke-tested below by the production tests while PostgreSQL runs.
+    let smoke = build_feature_servers()?;
     // The binaries the hardening tests run as processes (kill -9, schemathesis).
     run(
         "build finx-server and finx-bench",
@@ -138,14 +141,73 @@ fn ci() -> Result<()> {
         pg.dir().display()
     );
     let result = test_workspace(&pg.url("postgres"));
+    let smoked = result
+        .as_ref()
+        .ok()
+        .map(|_| smoke_feature_servers(&smoke, &pg.url("postgres")));
     drop(pg);
     let (passed, failed) = result?;
+    smoked.transpose()?;
     bench::schemathesis()?;
     eprintln!("\n== ci: all green");
     // The last line is the tally, so whoever reads the end of the log reads the result.
     #[allow(clippy::print_stdout)]
     {
         println!("tests: {passed} passed, {failed} failed");
+    }
+    Ok(())
+}
+
+/// The `finx-server` builds with one database each and no sandbox bank.
+const FEATURE_BUILDS: &[(&str, &str)] = &[("sqlite,xs2a", "sqlite"), ("postgres,xs2a", "postgres")];
+
+/// Builds `finx-server` with each of [`FEATURE_BUILDS`] and copies the binary aside (the
+/// next build with every feature replaces `target/debug/finx-server`); returns the copies.
+fn build_feature_servers() -> Result<Vec<(PathBuf, &'static str)>> {
+    let dir = target_dir().join("feature-builds");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let mut built = Vec::new();
+    for (features, database) in FEATURE_BUILDS {
+        run(
+            &format!("build finx-server with only {features}"),
+            cargo().args([
+                "build",
+                "--locked",
+                "-p",
+                "finx-server",
+                "--no-default-features",
+                "--features",
+                features,
+            ]),
+        )?;
+        let copy = dir.join(format!("finx-server-{database}"));
+        std::fs::copy(target_dir().join("debug/finx-server"), &copy)
+            .map_err(|e| format!("copy the {features} build: {e}"))?;
+        built.push((copy, *database));
+    }
+    Ok(built)
+}
+
+/// The production tests (QWAC, registry import, a client, the widget of an imported bank
+/// over mutual TLS; refusals of what a build left out) on each feature build, on its
+/// database.
+fn smoke_feature_servers(builds: &[(PathBuf, &str)], postgres_url: &str) -> Result<()> {
+    for (binary, database) in builds {
+        run(
+            &format!("smoke test of {}", binary.display()),
+            cargo()
+                .args([
+                    "test",
+                    "--locked",
+                    "-p",
+                    "finx-tests",
+                    "--test",
+                    "production",
+                ])
+                .env("FINX_TEST_SERVER", binary)
+                .env("FINX_TEST_SERVER_DATABASE", database)
+                .env("FINX_TEST_POSTGRES_URL", postgres_url),
+        )?;
     }
     Ok(())
 }

@@ -16,11 +16,29 @@ const SANDBOX_HASH_KEY: &str = "finx-sandbox-hash-key-not-for-production-use";
 const SANDBOX_LINK_KEY: &str = "finx-sandbox-link-key-not-for-production-use";
 const SANDBOX_DEMO_SECRET: &str = "fxs_demo-secret-for-the-sandbox";
 
+/// The version and the adapters built in (`finx-server --version`), e.g.
+/// `0.1.0 (sqlite postgres sandbox xs2a)`.
+pub(crate) fn version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        let built: Vec<&str> = [
+            ("sqlite", cfg!(feature = "sqlite")),
+            ("postgres", cfg!(feature = "postgres")),
+            ("sandbox", cfg!(feature = "sandbox")),
+            ("xs2a", cfg!(feature = "xs2a")),
+        ]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect();
+        format!("{} ({})", env!("CARGO_PKG_VERSION"), built.join(" "))
+    })
+}
+
 /// The finX server.
 #[derive(Debug, Parser)]
 #[command(
     name = "finx-server",
-    version,
+    version = version(),
     about = "The finX account-information API server"
 )]
 pub(crate) struct Cli {
@@ -441,8 +459,10 @@ pub(crate) struct Config {
     pub(crate) timeouts: finx_http::ServerTimeouts,
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     /// Where the sandbox bank listens.
+    #[cfg_attr(not(feature = "sandbox"), allow(dead_code))]
     pub(crate) sandbox_listen: SocketAddr,
     /// The sandbox bank's public base URL.
+    #[cfg_attr(not(feature = "sandbox"), allow(dead_code))]
     pub(crate) sandbox_public_url: Url,
     /// The QWAC (PEM: chain and key).
     pub(crate) qwac_pem: Option<Vec<u8>>,
@@ -465,6 +485,7 @@ pub(crate) struct Config {
     /// How long one-time data is kept.
     pub(crate) onetime_retention: std::time::Duration,
     /// An external sandbox bank to use instead of starting one.
+    #[cfg_attr(not(feature = "sandbox"), allow(dead_code))]
     pub(crate) sandbox_bank_url: Option<Url>,
     /// How long shutdown waits for work in progress.
     pub(crate) shutdown_grace: std::time::Duration,
@@ -514,7 +535,10 @@ impl Config {
             .or(file.mode)
             .unwrap_or_else(|| "sandbox".into());
         let sandbox = match mode.as_str() {
+            #[cfg(feature = "sandbox")]
             "sandbox" => true,
+            #[cfg(not(feature = "sandbox"))]
+            "sandbox" => return Err(crate::sandbox::MISSING.into()),
             "production" => false,
             other => return Err(format!("mode must be sandbox or production, not {other:?}")),
         };

@@ -10,7 +10,17 @@
 
 mod banks;
 mod config;
+#[cfg(feature = "sandbox")]
+mod sandbox;
+#[cfg(not(feature = "sandbox"))]
+#[path = "no_sandbox.rs"]
+mod sandbox;
 mod scheduler;
+
+#[cfg(not(feature = "xs2a"))]
+compile_error!(
+    "finx-server needs the `xs2a` feature: the XS2A connector is how finX reads any bank, the sandbox's included"
+);
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -76,30 +86,7 @@ async fn run(cli: Cli, config: Config) -> Result<(), String> {
             tls_key,
             client_ca,
             signature_ca,
-        } => {
-            let tls = match (tls_cert, tls_key) {
-                (Some(cert), Some(key)) => {
-                    let read = |p: &std::path::Path| {
-                        std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
-                    };
-                    Some(finx_bank_sandbox::tls::TlsSettings {
-                        cert_pem: read(&cert)?,
-                        key_pem: read(&key)?,
-                        client_ca_pem: client_ca.as_deref().map(read).transpose()?,
-                    })
-                }
-                _ => None,
-            };
-            let signature_ca = match signature_ca {
-                Some(p) => {
-                    let pem = std::fs::read(&p)
-                        .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-                    Some(pem_to_der(&pem)?)
-                }
-                None => None,
-            };
-            sandbox_bank(&config, tls, signature_ca).await
-        }
+        } => sandbox::standalone(&config, tls_cert, tls_key, client_ca, signature_ca).await,
         Command::Serve => serve(config, store).await,
     }
 }
@@ -112,22 +99,14 @@ fn wire(
     config: &Config,
     store: Arc<SqlStore>,
     telemetry: Arc<dyn finx_ports::Telemetry>,
-) -> Result<(Finx, Option<Arc<finx_bank_sandbox::SandboxBank>>), String> {
+) -> Result<(Finx, Option<sandbox::Bank>), String> {
     let clock = Arc::new(finx_system::SystemClock);
     // Webhooks to loopback over http are for sandbox mode only (a customer's test
     // receiver); production sends https to public addresses only.
     let policy = finx_core::UrlPolicy {
         sandbox: config.sandbox,
     };
-    let sandbox = (config.sandbox && config.sandbox_bank_url.is_none()).then(|| {
-        Arc::new(finx_bank_sandbox::SandboxBank::new(
-            finx_bank_sandbox::SandboxConfig {
-                public_url: config.sandbox_public_url.clone(),
-                ..finx_bank_sandbox::SandboxConfig::default()
-            },
-            clock.clone(),
-        ))
-    });
+    let sandbox = sandbox::in_process(config, clock.clone());
     let connector = finx_bank_xs2a::Xs2aConnector::new(
         store.clone(),
         finx_bank_xs2a::Xs2aConfig {
@@ -232,68 +211,6 @@ async fn banks_command(store: &SqlStore, command: BanksCommand) -> Result<(), St
             Ok(())
         }
     }
-}
-
-/// Serves the sandbox bank's XS2A API and pages on `listener` until the process ends.
-fn spawn_sandbox_bank(
-    bank: Arc<finx_bank_sandbox::SandboxBank>,
-    listener: tokio::net::TcpListener,
-) {
-    let app =
-        finx_bank_sandbox::xs2a::router(bank.clone()).merge(finx_bank_sandbox::web::router(bank));
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "the sandbox bank stopped");
-        }
-    });
-}
-
-/// The first certificate of a PEM file, DER.
-fn pem_to_der(pem: &[u8]) -> Result<Vec<u8>, String> {
-    use rustls_pki_types::pem::PemObject;
-    rustls_pki_types::CertificateDer::from_pem_slice(pem)
-        .map(|c| c.as_ref().to_vec())
-        .map_err(|e| format!("no certificate in the PEM file: {e}"))
-}
-
-/// `sandbox-bank`: the sandbox bank alone, over plain HTTP or TLS (with mutual TLS when a
-/// client authority is given).
-async fn sandbox_bank(
-    config: &Config,
-    tls: Option<finx_bank_sandbox::tls::TlsSettings>,
-    signature_ca_der: Option<Vec<u8>>,
-) -> Result<(), String> {
-    let bank = Arc::new(finx_bank_sandbox::SandboxBank::new(
-        finx_bank_sandbox::SandboxConfig {
-            public_url: config.sandbox_public_url.clone(),
-            ..finx_bank_sandbox::SandboxConfig::default()
-        },
-        Arc::new(finx_system::SystemClock),
-    ));
-    let listener = tokio::net::TcpListener::bind(config.sandbox_listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.sandbox_listen))?;
-    println!(
-        "sandbox bank: XS2A at {}sandbox/xs2a/<bank code>/v1/ (90094815 embedded, 90094816 redirect, 90094817 decoupled); registry entries:",
-        config.sandbox_public_url
-    );
-    for b in finx_bank_sandbox::xs2a::registry_entries(&config.sandbox_public_url) {
-        println!("  {}\t{}\t{}", b.id, b.name, b.url);
-    }
-    let app = finx_bank_sandbox::xs2a::router_with(bank.clone(), signature_ca_der)
-        .merge(finx_bank_sandbox::web::router(bank));
-    if let Some(tls) = tls {
-        let server = finx_bank_sandbox::tls::server_config(&tls).map_err(|e| e.to_string())?;
-        tokio::select! {
-            () = finx_bank_sandbox::tls::serve_tls(listener, app, server) => {}
-            () = shutdown_signal() => {}
-        }
-        return Ok(());
-    }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
 }
 
 async fn clients(finx: &Finx, command: ClientsCommand) -> Result<(), String> {
@@ -639,30 +556,8 @@ async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
             }
         });
     }
-    if let (true, Some(url)) = (config.sandbox, &config.sandbox_bank_url) {
-        // Several instances share one sandbox bank started on its own.
-        use finx_ports::BankRegistry;
-        store
-            .upsert_banks(&finx_bank_sandbox::xs2a::registry_entries(url))
-            .await
-            .map_err(|e| chain(&e))?;
-    } else if let Some(bank) = sandbox {
-        use finx_ports::BankRegistry;
-        let listener = tokio::net::TcpListener::bind(config.sandbox_listen)
-            .await
-            .map_err(|e| {
-                format!(
-                    "cannot listen on {} for the sandbox bank: {e}",
-                    config.sandbox_listen
-                )
-            })?;
-        store
-            .upsert_banks(&finx_bank_sandbox::xs2a::registry_entries(
-                &config.sandbox_public_url,
-            ))
-            .await
-            .map_err(|e| chain(&e))?;
-        spawn_sandbox_bank(bank, listener);
+    if config.sandbox {
+        sandbox::start(&config, &store, sandbox).await?;
     } else {
         use finx_ports::BankRegistry;
         if store.count_banks().await.map_err(|e| chain(&e))? == 0 {
@@ -846,7 +741,7 @@ fn banner(config: &Config, redirect: Option<&str>, store: &SqlStore) {
     println!("sandbox bank: log in with demo / demo, TAN 123456");
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -868,7 +763,7 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(c) = source {

@@ -1,14 +1,20 @@
 //! The invalidation bus on PostgreSQL: `pg_notify` after a write, `LISTEN` on one
 //! connection per instance. SQLite is one process's file: its bus is not shared.
 
+// Without PostgreSQL in the build, the payload format has no use.
+#![cfg_attr(not(feature = "postgres"), allow(dead_code))]
+
 use std::time::Duration;
 
 use async_trait::async_trait;
 use finx_domain::ids::AccountId;
 use finx_ports::{Heard, Invalidation, InvalidationBus, StoreError};
+#[cfg(feature = "postgres")]
 use sqlx::postgres::PgListener;
 
-use crate::{Backend, SqlStore, db};
+#[cfg(feature = "postgres")]
+use crate::db;
+use crate::{Backend, SqlStore};
 
 /// The channel every instance listens on.
 const CHANNEL: &str = "finx_invalidations";
@@ -20,8 +26,14 @@ const MAX_PAYLOAD: usize = 7_900;
 const RECONNECT: Duration = Duration::from_millis(500);
 
 /// The one listening connection of a store and its clones.
+#[cfg(feature = "postgres")]
 #[derive(Default)]
 pub(crate) struct Listener(tokio::sync::Mutex<Option<PgListener>>);
+
+/// No PostgreSQL in this build: nothing to listen on.
+#[cfg(not(feature = "postgres"))]
+#[derive(Default)]
+pub(crate) struct Listener;
 
 impl std::fmt::Debug for Listener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -63,6 +75,17 @@ impl InvalidationBus for SqlStore {
         matches!(self.backend, Backend::Postgres(_))
     }
 
+    #[cfg(not(feature = "postgres"))]
+    async fn publish(&self, _: &Invalidation) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    async fn next(&self) -> Heard {
+        std::future::pending().await
+    }
+
+    #[cfg(feature = "postgres")]
     async fn publish(&self, what: &Invalidation) -> Result<(), StoreError> {
         let Backend::Postgres(pool) = &self.backend else {
             return Ok(());
@@ -76,6 +99,7 @@ impl InvalidationBus for SqlStore {
             .map_err(db)
     }
 
+    #[cfg(feature = "postgres")]
     async fn next(&self) -> Heard {
         let Backend::Postgres(pool) = &self.backend else {
             return std::future::pending().await;

@@ -995,7 +995,7 @@ impl BankDataStore for SqlStore {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite"))]
 mod tests {
     use super::*;
     use crate::Backend;

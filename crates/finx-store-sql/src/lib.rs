@@ -24,11 +24,17 @@ mod sca_doc;
 mod seal;
 mod webhooks;
 
+#[cfg(feature = "sqlite")]
 use std::str::FromStr;
 use std::time::Duration;
 
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+compile_error!("finx-store-sql needs a database: enable the `sqlite` or `postgres` feature");
+
 use finx_ports::{BoxError, StoreError};
+#[cfg(feature = "postgres")]
 use sqlx::postgres::{PgPool, PgPoolOptions};
+#[cfg(feature = "sqlite")]
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -42,6 +48,9 @@ pub enum SqlError {
     /// The URL is neither `sqlite:` nor `postgres:`.
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
+    /// The URL names a database this build left out (a Cargo feature).
+    #[error("this build of finX has no {0} support: build it with the `{0}` feature")]
+    NotBuilt(&'static str),
     /// The directory for the SQLite file could not be created.
     #[error("cannot create the directory for the SQLite database: {0}")]
     Directory(#[source] std::io::Error),
@@ -79,6 +88,18 @@ impl Default for SqlOptions {
     }
 }
 
+/// A database this build left out: no value of it exists.
+#[cfg(not(all(feature = "sqlite", feature = "postgres")))]
+#[derive(Debug, Clone)]
+enum Absent {}
+
+#[cfg(not(feature = "sqlite"))]
+type SqlitePool = Absent;
+#[cfg(not(feature = "postgres"))]
+type PgPool = Absent;
+
+// A build with one database never makes the other's variant.
+#[cfg_attr(not(all(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 #[derive(Debug, Clone)]
 enum Backend {
     Sqlite(SqlitePool),
@@ -86,12 +107,16 @@ enum Backend {
 }
 
 /// Runs `$body` with `$pool` bound to the store's pool, whichever database it is. The body
-/// is compiled once per database, so it may use anything both support.
+/// is compiled once per database built in, so it may use anything both support.
 macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.backend {
+            #[cfg(feature = "sqlite")]
             $crate::Backend::Sqlite($pool) => $body,
+            #[cfg(feature = "postgres")]
             $crate::Backend::Postgres($pool) => $body,
+            #[allow(unreachable_patterns)]
+            _ => unreachable!("a database this build left out has no value"),
         }
     };
 }
@@ -110,6 +135,7 @@ pub(crate) trait WritePool {
     ) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>;
 }
 
+#[cfg(feature = "sqlite")]
 impl WritePool for SqlitePool {
     type Db = sqlx::Sqlite;
     async fn begin_write(
@@ -125,6 +151,7 @@ impl WritePool for SqlitePool {
     }
 }
 
+#[cfg(feature = "postgres")]
 impl WritePool for PgPool {
     type Db = sqlx::Postgres;
     async fn begin_write(
@@ -135,7 +162,9 @@ impl WritePool for PgPool {
     }
 }
 
+#[cfg(feature = "sqlite")]
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+#[cfg(feature = "postgres")]
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Every finX storage port on one SQL database.
@@ -143,10 +172,12 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 pub struct SqlStore {
     backend: Backend,
     /// SQLite allows one writer at a time: write transactions take this one connection.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     sqlite_writer: Option<SqlitePool>,
     /// Encrypts bank session handles at rest.
     data_key: DataKey,
     /// PostgreSQL: the connection that hears other instances' invalidations.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     listener: std::sync::Arc<bus::Listener>,
 }
 
@@ -172,6 +203,11 @@ impl SqlStore {
     }
 
     async fn open(url: &str, options: &SqlOptions) -> Result<Self, SqlError> {
+        if url.starts_with("sqlite:") {
+            #[cfg(not(feature = "sqlite"))]
+            return Err(SqlError::NotBuilt("sqlite"));
+        }
+        #[cfg(feature = "sqlite")]
         if url.starts_with("sqlite:") {
             let connect = SqliteConnectOptions::from_str(url)
                 .map_err(SqlError::Connect)?
@@ -217,6 +253,11 @@ impl SqlStore {
             });
         }
         if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            #[cfg(not(feature = "postgres"))]
+            return Err(SqlError::NotBuilt("postgres"));
+        }
+        #[cfg(feature = "postgres")]
+        if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections)
                 .acquire_timeout(options.acquire_timeout)
@@ -239,8 +280,12 @@ impl SqlStore {
     /// [`SqlError::Migrate`] when a migration fails.
     pub async fn migrate(&self) -> Result<(), SqlError> {
         match &self.backend {
+            #[cfg(feature = "sqlite")]
             Backend::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await,
+            #[cfg(feature = "postgres")]
             Backend::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await,
+            #[allow(unreachable_patterns)]
+            _ => unreachable!("a database this build left out has no value"),
         }
         .map_err(SqlError::Migrate)
     }
@@ -306,6 +351,7 @@ impl SqlStore {
     /// Closes every connection; later calls fail.
     pub async fn close(&self) {
         on_pool!(self, |pool| pool.close().await);
+        #[cfg(feature = "sqlite")]
         if let Some(w) = &self.sqlite_writer {
             w.close().await;
         }
@@ -343,7 +389,7 @@ pub(crate) fn corrupt(what: &'static str) -> StoreError {
     StoreError::Unexpected(BoxError::from(format!("stored {what} is not valid")))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite"))]
 mod tests {
     use super::*;
 
