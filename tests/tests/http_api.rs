@@ -734,6 +734,126 @@ async fn the_openapi_document_parses_and_every_operation_in_it_is_served() {
         "decimal"
     );
     assert_eq!(raw["info"]["version"], env!("CARGO_PKG_VERSION"));
+    // Both transaction endpoints document the same query (`accounts` aside), with the
+    // closed sets as enums and the page size's bounds.
+    let names = |path: &str| -> Vec<Value> {
+        raw["paths"][path]["get"]["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .filter(|p| p["in"] == "query" && p["name"] != "accounts")
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        names("/rest/transactions"),
+        names("/rest/accounts/{account_id}/transactions")
+    );
+    let param = |name: &str| {
+        names("/rest/transactions")
+            .into_iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    assert_eq!(param("sort")["schema"]["enum"], json!(["asc", "desc"]));
+    assert_eq!(
+        param("since_type")["schema"]["enum"],
+        json!(["booked", "created", "modified"])
+    );
+    assert_eq!(param("count")["schema"]["maximum"], 1000);
+    // Closed sets are enums, taken from the domain's lists.
+    let schemas = &raw["components"]["schemas"];
+    let set =
+        |schema: &str, property: &str| schemas[schema]["properties"][property]["enum"].clone();
+    assert_eq!(
+        set("AccountDto", "type"),
+        json!([
+            "Giro account",
+            "Savings account",
+            "Credit card",
+            "Loan account",
+            "Depot",
+            "Unknown"
+        ])
+    );
+    assert_eq!(
+        set("TransactionDto", "type").as_array().map(Vec::len),
+        Some(8)
+    );
+    assert_eq!(
+        set("AccessDto", "status"),
+        json!(["valid", "expiring", "expired", "revoked"])
+    );
+    assert_eq!(
+        set("SyncDto", "status"),
+        json!(["queued", "running", "succeeded", "failed"])
+    );
+    assert_eq!(set("SyncDto", "kind"), json!(["scheduled", "manual"]));
+    assert_eq!(set("BalanceDto", "status"), json!(["booked", "available"]));
+    assert_eq!(
+        set("TokenBody", "grant_type"),
+        json!(["authorization_code", "refresh_token"])
+    );
+    assert!(
+        set("OAuthErrorBody", "error")
+            .as_array()
+            .is_some_and(|e| e.contains(&json!("invalid_grant")))
+    );
+    assert_eq!(set("WebhookDto", "status"), json!(["enabled", "disabled"]));
+    assert_eq!(set("ErrorRef", "name").as_array().map(Vec::len), Some(6));
+    // Every operation documents 503, and every one a client authenticates for, 429; both
+    // with Retry-After and the finX error shape.
+    for (path, item) in raw["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("item") {
+            let answers = &op["responses"];
+            assert_eq!(
+                answers["503"]["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/ErrorBody",
+                "{method} {path}"
+            );
+            if path != "/readyz" {
+                assert!(
+                    answers["503"]["headers"]["Retry-After"].is_object(),
+                    "{method} {path}"
+                );
+            }
+            let by_client = op["security"].to_string().contains("client_basic");
+            if by_client || path.starts_with("/auth/") {
+                assert!(answers["429"].is_object(), "{method} {path} lacks 429");
+            }
+        }
+    }
+    // Links lead from an answer to the calls it makes possible.
+    let link = &raw["paths"]["/rest/accounts"]["get"]["responses"]["200"]["links"]["account"];
+    assert_eq!(link["operationId"], "account");
+    assert_eq!(
+        link["parameters"]["account_id"],
+        "$response.body#/accounts/0/account_id"
+    );
+    let operation_ids: Vec<&str> = raw["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .flat_map(|item| item.as_object().expect("item").values())
+        .filter_map(|op| op["operationId"].as_str())
+        .collect();
+    let mut links = 0;
+    for item in raw["paths"].as_object().expect("paths").values() {
+        for op in item.as_object().expect("item").values() {
+            for answer in op["responses"].as_object().expect("responses").values() {
+                for l in answer["links"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|m| m.values())
+                {
+                    let target = l["operationId"].as_str().expect("operationId");
+                    assert!(operation_ids.contains(&target), "a link to {target}");
+                    links += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(links, 12, "every link is in the document");
 }
 
 #[tokio::test]

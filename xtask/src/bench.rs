@@ -1304,7 +1304,10 @@ pub(crate) fn schemathesis() -> Result<()> {
     let read = |f: &str| std::fs::read_to_string(out.join(f)).map_err(|e| e.to_string());
     let (token, client) = (read("access_token")?, read("client_id")?);
     let spec = format!("http://127.0.0.1:{}/openapi.json", server.port);
-    let checks = "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance";
+    // Every check schemathesis has, in every phase: the examples, the coverage of each
+    // parameter's edges, fuzzing, and the stateful phase that follows the document's links
+    // from one answer to the next call.
+    let checks = "all";
     let examples = std::env::var("FINX_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "60".into());
     let runs: [Vec<String>; 2] = [
         vec![
@@ -1324,10 +1327,14 @@ pub(crate) fn schemathesis() -> Result<()> {
             "auth".into(),
             "--include-tag".into(),
             "ops".into(),
+            "--include-tag".into(),
+            "webhooks".into(),
         ],
     ];
     for extra in runs {
         let status = Command::new("schemathesis")
+            .arg("--config-file")
+            .arg(root().join("xtask/schemathesis.toml"))
             .args([
                 "run",
                 &spec,

@@ -23,8 +23,12 @@ fn main() -> ExitCode {
         Some("check-arch") => check_arch(),
         Some("bench") => bench::bench(),
         Some("xs2a-conformance") => xs2a::conformance(),
+        // The schemathesis step of `ci` alone (needs `finx-bench` built).
+        Some("schemathesis") => bench::schemathesis(),
         _ => {
-            eprintln!("usage: cargo xtask <ci | check-arch | bench | xs2a-conformance>");
+            eprintln!(
+                "usage: cargo xtask <ci | check-arch | bench | xs2a-conformance | schemathesis>"
+            );
             return ExitCode::from(2);
         }
     };

@@ -174,8 +174,8 @@ impl Finx {
             count: query.count,
             offset: query.offset,
             sort: query.sort,
-            since: self.resolve(auth, "since", query.since).await?,
-            until: self.resolve(auth, "until", query.until).await?,
+            since: self.resolve(auth, query.since).await?,
+            until: self.resolve(auth, query.until).await?,
             since_type: query.since_type,
             include_pending: query.include_pending,
             filter: query.filter,
@@ -304,7 +304,6 @@ impl Finx {
     async fn resolve(
         &self,
         auth: &Authorization,
-        field: &'static str,
         bound: Option<Bound>,
     ) -> Result<Option<ResolvedBound>, CoreError> {
         Ok(match bound {
@@ -314,7 +313,7 @@ impl Finx {
                 let t = self
                     .visible_transaction(auth, &id)
                     .await?
-                    .ok_or_else(|| invalid(field, "unknown transaction"))?;
+                    .ok_or(CoreError::NotFound("transaction"))?;
                 Some(ResolvedBound::After(t.details.booked_on, t.id))
             }
         })

@@ -87,7 +87,8 @@ pub enum SyncFailure {
 }
 
 impl SyncFailure {
-    const ALL: [Self; 6] = [
+    /// Every variant, in declaration order (for documenting the closed set).
+    pub const ALL: [Self; 6] = [
         Self::ConsentExpired,
         Self::ConsentRevoked,
         Self::RateLimited,
@@ -317,6 +318,9 @@ pub enum JobKind {
 }
 
 impl JobKind {
+    /// Every variant, in declaration order (for documenting the closed set).
+    pub const ALL: [Self; 2] = [Self::Scheduled, Self::Manual];
+
     /// The stable name.
     #[must_use]
     pub fn as_str(self) -> &'static str {
@@ -329,9 +333,7 @@ impl JobKind {
     /// Reads a stable name.
     #[must_use]
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Scheduled, Self::Manual]
-            .into_iter()
-            .find(|k| k.as_str() == raw)
+        Self::ALL.into_iter().find(|k| k.as_str() == raw)
     }
 }
 
@@ -349,7 +351,8 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
-    const ALL: [Self; 4] = [Self::Queued, Self::Running, Self::Succeeded, Self::Failed];
+    /// Every variant, in declaration order (for documenting the closed set).
+    pub const ALL: [Self; 4] = [Self::Queued, Self::Running, Self::Succeeded, Self::Failed];
 
     /// The wire name.
     #[must_use]

@@ -68,7 +68,8 @@ pub enum AccountType {
 }
 
 impl AccountType {
-    const ALL: [Self; 6] = [
+    /// Every variant, in declaration order (for documenting the closed set).
+    pub const ALL: [Self; 6] = [
         Self::Giro,
         Self::Savings,
         Self::CreditCard,
@@ -204,7 +205,8 @@ pub enum TransactionType {
 }
 
 impl TransactionType {
-    const ALL: [Self; 8] = [
+    /// Every variant, in declaration order (for documenting the closed set).
+    pub const ALL: [Self; 8] = [
         Self::Transfer,
         Self::StandingOrder,
         Self::DirectDebit,

@@ -139,15 +139,25 @@ fn parse_bound(field: &'static str, raw: &str) -> Result<Bound, QueryError> {
             .map(Bound::Transaction)
             .map_err(|e| err(field, e.to_string()));
     }
+    // RFC 3339 full-date: four-digit year, no sign (chrono's %Y would take -262143 too).
+    let shaped = raw.len() == 10
+        && raw.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
     let date = Date::parse_from_str(raw, "%Y-%m-%d")
-        .map_err(|_| err(field, "must be a date (YYYY-MM-DD) or a transaction id"))?;
-    if !(earliest_date()..=latest_date()).contains(&date) {
-        return Err(err(
-            field,
-            "must be a date between 1900-01-01 and 9999-12-31",
-        ));
+        .ok()
+        .filter(|_| shaped)
+        .ok_or_else(|| err(field, "must be a date (YYYY-MM-DD) or a transaction id"))?;
+    if date > latest_date() {
+        return Err(err(field, "must be a date up to 9999-12-31"));
     }
-    Ok(Bound::Date(date))
+    // Any earlier date means the same as the earliest (no transaction is older), so it is
+    // read as that: every RFC 3339 date up to 9999-12-31 is a valid bound.
+    Ok(Bound::Date(date.max(earliest_date())))
 }
 
 /// The earliest date a query accepts. Bounding dates when parsing keeps every later
@@ -246,8 +256,8 @@ impl TransactionQuery {
             let (key, value) = f
                 .split_once(':')
                 .ok_or_else(|| err("filter", "must be key:value"))?;
-            if value.is_empty() || value.len() > 256 {
-                return Err(err("filter", "value must be 1 to 256 bytes"));
+            if value.is_empty() || value.chars().count() > 256 {
+                return Err(err("filter", "value must be 1 to 256 characters"));
             }
             q.filter = Some(match key {
                 "purpose" => TxFilter::Purpose(value.to_lowercase()),
@@ -454,6 +464,32 @@ mod tests {
             assert_eq!(
                 TransactionQuery::parse(raw).map_err(|e| e.field),
                 Err(field)
+            );
+        }
+    }
+
+    #[test]
+    fn dates_before_1900_read_as_1900_and_malformed_years_are_refused() {
+        let q = TransactionQuery::parse(RawTransactionQuery {
+            since: Some("0502-02-03"),
+            ..Default::default()
+        })
+        .expect("valid");
+        assert_eq!(q.since, Some(Bound::Date(earliest_date())));
+        for bad in [
+            "-262143-01-01",
+            "+2026-01-01",
+            "10000-01-01",
+            "2026-1-01",
+            "2026-02-30",
+        ] {
+            assert!(
+                TransactionQuery::parse(RawTransactionQuery {
+                    until: Some(bad),
+                    ..Default::default()
+                })
+                .is_err(),
+                "{bad}"
             );
         }
     }

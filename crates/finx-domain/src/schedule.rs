@@ -72,6 +72,9 @@ pub enum AccessStatus {
 }
 
 impl AccessStatus {
+    /// Every variant, in declaration order (for documenting the closed set).
+    pub const ALL: [Self; 4] = [Self::Valid, Self::Expiring, Self::Expired, Self::Revoked];
+
     /// The wire name.
     #[must_use]
     pub fn as_str(self) -> &'static str {

@@ -649,6 +649,96 @@ pub(crate) async fn balance(
     Ok(Json(BalanceDto::of(&b)))
 }
 
+/// The finX transaction query as documented; `transaction_query` parses it strictly (every
+/// name of [`QUERY_PARAMS`], nothing else), so this type only describes it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct TransactionParams {
+    /// Page size, default 1000.
+    #[param(minimum = 1, maximum = 1000)]
+    count: Option<u32>,
+    /// Items to skip, default 0.
+    #[param(minimum = 0, maximum = 4_294_967_295_i64)]
+    offset: Option<i64>,
+    /// By booking date: `desc` (default) or `asc`.
+    #[param(inline)]
+    sort: Option<SortParam>,
+    /// A date (inclusive; up to 9999-12-31, earlier than 1900 reads as 1900-01-01) or a
+    /// transaction id (exclusive).
+    #[param(schema_with = bound_schema)]
+    since: Option<String>,
+    /// As `since`.
+    #[param(schema_with = bound_schema)]
+    until: Option<String>,
+    /// Which date `since` and `until` compare: `booked` (default), `created` or `modified`.
+    #[param(inline)]
+    since_type: Option<SinceTypeParam>,
+    /// Whether pending transactions are included (default false).
+    include_pending: Option<bool>,
+    /// `purpose:TEXT` or `person:TEXT` (1–256 characters, case-insensitive substring), or
+    /// `amount:DECIMAL` (exact).
+    #[param(schema_with = filter_schema)]
+    filter: Option<String>,
+}
+
+/// The id pattern (a prefix, then up to 64 letters or digits).
+fn id_pattern(prefix: char) -> String {
+    format!("{prefix}[A-Za-z0-9]{{1,64}}")
+}
+
+/// `since` and `until`: a date, or a transaction id.
+fn bound_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date))),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(format!("^{}$", id_pattern('T')))),
+        )
+        .into()
+}
+
+/// `filter`.
+fn filter_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(
+            r"^((purpose|person):.{1,256}|amount:-?[0-9]{1,20}(\.[0-9]{1,8})?)$",
+        ))
+        .into()
+}
+
+/// `sort`.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum SortParam {
+    /// Oldest first.
+    Asc,
+    /// Newest first.
+    Desc,
+}
+
+/// `since_type`.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum SinceTypeParam {
+    /// The booking date.
+    Booked,
+    /// When finX first saw it.
+    Created,
+    /// When finX last saw it change.
+    Modified,
+}
+
 const QUERY_PARAMS: &[&str] = &[
     "accounts",
     "count",
@@ -690,8 +780,8 @@ fn transaction_query(
 #[utoipa::path(
     get, path = "/rest/transactions/sync", tag = "data",
     params(
-        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the last page; none to start from the beginning"),
-        ("count" = Option<u32>, Query, description = "Changes per page, 1–500, default 100"),
+        ("cursor" = Option<String>, Query, pattern = r"^(fxc1_[A-Za-z0-9_-]{1,507})?$", description = "The `next_cursor` of the last page; absent or empty to start from the beginning"),
+        ("count" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Changes per page, default 100"),
     ),
     security(("bearer" = [])),
     responses(
@@ -731,15 +821,8 @@ pub(crate) async fn transactions_feed(
 #[utoipa::path(
     get, path = "/rest/transactions", tag = "data",
     params(
-        ("accounts" = Option<String>, Query, description = "Comma-separated account ids"),
-        ("count" = Option<u32>, Query, description = "Page size, 1–1000, default 1000"),
-        ("offset" = Option<u32>, Query, description = "Items to skip, default 0"),
-        ("sort" = Option<String>, Query, description = "`desc` (default) or `asc`, by booking date"),
-        ("since" = Option<String>, Query, description = "A date (inclusive) or a transaction id (exclusive)"),
-        ("until" = Option<String>, Query, description = "A date (inclusive) or a transaction id (exclusive)"),
-        ("since_type" = Option<String>, Query, description = "`booked` (default), `created` or `modified`"),
-        ("include_pending" = Option<bool>, Query, description = "Default false"),
-        ("filter" = Option<String>, Query, description = "`purpose:…`, `person:…` or `amount:…`"),
+        ("accounts" = Option<String>, Query, pattern = r"^A[A-Za-z0-9]{1,64}(,A[A-Za-z0-9]{1,64}){0,99}$", description = "Comma-separated account ids (1 to 100)"),
+        TransactionParams,
     ),
     security(("bearer" = [])),
     responses(
@@ -747,7 +830,7 @@ pub(crate) async fn transactions_feed(
         (status = 400, description = "Invalid query", body = crate::wire::ErrorBody),
         (status = 401, description = "Missing or invalid token", body = crate::wire::ErrorBody),
         (status = 403, description = "Lacks transactions=ro", body = crate::wire::ErrorBody),
-        (status = 404, description = "An account the token does not see", body = crate::wire::ErrorBody),
+        (status = 404, description = "An account, or a `since` or `until` transaction, the token does not see", body = crate::wire::ErrorBody),
     )
 )]
 pub(crate) async fn transactions(
@@ -766,14 +849,7 @@ pub(crate) async fn transactions(
     get, path = "/rest/accounts/{account_id}/transactions", tag = "data",
     params(
         ("account_id" = String, Path, description = "`A…`"),
-        ("count" = Option<u32>, Query, description = "Page size, 1–1000, default 1000"),
-        ("offset" = Option<u32>, Query, description = "Items to skip, default 0"),
-        ("sort" = Option<String>, Query, description = "`desc` (default) or `asc`, by booking date"),
-        ("since" = Option<String>, Query, description = "A date (inclusive) or a transaction id (exclusive)"),
-        ("until" = Option<String>, Query, description = "A date (inclusive) or a transaction id (exclusive)"),
-        ("since_type" = Option<String>, Query, description = "`booked` (default), `created` or `modified`"),
-        ("include_pending" = Option<bool>, Query, description = "Default false"),
-        ("filter" = Option<String>, Query, description = "`purpose:…`, `person:…` or `amount:…`"),
+        TransactionParams,
     ),
     security(("bearer" = [])),
     responses(
@@ -781,7 +857,7 @@ pub(crate) async fn transactions(
         (status = 400, description = "Invalid query", body = crate::wire::ErrorBody),
         (status = 401, description = "Missing or invalid token", body = crate::wire::ErrorBody),
         (status = 403, description = "Lacks transactions=ro", body = crate::wire::ErrorBody),
-        (status = 404, description = "No such account for this token", body = crate::wire::ErrorBody),
+        (status = 404, description = "No such account for this token, or a `since` or `until` transaction it does not see", body = crate::wire::ErrorBody),
     )
 )]
 pub(crate) async fn account_transactions(

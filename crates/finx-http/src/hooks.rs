@@ -23,6 +23,7 @@ use crate::parse::{self, Kind};
 pub struct WebhookBody {
     /// Where events are POSTed: `https` (or `http` to loopback in sandbox mode); never a
     /// private address in production.
+    #[schema(pattern = r"^https?://")]
     pub url: String,
 }
 
@@ -100,9 +101,9 @@ impl WebhookDto {
             endpoint_id: e.id.to_string(),
             url: e.url.as_str().to_owned(),
             status: if e.disabled_at.is_some() {
-                "disabled"
+                crate::openapi::ENDPOINT_STATES[1]
             } else {
-                "enabled"
+                crate::openapi::ENDPOINT_STATES[0]
             },
             disabled_at: e.disabled_at.map(rfc3339),
             last_success_at: e.last_success_at.map(rfc3339),
@@ -276,7 +277,7 @@ pub(crate) async fn enable(
     get, path = "/webhooks/{endpoint_id}/attempts", tag = "webhooks",
     params(
         ("endpoint_id" = String, Path, description = "The endpoint"),
-        ("count" = Option<u32>, Query, description = "At most this many, 1–1000, default 100"),
+        ("count" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "At most this many, default 100"),
     ),
     security(("client_basic" = [])),
     responses(

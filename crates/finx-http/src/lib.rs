@@ -17,6 +17,8 @@ mod fuzz;
 pub mod hooks;
 pub mod limit;
 pub mod link;
+mod openapi;
+use crate::openapi::{ClosedSets, CommonAnswers};
 pub mod pages;
 mod parse;
 pub mod render;
@@ -166,7 +168,7 @@ impl AppState {
         hooks::WebhookBody, hooks::WebhookDto, hooks::WebhookSecretDto, hooks::WebhookList,
         hooks::AttemptDto, hooks::AttemptList
     )),
-    modifiers(&Security),
+    modifiers(&Security, &ClosedSets, &CommonAnswers),
     tags(
         (name = "flow", description = "Create widget links"),
         (name = "auth", description = "Tokens (RFC 6749, RFC 7009)"),
@@ -196,7 +198,7 @@ impl utoipa::Modify for Security {
 }
 
 async fn openapi() -> Response {
-    axum::Json(ApiDoc::openapi()).into_response()
+    axum::Json(openapi::document(&ApiDoc::openapi())).into_response()
 }
 
 async fn not_found() -> ApiError {

@@ -19,6 +19,7 @@ pub struct AccountRef {
 #[serde(deny_unknown_fields)]
 pub struct OnetimeAccessBody {
     /// Where the end user is sent back; must be registered for the client.
+    #[schema(pattern = r"^https?://")]
     pub redirect_uri: String,
     /// Echoed back on the redirect (1–1024 characters).
     pub state: Option<String>,
@@ -52,6 +53,7 @@ pub struct OnetimeAccessResponse {
 #[serde(deny_unknown_fields)]
 pub struct TokenBody {
     /// `authorization_code` or `refresh_token`.
+    #[schema(value_type = String, required = true)]
     pub grant_type: Option<String>,
     /// The code (authorization_code).
     pub code: Option<String>,
@@ -72,6 +74,7 @@ pub struct TokenBody {
 #[serde(deny_unknown_fields)]
 pub struct RevokeBody {
     /// The token to revoke.
+    #[schema(value_type = String, required = true, min_length = 1)]
     pub token: Option<String>,
     /// `access_token` or `refresh_token` (a hint only).
     pub token_type_hint: Option<String>,
@@ -129,8 +132,8 @@ impl BalanceDto {
             currency: b.amount.currency().as_str().to_owned(),
             balance_date: b.date.to_string(),
             status: match b.status {
-                BalanceStatus::Booked => "booked",
-                BalanceStatus::Available => "available",
+                BalanceStatus::Booked => crate::openapi::BALANCE_STATUSES[0],
+                BalanceStatus::Available => crate::openapi::BALANCE_STATUSES[1],
             },
         }
     }
@@ -383,6 +386,7 @@ redacted_debug!(TokenBody, RevokeBody, TokenResponse);
 #[serde(deny_unknown_fields)]
 pub struct OngoingAccessBody {
     /// Where the end user is sent back; must be registered for the client.
+    #[schema(pattern = r"^https?://")]
     pub redirect_uri: String,
     /// The customer's id for its end user (1–255 characters); one user may connect several
     /// banks.
