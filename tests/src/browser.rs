@@ -1,27 +1,33 @@
-//! A small W3C WebDriver client for Debian's headless Chromium: enough to walk the widget
-//! like a person (open, type, click, read, screenshot, switch frames).
+//! Debian's headless Chromium, driven over WebDriver by `fantoccini`: enough to walk the
+//! widget like a person (open, type, click, read, screenshot, switch frames).
 //!
 //! `Browser::start` runs `chromedriver` on a free loopback port and opens a session with a
-//! fresh profile; dropping the browser ends both.
+//! fresh profile; dropping the browser ends both, the session first (so chromedriver quits
+//! Chromium instead of leaving it behind).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+/// How long a wait for the page lasts.
+const WAIT: Duration = Duration::from_secs(15);
 
 /// A headless Chromium driven over WebDriver.
 pub struct Browser {
     driver: Child,
+    /// Where chromedriver listens.
     base: String,
+    /// The session.
+    web: Client,
+    /// Its id, to end it when dropped (which cannot await).
     session: String,
-    http: reqwest::Client,
     shots: PathBuf,
     shot: u32,
-    _profile: PathBuf,
+    profile: PathBuf,
 }
 
 fn which(candidates: &[&str]) -> Option<String> {
@@ -85,7 +91,7 @@ impl Browser {
             .join(name);
         let _ = std::fs::remove_dir_all(&shots);
         std::fs::create_dir_all(&shots).expect("screenshot directory");
-        let caps = json!({ "capabilities": { "alwaysMatch": {
+        let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": chromium,
@@ -95,99 +101,58 @@ impl Browser {
                     format!("--user-data-dir={}", profile.display()), "--window-size=420,900", "--lang=de-DE",
                 ]
             }
-        }}});
-        let res: Value = http
-            .post(format!("{base}/session"))
-            .json(&caps)
-            .send()
+        });
+        let Value::Object(caps) = caps else {
+            unreachable!("an object literal")
+        };
+        let web = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&base)
             .await
-            .expect("new session")
-            .json()
-            .await
-            .expect("json");
-        let session = res["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no WebDriver session: {res}"))
-            .to_owned();
+            .unwrap_or_else(|e| panic!("no WebDriver session: {e}"));
+        let session = web.session_id().await.ok().flatten().expect("a session id");
         Self {
             driver,
             base,
+            web,
             session,
-            http,
             shots,
             shot: 0,
-            _profile: profile,
+            profile,
         }
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let url = format!("{}/session/{}{path}", self.base, self.session);
-        let mut req = self.http.request(method, url);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let v: Value = req
-            .send()
-            .await
-            .expect("webdriver call")
-            .json()
-            .await
-            .expect("webdriver json");
-        if v["value"]["error"].is_string() {
-            panic!("WebDriver {path}: {}", v["value"]);
-        }
-        v["value"].clone()
     }
 
     /// Opens `url`.
     pub async fn goto(&self, url: &str) {
-        self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
-            .await;
+        self.web.goto(url).await.expect("goto");
     }
 
     /// The current URL.
     pub async fn url(&self) -> String {
-        self.call(reqwest::Method::GET, "/url", None)
+        self.web
+            .current_url()
             .await
-            .as_str()
+            .map(|u| u.to_string())
             .unwrap_or_default()
-            .to_owned()
     }
 
-    async fn try_find(&self, css: &str) -> Option<String> {
-        let url = format!("{}/session/{}/element", self.base, self.session);
-        let v: Value = self
-            .http
-            .post(url)
-            .json(&json!({ "using": "css selector", "value": css }))
-            .send()
+    /// Waits up to 15 s for an element to appear, and returns it.
+    pub async fn find(&self, css: &str) -> Element {
+        match self
+            .web
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
             .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        v["value"][ELEMENT].as_str().map(str::to_owned)
-    }
-
-    /// Waits up to 15 s for an element to appear, and returns its id.
-    pub async fn find(&self, css: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(id) = self.try_find(css).await {
-                return id;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no element {css} on {}",
-                self.url().await
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        {
+            Ok(e) => e,
+            Err(e) => panic!("no element {css} on {}: {e}", self.url().await),
         }
     }
 
     /// Waits up to 15 s until no element matches `css` (a page has replaced another).
     pub async fn wait_gone(&self, css: &str) {
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + WAIT;
         while self.has(css).await {
             assert!(
                 Instant::now() < deadline,
@@ -200,67 +165,40 @@ impl Browser {
 
     /// Whether an element is there now.
     pub async fn has(&self, css: &str) -> bool {
-        self.try_find(css).await.is_some()
+        self.web
+            .find_all(Locator::Css(css))
+            .await
+            .is_ok_and(|found| !found.is_empty())
     }
 
     /// Clicks an element.
     pub async fn click(&self, css: &str) {
-        let id = self.find(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{id}/click"),
-            Some(json!({})),
-        )
-        .await;
+        self.find(css).await.click().await.expect("click");
     }
 
     /// Types into an element.
     pub async fn type_into(&self, css: &str, text: &str) {
-        let id = self.find(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{id}/value"),
-            Some(json!({ "text": text })),
-        )
-        .await;
+        self.find(css).await.send_keys(text).await.expect("type");
     }
 
     /// The visible text of an element.
     pub async fn text(&self, css: &str) -> String {
-        let id = self.find(css).await;
-        self.call(reqwest::Method::GET, &format!("/element/{id}/text"), None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+        self.find(css).await.text().await.expect("text")
     }
 
     /// An attribute of an element.
     pub async fn attribute(&self, css: &str, name: &str) -> Option<String> {
-        let id = self.find(css).await;
-        self.call(
-            reqwest::Method::GET,
-            &format!("/element/{id}/attribute/{name}"),
-            None,
-        )
-        .await
-        .as_str()
-        .map(str::to_owned)
+        self.find(css).await.attr(name).await.expect("attribute")
     }
 
     /// Runs a script in the page and returns its value.
     pub async fn execute(&self, script: &str) -> Value {
-        self.call(
-            reqwest::Method::POST,
-            "/execute/sync",
-            Some(json!({ "script": script, "args": [] })),
-        )
-        .await
+        self.web.execute(script, Vec::new()).await.expect("script")
     }
 
     /// Waits up to 15 s until the URL starts with `prefix`.
     pub async fn wait_for_url(&self, prefix: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + WAIT;
         loop {
             let url = self.url().await;
             if url.starts_with(prefix) {
@@ -276,30 +214,20 @@ impl Browser {
 
     /// Switches into the iframe matching `css`.
     pub async fn enter_frame(&self, css: &str) {
-        let id = self.find(css).await;
-        self.call(
-            reqwest::Method::POST,
-            "/frame",
-            Some(json!({ "id": { ELEMENT: id } })),
-        )
-        .await;
+        self.find(css).await.enter_frame().await.expect("frame");
     }
 
-    /// Switches back to the top page.
+    /// Switches back out of the iframe entered last (the tests enter one, from the top).
     pub async fn leave_frames(&self) {
-        self.call(reqwest::Method::POST, "/frame", Some(json!({ "id": null })))
-            .await;
+        self.web.enter_parent_frame().await.expect("parent frame");
     }
 
     /// Saves a screenshot as `NN-step.png` under `target/screenshots/<name>/`.
     pub async fn screenshot(&mut self, step: &str) -> PathBuf {
         self.shot += 1;
-        let png = self.call(reqwest::Method::GET, "/screenshot", None).await;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(png.as_str().unwrap_or_default())
-            .expect("png");
+        let png = self.web.screenshot().await.expect("screenshot");
         let path = self.shots.join(format!("{:02}-{step}.png", self.shot));
-        std::fs::write(&path, bytes).expect("write screenshot");
+        std::fs::write(&path, png).expect("write screenshot");
         path
     }
 }
@@ -308,7 +236,7 @@ impl Drop for Browser {
     fn drop(&mut self) {
         // End the session first, so chromedriver quits Chromium: killing chromedriver alone
         // leaves Chromium running as an orphan (hundreds of them over many runs). Drop cannot
-        // await, so this is one plain blocking HTTP request.
+        // await `Client::close`, so this is one plain blocking HTTP request.
         if let Some(addr) = self.base.strip_prefix("http://") {
             if let Ok(mut stream) = std::net::TcpStream::connect(addr) {
                 use std::io::{Read as _, Write as _};
@@ -324,6 +252,6 @@ impl Drop for Browser {
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
-        let _ = std::fs::remove_dir_all(&self._profile);
+        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
