@@ -562,3 +562,59 @@ async fn a_bank_that_says_wait_postpones_the_access_and_is_not_asked_again_befor
         );
     }
 }
+
+/// A disabled customer's accesses are not read at the bank: a due sync goes back to the
+/// queue without a bank call, and runs again once the customer is enabled.
+#[tokio::test]
+async fn a_disabled_clients_syncs_wait_without_calling_the_bank() {
+    let bank = std::sync::Arc::new(std::sync::OnceLock::new());
+    let keep = bank.clone();
+    let app = App::with(std::time::Duration::from_millis(10), move |inner| {
+        let counting = std::sync::Arc::new(finx_tests::fixtures::CountingBank::new(inner));
+        let _ = keep.set(counting.clone());
+        counting
+    })
+    .await;
+    let s = Served::start(app).await;
+    let t = bearer(&s, "moving", "user-9").await;
+    let id = only_access(&s, &t).await["access_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let access_id = finx_domain::ids::AccessId::parse(&id).expect("id");
+    let counting: &std::sync::Arc<finx_tests::fixtures::CountingBank> =
+        bank.get().expect("wrapped");
+    let res = post_sync(&s, &t, &id).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    s.app
+        .finx
+        .disable_client(&s.app.client.id)
+        .await
+        .expect("disable");
+    let before = counting.fetches.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(run_due(&s.app).await, 1);
+    assert_eq!(
+        counting.fetches.load(std::sync::atomic::Ordering::SeqCst),
+        before,
+        "no bank call for a disabled customer"
+    );
+    let job = s
+        .app
+        .store
+        .pending_job(&access_id)
+        .await
+        .expect("job")
+        .expect("back in the queue");
+    assert!(job.run_at > s.app.clock.now(), "{job:?}");
+    s.app
+        .finx
+        .enable_client(&s.app.client.id)
+        .await
+        .expect("enable");
+    s.app.clock.advance(job.run_at - s.app.clock.now());
+    assert_eq!(run_due(&s.app).await, 1);
+    assert!(
+        counting.fetches.load(std::sync::atomic::Ordering::SeqCst) > before,
+        "enabled again, it syncs"
+    );
+}

@@ -122,7 +122,8 @@ impl Finx {
     }
 
     /// Disables a client: it can no longer authenticate, start flows or exchange codes,
-    /// and its tokens read nothing, on every instance at once. Its grants, accesses and
+    /// its tokens read nothing, and its accesses are not synced at the bank, on every
+    /// instance at once. Its grants, accesses and
     /// data are kept, so [`Finx::enable_client`] restores it as it was. Disabling a disabled
     /// client changes nothing.
     ///

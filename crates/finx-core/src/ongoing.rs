@@ -449,6 +449,15 @@ impl Finx {
                 .await?;
             return Ok(None);
         }
+        if !self.client_enabled(&access.client_id).await? {
+            // Its customer is disabled: the bank is not read for it. Look again in an hour,
+            // so syncs resume soon after the customer is enabled again.
+            self.ports
+                .accesses
+                .requeue_job(claim, now + TimeDelta::hours(1))
+                .await?;
+            return Ok(None);
+        }
         // A scheduled sync passes the ledger when it runs (a manual one did when it was asked
         // for); any sync run a second time (its first runner died or shut down mid-fetch)
         // passes it again, since the bank may have seen the first.
