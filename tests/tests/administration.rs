@@ -367,7 +367,10 @@ async fn clients_rotate_secrets_with_an_overlap_and_are_disabled_enabled_and_del
         accounts_status(&base, &access)
     })
     .await;
-    assert_eq!(authenticates(&base, &third).await, 401);
+    eventually("a deleted client's secret", 401, || {
+        authenticates(&base, &third)
+    })
+    .await;
     let out = cli(&db, &[], &["clients", "show", DEMO]);
     assert!(!out.status.success(), "the client is gone");
     for command in ["disable", "enable"] {

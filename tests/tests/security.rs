@@ -216,7 +216,7 @@ async fn one_grant_never_sees_another_grants_data() {
     .expect("q");
     assert!(matches!(
         app.finx.list_transactions(&b, since).await,
-        Err(CoreError::Invalid { field: "since", .. })
+        Err(CoreError::NotFound("transaction"))
     ));
     let b_txs = app
         .finx
