@@ -93,6 +93,7 @@ pub fn grant_with_code(n: u32, now: Timestamp) -> (Grant, CodeRecord) {
         created_at: now,
         expires_at: now + Lifetimes::default().grant,
         revoked_at: None,
+        language: finx_domain::values::Language::De,
     };
     let code = CodeRecord {
         hash: hash(1, n),

@@ -134,6 +134,17 @@ async fn the_guide_through_the_sdk_pages_through_every_transaction() {
         .await
         .expect("pages");
     assert!(everything.len() > 20, "{}", everything.len());
+    // The SDK reads the categories: the top level first, the leaf after, with what decided.
+    let categorised = everything
+        .iter()
+        .find(|t| t.categories.len() == 2)
+        .expect("a categorised transaction");
+    assert!(
+        categorised.categories[1]
+            .id
+            .starts_with(&format!("{}.", categorised.categories[0].id))
+    );
+    assert!(categorised.category_source.is_some());
     assert_eq!(
         paged, everything,
         "keyset paging returns every transaction once, in order"

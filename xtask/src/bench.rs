@@ -1261,6 +1261,8 @@ fn write_report(r: &Report) -> Result<()> {
             full / normal
         ));
     }
+    md.push('\n');
+    md.push_str(&crate::enrich::report()?);
     std::fs::write(root().join("docs/benchmarks.md"), md).map_err(|e| e.to_string())
 }
 

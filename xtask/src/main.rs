@@ -8,6 +8,7 @@
 //!   (needs `../shared/xs2a/` and npm), written to `docs/xs2a-conformance.md`.
 
 mod bench;
+mod enrich;
 mod xs2a;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,9 +26,12 @@ fn main() -> ExitCode {
         Some("xs2a-conformance") => xs2a::conformance(),
         // The schemathesis step of `ci` alone (needs `finx-bench` built).
         Some("schemathesis") => bench::schemathesis(),
+        // The categorisation evaluation alone, written into its section of
+        // docs/benchmarks.md (`bench` writes it with everything else).
+        Some("eval-categories") => enrich::write_into_benchmarks(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | check-arch | bench | xs2a-conformance | schemathesis>"
+                "usage: cargo xtask <ci | check-arch | bench | xs2a-conformance | schemathesis | eval-categories>"
             );
             return ExitCode::from(2);
         }

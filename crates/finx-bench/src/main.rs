@@ -649,6 +649,7 @@ impl Seed {
             created_at: now,
             expires_at: now + TimeDelta::days(180),
             revoked_at: None,
+            language: finx_domain::values::Language::De,
         };
         let code = AuthorizationCode::from_random(random.bytes32());
         let record = CodeRecord {

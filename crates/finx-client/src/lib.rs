@@ -48,8 +48,8 @@ use url::Url;
 pub use connection::{Connection, MemoryTokenStore, StoredTokens, TokenStore};
 pub use error::Error;
 pub use model::{
-    Account, AccountStatus, AccountType, Balance, Callback, Change, FeedPage, Link, OnetimeAccess,
-    Removed, Tokens, Transaction, TransactionType,
+    Account, AccountStatus, AccountType, Balance, Callback, Category, Change, FeedPage, Link,
+    OnetimeAccess, Removed, Tokens, Transaction, TransactionType,
 };
 pub use query::{Bound, Sort, TransactionQuery};
 #[cfg(feature = "sql")]

@@ -270,10 +270,27 @@ pub struct Transaction {
     pub end_to_end_reference: Option<String>,
     /// SEPA purpose code.
     pub sepa_purpose_code: Option<String>,
+    /// Its category, the top level first and the leaf last (ids like `food` and
+    /// `food.groceries`, named in the grant's language); empty when finX knows none.
+    #[serde(default)]
+    pub categories: Vec<Category>,
+    /// What decided the category (`counterparty`, `purpose_code`, `keyword`, …).
+    #[serde(default)]
+    pub category_source: Option<String>,
     /// When finX first saw it.
     pub created_at: DateTime<Utc>,
     /// When finX last saw it change.
     pub modified_at: DateTime<Utc>,
+}
+
+/// A category of finX's tree.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct Category {
+    /// Its stable id, e.g. `food.groceries`.
+    pub id: String,
+    /// Its name.
+    pub name: String,
 }
 
 #[derive(Deserialize)]

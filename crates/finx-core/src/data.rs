@@ -1,4 +1,5 @@
 use finx_domain::bank::{Account, Balance, Transaction};
+use finx_domain::enrich::{Categorized, Facts};
 use finx_domain::ids::{AccessId, AccountId, ClientId, GrantId, TransactionId};
 use finx_domain::query::{Bound, ResolvedBound, ResolvedQuery, TransactionQuery};
 use finx_domain::scope::{Scope, ScopeItem};
@@ -39,6 +40,8 @@ pub struct Authorization {
     pub account_ids: Vec<AccountId>,
     /// What it may read.
     pub scope: Scope,
+    /// The language finX names things in for it (its flow's).
+    pub language: finx_domain::values::Language,
 }
 
 impl Authorization {
@@ -122,6 +125,7 @@ impl Finx {
             access_id: grant.access_id,
             account_ids: grant.account_ids,
             scope: record.scope,
+            language: grant.language,
         })
     }
 
@@ -276,6 +280,54 @@ impl Finx {
         self.visible_transaction(auth, &id)
             .await?
             .ok_or(CoreError::NotFound("transaction"))
+    }
+
+    /// The category of each of `txs` (as read by `auth`), by the built-in rules: `None`
+    /// where no rule knows one. A transfer to or from another account the grant sees is
+    /// one between the holder's own accounts.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn categorize(
+        &self,
+        auth: &Authorization,
+        txs: &[Transaction],
+    ) -> Result<Vec<Option<Categorized>>, CoreError> {
+        let own: Vec<finx_domain::reference::Iban> =
+            if txs.iter().any(|t| t.details.counterparty.iban.is_some()) {
+                self.ports
+                    .data
+                    .find_accounts(&auth.account_ids)
+                    .await?
+                    .into_iter()
+                    .filter_map(|a| a.details.iban)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+        Ok(txs
+            .iter()
+            .map(|t| {
+                let d = &t.details;
+                let facts = Facts {
+                    amount: d.amount.amount(),
+                    name: d.counterparty.name.as_deref(),
+                    purpose: d.purpose.as_deref(),
+                    booking_text: d.booking_text.as_deref(),
+                    creditor_id: d.creditor_id.as_deref(),
+                    mandate_reference: d.mandate_reference.as_deref(),
+                    sepa_purpose_code: d.sepa_purpose_code.as_deref(),
+                    bank_transaction_code: None,
+                    mcc: None,
+                    own_account: d
+                        .counterparty
+                        .iban
+                        .as_ref()
+                        .is_some_and(|i| own.contains(i)),
+                };
+                self.rules.categorize(&facts)
+            })
+            .collect())
     }
 
     async fn account(&self, auth: &Authorization, id: &str) -> Result<Account, CoreError> {

@@ -205,6 +205,17 @@ fn delta(d: Duration) -> chrono::TimeDelta {
     chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
 }
 
+/// Why the core cannot be wired.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A hash key is too short.
+    #[error(transparent)]
+    Key(#[from] MalformedSecret),
+    /// The built-in categorisation rules do not read.
+    #[error(transparent)]
+    Rules(#[from] finx_domain::enrich::RuleError),
+}
+
 /// The finX use cases.
 #[derive(Clone)]
 pub struct Finx {
@@ -220,14 +231,17 @@ pub struct Finx {
     consent_days: u16,
     webhooks: WebhookConfig,
     coherence: Arc<cache::Coherence>,
+    /// The built-in categorisation rules.
+    rules: Arc<finx_domain::enrich::Rules>,
 }
 
 impl Finx {
     /// Wires the core.
     ///
     /// # Errors
-    /// When the hash key is shorter than 16 bytes.
-    pub fn new(mut ports: Ports, settings: Settings) -> Result<Self, MalformedSecret> {
+    /// [`SetupError`] when a hash key is shorter than 16 bytes, or the built-in
+    /// categorisation rules do not read (the tests read them, so a release never fails so).
+    pub fn new(mut ports: Ports, settings: Settings) -> Result<Self, SetupError> {
         let coherence = Arc::new(cache::Coherence::new(
             delta(settings.read_cache),
             ports.bus.clone(),
@@ -252,6 +266,7 @@ impl Finx {
         Ok(Self {
             ports,
             hasher: HashKeys::new(&settings.hash_key, &settings.previous_hash_keys)?,
+            rules: Arc::new(finx_domain::enrich::Rules::builtin()?),
             lifetimes: settings.lifetimes,
             bank_timeout: settings.bank_timeout,
             return_url: settings.return_url,

@@ -174,6 +174,7 @@ fn grant(client_id: &str) -> Grant {
         created_at: t0(),
         expires_at: t0() + TimeDelta::days(180),
         revoked_at: None,
+        language: finx_domain::values::Language::De,
     }
 }
 
@@ -802,6 +803,7 @@ async fn balances_are_hidden_without_the_balance_scope() {
         access_id: AccessId::derive(&["x"]),
         account_ids: vec![id.clone()],
         scope: Scope::parse("accounts=ro").expect("scope"),
+        language: finx_domain::values::Language::De,
     };
     let accounts = finx.list_accounts(&auth).await.expect("accounts");
     assert_eq!(accounts.len(), 1);

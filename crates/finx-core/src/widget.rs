@@ -930,6 +930,7 @@ impl Finx {
                     self.onetime_retention.min(self.lifetimes.grant)
                 },
             revoked_at: None,
+            language: flow.params.language,
         };
         let record = CodeRecord {
             hash: self.hasher.hash(&code),

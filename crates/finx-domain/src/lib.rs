@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod bank;
+pub mod enrich;
 pub mod feed;
 pub mod flow;
 pub mod ids;

@@ -66,6 +66,8 @@ pub struct Grant {
     pub expires_at: Timestamp,
     /// When it was revoked, if it was.
     pub revoked_at: Option<Timestamp>,
+    /// The language of its flow: what finX names things in for it (categories).
+    pub language: crate::values::Language,
 }
 
 impl Grant {
@@ -373,6 +375,7 @@ mod tests {
             created_at: now,
             expires_at: now + Lifetimes::default().grant,
             revoked_at: None,
+            language: crate::values::Language::De,
         }
     }
 

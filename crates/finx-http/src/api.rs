@@ -814,7 +814,13 @@ pub(crate) async fn transactions_feed(
         .finx
         .transactions_feed(&auth, p.get("cursor").map(String::as_str), count)
         .await?;
-    Ok(Json(crate::wire::FeedDto::of(&page)))
+    let both: Vec<_> = page.added.iter().chain(&page.modified).cloned().collect();
+    let categories = state.finx.categorize(&auth, &both).await?;
+    Ok(Json(crate::wire::FeedDto::of(
+        &page,
+        &categories,
+        auth.language,
+    )))
 }
 
 /// Transactions, per the finX query.
@@ -897,7 +903,8 @@ async fn transaction_page(
         }
     }
     let txs = state.finx.list_transactions(auth, q).await?;
-    let body = axum::body::Bytes::from(state.renderer.list(&txs));
+    let categories = state.finx.categorize(auth, &txs).await?;
+    let body = axum::body::Bytes::from(state.renderer.list(&txs, &categories, auth.language));
     if let Some(version) = version {
         state.pages.keep(key, version, body.clone());
     }
@@ -939,8 +946,17 @@ pub(crate) async fn transaction(
 ) -> Result<Json<TransactionDto>, ApiError> {
     let auth = authorized(&state, &headers).await?;
     let id = path_id(id, "transaction_id")?;
+    let t = state.finx.get_transaction(&auth, &id).await?;
+    let category = state
+        .finx
+        .categorize(&auth, std::slice::from_ref(&t))
+        .await?
+        .pop()
+        .flatten();
     Ok(Json(TransactionDto::of(
-        &state.finx.get_transaction(&auth, &id).await?,
+        &t,
+        category.as_ref(),
+        auth.language,
     )))
 }
 

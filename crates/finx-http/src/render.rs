@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use finx_domain::bank::Transaction;
+use finx_domain::enrich::Categorized;
 use finx_domain::ids::TransactionId;
+use finx_domain::values::Language;
 
 use crate::wire::TransactionDto;
 
@@ -32,6 +34,8 @@ impl quick_cache::Weighter<TransactionId, Arc<Entry>> for Weight {
 
 struct Entry {
     of: Transaction,
+    category: Option<Categorized>,
+    language: Language,
     json: Bytes,
 }
 
@@ -64,53 +68,76 @@ impl Renderer {
         Self { cache }
     }
 
-    /// The JSON of one transaction, as [`TransactionDto`] serialises it.
+    /// The JSON of one transaction with its category in `language`, as [`TransactionDto`]
+    /// serialises it.
     #[must_use]
-    pub fn one(&self, t: &Transaction) -> Bytes {
+    pub fn one(
+        &self,
+        t: &Transaction,
+        category: Option<&Categorized>,
+        language: Language,
+    ) -> Bytes {
         let Some(cache) = &self.cache else {
-            return Self::render(t);
+            return Self::render(t, category, language);
         };
         if let Some(e) = cache.get(&t.id) {
-            if e.of == *t {
+            if e.of == *t && e.category.as_ref() == category && e.language == language {
                 return e.json.clone();
             }
         }
-        let json = Self::render(t);
+        let json = Self::render(t, category, language);
         cache.insert(
             t.id.clone(),
             Arc::new(Entry {
                 of: t.clone(),
+                category: category.copied(),
+                language,
                 json: json.clone(),
             }),
         );
         json
     }
 
-    /// `[t1,t2,…]`: the JSON array of `txs`, appended to `out`.
-    pub fn array_into(&self, txs: &[Transaction], out: &mut Vec<u8>) {
+    /// `[t1,t2,…]`: the JSON array of `txs` with their `categories` (one each, in order),
+    /// appended to `out`.
+    pub fn array_into(
+        &self,
+        txs: &[Transaction],
+        categories: &[Option<Categorized>],
+        language: Language,
+        out: &mut Vec<u8>,
+    ) {
         out.push(b'[');
         for (i, t) in txs.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            out.extend_from_slice(&self.one(t));
+            let category = categories.get(i).and_then(Option::as_ref);
+            out.extend_from_slice(&self.one(t, category, language));
         }
         out.push(b']');
     }
 
     /// `{"transactions":[…]}`, the body of a transaction list.
     #[must_use]
-    pub fn list(&self, txs: &[Transaction]) -> Vec<u8> {
+    pub fn list(
+        &self,
+        txs: &[Transaction],
+        categories: &[Option<Categorized>],
+        language: Language,
+    ) -> Vec<u8> {
         let mut out = Vec::with_capacity(24 + txs.len() * 640);
         out.extend_from_slice(b"{\"transactions\":");
-        self.array_into(txs, &mut out);
+        self.array_into(txs, categories, language, &mut out);
         out.push(b'}');
         out
     }
 
-    fn render(t: &Transaction) -> Bytes {
+    fn render(t: &Transaction, category: Option<&Categorized>, language: Language) -> Bytes {
         // Serialising a plain struct of strings, numbers and decimals cannot fail.
-        Bytes::from(serde_json::to_vec(&TransactionDto::of(t)).unwrap_or_default())
+        Bytes::from(
+            serde_json::to_vec(&TransactionDto::of(t, category, language)).unwrap_or_default(),
+        )
     }
 }
 
@@ -162,29 +189,78 @@ mod tests {
     #[test]
     fn a_list_is_byte_for_byte_what_serde_makes_cached_or_not() {
         let txs: Vec<Transaction> = (0..5).map(sample).collect();
-        let serde = serde_json::to_vec(&TransactionList {
-            transactions: txs.iter().map(TransactionDto::of).collect(),
-        })
-        .expect("json");
-        let cached = Renderer::new(DEFAULT_CACHE_BYTES);
-        assert_eq!(cached.list(&txs), serde, "first, rendered");
-        assert_eq!(cached.list(&txs), serde, "then, from the cache");
-        assert_eq!(Renderer::new(0).list(&txs), serde, "without a cache");
-        assert_eq!(Renderer::new(0).list(&[]), br#"{"transactions":[]}"#);
+        let groceries = finx_domain::enrich::category::find("food.groceries").expect("leaf");
+        let cats: Vec<Option<Categorized>> = (0..5)
+            .map(|i| {
+                (i % 2 == 0).then_some(Categorized {
+                    category: groceries,
+                    source: finx_domain::enrich::Source::Counterparty,
+                })
+            })
+            .collect();
+        for language in [Language::De, Language::En] {
+            let serde = serde_json::to_vec(&TransactionList {
+                transactions: txs
+                    .iter()
+                    .zip(&cats)
+                    .map(|(t, c)| TransactionDto::of(t, c.as_ref(), language))
+                    .collect(),
+            })
+            .expect("json");
+            let cached = Renderer::new(DEFAULT_CACHE_BYTES);
+            assert_eq!(cached.list(&txs, &cats, language), serde, "first, rendered");
+            assert_eq!(
+                cached.list(&txs, &cats, language),
+                serde,
+                "then, from the cache"
+            );
+            assert_eq!(
+                Renderer::new(0).list(&txs, &cats, language),
+                serde,
+                "without a cache"
+            );
+        }
+        assert_eq!(
+            Renderer::new(0).list(&[], &[], Language::De),
+            br#"{"transactions":[]}"#
+        );
+        let json: serde_json::Value =
+            serde_json::from_slice(&Renderer::new(0).list(&txs, &cats, Language::En))
+                .expect("json");
+        assert_eq!(
+            json["transactions"][0]["categories"],
+            serde_json::json!([{"id": "food", "name": "Food"}, {"id": "food.groceries", "name": "Groceries"}])
+        );
+        assert_eq!(json["transactions"][0]["category_source"], "counterparty");
+        assert_eq!(json["transactions"][1]["categories"], serde_json::json!([]));
+        assert!(json["transactions"][1]["category_source"].is_null());
     }
 
     #[test]
-    fn a_changed_transaction_is_never_served_from_the_cache() {
+    fn a_changed_transaction_category_or_language_is_never_served_from_the_cache() {
         let r = Renderer::new(DEFAULT_CACHE_BYTES);
         let mut t = sample(1);
-        let before = r.one(&t);
+        let before = r.one(&t, None, Language::De);
         t.details.booked = !t.details.booked;
         t.details.amount = Money::new(rust_decimal::Decimal::new(-99, 0), Currency::EUR);
-        let after = r.one(&t);
+        let after = r.one(&t, None, Language::De);
         assert_ne!(before, after);
         assert_eq!(
             after,
-            Bytes::from(serde_json::to_vec(&TransactionDto::of(&t)).expect("json"))
+            Bytes::from(
+                serde_json::to_vec(&TransactionDto::of(&t, None, Language::De)).expect("json")
+            )
+        );
+        let c = Categorized {
+            category: finx_domain::enrich::category::find("food").expect("top"),
+            source: finx_domain::enrich::Source::Keyword,
+        };
+        let categorised = r.one(&t, Some(&c), Language::De);
+        assert_ne!(categorised, after, "a new category");
+        assert_ne!(
+            r.one(&t, Some(&c), Language::En),
+            categorised,
+            "another language"
         );
     }
 }

@@ -2,6 +2,8 @@
 //! responses in finX's names. Amounts are JSON numbers written from exact decimals.
 
 use finx_domain::bank::{Account, Balance, BalanceStatus, Transaction};
+use finx_domain::enrich::Categorized;
+use finx_domain::values::Language;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -223,13 +225,15 @@ pub struct AccountList {
     pub accounts: Vec<AccountDto>,
 }
 
-/// A category (reserved; finX categorisation is not implemented).
+/// A category of finX's tree (docs/categories.md).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CategoryDto {
-    /// Id.
-    pub id: u32,
-    /// Name.
-    pub name: String,
+    /// Its stable id, e.g. `food` or `food.groceries`.
+    #[schema(value_type = String, example = "food.groceries")]
+    pub id: &'static str,
+    /// Its name in the grant's language.
+    #[schema(value_type = String, example = "Lebensmittel")]
+    pub name: &'static str,
 }
 
 /// A transaction.
@@ -281,8 +285,13 @@ pub struct TransactionDto {
     pub end_to_end_reference: Option<String>,
     /// SEPA purpose code.
     pub sepa_purpose_code: Option<String>,
-    /// Categories (empty: not implemented).
+    /// Its category, the top level first and the leaf last; empty when no rule knows one.
     pub categories: Vec<CategoryDto>,
+    /// What decided the category: `customer_rule`, `purpose_code`,
+    /// `bank_transaction_code`, `creditor`, `mcc`, `counterparty`, `own_account` or
+    /// `keyword`; null without a category.
+    #[schema(value_type = Option<String>)]
+    pub category_source: Option<&'static str>,
     /// When finX first saw it (RFC 3339).
     pub created_at: String,
     /// When finX last saw it change (RFC 3339).
@@ -290,9 +299,9 @@ pub struct TransactionDto {
 }
 
 impl TransactionDto {
-    /// The wire form of a transaction.
+    /// The wire form of a transaction with its category, named in `language`.
     #[must_use]
-    pub fn of(t: &Transaction) -> Self {
+    pub fn of(t: &Transaction, category: Option<&Categorized>, language: Language) -> Self {
         let d = &t.details;
         let cp = &d.counterparty;
         Self {
@@ -315,7 +324,19 @@ impl TransactionDto {
             mandate_reference: d.mandate_reference.clone(),
             end_to_end_reference: d.end_to_end_reference.clone(),
             sepa_purpose_code: d.sepa_purpose_code.clone(),
-            categories: Vec::new(),
+            categories: category
+                .map(|c| {
+                    c.category
+                        .path()
+                        .into_iter()
+                        .map(|k| CategoryDto {
+                            id: k.id,
+                            name: k.name(language),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            category_source: category.map(|c| c.source.as_str()),
             created_at: rfc3339(t.created_at),
             modified_at: rfc3339(t.modified_at),
         }
@@ -596,12 +617,21 @@ pub struct FeedDto {
 }
 
 impl FeedDto {
-    /// The wire form of a feed page.
+    /// The wire form of a feed page; `categories` holds the category of each of `added`,
+    /// then of each of `modified`.
     #[must_use]
-    pub fn of(p: &finx_core::FeedPage) -> Self {
+    pub fn of(
+        p: &finx_core::FeedPage,
+        categories: &[Option<Categorized>],
+        language: Language,
+    ) -> Self {
+        let (added, modified) = categories.split_at(p.added.len().min(categories.len()));
+        let dto = |(t, c): (&Transaction, &Option<Categorized>)| {
+            TransactionDto::of(t, c.as_ref(), language)
+        };
         Self {
-            added: p.added.iter().map(TransactionDto::of).collect(),
-            modified: p.modified.iter().map(TransactionDto::of).collect(),
+            added: p.added.iter().zip(added).map(dto).collect(),
+            modified: p.modified.iter().zip(modified).map(dto).collect(),
             removed: p
                 .removed
                 .iter()

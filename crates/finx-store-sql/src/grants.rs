@@ -37,12 +37,13 @@ struct GrantRow {
     g_created_at: i64,
     g_expires_at: i64,
     g_revoked_at: Option<i64>,
+    g_language: String,
 }
 
 const GRANT_COLUMNS: &str = "g.id AS g_id, g.client_id AS g_client_id, g.flow_id AS g_flow_id, \
      g.access_id AS g_access_id, g.account_ids AS g_account_ids, g.scope AS g_scope, \
      g.redirect_uri AS g_redirect_uri, g.created_at AS g_created_at, g.expires_at AS g_expires_at, \
-     g.revoked_at AS g_revoked_at";
+     g.revoked_at AS g_revoked_at, g.language AS g_language";
 
 impl GrantRow {
     fn into_grant(self) -> Result<Grant, StoreError> {
@@ -61,6 +62,7 @@ impl GrantRow {
             created_at: instant(self.g_created_at)?,
             expires_at: instant(self.g_expires_at)?,
             revoked_at: opt_instant(self.g_revoked_at)?,
+            language: finx_domain::values::Language::from_tag(&self.g_language),
         })
     }
 }
@@ -373,7 +375,7 @@ impl SqlStore {
             let mut tx = pool.begin_write(self).await.map_err(db)?;
             for (chunk, accounts) in grants.chunks(500).zip(accounts.chunks(500)) {
                 let mut b = sqlx::QueryBuilder::new(
-                    "INSERT INTO grants (id, client_id, flow_id, access_id, account_ids, scope, redirect_uri, created_at, revoked_at, expires_at) ",
+                    "INSERT INTO grants (id, client_id, flow_id, access_id, account_ids, scope, redirect_uri, created_at, revoked_at, expires_at, language) ",
                 );
                 b.push_values(chunk.iter().zip(accounts), |mut r, ((g, _, _), a)| {
                     r.push_bind(g.id.to_string())
@@ -385,7 +387,8 @@ impl SqlStore {
                         .push_bind(g.redirect_uri.as_str().to_owned())
                         .push_bind(micros(g.created_at))
                         .push_bind(g.revoked_at.map(micros))
-                        .push_bind(micros(g.expires_at));
+                        .push_bind(micros(g.expires_at))
+                        .push_bind(g.language.code());
                 });
                 b.build().execute(&mut *tx).await.map_err(db)?;
                 let mut b = sqlx::QueryBuilder::new(
@@ -443,8 +446,8 @@ impl GrantStore for SqlStore {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write(self).await.map_err(db)?;
             sqlx::query(
-                "INSERT INTO grants (id, client_id, flow_id, access_id, account_ids, scope, redirect_uri, created_at, revoked_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                "INSERT INTO grants (id, client_id, flow_id, access_id, account_ids, scope, redirect_uri, created_at, revoked_at, expires_at, language) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(grant.id.to_string())
             .bind(grant.client_id.as_str())
@@ -456,6 +459,7 @@ impl GrantStore for SqlStore {
             .bind(micros(grant.created_at))
             .bind(grant.revoked_at.map(micros))
             .bind(micros(grant.expires_at))
+            .bind(grant.language.code())
             .execute(&mut *tx)
             .await
             .map_err(db)?;

@@ -1,0 +1,150 @@
+//! Enrichment over HTTP (issue 17): every transaction carries `categories` (top level first,
+//! leaf last, named in the grant's language) and `category_source`, on the list, on one
+//! transaction and on the feed. Real parts: the core on the memory store, the sandbox bank,
+//! the widget walked over loopback HTTP.
+
+use finx_tests::fixtures::{App, DEMO_SECRET, REDIRECT, Served, walk_widget};
+use serde_json::{Value, json};
+
+const BANK: &str = "sandbox-90094815";
+
+/// A one-time grant of the `demo` login, its link asked for in `language`.
+async fn bearer(s: &Served, language: &str) -> String {
+    let link: Value = s
+        .http
+        .post(s.url("/onetime/access"))
+        .basic_auth("demo-app", Some(DEMO_SECRET))
+        .json(&json!({ "redirect_uri": REDIRECT, "provider_id": BANK, "language": language }))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let back = walk_widget(
+        &s.http,
+        link["location"].as_str().expect("location"),
+        BANK,
+        "demo",
+    )
+    .await;
+    let code = back
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("code");
+    let tokens: Value = s
+        .http
+        .post(s.url("/auth/token"))
+        .basic_auth("demo-app", Some(DEMO_SECRET))
+        .json(
+            &json!({ "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT }),
+        )
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    tokens["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{tokens}"))
+        .to_owned()
+}
+
+async fn get(s: &Served, bearer: &str, path: &str) -> Value {
+    let res = s
+        .http
+        .get(s.url(path))
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status().as_u16(), 200, "{path}");
+    res.json().await.expect("json")
+}
+
+fn find<'a>(txs: &'a [Value], name_part: &str) -> &'a Value {
+    txs.iter()
+        .find(|t| {
+            t["name"]
+                .as_str()
+                .is_some_and(|n| n.to_uppercase().contains(&name_part.to_uppercase()))
+        })
+        .unwrap_or_else(|| panic!("no transaction of {name_part}"))
+}
+
+#[tokio::test]
+async fn transactions_carry_categories_in_the_grants_language_with_what_decided() {
+    let s = Served::start(App::new().await).await;
+    let de = bearer(&s, "de").await;
+    let en = bearer(&s, "en").await;
+    let page = get(&s, &en, "/rest/transactions?count=500").await;
+    let txs = page["transactions"]
+        .as_array()
+        .expect("transactions")
+        .clone();
+    assert!(txs.len() > 50, "{}", txs.len());
+    // Every transaction has both fields; a category always names its source.
+    let mut covered = 0;
+    for t in &txs {
+        let categories = t["categories"].as_array().expect("categories");
+        assert!(categories.len() <= 2, "{t}");
+        if categories.is_empty() {
+            assert!(t["category_source"].is_null(), "{t}");
+        } else {
+            covered += 1;
+            assert!(t["category_source"].is_string(), "{t}");
+            let top = categories[0]["id"].as_str().expect("id");
+            assert!(!top.contains('.'), "the top level first: {t}");
+            if let Some(leaf) = categories.get(1) {
+                assert!(
+                    leaf["id"]
+                        .as_str()
+                        .is_some_and(|l| l.starts_with(&format!("{top}."))),
+                    "then its leaf: {t}"
+                );
+            }
+        }
+    }
+    // The sandbox's statements are German everyday life: most lines are recognised.
+    assert!(
+        covered * 10 >= txs.len() * 7,
+        "{covered} of {} categorised",
+        txs.len()
+    );
+    // What decides, and in which language.
+    let rewe = find(&txs, "REWE");
+    assert_eq!(
+        rewe["categories"],
+        json!([{"id": "food", "name": "Food"}, {"id": "food.groceries", "name": "Groceries"}])
+    );
+    assert_eq!(rewe["category_source"], "counterparty");
+    let telekom = find(&txs, "Telekom");
+    assert_eq!(telekom["sepa_purpose_code"], "PHON");
+    assert_eq!(telekom["categories"][1]["id"], "housing.telecom");
+    assert_eq!(telekom["category_source"], "purpose_code");
+    let atm = txs
+        .iter()
+        .find(|t| t["booking_text"] == "BARGELDAUSZAHLUNG")
+        .expect("a cash withdrawal");
+    assert_eq!(atm["categories"][1]["id"], "cash.withdrawal", "{atm}");
+    // The German grant names the same categories in German.
+    let german = get(&s, &de, "/rest/transactions?count=500").await;
+    let german_txs = german["transactions"].as_array().expect("transactions");
+    let rewe_de = find(german_txs, "REWE");
+    assert_eq!(rewe_de["categories"][0]["name"], "Essen und Trinken");
+    assert_eq!(rewe_de["categories"][1]["name"], "Lebensmittel");
+    // One transaction, and the feed, carry the same.
+    let id = rewe["transaction_id"].as_str().expect("id");
+    let one = get(&s, &en, &format!("/rest/transactions/{id}")).await;
+    assert_eq!(one["categories"], rewe["categories"]);
+    assert_eq!(one["category_source"], "counterparty");
+    let feed = get(&s, &en, "/rest/transactions/sync?count=500").await;
+    let added = feed["added"].as_array().expect("added");
+    let fed = added
+        .iter()
+        .find(|t| t["transaction_id"] == rewe["transaction_id"])
+        .expect("in the feed");
+    assert_eq!(fed["categories"], rewe["categories"]);
+}

@@ -1,0 +1,193 @@
+//! How well the built-in rules categorise: the labelled evaluation set
+//! (`crates/finx-domain/data/enrich/eval-transactions.jsonl`, realistic German statement
+//! lines written for this purpose by someone other than the rules' author) run through
+//! `Rules::categorize`, with precision and coverage per top-level category.
+
+// Shares and timings for a report, not money.
+#![allow(clippy::float_arithmetic)]
+
+use std::collections::BTreeMap;
+
+use finx_domain::enrich::{Facts, Rules};
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+use crate::{Result, root};
+
+/// One top level's counts.
+#[derive(Default, Clone, Copy)]
+struct Tally {
+    /// Lines labelled with this top level.
+    labelled: u32,
+    /// Of those, lines given any category.
+    covered: u32,
+    /// Lines given this top level.
+    predicted: u32,
+    /// Of those, lines labelled with it.
+    right: u32,
+    /// Lines given exactly the labelled category (leaf or top level).
+    exact: u32,
+}
+
+/// The evaluation as Markdown (a section of `docs/benchmarks.md`).
+pub(crate) fn report() -> Result<String> {
+    let path = root().join("crates/finx-domain/data/enrich/eval-transactions.jsonl");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let rules = Rules::builtin().map_err(|e| e.to_string())?;
+    let mut by_top: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut by_case: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+    let mut by_source: BTreeMap<&'static str, (u32, u32)> = BTreeMap::new();
+    let (mut lines, mut unlabelled, mut wrongly_given) = (0u32, 0u32, 0u32);
+    let mut all = Tally::default();
+    let mut misses = Vec::new();
+    let started = std::time::Instant::now();
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let v: Value =
+            serde_json::from_str(line).map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
+        let s = |k: &str| v[k].as_str();
+        let amount: Decimal = s("amount")
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| format!("line {}: amount", n + 1))?;
+        let facts = Facts {
+            amount,
+            name: s("name"),
+            purpose: s("purpose"),
+            booking_text: s("booking_text"),
+            creditor_id: s("creditor_id"),
+            mandate_reference: s("mandate_reference"),
+            sepa_purpose_code: s("sepa_purpose_code"),
+            bank_transaction_code: s("bank_transaction_code"),
+            mcc: s("mcc"),
+            own_account: v["own_account"].as_bool().unwrap_or(false),
+        };
+        lines += 1;
+        let got = rules.categorize(&facts);
+        let top_of = |id: &str| id.split('.').next().unwrap_or(id).to_owned();
+        let Some(expected) = s("expected") else {
+            unlabelled += 1;
+            if got.is_some() {
+                wrongly_given += 1;
+            }
+            continue;
+        };
+        let want_top = top_of(expected);
+        let case = s("case").unwrap_or("plain").to_owned();
+        let t = by_top.entry(want_top.clone()).or_default();
+        t.labelled += 1;
+        all.labelled += 1;
+        let c = by_case.entry(case).or_default();
+        c.0 += 1;
+        if let Some(got) = got {
+            t.covered += 1;
+            all.covered += 1;
+            let got_top = top_of(got.category.id);
+            let right = got_top == want_top;
+            let p = by_top.entry(got_top).or_default();
+            p.predicted += 1;
+            all.predicted += 1;
+            let src = by_source.entry(got.source.as_str()).or_default();
+            src.0 += 1;
+            if right {
+                by_top.entry(want_top.clone()).or_default().right += 1;
+                all.right += 1;
+                src.1 += 1;
+                by_case
+                    .entry(s("case").unwrap_or("plain").to_owned())
+                    .or_default()
+                    .1 += 1;
+            } else {
+                misses.push(format!(
+                    "{}: {} → {} ({})",
+                    s("id").unwrap_or("?"),
+                    expected,
+                    got.category.id,
+                    got.source.as_str()
+                ));
+            }
+            if got.category.id == expected {
+                by_top.entry(want_top).or_default().exact += 1;
+                all.exact += 1;
+            }
+        }
+    }
+    let per_line = started.elapsed().as_secs_f64() * 1e6 / f64::from(lines.max(1));
+    let pct = |a: u32, b: u32| {
+        if b == 0 {
+            "–".to_owned()
+        } else {
+            format!("{:.1} %", f64::from(a) * 100.0 / f64::from(b))
+        }
+    };
+    let mut md = String::new();
+    md.push_str(&format!(
+        "## Categorisation: precision and coverage\n\n\
+         {lines} labelled German statement lines (`crates/finx-domain/data/enrich/eval-transactions.jsonl`), \
+         run through the built-in rules. **Coverage**: of the lines labelled with a top level, the share given any \
+         category. **Precision**: of the lines given a top level, the share labelled with it. **Exact**: of the \
+         covered lines labelled with the top level, the share given exactly the labelled category (leaf or top level).\n\n\
+         | top level | labelled | coverage | given | precision | exact |\n|---|---:|---:|---:|---:|---:|\n"
+    ));
+    for (top, t) in &by_top {
+        md.push_str(&format!(
+            "| {top} | {} | {} | {} | {} | {} |\n",
+            t.labelled,
+            pct(t.covered, t.labelled),
+            t.predicted,
+            pct(t.right, t.predicted),
+            pct(t.exact, t.covered)
+        ));
+    }
+    md.push_str(&format!(
+        "| **all** | {} | {} | {} | {} | {} |\n\n",
+        all.labelled,
+        pct(all.covered, all.labelled),
+        all.predicted,
+        pct(all.right, all.predicted),
+        pct(all.exact, all.covered)
+    ));
+    md.push_str(&format!(
+        "Lines no careful reader could categorise either: {unlabelled}, of which finX gave {wrongly_given} a category.\n\n\
+         | case | lines | right top level |\n|---|---:|---:|\n"
+    ));
+    for (case, (n, right)) in &by_case {
+        md.push_str(&format!("| {case} | {n} | {} |\n", pct(*right, *n)));
+    }
+    md.push_str("\n| decided by | lines | right top level |\n|---|---:|---:|\n");
+    for (source, (n, right)) in &by_source {
+        md.push_str(&format!("| {source} | {n} | {} |\n", pct(*right, *n)));
+    }
+    md.push_str(&format!(
+        "\nCategorising one line takes {per_line:.1} µs here (all {lines} lines, this build, one thread).\n"
+    ));
+    if !misses.is_empty() {
+        md.push_str("\nWrong top levels (expected → given):\n\n");
+        for m in &misses {
+            md.push_str(&format!("- {m}\n"));
+        }
+    }
+    Ok(md)
+}
+
+/// Writes [`report`] into `docs/benchmarks.md` in place of the section it wrote before (or
+/// at the end), leaving the rest of the file as the last `cargo xtask bench` wrote it.
+pub(crate) fn write_into_benchmarks() -> Result<()> {
+    const HEADING: &str = "## Categorisation: precision and coverage";
+    let path = root().join("docs/benchmarks.md");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let section = report()?;
+    let out = match text.find(HEADING) {
+        Some(start) => {
+            let rest = &text[start + HEADING.len()..];
+            let end = rest
+                .find("\n## ")
+                .map_or(text.len(), |i| start + HEADING.len() + i + 1);
+            format!("{}{section}{}", &text[..start], &text[end..])
+        }
+        None => format!("{}\n{section}", text.trim_end()),
+    };
+    std::fs::write(&path, out).map_err(|e| format!("{}: {e}", path.display()))
+}
