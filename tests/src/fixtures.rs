@@ -198,6 +198,8 @@ pub fn transaction(n: u32, booked: bool, start: Timestamp) -> TransactionDetails
         mandate_reference: Some(format!("M-{n}")),
         end_to_end_reference: Some(format!("E{n}")),
         sepa_purpose_code: (n % 3 == 0).then(|| "SALA".into()),
+        bank_transaction_code: (n % 2 == 0).then(|| "PMNT-RCDT-ESCT".into()),
+        mcc: (n % 5 == 0).then(|| "5411".into()),
     }
 }
 

@@ -129,6 +129,8 @@ async fn transactions_carry_categories_in_the_grants_language_with_what_decided(
         .find(|t| t["booking_text"] == "BARGELDAUSZAHLUNG")
         .expect("a cash withdrawal");
     assert_eq!(atm["categories"][1]["id"], "cash.withdrawal", "{atm}");
+    assert_eq!(atm["bank_transaction_code"], "PMNT-CCRD-CWDL");
+    assert_eq!(atm["category_source"], "bank_transaction_code", "{atm}");
     // The German grant names the same categories in German.
     let german = get(&s, &de, "/rest/transactions?count=500").await;
     let german_txs = german["transactions"].as_array().expect("transactions");

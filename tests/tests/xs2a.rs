@@ -276,6 +276,9 @@ async fn embedded_with_a_method_choice_photo_challenge_and_a_wrong_then_right_ta
         assert_eq!(a.mandate_reference, b.mandate_reference);
         assert_eq!(a.end_to_end_reference, b.end_to_end_reference);
         assert_eq!(a.sepa_purpose_code, b.sepa_purpose_code);
+        assert_eq!(a.bank_transaction_code, b.bank_transaction_code);
+        assert!(a.bank_transaction_code.is_some(), "{}", a.external_id);
+        assert_eq!(a.mcc, b.mcc);
         assert_eq!(a.booking_text, b.booking_text);
         assert_eq!(a.transaction_type, b.transaction_type, "{}", a.external_id);
     }

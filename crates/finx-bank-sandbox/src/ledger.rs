@@ -176,6 +176,8 @@ impl Entry {
             mandate_reference: self.mandate,
             end_to_end_reference: self.e2e,
             sepa_purpose_code: self.purpose_code.map(str::to_owned),
+            bank_transaction_code: bank_transaction_code(self.kind, cents > 0).map(str::to_owned),
+            mcc: None,
         }
     }
 }
@@ -948,4 +950,21 @@ mod tests {
             .collect();
         assert!(giro.contains(&owed));
     }
+}
+
+/// The ISO 20022 bank transaction code a bank reports for a kind of transaction.
+pub(crate) fn bank_transaction_code(t: TransactionType, credit: bool) -> Option<&'static str> {
+    Some(match (t, credit) {
+        (TransactionType::DirectDebit, _) => "PMNT-RDDT-ESDD",
+        (TransactionType::StandingOrder, _) => "PMNT-ICDT-STDO",
+        (TransactionType::SalaryOrRent, true) => "PMNT-RCDT-SALA",
+        (TransactionType::SalaryOrRent, false) => "PMNT-ICDT-ESCT",
+        (TransactionType::Transfer, true) => "PMNT-RCDT-ESCT",
+        (TransactionType::Transfer, false) => "PMNT-ICDT-ESCT",
+        (TransactionType::ElectronicCash, _) => "PMNT-CCRD-POSD",
+        (TransactionType::Atm, _) => "PMNT-CCRD-CWDL",
+        (TransactionType::ChargesOrInterest, true) => "ACMT-MDOP-INTR",
+        (TransactionType::ChargesOrInterest, false) => "ACMT-MDOP-CHRG",
+        (TransactionType::Unknown, _) => return None,
+    })
 }

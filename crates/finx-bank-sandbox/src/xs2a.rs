@@ -27,9 +27,7 @@ use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use finx_domain::Date;
-use finx_domain::bank::{
-    AccountDetails, AccountType, BalanceStatus, TransactionDetails, TransactionType,
-};
+use finx_domain::bank::{AccountDetails, AccountType, BalanceStatus, TransactionDetails};
 use finx_domain::flow::BankSession;
 use finx_domain::ids::InstitutionId;
 use finx_domain::sca::{BankStep, StepAnswer};
@@ -1290,22 +1288,6 @@ async fn balances(
 }
 
 /// The ISO 20022 bank transaction code of a finX type; `credit` tells received from sent.
-fn bank_transaction_code(t: TransactionType, credit: bool) -> Option<&'static str> {
-    Some(match (t, credit) {
-        (TransactionType::DirectDebit, _) => "PMNT-RDDT-ESDD",
-        (TransactionType::StandingOrder, _) => "PMNT-ICDT-STDO",
-        (TransactionType::SalaryOrRent, true) => "PMNT-RCDT-SALA",
-        (TransactionType::SalaryOrRent, false) => "PMNT-ICDT-ESCT",
-        (TransactionType::Transfer, true) => "PMNT-RCDT-ESCT",
-        (TransactionType::Transfer, false) => "PMNT-ICDT-ESCT",
-        (TransactionType::ElectronicCash, _) => "PMNT-CCRD-POSD",
-        (TransactionType::Atm, _) => "PMNT-CCRD-CWDL",
-        (TransactionType::ChargesOrInterest, true) => "ACMT-MDOP-INTR",
-        (TransactionType::ChargesOrInterest, false) => "ACMT-MDOP-CHRG",
-        (TransactionType::Unknown, _) => return None,
-    })
-}
-
 fn transaction_json(t: &TransactionDetails) -> Value {
     let credit = t.amount.amount().is_sign_positive();
     let mut o = serde_json::Map::new();
@@ -1352,7 +1334,7 @@ fn transaction_json(t: &TransactionDetails) -> Value {
     if let Some(p) = &t.sepa_purpose_code {
         o.insert("purposeCode".into(), json!(p));
     }
-    if let Some(code) = bank_transaction_code(t.transaction_type, credit) {
+    if let Some(code) = &t.bank_transaction_code {
         o.insert("bankTransactionCode".into(), json!(code));
     }
     if let Some(b) = &t.booking_text {

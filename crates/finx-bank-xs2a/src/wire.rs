@@ -350,6 +350,11 @@ fn transaction(t: &Value, booked: bool) -> Option<TransactionDetails> {
         mandate_reference: text(t, "mandateId").map(|c| clip(c, 35)),
         end_to_end_reference: text(t, "endToEndId").map(|c| clip(c, 35)),
         sepa_purpose_code: text(t, "purposeCode").map(|c| clip(c, 4)),
+        bank_transaction_code: btc.map(|c| clip(c, 35)),
+        // Four digits, or nothing (a bank's other text is not an MCC).
+        mcc: text(t, "merchantCategoryCode")
+            .filter(|m| m.len() == 4 && m.bytes().all(|b| b.is_ascii_digit()))
+            .map(str::to_owned),
     };
     details.external_id = match text(t, "transactionId").or_else(|| text(t, "entryReference")) {
         Some(id) => clip(id, 128),

@@ -171,6 +171,8 @@ fn transaction(i: u64, today: chrono::NaiveDate) -> TransactionDetails {
         mandate_reference: None,
         end_to_end_reference: Some(format!("B{i}")),
         sepa_purpose_code: None,
+        bank_transaction_code: None,
+        mcc: None,
     }
 }
 

@@ -317,8 +317,8 @@ impl Finx {
                     creditor_id: d.creditor_id.as_deref(),
                     mandate_reference: d.mandate_reference.as_deref(),
                     sepa_purpose_code: d.sepa_purpose_code.as_deref(),
-                    bank_transaction_code: None,
-                    mcc: None,
+                    bank_transaction_code: d.bank_transaction_code.as_deref(),
+                    mcc: d.mcc.as_deref(),
                     own_account: d
                         .counterparty
                         .iban

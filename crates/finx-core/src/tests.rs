@@ -934,6 +934,8 @@ async fn a_long_history_is_written_in_batches() {
                     mandate_reference: None,
                     end_to_end_reference: None,
                     sepa_purpose_code: None,
+                    bank_transaction_code: None,
+                    mcc: None,
                 })
                 .collect())
         });

@@ -286,6 +286,11 @@ pub struct TransactionDetails {
     pub end_to_end_reference: Option<String>,
     /// SEPA purpose code, e.g. `SALA`.
     pub sepa_purpose_code: Option<String>,
+    /// ISO 20022 bank transaction code, `DOMAIN-FAMILY-SUBFAMILY` (XS2A
+    /// `bankTransactionCode`), e.g. `PMNT-CCRD-CWDL`.
+    pub bank_transaction_code: Option<String>,
+    /// A card payment's merchant category code (XS2A `merchantCategoryCode`), 4 digits.
+    pub mcc: Option<String>,
 }
 
 /// A transaction as finX keeps it.

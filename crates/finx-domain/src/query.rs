@@ -552,6 +552,8 @@ mod tests {
                     mandate_reference: None,
                     end_to_end_reference: None,
                     sepa_purpose_code: None,
+                    bank_transaction_code: None,
+                    mcc: None,
                 },
                 created_at: at,
                 modified_at: at + chrono::TimeDelta::days(1),

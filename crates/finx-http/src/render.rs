@@ -176,6 +176,8 @@ mod tests {
             mandate_reference: None,
             end_to_end_reference: None,
             sepa_purpose_code: None,
+            bank_transaction_code: None,
+            mcc: None,
         };
         Transaction {
             id: Transaction::id_for(&account, &details.external_id),

@@ -285,6 +285,10 @@ pub struct TransactionDto {
     pub end_to_end_reference: Option<String>,
     /// SEPA purpose code.
     pub sepa_purpose_code: Option<String>,
+    /// ISO 20022 bank transaction code (`DOMAIN-FAMILY-SUBFAMILY`), when the bank gives one.
+    pub bank_transaction_code: Option<String>,
+    /// A card payment's merchant category code (4 digits), when the bank gives one.
+    pub mcc: Option<String>,
     /// Its category, the top level first and the leaf last; empty when no rule knows one.
     pub categories: Vec<CategoryDto>,
     /// What decided the category: `customer_rule`, `purpose_code`,
@@ -324,6 +328,8 @@ impl TransactionDto {
             mandate_reference: d.mandate_reference.clone(),
             end_to_end_reference: d.end_to_end_reference.clone(),
             sepa_purpose_code: d.sepa_purpose_code.clone(),
+            bank_transaction_code: d.bank_transaction_code.clone(),
+            mcc: d.mcc.clone(),
             categories: category
                 .map(|c| {
                     c.category

@@ -135,6 +135,8 @@ struct TransactionRow {
     mandate_reference: Option<String>,
     end_to_end_reference: Option<String>,
     sepa_purpose_code: Option<String>,
+    bank_transaction_code: Option<String>,
+    mcc: Option<String>,
     created_at: i64,
     modified_at: i64,
 }
@@ -177,6 +179,8 @@ struct JsonTransactionRow(
     Option<String>,
     i64,
     i64,
+    Option<String>,
+    Option<String>,
 );
 
 /// A boolean as PostgreSQL's JSON writes it (`true`) or SQLite's (`1`).
@@ -217,6 +221,8 @@ impl JsonTransactionRow {
             sepa_purpose_code: self.20,
             created_at: self.21,
             modified_at: self.22,
+            bank_transaction_code: self.23,
+            mcc: self.24,
         })
     }
 }
@@ -250,7 +256,8 @@ fn page_json_sql(postgres: bool, order: &str) -> (String, &'static str) {
 
 const TRANSACTION_COLUMNS: &str = "id, account_id, external_id, amount_minor, amount_scale, currency, cp_name, cp_iban, \
      cp_bic, cp_account_number, cp_bank_code, purpose, booked_on, value_date, booked, booking_text, transaction_type, \
-     creditor_id, mandate_reference, end_to_end_reference, sepa_purpose_code, created_at, modified_at";
+     creditor_id, mandate_reference, end_to_end_reference, sepa_purpose_code, created_at, modified_at, \
+     bank_transaction_code, mcc";
 
 impl TransactionRow {
     fn into_transaction(self) -> Result<Transaction, StoreError> {
@@ -281,6 +288,8 @@ impl TransactionRow {
                 mandate_reference: self.mandate_reference,
                 end_to_end_reference: self.end_to_end_reference,
                 sepa_purpose_code: self.sepa_purpose_code,
+                bank_transaction_code: self.bank_transaction_code,
+                mcc: self.mcc,
             },
             created_at: instant(self.created_at)?,
             modified_at: instant(self.modified_at)?,
@@ -291,8 +300,8 @@ impl TransactionRow {
 const UPSERT_TRANSACTION: &str = "INSERT INTO transactions (id, account_id, external_id, amount_minor, amount_scale, \
      currency, cp_name, cp_name_lc, cp_iban, cp_bic, cp_account_number, cp_bank_code, purpose, purpose_lc, booked_on, \
      value_date, booked, booking_text, transaction_type, creditor_id, mandate_reference, end_to_end_reference, \
-     sepa_purpose_code, created_at, modified_at, seq, created_seq) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $24, $25, $25) \
+     sepa_purpose_code, created_at, modified_at, seq, created_seq, bank_transaction_code, mcc) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $24, $25, $25, $26, $27) \
      ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, external_id = excluded.external_id, amount_minor = excluded.amount_minor, amount_scale = excluded.amount_scale, \
      currency = excluded.currency, cp_name = excluded.cp_name, cp_name_lc = excluded.cp_name_lc, cp_iban = excluded.cp_iban, \
      cp_bic = excluded.cp_bic, cp_account_number = excluded.cp_account_number, cp_bank_code = excluded.cp_bank_code, \
@@ -300,7 +309,8 @@ const UPSERT_TRANSACTION: &str = "INSERT INTO transactions (id, account_id, exte
      value_date = excluded.value_date, booked = excluded.booked, booking_text = excluded.booking_text, \
      transaction_type = excluded.transaction_type, creditor_id = excluded.creditor_id, \
      mandate_reference = excluded.mandate_reference, end_to_end_reference = excluded.end_to_end_reference, \
-     sepa_purpose_code = excluded.sepa_purpose_code, modified_at = excluded.modified_at";
+     sepa_purpose_code = excluded.sepa_purpose_code, bank_transaction_code = excluded.bank_transaction_code, \
+     mcc = excluded.mcc, modified_at = excluded.modified_at";
 
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
 fn like_contains(needle: &str) -> String {
@@ -554,6 +564,8 @@ macro_rules! upsert_as_in {
                 .bind(&d.sepa_purpose_code)
                 .bind(micros(now))
                 .bind(seq)
+                .bind(&d.bank_transaction_code)
+                .bind(&d.mcc)
                 .execute(&mut *$tx)
                 .await
                 .map_err(db)?;
@@ -705,7 +717,7 @@ impl SqlStore {
                     "INSERT INTO transactions (id, account_id, external_id, amount_minor, amount_scale, currency, cp_name, \
                      cp_name_lc, cp_iban, cp_bic, cp_account_number, cp_bank_code, purpose, purpose_lc, booked_on, value_date, \
                      booked, booking_text, transaction_type, creditor_id, mandate_reference, end_to_end_reference, \
-                     sepa_purpose_code, created_at, modified_at, seq, created_seq) ",
+                     sepa_purpose_code, created_at, modified_at, seq, created_seq, bank_transaction_code, mcc) ",
                 );
                 b.push_values(
                     rows.iter().enumerate(),
@@ -738,7 +750,9 @@ impl SqlStore {
                             .push_bind(micros(now))
                             .push_bind(micros(now))
                             .push_bind(seq)
-                            .push_bind(seq);
+                            .push_bind(seq)
+                            .push_bind(d.bank_transaction_code.clone())
+                            .push_bind(d.mcc.clone());
                     },
                 );
                 b.push(" ON CONFLICT (id) DO NOTHING");
