@@ -890,6 +890,23 @@ fn bigdata_count(date: Date) -> usize {
     usize::try_from(count).unwrap_or(0)
 }
 
+/// The ISO 20022 bank transaction code a bank reports for a kind of transaction.
+pub(crate) fn bank_transaction_code(t: TransactionType, credit: bool) -> Option<&'static str> {
+    Some(match (t, credit) {
+        (TransactionType::DirectDebit, _) => "PMNT-RDDT-ESDD",
+        (TransactionType::StandingOrder, _) => "PMNT-ICDT-STDO",
+        (TransactionType::SalaryOrRent, true) => "PMNT-RCDT-SALA",
+        (TransactionType::SalaryOrRent, false) => "PMNT-ICDT-ESCT",
+        (TransactionType::Transfer, true) => "PMNT-RCDT-ESCT",
+        (TransactionType::Transfer, false) => "PMNT-ICDT-ESCT",
+        (TransactionType::ElectronicCash, _) => "PMNT-CCRD-POSD",
+        (TransactionType::Atm, _) => "PMNT-CCRD-CWDL",
+        (TransactionType::ChargesOrInterest, true) => "ACMT-MDOP-INTR",
+        (TransactionType::ChargesOrInterest, false) => "ACMT-MDOP-CHRG",
+        (TransactionType::Unknown, _) => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -950,21 +967,4 @@ mod tests {
             .collect();
         assert!(giro.contains(&owed));
     }
-}
-
-/// The ISO 20022 bank transaction code a bank reports for a kind of transaction.
-pub(crate) fn bank_transaction_code(t: TransactionType, credit: bool) -> Option<&'static str> {
-    Some(match (t, credit) {
-        (TransactionType::DirectDebit, _) => "PMNT-RDDT-ESDD",
-        (TransactionType::StandingOrder, _) => "PMNT-ICDT-STDO",
-        (TransactionType::SalaryOrRent, true) => "PMNT-RCDT-SALA",
-        (TransactionType::SalaryOrRent, false) => "PMNT-ICDT-ESCT",
-        (TransactionType::Transfer, true) => "PMNT-RCDT-ESCT",
-        (TransactionType::Transfer, false) => "PMNT-ICDT-ESCT",
-        (TransactionType::ElectronicCash, _) => "PMNT-CCRD-POSD",
-        (TransactionType::Atm, _) => "PMNT-CCRD-CWDL",
-        (TransactionType::ChargesOrInterest, true) => "ACMT-MDOP-INTR",
-        (TransactionType::ChargesOrInterest, false) => "ACMT-MDOP-CHRG",
-        (TransactionType::Unknown, _) => return None,
-    })
 }
