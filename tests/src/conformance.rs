@@ -62,6 +62,7 @@ macro_rules! conformance_suite {
     ($make:expr) => {
         $crate::conformance_suite!(@tests $make;
             clients_are_unique_and_listed_by_id,
+            category_rules_keep_their_order_and_their_limit,
             flows_round_trip_and_update_by_compare_and_swap,
                         concurrent_flow_updates_have_one_winner,
             expired_flows_are_purged,
@@ -140,6 +141,7 @@ pub async fn clients_are_unique_and_listed_by_id(store: Arc<impl Store>) {
         secret_key_id: "0a1b2c3d".into(),
         previous_secret: None,
         disabled_at: None,
+        category_rules: Vec::new(),
     };
     store
         .insert_client(&mk("zeta", "Zeta"))
@@ -213,6 +215,107 @@ pub async fn clients_are_unique_and_listed_by_id(store: Arc<impl Store>) {
             .update_client(&mk("zeta", "Zeta"))
             .await
             .expect("update")
+    );
+}
+
+/// A client's categorisation rules come back with it, in the order they were added, with
+/// every field; the limit holds; a deleted rule, and a deleted client's rules, are gone.
+pub async fn category_rules_keep_their_order_and_their_limit(store: Arc<impl Store>) {
+    use finx_domain::enrich::{CustomerRule, NewCustomerRule};
+    let client = Client {
+        id: ClientId::parse("ruled").unwrap_or_else(|_| unreachable!()),
+        name: "Ruled".into(),
+        secret_hash: hash(8, 1),
+        redirect_uris: vec![
+            RedirectUri::parse("https://app.example/cb").unwrap_or_else(|_| unreachable!()),
+        ],
+        scope: Scope::FULL,
+        created_at: t0(),
+        secret_key_id: String::new(),
+        previous_secret: None,
+        disabled_at: None,
+        category_rules: Vec::new(),
+    };
+    store.insert_client(&client).await.expect("insert");
+    let rule = |n: u32| {
+        CustomerRule::new(
+            format!("R{n}"),
+            NewCustomerRule {
+                category: "family.childcare".into(),
+                name_contains: Some(format!("Kita Nummer {n}")),
+                purpose_contains: (n == 1).then(|| "Beitrag".into()),
+                creditor_id: (n == 2).then(|| "DE98ZZZ09999999999".into()),
+                iban: (n == 2).then(|| "DE89370400440532013000".into()),
+                min_amount: (n == 3).then(|| rust_decimal::Decimal::new(-25_050, 2)),
+                max_amount: (n == 3).then(|| rust_decimal::Decimal::new(-1, 2)),
+            },
+        )
+        .expect("valid")
+    };
+    for n in [3, 1, 2] {
+        assert!(
+            store
+                .add_category_rule(&client.id, &rule(n), 3)
+                .await
+                .expect("add")
+        );
+    }
+    let kept = store
+        .find_client(&client.id)
+        .await
+        .expect("find")
+        .expect("exists")
+        .category_rules;
+    assert_eq!(
+        kept,
+        vec![rule(3), rule(1), rule(2)],
+        "in the order added, every field"
+    );
+    let full = store.add_category_rule(&client.id, &rule(4), 3).await;
+    assert!(matches!(full, Err(StoreError::Conflict(_))), "{full:?}");
+    let unknown = ClientId::parse("nobody").unwrap_or_else(|_| unreachable!());
+    assert!(
+        !store
+            .add_category_rule(&unknown, &rule(5), 3)
+            .await
+            .expect("add")
+    );
+    assert!(
+        store
+            .delete_category_rule(&client.id, "R1")
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !store
+            .delete_category_rule(&client.id, "R1")
+            .await
+            .expect("delete")
+    );
+    // An update of the client leaves its rules alone.
+    assert!(
+        store
+            .update_client(&Client {
+                name: "Ruled 2".into(),
+                ..client.clone()
+            })
+            .await
+            .expect("update")
+    );
+    let listed = store.list_clients().await.expect("list");
+    let listed = listed.iter().find(|c| c.id == client.id).expect("listed");
+    assert_eq!(listed.category_rules, vec![rule(3), rule(2)]);
+    assert!(store.delete_client(&client.id).await.expect("delete"));
+    store.insert_client(&client).await.expect("insert again");
+    assert!(
+        store
+            .find_client(&client.id)
+            .await
+            .expect("find")
+            .expect("exists")
+            .category_rules
+            .is_empty(),
+        "a deleted client's rules went with it"
     );
 }
 

@@ -489,3 +489,71 @@ async fn deleting_a_client_leaves_nothing_of_it() {
         Err(finx_core::CoreError::NotFound(_))
     ));
 }
+
+/// `clients rules add | list | remove`, and a bad rule refused with its reason.
+#[test]
+fn clients_rules_are_managed_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("finx.db").display());
+    cli_ok(
+        &db,
+        &[],
+        &[
+            "clients",
+            "create",
+            "--id",
+            "acme",
+            "--name",
+            "Acme",
+            "--redirect-uri",
+            "https://acme.example/cb",
+        ],
+    );
+    let added = cli_ok(
+        &db,
+        &[],
+        &[
+            "clients",
+            "rules",
+            "add",
+            "acme",
+            "--category",
+            "family.childcare",
+            "--name-contains",
+            "Kita Sonnenschein",
+            "--max-amount",
+            "-0.01",
+        ],
+    );
+    let id = added.split('\t').next().expect("id").to_owned();
+    assert!(id.starts_with('R'), "{added}");
+    assert!(added.contains("family.childcare"), "{added}");
+    assert!(added.contains("max_amount=-0.01"), "{added}");
+    let out = cli(
+        &db,
+        &[],
+        &[
+            "clients",
+            "rules",
+            "add",
+            "acme",
+            "--category",
+            "nope",
+            "--iban",
+            "DE1",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("category"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = cli_ok(&db, &[], &["clients", "rules", "list", "acme"]);
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(listed.starts_with(&id));
+    cli_ok(&db, &[], &["clients", "rules", "remove", "acme", &id]);
+    assert!(cli_ok(&db, &[], &["clients", "rules", "list", "acme"]).is_empty());
+    let out = cli(&db, &[], &["clients", "rules", "remove", "acme", &id]);
+    assert!(!out.status.success(), "a removed rule is gone");
+}

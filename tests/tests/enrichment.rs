@@ -64,6 +64,25 @@ async fn get(s: &Served, bearer: &str, path: &str) -> Value {
     res.json().await.expect("json")
 }
 
+/// A request with the demo client's credentials: status and JSON body (null when none).
+async fn as_client(
+    s: &Served,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = s
+        .http
+        .request(method, s.url(path))
+        .basic_auth("demo-app", Some(DEMO_SECRET));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.expect("send");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
 fn find<'a>(txs: &'a [Value], name_part: &str) -> &'a Value {
     txs.iter()
         .find(|t| {
@@ -149,4 +168,80 @@ async fn transactions_carry_categories_in_the_grants_language_with_what_decided(
         .find(|t| t["transaction_id"] == rewe["transaction_id"])
         .expect("in the feed");
     assert_eq!(fed["categories"], rewe["categories"]);
+}
+
+/// A customer's own rules win over the built-in ones, at once, and go again when deleted.
+#[tokio::test]
+async fn a_customers_rules_win_over_the_built_in_ones() {
+    let s = Served::start(App::new().await).await;
+    let en = bearer(&s, "en").await;
+    let rewe_of = |page: &Value| -> Value {
+        find(
+            page["transactions"].as_array().expect("transactions"),
+            "REWE",
+        )
+        .clone()
+    };
+    let before = rewe_of(&get(&s, &en, "/rest/transactions?count=500").await);
+    assert_eq!(before["category_source"], "counterparty");
+    // The tree customers write rules against.
+    let (_, tree) = as_client(&s, reqwest::Method::GET, "/categories", None).await;
+    let categories = tree["categories"].as_array().expect("categories");
+    assert!(categories.len() > 50);
+    assert!(categories.contains(&json!({
+        "id": "food.groceries", "parent": "food", "name_de": "Lebensmittel", "name_en": "Groceries"
+    })));
+    // Bad rules are refused, naming what is wrong.
+    for (body, field) in [
+        (
+            json!({ "category": "nope", "name_contains": "REWE" }),
+            "category",
+        ),
+        (json!({ "category": "shopping" }), "rule"),
+        (
+            json!({ "category": "shopping", "name_contains": "--" }),
+            "name_contains",
+        ),
+        (
+            json!({ "category": "shopping", "min_amount": 5, "max_amount": 1 }),
+            "min_amount",
+        ),
+    ] {
+        let (status, e) = as_client(
+            &s,
+            reqwest::Method::POST,
+            "/category-rules",
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(e["error"]["data"][field].is_array(), "{body}: {e}");
+    }
+    // A rule for REWE, debits only.
+    let (status, rule) = as_client(
+        &s,
+        reqwest::Method::POST,
+        "/category-rules",
+        Some(json!({ "category": "shopping", "name_contains": "rewe markt", "max_amount": -0.01 })),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let id = rule["rule_id"].as_str().expect("id").to_owned();
+    assert_eq!(rule["max_amount"], json!(-0.01));
+    let after = rewe_of(&get(&s, &en, "/rest/transactions?count=500").await);
+    assert_eq!(after["category_source"], "customer_rule", "{after}");
+    assert_eq!(
+        after["categories"],
+        json!([{"id": "shopping", "name": "Shopping"}])
+    );
+    let (_, listed) = as_client(&s, reqwest::Method::GET, "/category-rules", None).await;
+    assert_eq!(listed["rules"], json!([rule]));
+    // Deleted: the built-in rules decide again; a second delete is 404.
+    for want in [204, 404] {
+        let path = format!("/category-rules/{id}");
+        let (status, _) = as_client(&s, reqwest::Method::DELETE, &path, None).await;
+        assert_eq!(status, want);
+    }
+    let again = rewe_of(&get(&s, &en, "/rest/transactions?count=500").await);
+    assert_eq!(again["category_source"], "counterparty");
 }

@@ -853,7 +853,18 @@ async fn the_openapi_document_parses_and_every_operation_in_it_is_served() {
             }
         }
     }
-    assert_eq!(links, 12, "every link is in the document");
+    assert_eq!(links, 13, "every link is in the document");
+    assert!(
+        set("TransactionDto", "category_source")
+            .as_array()
+            .is_some_and(|v| v.contains(&json!("counterparty")) && v.contains(&Value::Null)),
+        "a nullable closed set also takes null"
+    );
+    assert!(
+        set("RuleBody", "category")
+            .as_array()
+            .is_some_and(|v| v.contains(&json!("food.groceries")))
+    );
 }
 
 #[tokio::test]

@@ -1316,6 +1316,8 @@ pub(crate) fn schemathesis() -> Result<()> {
             "ops".into(),
             "--include-tag".into(),
             "webhooks".into(),
+            "--include-tag".into(),
+            "enrichment".into(),
         ],
     ];
     for extra in runs {

@@ -279,6 +279,27 @@ impl finx_ports::ClientRegistry for CoherentClients {
         self.coherence.changed(Invalidation::Everything).await;
         r
     }
+
+    async fn add_category_rule(
+        &self,
+        client: &ClientId,
+        rule: &finx_domain::enrich::CustomerRule,
+        limit: usize,
+    ) -> Result<bool, StoreError> {
+        let r = self.inner.add_category_rule(client, rule, limit).await;
+        self.coherence.changed(Invalidation::Everything).await;
+        r
+    }
+
+    async fn delete_category_rule(
+        &self,
+        client: &ClientId,
+        rule: &str,
+    ) -> Result<bool, StoreError> {
+        let r = self.inner.delete_category_rule(client, rule).await;
+        self.coherence.changed(Invalidation::Everything).await;
+        r
+    }
 }
 
 /// The grant store, counting what revokes.

@@ -35,6 +35,9 @@ pub struct ClientUpdate {
     pub scope: Option<String>,
 }
 
+/// The most categorisation rules one client may have.
+pub const MAX_CATEGORY_RULES: usize = 500;
+
 /// The longest a rotated client secret may stay accepted.
 pub const MAX_SECRET_OVERLAP: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -91,6 +94,7 @@ impl Finx {
             secret_key_id: self.hasher.current().key_id(),
             previous_secret: None,
             disabled_at: None,
+            category_rules: Vec::new(),
         };
         self.ports.clients.insert_client(&client).await?;
         Ok(RegisteredClient { client, secret })
@@ -283,6 +287,72 @@ impl Finx {
     /// When the store fails.
     pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
         self.ports.clients.list_clients().await
+    }
+
+    /// Adds a categorisation rule to a client's, after the ones it has: it wins over every
+    /// built-in rule, and over the client's later rules. Applies at once to every
+    /// transaction read (categories are given when read).
+    ///
+    /// # Errors
+    /// [`CoreError::NotFound`] for an unknown client; [`CoreError::Invalid`] for a bad
+    /// rule; [`CoreError::Store`] with a conflict at [`MAX_CATEGORY_RULES`].
+    pub async fn add_category_rule(
+        &self,
+        client: &ClientId,
+        new: finx_domain::enrich::NewCustomerRule,
+    ) -> Result<finx_domain::enrich::CustomerRule, CoreError> {
+        let id = format!("R{}", hex(&self.ports.random.bytes16()));
+        let rule = finx_domain::enrich::CustomerRule::new(id, new).map_err(|e| {
+            use finx_domain::enrich::CustomerRuleError as E;
+            let field = match &e {
+                E::UnknownCategory(_) => "category",
+                E::NoCondition => "rule",
+                E::BadText(f) => f,
+                E::EmptyRange => "min_amount",
+            };
+            invalid(field, e)
+        })?;
+        if !self
+            .ports
+            .clients
+            .add_category_rule(client, &rule, MAX_CATEGORY_RULES)
+            .await?
+        {
+            return Err(CoreError::NotFound("client"));
+        }
+        Ok(rule)
+    }
+
+    /// A client's categorisation rules, in the order they apply.
+    ///
+    /// # Errors
+    /// [`CoreError::NotFound`] for an unknown client.
+    pub async fn category_rules(
+        &self,
+        client: &ClientId,
+    ) -> Result<Vec<finx_domain::enrich::CustomerRule>, CoreError> {
+        Ok(self.stored_client(client).await?.category_rules)
+    }
+
+    /// Deletes one of a client's categorisation rules.
+    ///
+    /// # Errors
+    /// [`CoreError::NotFound`] for an unknown rule of this client.
+    pub async fn delete_category_rule(
+        &self,
+        client: &ClientId,
+        rule: &str,
+    ) -> Result<(), CoreError> {
+        if self
+            .ports
+            .clients
+            .delete_category_rule(client, rule)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(CoreError::NotFound("rule"))
+        }
     }
 
     /// The id of the current hash key (what [`Client::secret_key_id`] says of a secret

@@ -282,8 +282,8 @@ impl Finx {
             .ok_or(CoreError::NotFound("transaction"))
     }
 
-    /// The category of each of `txs` (as read by `auth`), by the built-in rules: `None`
-    /// where no rule knows one. A transfer to or from another account the grant sees is
+    /// The category of each of `txs` (as read by `auth`), by the customer's own rules, then
+    /// the built-in ones: `None` where no rule knows one. A transfer to or from another account the grant sees is
     /// one between the holder's own accounts.
     ///
     /// # Errors
@@ -305,6 +305,11 @@ impl Finx {
             } else {
                 Vec::new()
             };
+        // The customer's own rules first (kept with the client, so usually from memory).
+        let rules = match self.ports.clients.find_client(&auth.client_id).await? {
+            Some(c) => c.category_rules,
+            None => Vec::new(),
+        };
         Ok(txs
             .iter()
             .map(|t| {
@@ -325,7 +330,9 @@ impl Finx {
                         .as_ref()
                         .is_some_and(|i| own.contains(i)),
                 };
-                self.rules.categorize(&facts)
+                let iban = d.counterparty.iban.as_ref().map(ToString::to_string);
+                finx_domain::enrich::customer::first_match(&rules, &facts, iban.as_deref())
+                    .or_else(|| self.rules.categorize(&facts))
             })
             .collect())
     }

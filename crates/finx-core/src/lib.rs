@@ -28,7 +28,10 @@ use finx_ports::{
 
 pub use access::{OnetimeAccessRequest, OngoingAccessRequest};
 pub use cache::ReadVersion;
-pub use clients::{ClientDeletion, ClientUpdate, MAX_SECRET_OVERLAP, NewClient, RegisteredClient};
+pub use clients::{
+    ClientDeletion, ClientUpdate, MAX_CATEGORY_RULES, MAX_SECRET_OVERLAP, NewClient,
+    RegisteredClient,
+};
 pub use data::{Authorization, FEED_MAX_COUNT, FeedPage};
 pub use error::CoreError;
 pub use finx_domain::webhook::UrlPolicy;

@@ -159,6 +159,7 @@ fn client(id: &str) -> Client {
         secret_key_id: hasher().key_id(),
         previous_secret: None,
         disabled_at: None,
+        category_rules: Vec::new(),
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod addr;
 mod api;
+pub mod enrich;
 pub mod error;
 #[cfg(test)]
 mod fuzz;
@@ -157,7 +158,8 @@ impl AppState {
         api::onetime_access, api::ongoing_access, api::token, api::revoke, api::accounts, api::account, api::balance,
         api::transactions, api::transactions_feed, api::account_transactions, api::transaction, api::accesses, api::access,
         api::delete_access, api::start_sync, api::sync, api::healthz, api::readyz,
-        hooks::add, hooks::list, hooks::remove, hooks::rotate, hooks::enable, hooks::attempts
+        hooks::add, hooks::list, hooks::remove, hooks::rotate, hooks::enable, hooks::attempts,
+        enrich::categories, enrich::add_rule, enrich::list_rules, enrich::delete_rule
     ),
     components(schemas(
         wire::OnetimeAccessBody, wire::AccountRef, wire::OnetimeAccessResponse, wire::TokenBody, wire::RevokeBody,
@@ -166,7 +168,8 @@ impl AppState {
         wire::OAuthErrorBody, wire::Health, wire::OngoingAccessBody, wire::AccessList, wire::AccessDto,
         wire::ConsentDto, wire::ErrorRef, wire::SyncDto, wire::FeedDto, wire::RemovedDto,
         hooks::WebhookBody, hooks::WebhookDto, hooks::WebhookSecretDto, hooks::WebhookList,
-        hooks::AttemptDto, hooks::AttemptList
+        hooks::AttemptDto, hooks::AttemptList,
+        enrich::CategoryInfo, enrich::CategoryTree, enrich::RuleBody, enrich::RuleDto, enrich::RuleList
     )),
     modifiers(&Security, &ClosedSets, &CommonAnswers),
     tags(
@@ -175,6 +178,7 @@ impl AppState {
         (name = "data", description = "Accounts and transactions"),
         (name = "accesses", description = "Ongoing accesses and their syncs"),
         (name = "webhooks", description = "Webhook endpoints, signed per Standard Webhooks"),
+        (name = "enrichment", description = "Categories, and a customer's own categorisation rules"),
         (name = "ops", description = "Health and readiness"),
     )
 )]
@@ -343,6 +347,15 @@ pub fn router_with(state: AppState, extra: Router) -> Router {
         .route("/webhooks/{endpoint_id}/rotate", post(hooks::rotate))
         .route("/webhooks/{endpoint_id}/enable", post(hooks::enable))
         .route("/webhooks/{endpoint_id}/attempts", get(hooks::attempts))
+        .route("/categories", get(enrich::categories))
+        .route(
+            "/category-rules",
+            post(enrich::add_rule).get(enrich::list_rules),
+        )
+        .route(
+            "/category-rules/{rule_id}",
+            axum::routing::delete(enrich::delete_rule),
+        )
         .route("/auth/token", post(api::token))
         .route("/auth/revoke", post(api::revoke))
         .route("/rest/accounts", get(api::accounts))

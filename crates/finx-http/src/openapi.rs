@@ -28,9 +28,22 @@ pub(crate) const BALANCE_STATUSES: [&str; 2] = ["booked", "available"];
 /// The webhook endpoint states `WebhookDto` shows.
 pub(crate) const ENDPOINT_STATES: [&str; 2] = ["enabled", "disabled"];
 
-/// Every closed set: (schema, property, values).
+/// Every closed set: (schema, property, values). A nullable property also takes `null`.
 pub(crate) fn closed_sets() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
+    let categories: Vec<&'static str> = finx_domain::enrich::TREE.iter().map(|c| c.id).collect();
     vec![
+        ("CategoryDto", "id", categories.clone()),
+        ("CategoryInfo", "id", categories.clone()),
+        ("RuleBody", "category", categories.clone()),
+        ("RuleDto", "category", categories),
+        (
+            "TransactionDto",
+            "category_source",
+            finx_domain::enrich::Source::ALL
+                .iter()
+                .map(|s| s.as_str())
+                .collect(),
+        ),
         (
             "AccountDto",
             "type",
@@ -87,7 +100,16 @@ impl utoipa::Modify for ClosedSets {
                 continue;
             };
             if let Some(RefOr::T(Schema::Object(p))) = object.properties.get_mut(property) {
-                p.enum_values = Some(values.into_iter().map(Into::into).collect());
+                let nullable = matches!(
+                    &p.schema_type,
+                    utoipa::openapi::schema::SchemaType::Array(types) if types.contains(&Type::Null)
+                );
+                let mut values: Vec<serde_json::Value> =
+                    values.into_iter().map(Into::into).collect();
+                if nullable {
+                    values.push(serde_json::Value::Null);
+                }
+                p.enum_values = Some(values);
             }
         }
     }
@@ -257,6 +279,14 @@ const LINKS: &[LinkSpec] = &[
         "enable",
         "enable",
         &[("endpoint_id", "$response.body#/endpoint_id")],
+    ),
+    (
+        "/category-rules",
+        HttpMethod::Post,
+        "201",
+        "delete",
+        "delete_rule",
+        &[("rule_id", "$response.body#/rule_id")],
     ),
     (
         "/webhooks",

@@ -35,6 +35,10 @@ pub struct Client {
     pub previous_secret: Option<PreviousSecret>,
     /// Since when it is disabled: it cannot authenticate, and its tokens read nothing.
     pub disabled_at: Option<Timestamp>,
+    /// Its own categorisation rules, in the order they apply (read with the client; written
+    /// only through [`ClientRegistry::add_category_rule`] and
+    /// [`ClientRegistry::delete_category_rule`]).
+    pub category_rules: Vec<finx_domain::enrich::CustomerRule>,
 }
 
 /// A client secret replaced by a rotation, still accepted for an overlap.
@@ -66,9 +70,23 @@ pub trait ClientRegistry: Send + Sync {
     /// Every client, ordered by id.
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
 
-    /// Deletes a client's record; returns whether it existed. Its grants, accesses and
-    /// webhook endpoints are the caller's to end first.
+    /// Deletes a client's record with its categorisation rules; returns whether it existed.
+    /// Its grants, accesses and webhook endpoints are the caller's to end first.
     async fn delete_client(&self, id: &ClientId) -> Result<bool, StoreError>;
+
+    /// Appends a categorisation rule to a client's, after every rule it has. MUST fail with
+    /// [`StoreError::Conflict`] when the client has `limit` rules already or one with the
+    /// same id, and change nothing then; returns whether the client exists. MUST be atomic.
+    async fn add_category_rule(
+        &self,
+        client: &ClientId,
+        rule: &finx_domain::enrich::CustomerRule,
+        limit: usize,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes one of a client's categorisation rules; returns whether it existed.
+    async fn delete_category_rule(&self, client: &ClientId, rule: &str)
+    -> Result<bool, StoreError>;
 }
 
 /// The one-time access flows.

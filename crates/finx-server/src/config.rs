@@ -341,10 +341,58 @@ pub(crate) enum ClientsCommand {
         #[arg(long, default_value_t = 86_400)]
         overlap_seconds: u64,
     },
+    /// Manage a client's categorisation rules (they win over the built-in ones).
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// Manage a client's webhook endpoints.
     Webhook {
         #[command(subcommand)]
         command: WebhookCommand,
+    },
+}
+
+/// `clients rules …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum RulesCommand {
+    /// A client's rules, in the order they apply.
+    List {
+        /// The client.
+        client_id: String,
+    },
+    /// Add a rule after the client's others; every condition given must hold.
+    Add {
+        /// The client.
+        client_id: String,
+        /// The category it gives (docs/categories.md), e.g. `family.childcare`.
+        #[arg(long)]
+        category: String,
+        /// Words the counterparty's name contains.
+        #[arg(long)]
+        name_contains: Option<String>,
+        /// Words the purpose contains.
+        #[arg(long)]
+        purpose_contains: Option<String>,
+        /// The SEPA creditor id.
+        #[arg(long)]
+        creditor_id: Option<String>,
+        /// The counterparty's IBAN.
+        #[arg(long)]
+        iban: Option<String>,
+        /// The least amount (negative for money going out), e.g. `-500.00`.
+        #[arg(long, allow_hyphen_values = true)]
+        min_amount: Option<String>,
+        /// The greatest amount.
+        #[arg(long, allow_hyphen_values = true)]
+        max_amount: Option<String>,
+    },
+    /// Delete a rule.
+    Remove {
+        /// The client.
+        client_id: String,
+        /// The rule (`R…`).
+        rule_id: String,
     },
 }
 

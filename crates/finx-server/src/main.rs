@@ -32,7 +32,9 @@ use finx_domain::secret::ClientSecret;
 use finx_ports::StoreError;
 use finx_store_sql::SqlStore;
 
-use crate::config::{BanksCommand, Cli, ClientsCommand, Command, Config, WebhookCommand};
+use crate::config::{
+    BanksCommand, Cli, ClientsCommand, Command, Config, RulesCommand, WebhookCommand,
+};
 
 /// mimalloc instead of the system allocator: with glibc's, a heap holding hundreds of
 /// thousands of grants made every response's allocations walk fragmented free lists
@@ -352,8 +354,85 @@ async fn clients(finx: &Finx, command: ClientsCommand) -> Result<(), String> {
             println!("(the secret is shown this once; only its hash is stored)");
             Ok(())
         }
+        ClientsCommand::Rules { command } => rules(finx, command).await,
         ClientsCommand::Webhook { command } => webhook(finx, command).await,
     }
+}
+
+/// `clients rules …`.
+async fn rules(finx: &Finx, command: RulesCommand) -> Result<(), String> {
+    let show = |r: &finx_domain::enrich::CustomerRule| {
+        let mut conditions = Vec::new();
+        for (k, v) in [
+            ("name_contains", &r.name_contains),
+            ("purpose_contains", &r.purpose_contains),
+            ("creditor_id", &r.creditor_id),
+            ("iban", &r.iban),
+        ] {
+            if let Some(v) = v {
+                conditions.push(format!("{k}={v:?}"));
+            }
+        }
+        if let Some(a) = r.min_amount {
+            conditions.push(format!("min_amount={a}"));
+        }
+        if let Some(a) = r.max_amount {
+            conditions.push(format!("max_amount={a}"));
+        }
+        println!("{}\t{}\t{}", r.id, r.category.id, conditions.join(" "));
+    };
+    match command {
+        RulesCommand::List { client_id } => {
+            for r in finx
+                .category_rules(&client_id_arg(&client_id)?)
+                .await
+                .map_err(|e| core_error(&e))?
+            {
+                show(&r);
+            }
+        }
+        RulesCommand::Add {
+            client_id,
+            category,
+            name_contains,
+            purpose_contains,
+            creditor_id,
+            iban,
+            min_amount,
+            max_amount,
+        } => {
+            let amount = |name: &str, a: Option<String>| {
+                a.map(|a| {
+                    a.parse::<rust_decimal::Decimal>()
+                        .map_err(|_| format!("{name} must be a decimal number, e.g. -500.00"))
+                })
+                .transpose()
+            };
+            let rule = finx
+                .add_category_rule(
+                    &client_id_arg(&client_id)?,
+                    finx_domain::enrich::NewCustomerRule {
+                        category,
+                        name_contains,
+                        purpose_contains,
+                        creditor_id,
+                        iban,
+                        min_amount: amount("--min-amount", min_amount)?,
+                        max_amount: amount("--max-amount", max_amount)?,
+                    },
+                )
+                .await
+                .map_err(|e| core_error(&e))?;
+            show(&rule);
+        }
+        RulesCommand::Remove { client_id, rule_id } => {
+            finx.delete_category_rule(&client_id_arg(&client_id)?, &rule_id)
+                .await
+                .map_err(|e| core_error(&e))?;
+            println!("removed {rule_id}");
+        }
+    }
+    Ok(())
 }
 
 fn client_id_arg(id: &str) -> Result<finx_domain::ids::ClientId, String> {

@@ -264,7 +264,14 @@ impl ClientRegistry for MemoryStore {
         if clients.contains_key(&client.id) {
             return Err(StoreError::Conflict("client id exists"));
         }
-        clients.insert(client.id.clone(), client.clone());
+        // A new client has no rules; they are added one by one.
+        clients.insert(
+            client.id.clone(),
+            Client {
+                category_rules: Vec::new(),
+                ..client.clone()
+            },
+        );
         Ok(())
     }
 
@@ -278,6 +285,7 @@ impl ClientRegistry for MemoryStore {
             Some(c) => {
                 *c = Client {
                     created_at: c.created_at,
+                    category_rules: std::mem::take(&mut c.category_rules),
                     ..client.clone()
                 };
                 true
@@ -292,6 +300,42 @@ impl ClientRegistry for MemoryStore {
 
     async fn delete_client(&self, id: &ClientId) -> Result<bool, StoreError> {
         Ok(write(&self.clients).remove(id).is_some())
+    }
+
+    async fn add_category_rule(
+        &self,
+        client: &ClientId,
+        rule: &finx_domain::enrich::CustomerRule,
+        limit: usize,
+    ) -> Result<bool, StoreError> {
+        let mut clients = write(&self.clients);
+        let Some(c) = clients.get_mut(client) else {
+            return Ok(false);
+        };
+        if c.category_rules.len() >= limit {
+            return Err(StoreError::Conflict(
+                "the client has the most rules it may have",
+            ));
+        }
+        if c.category_rules.iter().any(|r| r.id == rule.id) {
+            return Err(StoreError::Conflict("rule id exists"));
+        }
+        c.category_rules.push(rule.clone());
+        Ok(true)
+    }
+
+    async fn delete_category_rule(
+        &self,
+        client: &ClientId,
+        rule: &str,
+    ) -> Result<bool, StoreError> {
+        let mut clients = write(&self.clients);
+        let Some(c) = clients.get_mut(client) else {
+            return Ok(false);
+        };
+        let before = c.category_rules.len();
+        c.category_rules.retain(|r| r.id != rule);
+        Ok(c.category_rules.len() < before)
     }
 }
 

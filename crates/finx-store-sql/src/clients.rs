@@ -1,6 +1,7 @@
 //! `ClientRegistry` on SQL.
 
 use async_trait::async_trait;
+use finx_domain::enrich::{CustomerRule, NewCustomerRule};
 use finx_domain::ids::ClientId;
 use finx_domain::scope::Scope;
 use finx_domain::secret::TokenHash;
@@ -8,7 +9,48 @@ use finx_domain::values::RedirectUri;
 use finx_ports::{Client, ClientRegistry, PreviousSecret, StoreError};
 
 use crate::codec::{from_json, instant, json, micros, parse};
-use crate::{SqlStore, corrupt, db, on_pool};
+use crate::{SqlStore, WritePool, corrupt, db, on_pool};
+
+#[derive(sqlx::FromRow)]
+struct RuleRow {
+    client_id: String,
+    id: String,
+    category: String,
+    name_contains: Option<String>,
+    purpose_contains: Option<String>,
+    creditor_id: Option<String>,
+    iban: Option<String>,
+    min_amount: Option<String>,
+    max_amount: Option<String>,
+}
+
+impl RuleRow {
+    fn into_rule(self) -> Result<CustomerRule, StoreError> {
+        let amount = |a: Option<String>| {
+            a.map(|a| {
+                a.parse::<rust_decimal::Decimal>()
+                    .map_err(|_| corrupt("rule amount"))
+            })
+            .transpose()
+        };
+        CustomerRule::new(
+            self.id,
+            NewCustomerRule {
+                category: self.category,
+                name_contains: self.name_contains,
+                purpose_contains: self.purpose_contains,
+                creditor_id: self.creditor_id,
+                iban: self.iban,
+                min_amount: amount(self.min_amount)?,
+                max_amount: amount(self.max_amount)?,
+            },
+        )
+        .map_err(|_| corrupt("category rule"))
+    }
+}
+
+const RULE_COLUMNS: &str = "client_id, id, category, name_contains, purpose_contains, creditor_id, iban, \
+     min_amount, max_amount";
 
 #[derive(sqlx::FromRow)]
 struct ClientRow {
@@ -48,6 +90,7 @@ impl ClientRow {
                 _ => None,
             },
             disabled_at: self.disabled_at.map(instant).transpose()?,
+            category_rules: Vec::new(),
         })
     }
 }
@@ -109,7 +152,23 @@ impl ClientRegistry for SqlStore {
                 .await
                 .map_err(db)?
         });
-        row.map(ClientRow::into_client).transpose()
+        let Some(mut client) = row.map(ClientRow::into_client).transpose()? else {
+            return Ok(None);
+        };
+        let rules: Vec<RuleRow> = on_pool!(self, |pool| {
+            sqlx::query_as(&format!(
+                "SELECT {RULE_COLUMNS} FROM category_rules WHERE client_id = $1 ORDER BY position"
+            ))
+            .bind(id.as_str())
+            .fetch_all(pool)
+            .await
+            .map_err(db)?
+        });
+        client.category_rules = rules
+            .into_iter()
+            .map(RuleRow::into_rule)
+            .collect::<Result<_, _>>()?;
+        Ok(Some(client))
     }
 
     async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
@@ -151,13 +210,117 @@ impl ClientRegistry for SqlStore {
         .fetch_all(pool)
         .await
         .map_err(db)?);
-        rows.into_iter().map(ClientRow::into_client).collect()
+        let mut clients: Vec<Client> = rows
+            .into_iter()
+            .map(ClientRow::into_client)
+            .collect::<Result<_, _>>()?;
+        let rules: Vec<RuleRow> = on_pool!(self, |pool| {
+            sqlx::query_as(&format!(
+                "SELECT {RULE_COLUMNS} FROM category_rules ORDER BY client_id, position"
+            ))
+            .fetch_all(pool)
+            .await
+            .map_err(db)?
+        });
+        for r in rules {
+            if let Some(c) = clients.iter_mut().find(|c| c.id.as_str() == r.client_id) {
+                c.category_rules.push(r.into_rule()?);
+            }
+        }
+        Ok(clients)
     }
 
     async fn delete_client(&self, id: &ClientId) -> Result<bool, StoreError> {
         let deleted = on_pool!(self, |pool| {
-            sqlx::query("DELETE FROM clients WHERE id = $1")
+            let mut tx = pool.begin_write(self).await.map_err(db)?;
+            sqlx::query("DELETE FROM category_rules WHERE client_id = $1")
                 .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            let n = sqlx::query("DELETE FROM clients WHERE id = $1")
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+            tx.commit().await.map_err(db)?;
+            n
+        });
+        Ok(deleted == 1)
+    }
+
+    async fn add_category_rule(
+        &self,
+        client: &ClientId,
+        rule: &CustomerRule,
+        limit: usize,
+    ) -> Result<bool, StoreError> {
+        // PostgreSQL: the client's row, locked, serialises the adds of one client (SQLite's
+        // writer serialises every write).
+        let lock = if self.kind() == "postgres" {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write(self).await.map_err(db)?;
+            let exists: Option<(String,)> =
+                sqlx::query_as(&format!("SELECT id FROM clients WHERE id = $1{lock}"))
+                    .bind(client.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            if exists.is_none() {
+                tx.rollback().await.map_err(db)?;
+                return Ok(false);
+            }
+            let (count, last): (i64, Option<i64>) = sqlx::query_as(
+                "SELECT COUNT(*), MAX(position) FROM category_rules WHERE client_id = $1",
+            )
+            .bind(client.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            if count >= limit {
+                tx.rollback().await.map_err(db)?;
+                return Err(StoreError::Conflict(
+                    "the client has the most rules it may have",
+                ));
+            }
+            sqlx::query(
+                "INSERT INTO category_rules (client_id, id, position, category, name_contains, \
+                 purpose_contains, creditor_id, iban, min_amount, max_amount) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(client.as_str())
+            .bind(&rule.id)
+            .bind(last.unwrap_or(0) + 1)
+            .bind(rule.category.id)
+            .bind(&rule.name_contains)
+            .bind(&rule.purpose_contains)
+            .bind(&rule.creditor_id)
+            .bind(&rule.iban)
+            .bind(rule.min_amount.map(|a| a.to_string()))
+            .bind(rule.max_amount.map(|a| a.to_string()))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+        });
+        Ok(true)
+    }
+
+    async fn delete_category_rule(
+        &self,
+        client: &ClientId,
+        rule: &str,
+    ) -> Result<bool, StoreError> {
+        let deleted = on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM category_rules WHERE client_id = $1 AND id = $2")
+                .bind(client.as_str())
+                .bind(rule)
                 .execute(pool)
                 .await
                 .map_err(db)?
