@@ -1388,6 +1388,40 @@ pub async fn the_bank_registry_upserts_and_searches_by_name_bic_and_code(store: 
         store.bank_by_code("AT", "99900003").await.ok().flatten(),
         None
     );
+    // The catalog pages the same search, by name, within a country when given.
+    let all = names(
+        store
+            .catalog_banks("zzconf", Some("de".into()), 0, 10)
+            .await
+            .expect("catalog"),
+    );
+    assert_eq!(all.len(), 3, "{all:?}");
+    let mut sorted = all.clone();
+    sorted.sort();
+    assert_eq!(all, sorted, "by name");
+    let second = names(
+        store
+            .catalog_banks("zzconf", Some("DE".into()), 1, 1)
+            .await
+            .expect("catalog"),
+    );
+    assert_eq!(second, all[1..2]);
+    assert!(
+        store
+            .catalog_banks("zzconf", Some("AT".into()), 0, 10)
+            .await
+            .expect("catalog")
+            .is_empty()
+    );
+    assert_eq!(
+        names(
+            store
+                .catalog_banks("ZZCONFB1", None, 0, 10)
+                .await
+                .expect("catalog")
+        ),
+        ["Zzconf Bank 100% Direkt"]
+    );
 }
 
 /// An access of `n`'s grant, valid for 90 days, with one giro account.

@@ -245,3 +245,63 @@ async fn a_customers_rules_win_over_the_built_in_ones() {
     let again = rewe_of(&get(&s, &en, "/rest/transactions?count=500").await);
     assert_eq!(again["category_source"], "counterparty");
 }
+
+/// The bank catalog: search by name, BIC or bank code, by country, in pages; the ids it
+/// gives are what `provider_id` accepts.
+#[tokio::test]
+async fn the_bank_catalog_finds_banks_by_name_bic_and_code_in_pages() {
+    let s = Served::start(App::new().await).await;
+    let page = |q: &str| {
+        let path = format!("/rest/catalog/banks?{q}");
+        let s = &s;
+        async move { as_client(s, reqwest::Method::GET, &path, None).await }
+    };
+    let (status, all) = page("country=DE").await;
+    assert_eq!(status, 200, "{all}");
+    let banks = all["banks"].as_array().expect("banks").clone();
+    assert!(banks.len() >= 3, "{all}");
+    let names: Vec<&str> = banks.iter().filter_map(|b| b["name"].as_str()).collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(names, sorted, "by name");
+    assert_eq!(all["has_more"], false);
+    let first = &banks[0];
+    // By BIC and by bank code, exactly; by part of the name.
+    for q in [
+        format!("q={}", first["bic"].as_str().expect("bic")),
+        format!("q={}", first["bank_code"].as_str().expect("code")),
+    ] {
+        let (_, found) = page(&q).await;
+        assert_eq!(
+            found["banks"][0]["provider_id"], first["provider_id"],
+            "{q}"
+        );
+    }
+    // Pages.
+    let (_, one) = page("country=DE&count=1&offset=1").await;
+    assert_eq!(one["banks"].as_array().map(Vec::len), Some(1));
+    assert_eq!(one["banks"][0], banks[1]);
+    assert_eq!(one["has_more"], banks.len() > 2);
+    let (_, none) = page("country=AT").await;
+    assert_eq!(none["banks"], json!([]));
+    // Bad queries name the parameter.
+    for (q, field) in [
+        ("count=0", "count"),
+        ("country=DEU", "country"),
+        ("offset=x", "offset"),
+        ("bank=1", "bank"),
+    ] {
+        let (status, e) = page(q).await;
+        assert_eq!(status, 400, "{q}");
+        assert!(e["error"]["data"][field].is_array(), "{q}: {e}");
+    }
+    // A catalog id starts a flow at that bank.
+    let (status, link) = as_client(
+        &s,
+        reqwest::Method::POST,
+        "/onetime/access",
+        Some(json!({ "redirect_uri": REDIRECT, "provider_id": first["provider_id"] })),
+    )
+    .await;
+    assert_eq!(status, 200, "{link}");
+}

@@ -256,6 +256,24 @@ async fn production_mode_starts_with_a_qwac_and_a_registry_and_serves_an_importe
     wait_for(&format!("{base}/readyz")).await;
 
     let http = finx_tests::fixtures::browser();
+    // The catalog lists the imported bank from the registry, by the id flows take.
+    let catalog: serde_json::Value = http
+        .get(format!("{base}/rest/catalog/banks?country=DE&q=muster"))
+        .basic_auth("prod-app", Some(&secret))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        catalog["banks"],
+        serde_json::json!([{
+            "provider_id": "de-90094815", "name": "Musterbank (Sandbox)", "bic": "FINXDEB1XXX",
+            "bank_code": "90094815", "country": "DE"
+        }]),
+        "{catalog}"
+    );
     let v: serde_json::Value = http
         .post(format!("{base}/onetime/access"))
         .basic_auth("prod-app", Some(&secret))

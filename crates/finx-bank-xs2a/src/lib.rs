@@ -847,6 +847,23 @@ impl BankConnector for Xs2aConnector {
             .collect())
     }
 
+    async fn catalog(
+        &self,
+        query: &str,
+        country: Option<String>,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<Institution>, BankError> {
+        Ok(self
+            .registry
+            .catalog_banks(query, country, offset, limit)
+            .await
+            .map_err(|e| BankError::Unexpected(Box::new(e)))?
+            .iter()
+            .map(RegisteredBank::institution)
+            .collect())
+    }
+
     async fn institution(&self, id: &InstitutionId) -> Result<Option<Institution>, BankError> {
         Ok(self
             .registry

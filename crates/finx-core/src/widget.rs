@@ -125,6 +125,45 @@ impl Finx {
             .await?)
     }
 
+    /// A page of the bank catalog (`GET /rest/catalog/banks`): banks whose name contains
+    /// `query`, or whose BIC or bank code equals it (every bank for a blank one), in
+    /// `country` when given, by name; the ids are what `provider_id` accepts. Returns at
+    /// most `count` (1 to 100) after `offset`, and whether more follow.
+    ///
+    /// # Errors
+    /// [`CoreError::Invalid`] for a query over 200 bytes, a country that is not two
+    /// letters, a count out of range or an offset over 100,000.
+    pub async fn bank_catalog(
+        &self,
+        query: &str,
+        country: Option<&str>,
+        offset: u32,
+        count: u32,
+    ) -> Result<(Vec<Institution>, bool), CoreError> {
+        if query.len() > 200 {
+            return Err(invalid("q", "at most 200 bytes"));
+        }
+        if country.is_some_and(|c| c.len() != 2 || !c.bytes().all(|b| b.is_ascii_alphabetic())) {
+            return Err(invalid("country", "an ISO 3166 country code, e.g. DE"));
+        }
+        if !(1..=100).contains(&count) {
+            return Err(invalid("count", "must be 1 to 100"));
+        }
+        if offset > 100_000 {
+            return Err(invalid("offset", "at most 100000"));
+        }
+        let mut banks = self
+            .bank(
+                self.ports
+                    .bank
+                    .catalog(query, country.map(str::to_owned), offset, count + 1),
+            )
+            .await?;
+        let more = banks.len() > usize::try_from(count).unwrap_or(usize::MAX);
+        banks.truncate(usize::try_from(count).unwrap_or(usize::MAX));
+        Ok((banks, more))
+    }
+
     /// The end user picks a bank.
     ///
     /// # Errors

@@ -11,6 +11,7 @@
 
 pub mod addr;
 mod api;
+pub mod catalog;
 pub mod enrich;
 pub mod error;
 #[cfg(test)]
@@ -159,7 +160,8 @@ impl AppState {
         api::transactions, api::transactions_feed, api::account_transactions, api::transaction, api::accesses, api::access,
         api::delete_access, api::start_sync, api::sync, api::healthz, api::readyz,
         hooks::add, hooks::list, hooks::remove, hooks::rotate, hooks::enable, hooks::attempts,
-        enrich::categories, enrich::add_rule, enrich::list_rules, enrich::delete_rule
+        enrich::categories, enrich::add_rule, enrich::list_rules, enrich::delete_rule,
+        catalog::banks
     ),
     components(schemas(
         wire::OnetimeAccessBody, wire::AccountRef, wire::OnetimeAccessResponse, wire::TokenBody, wire::RevokeBody,
@@ -169,7 +171,8 @@ impl AppState {
         wire::ConsentDto, wire::ErrorRef, wire::SyncDto, wire::FeedDto, wire::RemovedDto,
         hooks::WebhookBody, hooks::WebhookDto, hooks::WebhookSecretDto, hooks::WebhookList,
         hooks::AttemptDto, hooks::AttemptList,
-        enrich::CategoryInfo, enrich::CategoryTree, enrich::RuleBody, enrich::RuleDto, enrich::RuleList
+        enrich::CategoryInfo, enrich::CategoryTree, enrich::RuleBody, enrich::RuleDto, enrich::RuleList,
+        catalog::CatalogBank, catalog::CatalogPage
     )),
     modifiers(&Security, &ClosedSets, &CommonAnswers),
     tags(
@@ -348,6 +351,7 @@ pub fn router_with(state: AppState, extra: Router) -> Router {
         .route("/webhooks/{endpoint_id}/enable", post(hooks::enable))
         .route("/webhooks/{endpoint_id}/attempts", get(hooks::attempts))
         .route("/categories", get(enrich::categories))
+        .route("/rest/catalog/banks", get(catalog::banks))
         .route(
             "/category-rules",
             post(enrich::add_rule).get(enrich::list_rules),

@@ -186,6 +186,35 @@ pub trait BankConnector: Send + Sync {
             .collect())
     }
 
+    /// A page of the catalog: the banks [`search_institutions`](Self::search_institutions)
+    /// finds, in `country` only when given (ignoring ASCII case), ordered by name then id,
+    /// `offset` skipped, at most `limit`. The default pages
+    /// [`search_institutions`](Self::search_institutions) in memory.
+    async fn catalog(
+        &self,
+        query: &str,
+        country: Option<String>,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<Institution>, BankError> {
+        let mut found: Vec<Institution> = self
+            .search_institutions(query)
+            .await?
+            .into_iter()
+            .filter(|i| {
+                country
+                    .as_deref()
+                    .is_none_or(|c| i.country.eq_ignore_ascii_case(c.trim()))
+            })
+            .collect();
+        found.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+        Ok(found
+            .into_iter()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect())
+    }
+
     /// One bank by id; `None` when unknown.
     async fn institution(&self, id: &InstitutionId) -> Result<Option<Institution>, BankError> {
         Ok(self.institutions().await?.into_iter().find(|i| i.id == *id))

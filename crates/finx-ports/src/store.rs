@@ -381,6 +381,17 @@ pub trait BankRegistry: Send + Sync {
         limit: u32,
     ) -> Result<Vec<RegisteredBank>, StoreError>;
 
+    /// A page of the catalog: the banks [`search_banks`](Self::search_banks) finds for
+    /// `query`, in `country` only when given (ignoring ASCII case), ordered by name (then
+    /// id), `offset` of them skipped, at most `limit`.
+    async fn catalog_banks(
+        &self,
+        query: &str,
+        country: Option<String>,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<RegisteredBank>, StoreError>;
+
     /// The bank with this bank code in `country`; `None` when unknown. When several share
     /// it, the first by id.
     async fn bank_by_code(

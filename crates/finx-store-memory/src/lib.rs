@@ -839,6 +839,16 @@ impl BankRegistry for MemoryStore {
         query: &str,
         limit: u32,
     ) -> Result<Vec<RegisteredBank>, StoreError> {
+        self.catalog_banks(query, None, 0, limit).await
+    }
+
+    async fn catalog_banks(
+        &self,
+        query: &str,
+        country: Option<String>,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<RegisteredBank>, StoreError> {
         let q = query.trim().to_ascii_lowercase();
         let mut hits: Vec<RegisteredBank> = read(&self.banks)
             .values()
@@ -848,11 +858,19 @@ impl BankRegistry for MemoryStore {
                     || b.bic.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(&q))
                     || b.bank_code.as_deref() == Some(q.as_str())
             })
+            .filter(|b| {
+                country
+                    .as_deref()
+                    .is_none_or(|c| b.country.eq_ignore_ascii_case(c.trim()))
+            })
             .cloned()
             .collect();
         hits.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
-        hits.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        Ok(hits)
+        Ok(hits
+            .into_iter()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect())
     }
 
     async fn bank_by_code(

@@ -116,32 +116,62 @@ impl BankRegistry for SqlStore {
         query: &str,
         limit: u32,
     ) -> Result<Vec<RegisteredBank>, StoreError> {
+        self.catalog_banks(query, None, 0, limit).await
+    }
+
+    async fn catalog_banks(
+        &self,
+        query: &str,
+        country: Option<String>,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<RegisteredBank>, StoreError> {
         let q = query.trim();
-        let limit = i64::from(limit);
-        let rows: Vec<BankRow> = if q.is_empty() {
-            on_pool!(self, |pool| {
-                sqlx::query_as(&format!("{SELECT} ORDER BY name, id LIMIT $1"))
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await
-                    .map_err(db)?
-            })
+        let mut conditions = Vec::new();
+        let mut n = 0;
+        let mut param = || {
+            n += 1;
+            format!("${n}")
+        };
+        if !q.is_empty() {
+            conditions.push(format!(
+                "(name_folded LIKE {} ESCAPE '\\' OR bic = {} OR bank_code = {})",
+                param(),
+                param(),
+                param()
+            ));
+        }
+        if country.is_some() {
+            conditions.push(format!("country = {}", param()));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
         } else {
-            let folded = q.to_ascii_lowercase();
-            on_pool!(self, |pool| {
-                sqlx::query_as(&format!(
-                    "{SELECT} WHERE name_folded LIKE $1 ESCAPE '\\' OR bic = $2 OR bank_code = $3 \
-                     ORDER BY name, id LIMIT $4"
-                ))
-                .bind(contains_pattern(&folded))
-                .bind(q.to_ascii_uppercase())
-                .bind(q)
-                .bind(limit)
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "{SELECT}{filter} ORDER BY name, id LIMIT {} OFFSET {}",
+            param(),
+            param()
+        );
+        let rows: Vec<BankRow> = on_pool!(self, |pool| {
+            let mut query = sqlx::query_as(&sql);
+            if !q.is_empty() {
+                query = query
+                    .bind(contains_pattern(&q.to_ascii_lowercase()))
+                    .bind(q.to_ascii_uppercase())
+                    .bind(q.to_owned());
+            }
+            if let Some(c) = &country {
+                query = query.bind(c.trim().to_ascii_uppercase());
+            }
+            query
+                .bind(i64::from(limit))
+                .bind(i64::from(offset))
                 .fetch_all(pool)
                 .await
                 .map_err(db)?
-            })
-        };
+        });
         rows.into_iter().map(BankRow::into_bank).collect()
     }
 
