@@ -19,6 +19,9 @@
 //!   refresh token is its chain's next). Prints the percentiles.
 //! - `finx-bench syncs-seed STORE N`: N ongoing accesses of the sandbox's `moving` login, each
 //!   with its own consent at the bank, synced before, and a scheduled sync due now.
+//! - `finx-bench enrich-cost STORE`: a one-time flow of the sandbox's `bigdata` login
+//!   (730 days of history), timing the full sync (the flow's data fetch and write) and then
+//!   the categorisation of every transaction it wrote; prints both and their ratio.
 //! - `finx-bench syncs-run STORE CONCURRENCY`: an instance's sync runner: runs due syncs,
 //!   CONCURRENCY at once, until none has been due for two seconds; prints how many ran and
 //!   failed, and when the first was claimed and the last ended (Unix milliseconds).
@@ -81,6 +84,7 @@ async fn main() {
         Some("rate") => rate(&args[2..]).await,
         Some("syncs-seed") => syncs_seed(&args[2..]).await,
         Some("syncs-run") => syncs_run(&args[2..]).await,
+        Some("enrich-cost") => enrich_cost(&args[2..]).await,
         _ => Err("usage: finx-bench baseline PORT | serve PORT STORE TX REFRESH OUTDIR | flows BASE SECONDS CONCURRENCY".into()),
     };
     if let Err(e) = result {
@@ -788,16 +792,99 @@ async fn bench_client(finx: &Finx) -> Result<finx_ports::Client, String> {
 fn moving_answer(
     step: &finx_domain::sca::BankStep,
 ) -> Result<finx_domain::sca::StepAnswer, String> {
+    login_answer("moving", step)
+}
+
+/// The answer the sandbox's login `user` gives to `step`.
+fn login_answer(
+    user: &str,
+    step: &finx_domain::sca::BankStep,
+) -> Result<finx_domain::sca::StepAnswer, String> {
     use finx_domain::sca::{BankStep, StepAnswer};
     match step {
         BankStep::Login { .. } => Ok(StepAnswer::Login(vec![
-            ("user".into(), "moving".into()),
+            ("user".into(), user.into()),
             ("pin".into(), "demo".into()),
         ])),
         BankStep::ChooseMethod { .. } => Ok(StepAnswer::Method("push".into())),
         BankStep::Tan { .. } => Ok(StepAnswer::Tan("123456".into())),
         other => Err(format!("the embedded sandbox bank asked {other:?}")),
     }
+}
+
+/// `enrich-cost STORE`: see the crate's documentation.
+// Timings, not money.
+#[allow(clippy::float_arithmetic)]
+async fn enrich_cost(args: &[String]) -> Result<(), String> {
+    let store_url: String = arg(args, 0, "store")?;
+    let (_store, finx, _bank) = core_on(&store_url).await?;
+    let client = bench_client(&finx).await?;
+    let flow = finx
+        .create_onetime_access(
+            &client,
+            OnetimeAccessRequest {
+                redirect_uri: REDIRECT.into(),
+                sync_period: Some(730),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    finx.select_bank(flow.id, "sandbox-90094815")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut f = finx
+        .open_at_bank(flow.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    for _ in 0..8 {
+        let Some(step) = f.asked().cloned() else {
+            break;
+        };
+        f = finx
+            .submit_step(flow.id, login_answer("bigdata", &step)?)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    // The full sync: the flow's fetch of every account's history, written to the store.
+    let started = std::time::Instant::now();
+    let (_, auth) = giro_grant(&finx, &client, flow.id).await?;
+    let sync = started.elapsed();
+    let mut all = Vec::new();
+    loop {
+        let q = finx_domain::query::TransactionQuery::parse(finx_domain::query::RawTransactionQuery {
+            count: Some("1000"),
+            offset: Some(&all.len().to_string()),
+            include_pending: Some("true"),
+            ..Default::default()
+        })
+        .map_err(|e| format!("{e:?}"))?;
+        let page = finx
+            .list_transactions(&auth, q)
+            .await
+            .map_err(|e| e.to_string())?;
+        let last = page.len() < 1000;
+        all.extend(page);
+        if last {
+            break;
+        }
+    }
+    // Categorisation of every one of them, as reading them all does.
+    let started = std::time::Instant::now();
+    let categories = finx
+        .categorize(&auth, &all)
+        .await
+        .map_err(|e| e.to_string())?;
+    let categorise = started.elapsed();
+    let known = categories.iter().filter(|c| c.is_some()).count();
+    println!(
+        "transactions={} categorised={known} sync_ms={:.1} categorise_ms={:.1} ratio={:.4}",
+        all.len(),
+        sync.as_secs_f64() * 1e3,
+        categorise.as_secs_f64() * 1e3,
+        categorise.as_secs_f64() / sync.as_secs_f64().max(1e-9)
+    );
+    Ok(())
 }
 
 /// `syncs-seed STORE N`: see the crate's documentation.
