@@ -72,19 +72,90 @@ pub(crate) fn cost(bin: &std::path::Path, work: &std::path::Path) -> Result<Stri
     ))
 }
 
-/// The evaluation as Markdown (a section of `docs/benchmarks.md`), with `cost` (see
-/// [`cost`]) when measured.
+/// The evaluations as Markdown (the last sections of `docs/benchmarks.md`), with `cost`
+/// (see [`cost`]) when measured.
 pub(crate) fn report_with(cost: Option<&str>) -> Result<String> {
-    let mut md = report()?;
+    let mut md = categories_report()?;
     if let Some(c) = cost {
         md.push('\n');
         md.push_str(c);
     }
+    md.push('\n');
+    md.push_str(&names_report()?);
     Ok(md)
 }
 
-/// The evaluation as Markdown, without the speed figure.
-pub(crate) fn report() -> Result<String> {
+/// Name matching for account verification on the labelled pairs
+/// (`crates/finx-domain/data/verify/name-pairs.jsonl`): agreement, and the confusion of
+/// labels and answers.
+fn names_report() -> Result<String> {
+    use finx_domain::enrich::names::{Affinity, affinity};
+    let path = root().join("crates/finx-domain/data/verify/name-pairs.jsonl");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut confusion: BTreeMap<(String, String), u32> = BTreeMap::new();
+    let mut by_case: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+    let (mut n, mut agree) = (0u32, 0u32);
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let v: Value =
+            serde_json::from_str(line).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
+        let (p, h, want) = (
+            v["provided"].as_str().unwrap_or_default(),
+            v["holder"].as_str().unwrap_or_default(),
+            v["expected"].as_str().unwrap_or_default(),
+        );
+        let got = affinity(p, h).as_str();
+        n += 1;
+        let c = by_case
+            .entry(v["case"].as_str().unwrap_or("?").to_owned())
+            .or_default();
+        c.0 += 1;
+        if got == want {
+            agree += 1;
+            c.1 += 1;
+        }
+        *confusion
+            .entry((want.to_owned(), got.to_owned()))
+            .or_default() += 1;
+    }
+    let pct = |a: u32, b: u32| format!("{:.1} %", f64::from(a) * 100.0 / f64::from(b.max(1)));
+    let labels: Vec<&str> = Affinity::ALL.iter().rev().map(|a| a.as_str()).collect();
+    let mut md = format!(
+        "## Account verification: name matching\n\n{n} labelled name pairs \
+         (`crates/finx-domain/data/verify/name-pairs.jsonl`, written for this purpose by someone other than the \
+         matcher's author; rules in [verification.md](verification.md)): the matcher agrees on {}. \
+         Rows are the labels, columns the matcher's answers.\n\n| label |",
+        pct(agree, n)
+    );
+    for l in &labels {
+        md.push_str(&format!(" {l} |"));
+    }
+    md.push_str("\n|---|");
+    md.push_str(&"---:|".repeat(labels.len()));
+    md.push('\n');
+    for want in &labels {
+        md.push_str(&format!("| {want} |"));
+        for got in &labels {
+            let k = confusion
+                .get(&((*want).to_owned(), (*got).to_owned()))
+                .copied()
+                .unwrap_or(0);
+            md.push_str(&format!(" {k} |"));
+        }
+        md.push('\n');
+    }
+    md.push_str("\n| case | pairs | agree |\n|---|---:|---:|\n");
+    for (case, (k, a)) in &by_case {
+        md.push_str(&format!("| {case} | {k} | {} |\n", pct(*a, *k)));
+    }
+    Ok(md)
+}
+
+/// The categorisation evaluation as Markdown.
+fn categories_report() -> Result<String> {
     let path = root().join("crates/finx-domain/data/enrich/eval-transactions.jsonl");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let rules = Rules::builtin().map_err(|e| e.to_string())?;
@@ -226,8 +297,8 @@ pub(crate) fn report() -> Result<String> {
     Ok(md)
 }
 
-/// Writes [`report`] into `docs/benchmarks.md` in place of the section it wrote before (or
-/// at the end), leaving the rest of the file as the last `cargo xtask bench` wrote it.
+/// Writes [`report_with`] into `docs/benchmarks.md` in place of the sections it wrote
+/// before (or at the end), leaving the rest as the last `cargo xtask bench` wrote it.
 pub(crate) fn write_into_benchmarks() -> Result<()> {
     const HEADING: &str = "## Categorisation: precision and coverage";
     let path = root().join("docs/benchmarks.md");
@@ -242,13 +313,8 @@ pub(crate) fn write_into_benchmarks() -> Result<()> {
     let _ = std::fs::remove_dir_all(&work);
     let section = report_with(Some(&cost?))?;
     let out = match text.find(HEADING) {
-        Some(start) => {
-            let rest = &text[start + HEADING.len()..];
-            let end = rest
-                .find("\n## ")
-                .map_or(text.len(), |i| start + HEADING.len() + i + 1);
-            format!("{}{section}{}", &text[..start], &text[end..])
-        }
+        // The evaluations are the file's last sections.
+        Some(start) => format!("{}{section}", &text[..start]),
         None => format!("{}\n{section}", text.trim_end()),
     };
     std::fs::write(&path, out).map_err(|e| format!("{}: {e}", path.display()))

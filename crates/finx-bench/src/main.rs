@@ -852,13 +852,14 @@ async fn enrich_cost(args: &[String]) -> Result<(), String> {
     let sync = started.elapsed();
     let mut all = Vec::new();
     loop {
-        let q = finx_domain::query::TransactionQuery::parse(finx_domain::query::RawTransactionQuery {
-            count: Some("1000"),
-            offset: Some(&all.len().to_string()),
-            include_pending: Some("true"),
-            ..Default::default()
-        })
-        .map_err(|e| format!("{e:?}"))?;
+        let q =
+            finx_domain::query::TransactionQuery::parse(finx_domain::query::RawTransactionQuery {
+                count: Some("1000"),
+                offset: Some(&all.len().to_string()),
+                include_pending: Some("true"),
+                ..Default::default()
+            })
+            .map_err(|e| format!("{e:?}"))?;
         let page = finx
             .list_transactions(&auth, q)
             .await

@@ -2,6 +2,7 @@
 
 pub mod category;
 pub mod customer;
+pub mod names;
 pub mod rules;
 
 pub use category::{Category, TREE};
