@@ -21,6 +21,7 @@ pub mod schedule;
 pub mod scope;
 pub mod secret;
 pub mod token;
+pub mod upload;
 pub mod values;
 pub mod webhook;
 
