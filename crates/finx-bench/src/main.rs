@@ -795,6 +795,24 @@ fn moving_answer(
     login_answer("moving", step)
 }
 
+/// Takes `flow` at the sandbox's embedded bank through login, method and TAN as `user`.
+async fn through_embedded_bank(finx: &Finx, flow: FlowId, user: &str) -> Result<(), String> {
+    finx.select_bank(flow, "sandbox-90094815")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut f = finx.open_at_bank(flow).await.map_err(|e| e.to_string())?;
+    for _ in 0..8 {
+        let Some(step) = f.asked().cloned() else {
+            break;
+        };
+        f = finx
+            .submit_step(flow, login_answer(user, &step)?)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// The answer the sandbox's login `user` gives to `step`.
 fn login_answer(
     user: &str,
@@ -830,22 +848,7 @@ async fn enrich_cost(args: &[String]) -> Result<(), String> {
         )
         .await
         .map_err(|e| e.to_string())?;
-    finx.select_bank(flow.id, "sandbox-90094815")
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut f = finx
-        .open_at_bank(flow.id)
-        .await
-        .map_err(|e| e.to_string())?;
-    for _ in 0..8 {
-        let Some(step) = f.asked().cloned() else {
-            break;
-        };
-        f = finx
-            .submit_step(flow.id, login_answer("bigdata", &step)?)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
+    through_embedded_bank(&finx, flow.id, "bigdata").await?;
     // The full sync: the flow's fetch of every account's history, written to the store.
     let started = std::time::Instant::now();
     let (_, auth) = giro_grant(&finx, &client, flow.id).await?;
@@ -913,22 +916,7 @@ async fn syncs_seed(args: &[String]) -> Result<(), String> {
         )
         .await
         .map_err(|e| e.to_string())?;
-    finx.select_bank(flow.id, "sandbox-90094815")
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut f = finx
-        .open_at_bank(flow.id)
-        .await
-        .map_err(|e| e.to_string())?;
-    for _ in 0..8 {
-        let Some(step) = f.asked().cloned() else {
-            break;
-        };
-        f = finx
-            .submit_step(flow.id, moving_answer(&step)?)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
+    through_embedded_bank(&finx, flow.id, "moving").await?;
     let (_, auth) = giro_grant(&finx, &client, flow.id).await?;
     let template = accesses
         .find_access(&auth.access_id)

@@ -1,12 +1,12 @@
 use finx_domain::Timestamp;
 use finx_domain::scope::Scope;
-use finx_domain::secret::{AccessToken, AuthorizationCode, RefreshToken};
+use finx_domain::secret::{AccessToken, AuthorizationCode, RefreshToken, TokenHash};
 use finx_domain::token::{
-    AccessTokenRecord, Grant, IssuedTokens, RedeemError, RefreshTokenRecord, RotateError,
-    issues_refresh_tokens,
+    AccessTokenRecord, CodeRecord, Grant, IssuedTokens, RedeemError, RefreshTokenRecord,
+    RotateError, issues_refresh_tokens,
 };
 use finx_domain::values::RedirectUri;
-use finx_ports::{Client, RedeemFailure, RotateFailure};
+use finx_ports::{Client, RedeemFailure, RotateFailure, StoreError};
 
 use crate::{CoreError, Finx};
 
@@ -41,14 +41,10 @@ impl Finx {
     ) -> Result<TokenResponse, CoreError> {
         let code = AuthorizationCode::from_presented(code)
             .map_err(|_| CoreError::InvalidGrant("malformed code"))?;
-        let mut found = None;
-        for hash in self.hasher.candidates(&code) {
-            if let Some((_, grant)) = self.ports.grants.find_code(&hash).await? {
-                found = Some((hash, grant));
-                break;
-            }
-        }
-        let (hash, grant) = found.ok_or(CoreError::InvalidGrant("unknown code"))?;
+        let (hash, (_, grant)) = self
+            .find_code(&code)
+            .await?
+            .ok_or(CoreError::InvalidGrant("unknown code"))?;
         if grant.client_id != client.id {
             return Err(CoreError::InvalidGrant(
                 "the code was issued to another client",
@@ -90,14 +86,10 @@ impl Finx {
     ) -> Result<TokenResponse, CoreError> {
         let token = RefreshToken::from_presented(refresh_token)
             .map_err(|_| CoreError::InvalidGrant("malformed refresh token"))?;
-        let mut found = None;
-        for hash in self.hasher.candidates(&token) {
-            if let Some((_, grant)) = self.ports.grants.find_refresh_token(&hash).await? {
-                found = Some((hash, grant));
-                break;
-            }
-        }
-        let (hash, grant) = found.ok_or(CoreError::InvalidGrant("unknown refresh token"))?;
+        let (hash, (_, grant)) = self
+            .find_refresh_token(&token)
+            .await?
+            .ok_or(CoreError::InvalidGrant("unknown refresh token"))?;
         if grant.client_id != client.id {
             return Err(CoreError::InvalidGrant(
                 "the refresh token was issued to another client",
@@ -132,17 +124,15 @@ impl Finx {
     pub async fn revoke(&self, client: &Client, token: &str) -> Result<(), CoreError> {
         let now = self.now();
         if let Ok(refresh) = RefreshToken::from_presented(token) {
-            for hash in self.hasher.candidates(&refresh) {
-                if let Some((_, grant)) = self.ports.grants.find_refresh_token(&hash).await? {
-                    if grant.client_id != client.id {
-                        return Err(CoreError::UnauthorizedClient);
-                    }
-                    self.ports
-                        .grants
-                        .revoke_grant(grant.id, now, finx_domain::webhook::RevokeReason::Revoked)
-                        .await?;
-                    return Ok(());
+            if let Some((_, (_, grant))) = self.find_refresh_token(&refresh).await? {
+                if grant.client_id != client.id {
+                    return Err(CoreError::UnauthorizedClient);
                 }
+                self.ports
+                    .grants
+                    .revoke_grant(grant.id, now, finx_domain::webhook::RevokeReason::Revoked)
+                    .await?;
+                return Ok(());
             }
         }
         if let Ok(access) = AccessToken::from_presented(token) {
@@ -157,6 +147,33 @@ impl Finx {
             }
         }
         Ok(())
+    }
+
+    /// A code's record and grant, under whichever hash key it was stored, with that hash.
+    pub(crate) async fn find_code(
+        &self,
+        code: &AuthorizationCode,
+    ) -> Result<Option<(TokenHash, (CodeRecord, Grant))>, StoreError> {
+        for hash in self.hasher.candidates(code) {
+            if let Some(found) = self.ports.grants.find_code(&hash).await? {
+                return Ok(Some((hash, found)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A refresh token's record and grant, under whichever hash key it was stored, with
+    /// that hash.
+    async fn find_refresh_token(
+        &self,
+        token: &RefreshToken,
+    ) -> Result<Option<(TokenHash, (RefreshTokenRecord, Grant))>, StoreError> {
+        for hash in self.hasher.candidates(token) {
+            if let Some(found) = self.ports.grants.find_refresh_token(&hash).await? {
+                return Ok(Some((hash, found)));
+            }
+        }
+        Ok(None)
     }
 
     /// Makes a new access token (and refresh token, under `offline`) for a grant. Neither

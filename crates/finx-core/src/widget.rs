@@ -1035,13 +1035,12 @@ impl Finx {
         else {
             return Err(illegal("return", &flow));
         };
-        let mut usable = false;
-        for hash in self.hasher.candidates(&kept.0) {
-            if let Some((record, grant)) = self.ports.grants.find_code(&hash).await? {
-                usable = finx_domain::token::check_redeem(&record, &grant, self.now()).is_ok();
-                break;
-            }
-        }
+        let usable = self
+            .find_code(&kept.0)
+            .await?
+            .is_some_and(|(_, (record, grant))| {
+                finx_domain::token::check_redeem(&record, &grant, self.now()).is_ok()
+            });
         if !usable {
             return Err(CoreError::Flow(FlowError::Finished("completed")));
         }

@@ -237,11 +237,8 @@ struct Person {
 
 /// The people a holder text names.
 fn people(text: &str) -> (Vec<Person>, bool) {
-    let company = words(text)
-        .iter()
-        .any(|w| LEGAL.contains(&w.spelled.as_str()));
-    if company {
-        let all: Vec<Word> = words(text);
+    let all = words(text);
+    if all.iter().any(|w| LEGAL.contains(&w.spelled.as_str())) {
         return (
             vec![Person {
                 words: all,
