@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use chrono::TimeDelta;
+use finx_domain::Timestamp;
 use finx_domain::bank::{Account, Transaction, TransactionDetails};
 use finx_domain::flow::{Flow, FlowParams, FlowStatus};
 use finx_domain::ids::{AccessId, ClientId, FlowId};
@@ -89,6 +90,8 @@ macro_rules! conformance_suite {
             the_feed_numbers_every_change_and_every_removal,
             webhook_deliveries_fan_out_and_are_claimed_once_per_attempt,
             events_are_written_with_the_change_they_report,
+            uploads_round_trip_and_go_with_their_retention,
+            access_tokens_are_added_only_to_live_grants,
         );
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {
@@ -115,6 +118,11 @@ fn flow(n: u32) -> Flow {
         provider_id: None,
         scope: Scope::parse("accounts=ro offline").unwrap_or(Scope::FULL),
         ongoing: None,
+        verification: finx_domain::verify::Verification::new(
+            "Müller-Lüdenscheidt, Dr. Erika",
+            finx_domain::reference::Iban::parse("DE89370400440532013000").ok(),
+        )
+        .ok(),
     };
     Flow::new(
         FlowId::from_random(unique16(9, n)),
@@ -2502,4 +2510,161 @@ pub async fn imported_grants_are_like_redeemed_ones(store: Arc<finx_store_sql::S
             .await,
         Err(RotateFailure::Rejected(RotateError::Reused { .. }))
     ));
+}
+
+/// Upload records round-trip every field, update in place (keeping client and creation
+/// time), refuse a taken id, and are purged at their `expires_at`.
+pub async fn uploads_round_trip_and_go_with_their_retention(store: Arc<impl Store>) {
+    use finx_domain::upload::{Upload, UploadStatus};
+    let now = t0();
+    let queued = Upload {
+        id: finx_domain::ids::UploadId::from_random(unique16(40, 1)),
+        client_id: ClientId::parse("uploader").unwrap_or_else(|_| unreachable!()),
+        status: UploadStatus::Queued,
+        created_at: now,
+        started_at: None,
+        ended_at: None,
+        expires_at: now + TimeDelta::hours(1),
+        grant_id: None,
+        error: None,
+    };
+    store.insert_upload(&queued).await.expect("insert");
+    assert!(matches!(
+        store.insert_upload(&queued).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.find_upload(queued.id).await.expect("find"),
+        Some(queued.clone())
+    );
+    let failed = Upload {
+        status: UploadStatus::Failed,
+        started_at: Some(now + TimeDelta::seconds(1)),
+        ended_at: Some(now + TimeDelta::seconds(2)),
+        error: Some((30_000, "could not be stored ✓".into())),
+        grant_id: Some(finx_domain::ids::GrantId::from_random(unique16(41, 1))),
+        // Neither may change.
+        client_id: ClientId::parse("someone-else").unwrap_or_else(|_| unreachable!()),
+        created_at: now + TimeDelta::days(1),
+        ..queued.clone()
+    };
+    assert!(store.update_upload(&failed).await.expect("update"));
+    let read = store
+        .find_upload(queued.id)
+        .await
+        .expect("find")
+        .expect("kept");
+    assert_eq!(read.status, UploadStatus::Failed);
+    assert_eq!(read.error, failed.error);
+    assert_eq!(read.grant_id, failed.grant_id);
+    assert_eq!(
+        (read.started_at, read.ended_at),
+        (failed.started_at, failed.ended_at)
+    );
+    assert_eq!(
+        (read.client_id, read.created_at),
+        (queued.client_id.clone(), now)
+    );
+    let unknown = Upload {
+        id: finx_domain::ids::UploadId::from_random(unique16(40, 2)),
+        ..queued.clone()
+    };
+    assert!(!store.update_upload(&unknown).await.expect("update"));
+    assert!(store.find_upload(unknown.id).await.expect("find").is_none());
+
+    let later = now + TimeDelta::minutes(59);
+    assert_eq!(store.purge(later, later).await.expect("purge").uploads, 0);
+    let end = now + TimeDelta::hours(1);
+    assert_eq!(store.purge(end, end).await.expect("purge").uploads, 1);
+    assert!(store.find_upload(queued.id).await.expect("find").is_none());
+}
+
+/// `add_access_token` adds a token a lookup then finds, only while the grant is live, and
+/// refuses a taken hash.
+pub async fn access_tokens_are_added_only_to_live_grants(store: Arc<impl Store>) {
+    let now = t0();
+    let (mut g, code) = grant_with_code(70, now);
+    g.verification = Some(
+        finx_domain::verify::Verification::new(
+            "Dr. Jürgen Weiß",
+            finx_domain::reference::Iban::parse("DE02120300000000202051").ok(),
+        )
+        .unwrap_or_else(|_| unreachable!()),
+    );
+    store.insert_grant(&g, &code).await.expect("insert");
+    assert_eq!(
+        store
+            .find_grant(g.id)
+            .await
+            .expect("find")
+            .expect("kept")
+            .verification,
+        g.verification,
+        "a verification's grant keeps what it verifies"
+    );
+    let token = |n: u32, at: Timestamp| finx_domain::token::AccessTokenRecord {
+        hash: hash(6, n),
+        grant_id: g.id,
+        issued_at: at,
+        expires_at: at + TimeDelta::hours(1),
+        scope: Scope::parse("transactions=ro").unwrap_or(Scope::FULL),
+        revoked_at: None,
+    };
+    assert!(
+        store
+            .add_access_token(&token(1, now), now)
+            .await
+            .expect("add")
+    );
+    let (found, grant) = store
+        .find_access_token(&hash(6, 1))
+        .await
+        .expect("find")
+        .expect("added");
+    assert_eq!(found, token(1, now));
+    assert_eq!(grant.id, g.id);
+    assert!(matches!(
+        store.add_access_token(&token(1, now), now).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let past_end = g.expires_at;
+    assert!(
+        !store
+            .add_access_token(&token(2, past_end), past_end)
+            .await
+            .expect("add"),
+        "not past the grant's end"
+    );
+    store
+        .revoke_grant(g.id, now, RevokeReason::Revoked)
+        .await
+        .expect("revoke");
+    assert!(
+        !store
+            .add_access_token(&token(3, now), now)
+            .await
+            .expect("add"),
+        "not to a revoked grant"
+    );
+    assert!(
+        store
+            .find_access_token(&hash(6, 3))
+            .await
+            .expect("find")
+            .is_none()
+    );
+    let (orphan, _) = grant_with_code(71, now);
+    assert!(
+        !store
+            .add_access_token(
+                &finx_domain::token::AccessTokenRecord {
+                    grant_id: orphan.id,
+                    ..token(4, now)
+                },
+                now
+            )
+            .await
+            .expect("add"),
+        "not to an unknown grant"
+    );
 }

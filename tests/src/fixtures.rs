@@ -94,6 +94,7 @@ pub fn grant_with_code(n: u32, now: Timestamp) -> (Grant, CodeRecord) {
         expires_at: now + Lifetimes::default().grant,
         revoked_at: None,
         language: finx_domain::values::Language::De,
+        verification: None,
     };
     let code = CodeRecord {
         hash: hash(1, n),
@@ -792,7 +793,7 @@ pub async fn walk_widget(
                 .map(|v| ("account", v.to_owned()))
         })
         .collect();
-    assert!(!accounts.is_empty(), "accounts offered");
+    assert!(!accounts.is_empty(), "accounts offered: {page}");
     post("/widget/accounts", accounts).await.expect("accounts");
     let res = post("/widget/sync", vec![]).await.expect("sync");
     let page = res

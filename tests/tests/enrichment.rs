@@ -3,6 +3,7 @@
 //! transaction and on the feed. Real parts: the core on the memory store, the sandbox bank,
 //! the widget walked over loopback HTTP.
 
+use finx_ports::Clock;
 use finx_tests::fixtures::{App, DEMO_SECRET, REDIRECT, Served, walk_widget};
 use serde_json::{Value, json};
 
@@ -304,4 +305,371 @@ async fn the_bank_catalog_finds_banks_by_name_bic_and_code_in_pages() {
     )
     .await;
     assert_eq!(status, 200, "{link}");
+}
+
+/// The code of a widget walk's redirect, exchanged for the grant's access token.
+async fn exchange(s: &Served, back: &url::Url) -> String {
+    let code = back
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("no code in {back}"));
+    let (status, tokens) = as_client(
+        s,
+        reqwest::Method::POST,
+        "/auth/token",
+        Some(json!({ "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT })),
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens["access_token"].as_str().expect("token").to_owned()
+}
+
+/// An upload whose account holds `transactions`.
+fn upload_of(transactions: Value) -> Value {
+    json!({ "accounts": [{
+        "iban": "DE02120300000000202051",
+        "owner": "Erika Mustermann",
+        "balance": 1234.56,
+        "balance_date": "2026-11-30",
+        "transactions": transactions,
+    }]})
+}
+
+/// Polls an upload until it is no longer queued or running.
+async fn finished_upload(s: &Served, id: &str) -> Value {
+    for _ in 0..100 {
+        let (status, u) = as_client(s, reqwest::Method::GET, &format!("/uploads/{id}"), None).await;
+        assert_eq!(status, 200, "{u}");
+        if u["status"] != "QUEUED" && u["status"] != "RUNNING" {
+            return u;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("upload {id} did not finish");
+}
+
+/// An upload is checked whole, queued, written, and read back categorised with the token
+/// each poll hands out; it follows one-time retention.
+#[tokio::test]
+async fn an_upload_is_read_back_categorised_through_its_own_token() {
+    let s = Served::start(App::new().await).await;
+    let body = upload_of(json!([
+        { "iban": "DE89370400440532013000", "amount": -42.5, "name": "REWE Markt GmbH",
+          "purpose": "REWE SAGT DANKE 12345678", "booked_at": "2026-11-28" },
+        { "iban": "DE89370400440532013000", "amount": 3120.00, "name": "Muster GmbH",
+          "purpose": "Gehalt November", "sepa_purpose_code": "SALA", "booked_at": "2026-11-27",
+          "settled_at": "2026-11-28" },
+        { "iban": "DE89370400440532013000", "amount": -9.99, "name": "Unbekannt",
+          "purpose": "", "booked_at": "2026-11-26" },
+    ]));
+    let (status, queued) = as_client(&s, reqwest::Method::POST, "/uploads", Some(body)).await;
+    assert_eq!(status, 202, "{queued}");
+    assert_eq!(queued["status"], "QUEUED");
+    assert!(queued["created_at"].is_string() && queued.get("access_token").is_none());
+    let id = queued["id"].as_str().expect("id");
+
+    let done = finished_upload(&s, id).await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    assert!(done["started_at"].is_string() && done["ended_at"].is_string());
+    let token = done["access_token"].as_str().expect("token").to_owned();
+    assert!(
+        done["expires_in"]
+            .as_i64()
+            .is_some_and(|e| e > 0 && e <= 3600)
+    );
+
+    let accounts = get(&s, &token, "/rest/accounts").await;
+    let account = &accounts["accounts"][0];
+    assert_eq!(accounts["accounts"].as_array().map(Vec::len), Some(1));
+    assert_eq!(account["iban"], "DE02120300000000202051");
+    assert_eq!(account["owner"], "Erika Mustermann");
+    assert_eq!(account["balance"]["balance"].to_string(), "1234.56");
+    let txs = get(&s, &token, "/rest/transactions").await;
+    let txs = txs["transactions"]
+        .as_array()
+        .expect("transactions")
+        .clone();
+    assert_eq!(txs.len(), 3);
+    let rewe = find(&txs, "REWE");
+    assert_eq!(rewe["amount"].to_string(), "-42.5");
+    assert_eq!(rewe["categories"][1]["id"], "food.groceries", "{rewe}");
+    let salary = find(&txs, "Muster GmbH");
+    assert_eq!(salary["categories"][1]["id"], "income.salary", "{salary}");
+    assert_eq!(salary["category_source"], "purpose_code");
+    assert_eq!(salary["settled_at"], "2026-11-28");
+    assert_eq!(find(&txs, "Unbekannt")["categories"], json!([]));
+
+    // Each poll hands out another token; both read.
+    let again = finished_upload(&s, id).await;
+    let second = again["access_token"].as_str().expect("token");
+    assert_ne!(second, token);
+    get(&s, second, "/rest/transactions").await;
+
+    // Unknown ids, and malformed ones, are 404.
+    for other in ["00000000-0000-4000-8000-000000000000", "nope"] {
+        let (status, _) =
+            as_client(&s, reqwest::Method::GET, &format!("/uploads/{other}"), None).await;
+        assert_eq!(status, 404, "{other}");
+    }
+
+    // One-time retention: at its `expires_at`, the upload and its data are gone.
+    let later = chrono::DateTime::parse_from_rfc3339(done["expires_at"].as_str().expect("end"))
+        .expect("time")
+        .to_utc();
+    let before = later - chrono::TimeDelta::seconds(1);
+    assert_eq!(
+        s.app
+            .store
+            .purge(before, before)
+            .await
+            .expect("purge")
+            .uploads,
+        0
+    );
+    let purged = s.app.store.purge(later, later).await.expect("purge");
+    assert_eq!(purged.uploads, 1);
+    assert_eq!(purged.accounts, 1);
+    let (status, _) = as_client(&s, reqwest::Method::GET, &format!("/uploads/{id}"), None).await;
+    assert_eq!(status, 404);
+}
+
+/// Bad input gets 400 naming the field, and nothing is stored.
+#[tokio::test]
+async fn a_bad_upload_is_refused_naming_the_field_and_stores_nothing() {
+    let s = Served::start(App::new().await).await;
+    let tx = |iban: &str, amount: Value| json!({ "iban": iban, "amount": amount, "purpose": "", "booked_at": "2026-11-28" });
+    let good = "DE89370400440532013000";
+    let many: Vec<Value> = (0..100_000).map(|_| tx(good, json!(-1))).collect();
+    for (body, field) in [
+        (
+            upload_of(json!([tx("DE89370400440532013001", json!(-1))])),
+            "accounts[0].transactions[0].iban",
+        ),
+        (
+            upload_of(json!([tx(good, json!(-12.345))])),
+            "accounts[0].transactions[0].amount",
+        ),
+        (
+            upload_of(json!([tx(good, json!("12.00"))])),
+            "accounts[0].transactions[0].amount",
+        ),
+        (
+            upload_of(json!([{ "iban": good, "amount": 1, "booked_at": "2026-11-28" }])),
+            "accounts[0].transactions[0].purpose",
+        ),
+        (
+            upload_of(
+                json!([tx(good, json!(1)), { "iban": good, "amount": 1, "purpose": "",
+              "booked_at": "2026-02-30" }]),
+            ),
+            "accounts[0].transactions[1].booked_at",
+        ),
+        (upload_of(json!(many)), "accounts[0].transactions"),
+        (json!({ "accounts": [] }), "accounts"),
+        (json!({ "accounts": [{ "bic": "X" }] }), "accounts[0].iban"),
+    ] {
+        let (status, e) = as_client(&s, reqwest::Method::POST, "/uploads", Some(body)).await;
+        assert_eq!(status, 400, "{field}: {e}");
+        assert!(e["error"]["data"][field].is_array(), "{field} named: {e}");
+    }
+    // An exponent, as written (a JSON number is read as its text, never as a float).
+    let res = s
+        .http
+        .post(s.url("/uploads"))
+        .basic_auth("demo-app", Some(DEMO_SECRET))
+        .header("content-type", "application/json")
+        .body(
+            r#"{"accounts": [{"iban": "DE02120300000000202051", "transactions": [
+                {"iban": "DE89370400440532013000", "amount": 1e3, "purpose": "",
+                 "booked_at": "2026-11-28"}]}]}"#,
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status().as_u16(), 400);
+    let e: Value = res.json().await.expect("json");
+    assert!(
+        e["error"]["data"]["accounts[0].transactions[0].amount"].is_array(),
+        "{e}"
+    );
+    // A body that is not UTF-8.
+    let res = s
+        .http
+        .post(s.url("/uploads"))
+        .basic_auth("demo-app", Some(DEMO_SECRET))
+        .header("content-type", "application/json")
+        .body(b"{\"accounts\": [{\"iban\": \"\xff\xfe\"}]}".to_vec())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status().as_u16(), 400);
+    let e: Value = res.json().await.expect("json");
+    assert!(e["error"]["data"]["body"].is_array(), "{e}");
+    // Without the client's credentials nothing is read.
+    let res = s
+        .http
+        .post(s.url("/uploads"))
+        .json(&upload_of(json!([])))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status().as_u16(), 401);
+
+    // Nothing of it was stored: a purge past every retention finds nothing.
+    let later = s.app.clock.now() + chrono::TimeDelta::days(1);
+    let purged = s.app.store.purge(later, later).await.expect("purge");
+    assert_eq!((purged.uploads, purged.accounts), (0, 0));
+}
+
+/// Account verification: the widget flow, then the holder's name against the one given,
+/// as each bank writes it; the readout decides what else the token reads.
+#[tokio::test]
+async fn an_account_verification_matches_the_holder_as_the_bank_writes_it() {
+    let s = Served::start(App::new().await).await;
+    let verify = |name: &str, iban: &str, readout: Value| {
+        let body = json!({ "redirect_uri": REDIRECT, "name": name, "account": iban,
+                           "readout": readout });
+        let s = &s;
+        async move {
+            let (status, link) = as_client(
+                s,
+                reqwest::Method::POST,
+                "/onetime/account-verification",
+                Some(body),
+            )
+            .await;
+            assert_eq!(status, 200, "{link}");
+            link
+        }
+    };
+    // finX Sandbox Bank writes "MUSTERMANN, ERIKA".
+    let link = verify("Erika Mustermann", "DE82900948150000002881", json!([])).await;
+    let back = walk_widget(
+        &s.http,
+        link["location"].as_str().expect("location"),
+        "sandbox-90094815",
+        "demo",
+    )
+    .await;
+    let token = exchange(&s, &back).await;
+    let id = link["id"].as_str().expect("id");
+    let result = get(&s, &token, &format!("/rest/account-verifications/{id}")).await;
+    assert_eq!(result["id"], id);
+    assert_eq!(
+        result["provided"],
+        json!({ "name": "Erika Mustermann", "iban": "DE82900948150000002881" })
+    );
+    assert_eq!(
+        result["matched"],
+        json!({ "name": "MUSTERMANN, ERIKA", "affinity": "VERY_HIGH" })
+    );
+    assert_eq!(result["account"]["iban"], "DE82900948150000002881");
+    assert_eq!(result["account"]["type"], "Giro account");
+    assert_eq!(result["account"]["owners"], json!(["MUSTERMANN, ERIKA"]));
+    assert_eq!(result["account"]["currency"], "EUR");
+    // Without a readout the token reads the result only.
+    let res = s
+        .http
+        .get(s.url("/rest/accounts"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status().as_u16(), 403);
+
+    // Testbank Direkt writes "Dr. Erika Müller-Mustermann"; with transactions read out.
+    let link = verify(
+        "Erika Mueller-Mustermann",
+        "DE42900948175550012345",
+        json!(["TRANSACTIONS"]),
+    )
+    .await;
+    // The bank app approves on the bank's clock, which the test moves on meanwhile.
+    let clock = s.app.clock.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            clock.advance(chrono::TimeDelta::seconds(3));
+        }
+    });
+    let back = walk_widget(
+        &s.http,
+        link["location"].as_str().expect("location"),
+        "sandbox-90094817",
+        "demo",
+    )
+    .await;
+    ticker.abort();
+    let second = exchange(&s, &back).await;
+    let second_id = link["id"].as_str().expect("id");
+    let result = get(
+        &s,
+        &second,
+        &format!("/rest/account-verifications/{second_id}"),
+    )
+    .await;
+    assert_eq!(result["matched"]["name"], "Dr. Erika Müller-Mustermann");
+    assert_eq!(result["matched"]["affinity"], "VERY_HIGH", "{result}");
+    let txs = get(&s, &second, "/rest/transactions").await;
+    assert!(!txs["transactions"].as_array().expect("list").is_empty());
+    // A token reads its own verification only.
+    let res = s
+        .http
+        .get(s.url(&format!("/rest/account-verifications/{second_id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status().as_u16(), 404);
+
+    // Sparkasse's joint account: either holder matches.
+    let link = verify(
+        "Max Mustermann",
+        "DE46900948161002003004",
+        json!(["ACCOUNTS"]),
+    )
+    .await;
+    let back = walk_widget(
+        &s.http,
+        link["location"].as_str().expect("location"),
+        "sandbox-90094816",
+        "demo",
+    )
+    .await;
+    let third = exchange(&s, &back).await;
+    let third_id = link["id"].as_str().expect("id");
+    let result = get(
+        &s,
+        &third,
+        &format!("/rest/account-verifications/{third_id}"),
+    )
+    .await;
+    assert_eq!(result["matched"]["name"], "Erika und Max Mustermann");
+    assert_eq!(result["matched"]["affinity"], "VERY_HIGH", "{result}");
+    get(&s, &third, "/rest/accounts").await;
+
+    // Bad requests name the field.
+    for (body, field) in [
+        (json!({ "redirect_uri": REDIRECT, "name": " " }), "name"),
+        (
+            json!({ "redirect_uri": REDIRECT, "name": "Erika", "account": "DE00" }),
+            "account",
+        ),
+        (
+            json!({ "redirect_uri": REDIRECT, "name": "Erika", "readout": ["BALANCES"] }),
+            "readout",
+        ),
+        (json!({ "name": "Erika" }), "redirect_uri"),
+    ] {
+        let (status, e) = as_client(
+            &s,
+            reqwest::Method::POST,
+            "/onetime/account-verification",
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 400, "{field}: {e}");
+        assert!(e["error"]["data"][field].is_array(), "{field}: {e}");
+    }
 }

@@ -853,7 +853,7 @@ async fn the_openapi_document_parses_and_every_operation_in_it_is_served() {
             }
         }
     }
-    assert_eq!(links, 13, "every link is in the document");
+    assert_eq!(links, 14, "every link is in the document");
     assert!(
         set("TransactionDto", "category_source")
             .as_array()

@@ -48,7 +48,8 @@ pub(crate) struct Bank {
     pub(crate) card_limit_cents: i64,
 }
 
-/// The one account holder of every sandbox login.
+/// The holder of every sandbox account but the household's giro accounts, whose holders
+/// are written as each bank writes them (for account verification).
 pub(crate) const HOLDER: &str = "Erika Mustermann";
 
 /// The banks, in the order `institutions()` lists them.
@@ -63,7 +64,8 @@ pub(crate) static BANKS: [Bank; 3] = [
         giro_number: "2881",
         savings_number: "2882",
         bigdata_giro_number: "2889",
-        giro_owner: HOLDER,
+        // How many banks report a holder: family name first, in capitals.
+        giro_owner: "MUSTERMANN, ERIKA",
         giro_joint: false,
         monthly_fee_cents: 490,
         card_limit_cents: 250_000,
@@ -93,7 +95,8 @@ pub(crate) static BANKS: [Bank; 3] = [
         giro_number: "5550012345",
         savings_number: "5550012346",
         bigdata_giro_number: "5550019999",
-        giro_owner: HOLDER,
+        // A title, an umlaut and a double name.
+        giro_owner: "Dr. Erika Müller-Mustermann",
         giro_joint: false,
         monthly_fee_cents: 0,
         card_limit_cents: 300_000,

@@ -70,9 +70,13 @@
 //!
 //! | Bank                            | `giro`                                          | `savings`  | `giro` of `bigdata` |
 //! |---------------------------------|-------------------------------------------------|------------|---------------------|
-//! | finX Sandbox Bank               | 2881 (`DE82 9009 4815 0000 0028 81`)            | 2882       | 2889                |
+//! | finX Sandbox Bank               | 2881 (`DE82 9009 4815 0000 0028 81`), "MUSTERMANN, ERIKA" | 2882 | 2889              |
 //! | Sparkasse Musterstadt (Sandbox) | 1002003004, joint: "Erika und Max Mustermann"   | 3002003004 | 1002003999          |
-//! | Testbank Direkt (Sandbox)       | 5550012345                                      | 5550012346 | 5550019999          |
+//! | Testbank Direkt (Sandbox)       | 5550012345, "Dr. Erika Müller-Mustermann"       | 5550012346 | 5550019999          |
+//!
+//! The household's giro accounts name their holders as each bank writes them (joint, a
+//! title, an umlaut, family name first in capitals): account verification meets all of
+//! it. Every other account is held by "Erika Mustermann".
 //!
 //! Asking for balances or transactions of another account id is `BankError::Unexpected`.
 //!

@@ -656,6 +656,7 @@ impl Seed {
             expires_at: now + TimeDelta::days(180),
             revoked_at: None,
             language: finx_domain::values::Language::De,
+            verification: None,
         };
         let code = AuthorizationCode::from_random(random.bytes32());
         let record = CodeRecord {

@@ -100,7 +100,7 @@ impl Finx {
         self.insert_new_flow(client, params, preselected).await
     }
 
-    async fn insert_new_flow(
+    pub(crate) async fn insert_new_flow(
         &self,
         client: &Client,
         params: FlowParams,
@@ -119,7 +119,7 @@ impl Finx {
     }
 
     /// The flow parameters of a request, and the bank to preselect.
-    async fn flow_params(
+    pub(crate) async fn flow_params(
         &self,
         client: &Client,
         req: OnetimeAccessRequest,
@@ -193,6 +193,7 @@ impl Finx {
             provider_id,
             scope,
             ongoing: None,
+            verification: None,
         };
         Ok((params, preselected))
     }

@@ -389,6 +389,32 @@ impl GrantStore for CoherentGrants {
         r
     }
 
+    async fn add_access_token(
+        &self,
+        token: &AccessTokenRecord,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.inner.add_access_token(token, now).await
+    }
+
+    async fn insert_upload(&self, upload: &finx_domain::upload::Upload) -> Result<(), StoreError> {
+        self.inner.insert_upload(upload).await
+    }
+
+    async fn find_upload(
+        &self,
+        id: finx_domain::ids::UploadId,
+    ) -> Result<Option<finx_domain::upload::Upload>, StoreError> {
+        self.inner.find_upload(id).await
+    }
+
+    async fn update_upload(
+        &self,
+        upload: &finx_domain::upload::Upload,
+    ) -> Result<bool, StoreError> {
+        self.inner.update_upload(upload).await
+    }
+
     async fn purge(
         &self,
         now: Timestamp,

@@ -15,6 +15,9 @@ pub enum CoreError {
         /// What is wrong.
         reason: String,
     },
+    /// An upload is refused: the field by its path, and why.
+    #[error(transparent)]
+    InvalidUpload(#[from] finx_domain::upload::UploadError),
     /// Client authentication failed (unknown client or wrong secret).
     #[error("client authentication failed")]
     InvalidClient,

@@ -11,6 +11,8 @@ mod data;
 mod error;
 mod ongoing;
 mod tokens;
+mod uploads;
+mod verify;
 mod webhooks;
 mod widget;
 
@@ -37,6 +39,8 @@ pub use error::CoreError;
 pub use finx_domain::webhook::UrlPolicy;
 pub use ongoing::AccessView;
 pub use tokens::TokenResponse;
+pub use uploads::AcceptedUpload;
+pub use verify::{AccountVerificationRequest, VerificationResult};
 pub use webhooks::{MAX_ENDPOINTS, WEBHOOK_LOG_MAX};
 pub use widget::{LoginStep, WidgetView};
 

@@ -176,6 +176,7 @@ fn grant(client_id: &str) -> Grant {
         expires_at: t0() + TimeDelta::days(180),
         revoked_at: None,
         language: finx_domain::values::Language::De,
+        verification: None,
     }
 }
 
@@ -201,6 +202,7 @@ fn flow(status: FlowStatus) -> Flow {
         provider_id: None,
         scope: Scope::FULL,
         ongoing: None,
+        verification: None,
     };
     let mut f = Flow::new(
         FlowId::from_random([5; 16]),

@@ -178,7 +178,7 @@ impl Finx {
 
     /// Makes a new access token (and refresh token, under `offline`) for a grant. Neither
     /// outlives the grant's absolute end.
-    fn mint(
+    pub(crate) fn mint(
         &self,
         grant: &Grant,
         access_scope: Scope,

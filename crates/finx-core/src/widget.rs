@@ -6,6 +6,7 @@ use finx_domain::flow::{
 };
 use finx_domain::ids::{AccessId, FlowId, GrantId, InstitutionId};
 use finx_domain::sca::{BankStep, ScaError, ScaState, StepAnswer, StepFailure};
+use finx_domain::scope::ScopeItem;
 use finx_domain::secret::ReturnNonce;
 use finx_domain::secret::{AuthorizationCode, BrowserToken};
 use finx_domain::token::{CodeRecord, Grant};
@@ -869,16 +870,24 @@ impl Finx {
         let mut account_ids = Vec::with_capacity(chosen.len());
         let present = Presence::Present(psu.clone());
         for details in chosen {
+            // Only what the grant may read is fetched (an ongoing access syncs everything).
+            let wants = |item| flow.params.ongoing.is_some() || flow.params.scope.contains(item);
             let fetched = async {
-                let balances = self
-                    .bank_at(
+                let balances = if wants(ScopeItem::Balance) {
+                    self.bank_at(
                         institution,
                         "balances",
                         self.ports
                             .bank
                             .balances(session, &details.external_id, &present),
                     )
-                    .await?;
+                    .await?
+                } else {
+                    Vec::new()
+                };
+                if !wants(ScopeItem::Transactions) {
+                    return Ok((balances, Vec::new()));
+                }
                 let txs = self
                     .bank_at(
                         institution,
@@ -970,6 +979,7 @@ impl Finx {
                 },
             revoked_at: None,
             language: flow.params.language,
+            verification: flow.params.verification.clone(),
         };
         let record = CodeRecord {
             hash: self.hasher.hash(&code),
@@ -996,7 +1006,7 @@ impl Finx {
     /// [`SYNC_BATCH`](crate::SYNC_BATCH), then drops the pending transactions it no longer
     /// reports. Each batch is its own store transaction: a long history never holds the
     /// store's writer for long.
-    async fn write_transactions(
+    pub(crate) async fn write_transactions(
         &self,
         account: &finx_domain::ids::AccountId,
         txs: &[finx_domain::bank::TransactionDetails],

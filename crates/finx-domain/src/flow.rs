@@ -59,6 +59,8 @@ pub struct FlowParams {
     /// For an ongoing flow (`POST /ongoing/access`): the end user, and the access it renews.
     /// `None` for a one-time flow.
     pub ongoing: Option<crate::access::Ongoing>,
+    /// For an account verification (`POST /onetime/account-verification`): what to verify.
+    pub verification: Option<crate::verify::Verification>,
 }
 
 impl FlowParams {

@@ -69,6 +69,10 @@ uuid_id!(
     GrantId, "grant id"
 );
 uuid_id!(
+    /// A transaction upload (the `id` answered by `POST /uploads`).
+    UploadId, "upload id"
+);
+uuid_id!(
     /// A sync of an ongoing access (the `sync_id` of `/rest/accesses/{id}/syncs`).
     SyncId, "sync id"
 );

@@ -23,6 +23,7 @@ pub mod secret;
 pub mod token;
 pub mod upload;
 pub mod values;
+pub mod verify;
 pub mod webhook;
 
 /// An instant in UTC. The domain never reads a clock: callers pass the time in.

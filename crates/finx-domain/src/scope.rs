@@ -77,6 +77,18 @@ impl Scope {
         Ok(Self(bits))
     }
 
+    /// The scope of these items.
+    #[must_use]
+    pub fn of(items: &[ScopeItem]) -> Self {
+        Self(items.iter().fold(0, |bits, i| bits | i.bit()))
+    }
+
+    /// The items in both.
+    #[must_use]
+    pub fn and(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+
     /// Whether `item` is granted.
     #[must_use]
     pub fn contains(self, item: ScopeItem) -> bool {

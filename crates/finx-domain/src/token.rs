@@ -68,6 +68,8 @@ pub struct Grant {
     pub revoked_at: Option<Timestamp>,
     /// The language of its flow: what finX names things in for it (categories).
     pub language: crate::values::Language,
+    /// For an account verification's grant: what its flow was asked to verify.
+    pub verification: Option<crate::verify::Verification>,
 }
 
 impl Grant {
@@ -376,6 +378,7 @@ mod tests {
             expires_at: now + Lifetimes::default().grant,
             revoked_at: None,
             language: crate::values::Language::De,
+            verification: None,
         }
     }
 

@@ -88,6 +88,101 @@ pub struct UploadedAccount {
     pub transactions: Vec<TransactionDetails>,
 }
 
+/// Where an upload is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadStatus {
+    /// Accepted, not started.
+    Queued,
+    /// Being written.
+    Running,
+    /// Written: its data reads through the upload's grant.
+    Completed,
+    /// It failed; nothing of it is readable.
+    Failed,
+}
+
+impl UploadStatus {
+    /// Every status, in wire order.
+    pub const ALL: [Self; 4] = [Self::Queued, Self::Running, Self::Completed, Self::Failed];
+
+    /// The wire name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "QUEUED",
+            Self::Running => "RUNNING",
+            Self::Completed => "COMPLETED",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    /// Parses a wire name.
+    #[must_use]
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+}
+
+/// How long an upload may stay unfinished: one not finished by then was interrupted (its
+/// instance stopped) and reads as failed.
+pub const PROCESSING_DEADLINE_SECONDS: i64 = 600;
+
+/// The finX error code of an upload that failed after it was accepted (interrupted, or not
+/// stored): finX's internal error. Sending it again is safe.
+pub const INTERNAL_CODE: u32 = 30_000;
+
+/// A transaction upload's record. Its data lives under its grant, with one-time retention.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// Its id.
+    pub id: crate::ids::UploadId,
+    /// The customer that sent it.
+    pub client_id: crate::ids::ClientId,
+    /// Where it is.
+    pub status: UploadStatus,
+    /// When it was accepted.
+    pub created_at: crate::Timestamp,
+    /// When writing began.
+    pub started_at: Option<crate::Timestamp>,
+    /// When it completed or failed.
+    pub ended_at: Option<crate::Timestamp>,
+    /// When its record (and data) is deleted: one-time retention from acceptance.
+    pub expires_at: crate::Timestamp,
+    /// The grant its data reads through, once completed.
+    pub grant_id: Option<crate::ids::GrantId>,
+    /// Why it failed: a finX error code and a description.
+    pub error: Option<(u32, String)>,
+}
+
+impl Upload {
+    /// The access (bank connection) its accounts are stored under.
+    #[must_use]
+    pub fn access_id(&self) -> crate::ids::AccessId {
+        crate::ids::AccessId::derive(&["upload", &self.id.to_string()])
+    }
+
+    /// The record as the customer sees it at `now`: one unfinished past
+    /// [`PROCESSING_DEADLINE_SECONDS`] was interrupted, and reads as failed.
+    #[must_use]
+    pub fn at(&self, now: crate::Timestamp) -> Self {
+        let unfinished = matches!(self.status, UploadStatus::Queued | UploadStatus::Running);
+        let deadline = self.created_at + chrono::TimeDelta::seconds(PROCESSING_DEADLINE_SECONDS);
+        if unfinished && now >= deadline {
+            Self {
+                status: UploadStatus::Failed,
+                ended_at: Some(deadline),
+                error: Some((
+                    INTERNAL_CODE,
+                    "processing was interrupted; send the upload again".into(),
+                )),
+                ..self.clone()
+            }
+        } else {
+            self.clone()
+        }
+    }
+}
+
 /// Why an upload is refused: the field by its path, and the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]
@@ -194,6 +289,9 @@ pub fn check(raw: &RawUpload) -> Result<Vec<UploadedAccount>, UploadError> {
             .as_deref()
             .ok_or_else(|| err(at("iban"), "required"))
             .and_then(|v| Iban::parse(v).map_err(|e| err(at("iban"), e.to_string())))?;
+        if out.iter().any(|o: &UploadedAccount| o.iban == iban) {
+            return Err(err(at("iban"), "the same account twice in one upload"));
+        }
         let currency = currency_of(&at("currency"), a.currency.as_ref(), Currency::EUR)?;
         let balance = match (&a.balance, &a.balance_date) {
             (Some(b), Some(d)) => Some((
@@ -313,6 +411,52 @@ mod tests {
                 ..RawAccount::default()
             }],
         }
+    }
+
+    #[test]
+    fn an_account_given_twice_is_refused() {
+        let mut u = upload(vec![tx("-1.00")]);
+        u.accounts.push(u.accounts[0].clone());
+        let e = check(&u).expect_err("twice");
+        assert_eq!(e.field, "accounts[1].iban");
+    }
+
+    #[test]
+    fn an_unfinished_upload_reads_as_failed_after_its_deadline() {
+        let t0 = chrono::DateTime::from_timestamp(1_780_000_000, 0).expect("time");
+        let u = Upload {
+            id: crate::ids::UploadId::from_random([1; 16]),
+            client_id: crate::ids::ClientId::parse("c").expect("id"),
+            status: UploadStatus::Running,
+            created_at: t0,
+            started_at: Some(t0),
+            ended_at: None,
+            expires_at: t0 + chrono::TimeDelta::hours(1),
+            grant_id: None,
+            error: None,
+        };
+        let soon = t0 + chrono::TimeDelta::seconds(PROCESSING_DEADLINE_SECONDS - 1);
+        assert_eq!(u.at(soon), u);
+        let late = u.at(t0 + chrono::TimeDelta::seconds(PROCESSING_DEADLINE_SECONDS));
+        assert_eq!(late.status, UploadStatus::Failed);
+        assert_eq!(late.error.map(|e| e.0), Some(INTERNAL_CODE));
+        let done = Upload {
+            status: UploadStatus::Completed,
+            ..u.clone()
+        };
+        assert_eq!(
+            done.at(t0 + chrono::TimeDelta::hours(2)),
+            done,
+            "finished stays"
+        );
+        assert_ne!(
+            u.access_id(),
+            Upload {
+                id: crate::ids::UploadId::from_random([2; 16]),
+                ..u.clone()
+            }
+            .access_id()
+        );
     }
 
     #[test]

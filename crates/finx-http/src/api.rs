@@ -115,12 +115,18 @@ async fn token_client(
         })
 }
 
-async fn authorized(state: &AppState, headers: &HeaderMap) -> Result<Authorization, ApiError> {
+pub(crate) async fn authorized(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Authorization, ApiError> {
     let token = parse::bearer(headers)?;
     Ok(state.finx.authorize(token).await?)
 }
 
-fn path_id(p: Result<Path<String>, PathRejection>, what: &str) -> Result<String, ApiError> {
+pub(crate) fn path_id(
+    p: Result<Path<String>, PathRejection>,
+    what: &str,
+) -> Result<String, ApiError> {
     p.map(|Path(id)| id)
         .map_err(|_| ApiError::invalid(what, "is not a valid path segment"))
 }
@@ -177,7 +183,7 @@ fn flow_request(b: OnetimeAccessBody) -> OnetimeAccessRequest {
 }
 
 /// The widget link of a new flow.
-fn widget_link(
+pub(crate) fn widget_link(
     state: &AppState,
     flow: &finx_domain::flow::Flow,
 ) -> Result<Json<OnetimeAccessResponse>, ApiError> {

@@ -98,7 +98,7 @@ pub enum ApiError {
     },
 }
 
-fn group(code: u32) -> &'static str {
+pub(crate) fn group(code: u32) -> &'static str {
     match code {
         1000..=1999 => "client",
         10000..=19999 => "user",
@@ -314,6 +314,7 @@ impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
         match e {
             CoreError::Invalid { field, reason } => Self::invalid(field, reason),
+            CoreError::InvalidUpload(e) => Self::invalid(&e.field, e.reason),
             CoreError::InvalidScope(s) => Self::invalid("scope", s.to_string()),
             CoreError::InvalidClient => Self::client_auth(),
             CoreError::UnauthorizedClient => Self::oauth(

@@ -24,6 +24,8 @@ use crate::openapi::{ClosedSets, CommonAnswers};
 pub mod pages;
 mod parse;
 pub mod render;
+pub mod uploads;
+pub mod verify;
 mod widget;
 pub mod wire;
 
@@ -161,7 +163,7 @@ impl AppState {
         api::delete_access, api::start_sync, api::sync, api::healthz, api::readyz,
         hooks::add, hooks::list, hooks::remove, hooks::rotate, hooks::enable, hooks::attempts,
         enrich::categories, enrich::add_rule, enrich::list_rules, enrich::delete_rule,
-        catalog::banks
+        catalog::banks, uploads::create, uploads::show, verify::create, verify::show
     ),
     components(schemas(
         wire::OnetimeAccessBody, wire::AccountRef, wire::OnetimeAccessResponse, wire::TokenBody, wire::RevokeBody,
@@ -172,7 +174,10 @@ impl AppState {
         hooks::WebhookBody, hooks::WebhookDto, hooks::WebhookSecretDto, hooks::WebhookList,
         hooks::AttemptDto, hooks::AttemptList,
         enrich::CategoryInfo, enrich::CategoryTree, enrich::RuleBody, enrich::RuleDto, enrich::RuleList,
-        catalog::CatalogBank, catalog::CatalogPage
+        catalog::CatalogBank, catalog::CatalogPage,
+        uploads::UploadBody, uploads::UploadAccount, uploads::UploadTransaction, uploads::UploadDto,
+        verify::VerificationBody, verify::ProvidedDto, verify::MatchedDto, verify::VerifiedAccountDto,
+        verify::VerificationDto
     )),
     modifiers(&Security, &ClosedSets, &CommonAnswers),
     tags(
@@ -334,6 +339,16 @@ pub fn router_with(state: AppState, extra: Router) -> Router {
     });
     Router::new()
         .route("/onetime/access", post(api::onetime_access))
+        .route("/onetime/account-verification", post(verify::create))
+        .route(
+            "/rest/account-verifications/{verification_id}",
+            get(verify::show),
+        )
+        .route(
+            "/uploads",
+            post(uploads::create).layer(DefaultBodyLimit::max(uploads::UPLOAD_BODY_LIMIT)),
+        )
+        .route("/uploads/{upload_id}", get(uploads::show))
         .route("/ongoing/access", post(api::ongoing_access))
         .route("/rest/accesses", get(api::accesses))
         .route(

@@ -84,6 +84,36 @@ pub(crate) fn closed_sets() -> Vec<(&'static str, &'static str, Vec<&'static str
         ("OAuthErrorBody", "error", OAUTH_ERRORS.to_vec()),
         ("WebhookDto", "status", ENDPOINT_STATES.to_vec()),
         ("Health", "status", vec!["ok"]),
+        (
+            "UploadDto",
+            "status",
+            finx_domain::upload::UploadStatus::ALL
+                .iter()
+                .map(|s| s.as_str())
+                .collect(),
+        ),
+        (
+            "MatchedDto",
+            "affinity",
+            finx_domain::enrich::names::Affinity::ALL
+                .iter()
+                .rev()
+                .map(|a| a.as_str())
+                .collect(),
+        ),
+        (
+            "VerifiedAccountDto",
+            "type",
+            AccountType::ALL.iter().map(|t| t.as_str()).collect(),
+        ),
+        (
+            "VerificationBody",
+            "readout",
+            finx_domain::verify::Readout::ALL
+                .iter()
+                .map(|r| r.as_str())
+                .collect(),
+        ),
     ]
 }
 
@@ -99,7 +129,15 @@ impl utoipa::Modify for ClosedSets {
             let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema) else {
                 continue;
             };
-            if let Some(RefOr::T(Schema::Object(p))) = object.properties.get_mut(property) {
+            let mut property = object.properties.get_mut(property);
+            // A list of a closed set: the enum goes on its items.
+            if let Some(RefOr::T(Schema::Array(a))) = property {
+                property = match &mut a.items {
+                    utoipa::openapi::schema::ArrayItems::RefOrSchema(items) => Some(items.as_mut()),
+                    utoipa::openapi::schema::ArrayItems::False => None,
+                };
+            }
+            if let Some(RefOr::T(Schema::Object(p))) = property {
                 let nullable = matches!(
                     &p.schema_type,
                     utoipa::openapi::schema::SchemaType::Array(types) if types.contains(&Type::Null)
@@ -295,6 +333,14 @@ const LINKS: &[LinkSpec] = &[
         "remove",
         "remove",
         &[("endpoint_id", "$response.body#/endpoint_id")],
+    ),
+    (
+        "/uploads",
+        HttpMethod::Post,
+        "202",
+        "upload",
+        "upload",
+        &[("upload_id", "$response.body#/id")],
     ),
 ];
 

@@ -186,7 +186,7 @@ pub struct AccountDto {
     pub status: AccountStatusDto,
 }
 
-fn rfc3339(t: finx_domain::Timestamp) -> String {
+pub(crate) fn rfc3339(t: finx_domain::Timestamp) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
@@ -376,6 +376,19 @@ pub struct ErrorDetail {
     /// Details, e.g. `{"field": ["reason"]}`.
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
+}
+
+impl ErrorDetail {
+    /// A finX error with no details.
+    #[must_use]
+    pub fn new(code: u32, description: String) -> Self {
+        Self {
+            code,
+            group: crate::error::group(code).to_owned(),
+            description,
+            data: serde_json::json!({}),
+        }
+    }
 }
 
 /// The OAuth error shape (RFC 6749 §5.2).

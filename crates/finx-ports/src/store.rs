@@ -3,12 +3,15 @@ use finx_domain::Timestamp;
 use finx_domain::access::{Access, Claim, JobStatus, SyncFailure, SyncJob, UserId};
 use finx_domain::bank::{Account, Transaction, TransactionDetails};
 use finx_domain::flow::Flow;
-use finx_domain::ids::{AccessId, AccountId, ClientId, FlowId, GrantId, SyncId, TransactionId};
+use finx_domain::ids::{
+    AccessId, AccountId, ClientId, FlowId, GrantId, SyncId, TransactionId, UploadId,
+};
 use finx_domain::query::ResolvedQuery;
 use finx_domain::registry::RegisteredBank;
 use finx_domain::scope::Scope;
 use finx_domain::secret::TokenHash;
 use finx_domain::token::{AccessTokenRecord, CodeRecord, Grant, IssuedTokens, RefreshTokenRecord};
+use finx_domain::upload::Upload;
 use finx_domain::values::RedirectUri;
 
 use crate::error::{RedeemFailure, RotateFailure, StoreError};
@@ -140,6 +143,8 @@ pub struct PurgeReport {
     pub accesses: u64,
     /// Webhook log entries and finished events removed after their retention.
     pub webhooks: u64,
+    /// Upload records removed after their retention.
+    pub uploads: u64,
 }
 
 /// Grants and every credential issued from them, kept by keyed hash only.
@@ -226,7 +231,28 @@ pub trait GrantStore: Send + Sync {
         now: Timestamp,
     ) -> Result<bool, StoreError>;
 
+    /// Adds an access token to its grant, if the grant is live at `now`; returns whether it
+    /// did. MUST be atomic with the check: no token is added to a grant revoked meanwhile.
+    /// MUST fail with [`StoreError::Conflict`] when the hash is taken.
+    async fn add_access_token(
+        &self,
+        token: &AccessTokenRecord,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Stores a new upload record. MUST fail with [`StoreError::Conflict`] when the id
+    /// exists.
+    async fn insert_upload(&self, upload: &Upload) -> Result<(), StoreError>;
+
+    /// One upload record; `None` when unknown.
+    async fn find_upload(&self, id: UploadId) -> Result<Option<Upload>, StoreError>;
+
+    /// Replaces the upload record with `upload`'s id (its `client_id` and `created_at`
+    /// excepted); returns whether it existed.
+    async fn update_upload(&self, upload: &Upload) -> Result<bool, StoreError>;
+
     /// The cleanup job, at `now`. MUST delete:
+    /// - upload records whose `expires_at` is not after `now`;
     /// - codes and tokens whose expiry is not after `now` (used refresh tokens MUST NOT be
     ///   deleted before they expire: reuse detection depends on them);
     /// - grants whose absolute end is not after `now`, with every credential;

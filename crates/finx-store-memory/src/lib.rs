@@ -43,6 +43,7 @@ pub struct MemoryStore {
     banks: RwLock<BTreeMap<InstitutionId, RegisteredBank>>,
     accesses: Mutex<accesses::Accesses>,
     webhooks: Mutex<webhooks::Webhooks>,
+    uploads: Mutex<HashMap<finx_domain::ids::UploadId, finx_domain::upload::Upload>>,
 }
 
 #[derive(Debug, Default)]
@@ -607,13 +608,71 @@ impl GrantStore for MemoryStore {
         Ok(was_live)
     }
 
+    async fn add_access_token(
+        &self,
+        token: &AccessTokenRecord,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut g = lock(&self.grants);
+        if g.by_hash.contains_key(token.hash.as_bytes()) {
+            return Err(StoreError::Conflict("token hash exists"));
+        }
+        let Some(f) = g.families.get_mut(&token.grant_id) else {
+            return Ok(false);
+        };
+        if !f.grant.is_live(now) {
+            return Ok(false);
+        }
+        f.access_tokens.push(token.clone());
+        g.by_hash.insert(*token.hash.as_bytes(), token.grant_id);
+        Ok(true)
+    }
+
+    async fn insert_upload(&self, upload: &finx_domain::upload::Upload) -> Result<(), StoreError> {
+        let mut u = lock(&self.uploads);
+        if u.contains_key(&upload.id) {
+            return Err(StoreError::Conflict("upload exists"));
+        }
+        u.insert(upload.id, upload.clone());
+        Ok(())
+    }
+
+    async fn find_upload(
+        &self,
+        id: finx_domain::ids::UploadId,
+    ) -> Result<Option<finx_domain::upload::Upload>, StoreError> {
+        Ok(lock(&self.uploads).get(&id).cloned())
+    }
+
+    async fn update_upload(
+        &self,
+        upload: &finx_domain::upload::Upload,
+    ) -> Result<bool, StoreError> {
+        let mut u = lock(&self.uploads);
+        let Some(stored) = u.get_mut(&upload.id) else {
+            return Ok(false);
+        };
+        *stored = finx_domain::upload::Upload {
+            client_id: stored.client_id.clone(),
+            created_at: stored.created_at,
+            ..upload.clone()
+        };
+        Ok(true)
+    }
+
     async fn purge(
         &self,
         before: Timestamp,
         orphaned_before: Timestamp,
     ) -> Result<PurgeReport, StoreError> {
-        let mut g = lock(&self.grants);
         let mut report = PurgeReport::default();
+        {
+            let mut u = lock(&self.uploads);
+            let n = u.len();
+            u.retain(|_, up| up.expires_at > before);
+            report.uploads = (n - u.len()) as u64;
+        }
+        let mut g = lock(&self.grants);
         let mut dropped: Vec<[u8; 32]> = Vec::new();
         for f in g.families.values_mut() {
             let (a, r) = (f.access_tokens.len(), f.refresh_tokens.len());

@@ -229,7 +229,38 @@ pub(crate) struct FlowDoc {
     /// An ongoing flow's user and the access it renews; absent for one-time flows.
     #[serde(default)]
     ongoing: Option<OngoingDoc>,
+    /// An account verification's name and IBAN; absent for other flows.
+    #[serde(default)]
+    verification: Option<VerificationDoc>,
     status: StatusDoc,
+}
+
+/// What an account verification verifies, as flow documents and grants keep it.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct VerificationDoc {
+    name: String,
+    iban: Option<String>,
+}
+
+impl VerificationDoc {
+    pub(crate) fn of(v: &finx_domain::verify::Verification) -> Self {
+        Self {
+            name: v.name.clone(),
+            iban: v.iban.as_ref().map(|i| i.as_str().to_owned()),
+        }
+    }
+
+    pub(crate) fn into_domain(self) -> Result<finx_domain::verify::Verification, StoreError> {
+        let iban = self
+            .iban
+            .as_deref()
+            .map(|i| parse(finx_domain::reference::Iban::parse(i), "verification IBAN"))
+            .transpose()?;
+        parse(
+            finx_domain::verify::Verification::new(&self.name, iban),
+            "verification name",
+        )
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -375,6 +406,7 @@ impl FlowDoc {
             browser: flow.browser.map(|h| h.to_hex()),
             tan_attempts: flow.tan_attempts,
             ongoing: p.ongoing.as_ref().map(OngoingDoc::of),
+            verification: p.verification.as_ref().map(VerificationDoc::of),
             status,
         })
     }
@@ -486,6 +518,10 @@ impl FlowDoc {
             provider_id: self.provider_id.as_deref().map(inst).transpose()?,
             scope: parse(Scope::parse(&self.scope), "scope")?,
             ongoing: self.ongoing.map(OngoingDoc::into_domain).transpose()?,
+            verification: self
+                .verification
+                .map(VerificationDoc::into_domain)
+                .transpose()?,
         };
         Ok(Flow {
             id: parse(FlowId::parse(id), "flow id")?,

@@ -38,12 +38,13 @@ struct GrantRow {
     g_expires_at: i64,
     g_revoked_at: Option<i64>,
     g_language: String,
+    g_verification: Option<String>,
 }
 
 const GRANT_COLUMNS: &str = "g.id AS g_id, g.client_id AS g_client_id, g.flow_id AS g_flow_id, \
      g.access_id AS g_access_id, g.account_ids AS g_account_ids, g.scope AS g_scope, \
      g.redirect_uri AS g_redirect_uri, g.created_at AS g_created_at, g.expires_at AS g_expires_at, \
-     g.revoked_at AS g_revoked_at, g.language AS g_language";
+     g.revoked_at AS g_revoked_at, g.language AS g_language, g.verification AS g_verification";
 
 impl GrantRow {
     fn into_grant(self) -> Result<Grant, StoreError> {
@@ -63,6 +64,13 @@ impl GrantRow {
             expires_at: instant(self.g_expires_at)?,
             revoked_at: opt_instant(self.g_revoked_at)?,
             language: finx_domain::values::Language::from_tag(&self.g_language),
+            verification: self
+                .g_verification
+                .map(|v| {
+                    from_json::<crate::codec::VerificationDoc>(&v, "grant verification")?
+                        .into_domain()
+                })
+                .transpose()?,
         })
     }
 }
@@ -443,11 +451,16 @@ impl GrantStore for SqlStore {
     async fn insert_grant(&self, grant: &Grant, code: &CodeRecord) -> Result<(), StoreError> {
         let accounts: Vec<&str> = grant.account_ids.iter().map(AccountId::as_str).collect();
         let accounts = json(&accounts)?;
+        let verification = grant
+            .verification
+            .as_ref()
+            .map(|v| json(&crate::codec::VerificationDoc::of(v)))
+            .transpose()?;
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write(self).await.map_err(db)?;
             sqlx::query(
-                "INSERT INTO grants (id, client_id, flow_id, access_id, account_ids, scope, redirect_uri, created_at, revoked_at, expires_at, language) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                "INSERT INTO grants (id, client_id, flow_id, access_id, account_ids, scope, redirect_uri, created_at, revoked_at, expires_at, language, verification) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(grant.id.to_string())
             .bind(grant.client_id.as_str())
@@ -460,6 +473,7 @@ impl GrantStore for SqlStore {
             .bind(grant.revoked_at.map(micros))
             .bind(micros(grant.expires_at))
             .bind(grant.language.code())
+            .bind(&verification)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
@@ -679,6 +693,32 @@ impl GrantStore for SqlStore {
         })
     }
 
+    async fn add_access_token(
+        &self,
+        token: &AccessTokenRecord,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.add_access_token_row(token, now).await
+    }
+
+    async fn insert_upload(&self, upload: &finx_domain::upload::Upload) -> Result<(), StoreError> {
+        self.insert_upload_row(upload).await
+    }
+
+    async fn find_upload(
+        &self,
+        id: finx_domain::ids::UploadId,
+    ) -> Result<Option<finx_domain::upload::Upload>, StoreError> {
+        self.find_upload_row(id).await
+    }
+
+    async fn update_upload(
+        &self,
+        upload: &finx_domain::upload::Upload,
+    ) -> Result<bool, StoreError> {
+        self.update_upload_row(upload).await
+    }
+
     async fn purge(
         &self,
         before: Timestamp,
@@ -747,6 +787,12 @@ impl GrantStore for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
+            let uploads = sqlx::query("DELETE FROM uploads WHERE expires_at <= $1")
+                .bind(t)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
             tx.commit().await.map_err(db)?;
             Ok(PurgeReport {
                 grants,
@@ -757,6 +803,7 @@ impl GrantStore for SqlStore {
                 flows: 0,
                 accesses: 0,
                 webhooks: 0,
+                uploads,
             })
         })
     }

@@ -22,6 +22,7 @@ mod flows;
 mod grants;
 mod sca_doc;
 mod seal;
+mod uploads;
 mod webhooks;
 
 #[cfg(feature = "sqlite")]

@@ -42,6 +42,7 @@ fn params(multi: bool, types: Vec<AccountType>) -> FlowParams {
         provider_id: None,
         scope: Scope::FULL,
         ongoing: None,
+        verification: None,
     }
 }
 
