@@ -699,6 +699,8 @@ async fn serve(config: Config, store: Arc<SqlStore>) -> Result<(), String> {
                     refresh = r.refresh_tokens,
                     flows = r.flows,
                     accesses = r.accesses,
+                    webhooks = r.webhooks,
+                    uploads = r.uploads,
                     "purged expired records"
                 ),
                 Err(e) => tracing::warn!(error = %e, "purge failed"),

@@ -388,7 +388,10 @@ async fn the_demo_accounts_are_a_giro_a_savings_account_and_a_credit_card() {
         (giro.account_type, giro.name.as_str()),
         (AccountType::Giro, "Girokonto")
     );
-    assert_eq!(giro.owner, "MUSTERMANN, ERIKA", "as this bank writes its holders");
+    assert_eq!(
+        giro.owner, "MUSTERMANN, ERIKA",
+        "as this bank writes its holders"
+    );
     assert_eq!(accounts[1].owner, "Erika Mustermann");
     assert_eq!(giro.currency.as_str(), "EUR");
     assert_eq!(giro.bank_name, "finX Sandbox Bank");

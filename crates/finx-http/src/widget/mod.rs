@@ -459,7 +459,8 @@ async fn render(state: &AppState, ctx: &Ctx, extra: Extra) -> Response {
                 })
                 .collect();
             let multi = flow.params.allow_multi_selection;
-            html(state, &view, "accounts.html", base(context! { accounts => accounts, multi => multi, error => extra.error })).await
+            let verify = flow.params.verification.is_some();
+            html(state, &view, "accounts.html", base(context! { accounts => accounts, multi => multi, verify => verify, error => extra.error })).await
         }
         FlowStatus::AccountsChosen { .. } | FlowStatus::Syncing { .. } => {
             // While the server fetches, the page reloads itself (no script needed) until

@@ -125,6 +125,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "Choose the accounts whose data you want to share.",
     ),
     (
+        "verify_note",
+        "Die App prüft, ob Sie Inhaber:in des gewählten Kontos sind: Sie erfährt den Namen, den Ihre Bank als Kontoinhaber führt.",
+        "The app checks that you hold the account you choose: it learns the holder's name your bank keeps for it.",
+    ),
+    (
         "accounts_hint_single",
         "Wählen Sie das Konto, dessen Daten Sie teilen möchten.",
         "Choose the account whose data you want to share.",
