@@ -903,3 +903,80 @@ async fn the_builder_takes_the_applications_http_client_and_user_agent() {
     );
     assert!(!debug.contains("must-not-show"), "{debug}");
 }
+
+#[tokio::test]
+async fn uploads_and_account_verifications_through_the_sdk() {
+    use finx_client::{AccountVerification, Upload, UploadAccount, UploadTransaction};
+    let s = Setup::new().await;
+    let finx = s.client();
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 28).expect("day");
+    let mut account = UploadAccount::new("DE02120300000000202051");
+    account.balance = Some(rust_decimal::Decimal::new(123_456, 2));
+    account.balance_date = Some(day);
+    let mut rewe = UploadTransaction::new(
+        "DE89370400440532013000",
+        rust_decimal::Decimal::new(-4250, 2),
+        "REWE SAGT DANKE",
+        day,
+    );
+    rewe.name = Some("REWE Markt GmbH".into());
+    account.transactions.push(rewe.clone());
+    let mut upload = Upload::default();
+    upload.accounts.push(account);
+    let queued = finx.upload(&upload).await.expect("upload");
+    assert!(queued.is_pending(), "{queued:?}");
+    let done = finx
+        .wait_for_upload(&queued.id, std::time::Duration::from_secs(10))
+        .await
+        .expect("done");
+    assert_eq!(done.status, "COMPLETED");
+    let token = done.access_token.clone().expect("token");
+    assert!(!format!("{done:?}").contains(&token), "redacted in Debug");
+    let txs = finx
+        .transactions(&token, &TransactionQuery::new())
+        .await
+        .expect("read back");
+    assert_eq!(txs.len(), 1);
+    assert_eq!(txs[0].amount, rewe.amount, "exact, never a float");
+    assert_eq!(txs[0].categories[1].id, "food.groceries");
+
+    // A wrong IBAN checksum is an API error naming the field.
+    let mut bad = upload.clone();
+    bad.accounts[0].transactions[0].iban = "DE89370400440532013001".into();
+    match finx.upload(&bad).await {
+        Err(Error::Api {
+            status: 400, data, ..
+        }) => assert!(
+            data["accounts[0].transactions[0].iban"].is_array(),
+            "{data}"
+        ),
+        other => panic!("expected 400: {other:?}"),
+    }
+
+    let mut req = AccountVerification::new(REDIRECT, "Erika Mustermann");
+    req.account = Some("DE82900948150000002881".into());
+    let link = finx
+        .create_account_verification(&req)
+        .await
+        .expect("verification link");
+    let back = finx_tests::fixtures::walk_widget(
+        &s.served.http,
+        &link.location,
+        "sandbox-90094815",
+        "demo",
+    )
+    .await;
+    let code = back
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("code");
+    let tokens = finx.exchange_code(&code, REDIRECT).await.expect("exchange");
+    let result = finx
+        .account_verification(&tokens.access_token, &link.id)
+        .await
+        .expect("result");
+    assert_eq!(result.matched.name, "MUSTERMANN, ERIKA");
+    assert!(result.matched.is_match(), "{result:?}");
+    assert_eq!(result.account.account_type, finx_client::AccountType::Giro);
+}

@@ -57,9 +57,9 @@ pub enum Error {
     /// The network or the HTTP exchange failed.
     #[error("HTTP failure")]
     Http(#[from] reqwest::Error),
-    /// A refresh did not finish in time; whether the server rotated is unknown, so the
-    /// refresh lease is kept until it expires.
-    #[error("the refresh did not finish in time")]
+    /// A refresh did not finish in time (whether the server rotated is unknown, so the
+    /// refresh lease is kept until it expires), or an upload waited for is still pending.
+    #[error("the operation did not finish in time")]
     Timeout,
     /// The answer could not be read.
     #[error("unexpected answer: {0}")]

@@ -48,8 +48,10 @@ use url::Url;
 pub use connection::{Connection, MemoryTokenStore, StoredTokens, TokenStore};
 pub use error::Error;
 pub use model::{
-    Account, AccountStatus, AccountType, Balance, Callback, Category, Change, FeedPage, Link,
-    OnetimeAccess, Removed, Tokens, Transaction, TransactionType,
+    Account, AccountStatus, AccountType, AccountVerification, Balance, Callback, Category, Change,
+    FeedPage, Link, OnetimeAccess, Removed, Tokens, Transaction, TransactionType, Upload,
+    UploadAccount, UploadFailure, UploadState, UploadTransaction, Verification, VerificationMatch,
+    VerificationProvided, VerifiedAccount,
 };
 pub use query::{Bound, Sort, TransactionQuery};
 #[cfg(feature = "sql")]
@@ -319,6 +321,93 @@ impl FinxClient {
             })
             .await?;
         Self::json(res).await
+    }
+
+    /// Account verification, step 1: a widget link in which the end user connects one
+    /// account. Exchange the code as usual, then read
+    /// [`account_verification`](Self::account_verification) with the token.
+    ///
+    /// # Errors
+    /// [`Error::Api`] with the field named for bad input.
+    pub async fn create_account_verification(
+        &self,
+        req: &AccountVerification,
+    ) -> Result<Link, Error> {
+        let url = self.url("onetime/account-verification")?;
+        let res = self
+            .send(|| {
+                self.client_auth(self.request(Method::POST, url.clone()))
+                    .json(req)
+            })
+            .await?;
+        Self::json(res).await
+    }
+
+    /// The result of account verification `id` (the link's `id`), with its grant's token.
+    ///
+    /// # Errors
+    /// [`Error::Api`] 404 when the token is not that verification's.
+    pub async fn account_verification(
+        &self,
+        access_token: &str,
+        id: &str,
+    ) -> Result<Verification, Error> {
+        self.get(
+            access_token,
+            &format!("rest/account-verifications/{}", segment(id)),
+            &[],
+        )
+        .await
+    }
+
+    /// Uploads accounts and transactions for enrichment. The whole upload is checked
+    /// first; it is then written in the background ([`wait_for_upload`](Self::wait_for_upload)).
+    ///
+    /// # Errors
+    /// [`Error::Api`] 400 naming the wrong field; nothing is stored then.
+    pub async fn upload(&self, upload: &Upload) -> Result<UploadState, Error> {
+        let url = self.url("uploads")?;
+        let res = self
+            .send(|| {
+                self.client_auth(self.request(Method::POST, url.clone()))
+                    .json(upload)
+            })
+            .await?;
+        Self::json(res).await
+    }
+
+    /// An upload's state; once completed, with a new access token for its data.
+    ///
+    /// # Errors
+    /// [`Error::Api`] 404 for an unknown upload or one past its retention.
+    pub async fn upload_state(&self, id: &str) -> Result<UploadState, Error> {
+        let url = self.url(&format!("uploads/{}", segment(id)))?;
+        let res = self
+            .send(|| self.client_auth(self.request(Method::GET, url.clone())))
+            .await?;
+        Self::json(res).await
+    }
+
+    /// Polls an upload until it completed or failed, at most for `timeout`, starting at
+    /// the configured backoff and doubling up to a second between polls.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when it is still pending at the end; as
+    /// [`upload_state`](Self::upload_state).
+    pub async fn wait_for_upload(&self, id: &str, timeout: Duration) -> Result<UploadState, Error> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut wait = self.config.backoff.max(Duration::from_millis(10));
+        loop {
+            let state = self.upload_state(id).await?;
+            if !state.is_pending() {
+                return Ok(state);
+            }
+            if tokio::time::Instant::now() + wait > deadline {
+                return Err(Error::Timeout);
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(1));
+        }
     }
 
     /// Reads the URL the end user came back to, and checks that its `state` is

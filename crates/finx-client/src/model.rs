@@ -454,3 +454,272 @@ mod tests {
         assert_eq!(a, AccountType::Other);
     }
 }
+
+/// An account verification (`POST /onetime/account-verification`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct AccountVerification {
+    /// Where the end user comes back (registered for your client).
+    pub redirect_uri: String,
+    /// The name the account holder should have.
+    pub name: String,
+    /// The IBAN it should be: its bank and account are preselected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Echoed back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// `de` or `en`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// What the token reads besides the result: `ACCOUNTS`, `TRANSACTIONS`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub readout: Vec<String>,
+}
+
+impl AccountVerification {
+    /// A verification of `name`, coming back to `redirect_uri`.
+    #[must_use]
+    pub fn new(redirect_uri: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            redirect_uri: redirect_uri.into(),
+            name: name.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// The result of an account verification.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct Verification {
+    /// The verification's id.
+    pub id: String,
+    /// What was asked.
+    pub provided: VerificationProvided,
+    /// The holder, and how well the name matches.
+    pub matched: VerificationMatch,
+    /// The account connected.
+    pub account: VerifiedAccount,
+}
+
+/// What a verification was asked.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct VerificationProvided {
+    /// The name given.
+    pub name: String,
+    /// The IBAN given.
+    pub iban: Option<String>,
+}
+
+/// The holder's name and how well it matches.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct VerificationMatch {
+    /// The holder as the bank reports it.
+    pub name: String,
+    /// `VERY_HIGH`, `HIGH`, `MEDIUM` or `LOW`.
+    pub affinity: String,
+}
+
+impl VerificationMatch {
+    /// Whether it counts as a match (`VERY_HIGH` or `HIGH`).
+    #[must_use]
+    pub fn is_match(&self) -> bool {
+        matches!(self.affinity.as_str(), "VERY_HIGH" | "HIGH")
+    }
+}
+
+/// The account a verification's end user connected.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct VerifiedAccount {
+    /// The bank's name for it.
+    pub name: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub account_type: AccountType,
+    /// Its holders.
+    pub owners: Vec<String>,
+    /// Its IBAN.
+    pub iban: Option<String>,
+    /// Its currency.
+    pub currency: String,
+}
+
+/// A transaction upload (`POST /uploads`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Upload {
+    /// The accounts, 1 to 20.
+    pub accounts: Vec<UploadAccount>,
+    /// The language categories are named in: `de` or `en`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+}
+
+/// An uploaded account.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct UploadAccount {
+    /// Its IBAN.
+    pub iban: String,
+    /// Its BIC.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bic: Option<String>,
+    /// Its holder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Its balance, with `balance_date`.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::arbitrary_precision_option"
+    )]
+    pub balance: Option<Decimal>,
+    /// The day of the balance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub balance_date: Option<NaiveDate>,
+    /// ISO 4217 (EUR when left out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// Its transactions (10,000 at most in one upload).
+    pub transactions: Vec<UploadTransaction>,
+}
+
+impl UploadAccount {
+    /// An account by its IBAN.
+    #[must_use]
+    pub fn new(iban: impl Into<String>) -> Self {
+        Self {
+            iban: iban.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// An uploaded transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct UploadTransaction {
+    /// The counterparty's IBAN.
+    pub iban: String,
+    /// Major units, negative for money going out; sent as an exact JSON number.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    pub amount: Decimal,
+    /// The purpose (may be empty).
+    pub purpose: String,
+    /// Booking day.
+    pub booked_at: NaiveDate,
+    /// The counterparty's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The counterparty's BIC.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bic: Option<String>,
+    /// ISO 4217 (the account's when left out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// The bank's booking text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub booking_text: Option<String>,
+    /// SEPA creditor id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub creditor_id: Option<String>,
+    /// SEPA mandate reference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mandate_reference: Option<String>,
+    /// SEPA end-to-end reference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_to_end_reference: Option<String>,
+    /// SEPA purpose code, e.g. `SALA`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sepa_purpose_code: Option<String>,
+    /// Value day (the booking day when left out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settled_at: Option<NaiveDate>,
+}
+
+impl UploadTransaction {
+    /// A transaction with the required fields.
+    #[must_use]
+    pub fn new(
+        iban: impl Into<String>,
+        amount: Decimal,
+        purpose: impl Into<String>,
+        booked_at: NaiveDate,
+    ) -> Self {
+        Self {
+            iban: iban.into(),
+            amount,
+            purpose: purpose.into(),
+            booked_at,
+            name: None,
+            bic: None,
+            currency: None,
+            booking_text: None,
+            creditor_id: None,
+            mandate_reference: None,
+            end_to_end_reference: None,
+            sepa_purpose_code: None,
+            settled_at: None,
+        }
+    }
+}
+
+/// An upload's state. Its `Debug` hides the access token.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct UploadState {
+    /// Its id.
+    pub id: String,
+    /// `QUEUED`, `RUNNING`, `COMPLETED` or `FAILED`.
+    pub status: String,
+    /// When it was accepted.
+    pub created_at: DateTime<Utc>,
+    /// When it and its data are deleted.
+    pub expires_at: DateTime<Utc>,
+    /// Once completed: a bearer token for its data.
+    #[serde(default)]
+    pub access_token: Option<String>,
+    /// Seconds the token lives.
+    #[serde(default)]
+    pub expires_in: Option<i64>,
+    /// Once failed: why.
+    #[serde(default)]
+    pub error: Option<UploadFailure>,
+}
+
+impl UploadState {
+    /// Whether it is still being written.
+    #[must_use]
+    pub fn is_pending(&self) -> bool {
+        matches!(self.status.as_str(), "QUEUED" | "RUNNING")
+    }
+}
+
+impl fmt::Debug for UploadState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UploadState")
+            .field("id", &self.id)
+            .field("status", &self.status)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+/// Why an upload failed: a finX error.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct UploadFailure {
+    /// The finX code.
+    pub code: u32,
+    /// What went wrong.
+    pub description: String,
+}
