@@ -55,12 +55,14 @@ async fn authenticate(
     }
 }
 
-/// Authenticates the client from HTTP Basic.
+/// Authenticates the client from HTTP Basic, counting failures against the client's
+/// address (`X-Forwarded-For` or `Forwarded` only from trusted proxies).
 pub(crate) async fn basic_client(
     state: &AppState,
     headers: &HeaderMap,
-    ip: IpAddr,
+    peer: SocketAddr,
 ) -> Result<Client, ApiError> {
+    let ip = crate::addr::client_ip(peer, headers, &state.config.trusted_proxies);
     let (id, secret) = parse::basic(headers)?.ok_or_else(ApiError::client_auth)?;
     authenticate(state, ip, &id, &secret).await
 }
@@ -150,8 +152,7 @@ pub(crate) async fn onetime_access(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<OnetimeAccessResponse>, ApiError> {
-    let ip = crate::addr::client_ip(peer, &headers, &state.config.trusted_proxies);
-    let client = basic_client(&state, &headers, ip).await?;
+    let client = basic_client(&state, &headers, peer).await?;
     let body = parse::body(body)?;
     parse::kind(&headers, &[Kind::Json])?;
     let b: OnetimeAccessBody = parse::json(&body)?;
@@ -226,8 +227,7 @@ pub(crate) async fn ongoing_access(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<OnetimeAccessResponse>, ApiError> {
-    let ip = crate::addr::client_ip(peer, &headers, &state.config.trusted_proxies);
-    let client = basic_client(&state, &headers, ip).await?;
+    let client = basic_client(&state, &headers, peer).await?;
     let body = parse::body(body)?;
     parse::kind(&headers, &[Kind::Json])?;
     let b: crate::wire::OngoingAccessBody = parse::json(&body)?;

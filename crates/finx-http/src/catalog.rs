@@ -72,7 +72,7 @@ pub(crate) async fn banks(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<CatalogPage>, ApiError> {
-    basic_client(&state, &headers, peer.ip()).await?;
+    basic_client(&state, &headers, peer).await?;
     let p = parse::pairs(
         raw.as_deref().unwrap_or_default(),
         Some(&["q", "country", "offset", "count"]),

@@ -56,7 +56,7 @@ pub(crate) async fn categories(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Json<CategoryTree>, ApiError> {
-    basic_client(&state, &headers, peer.ip()).await?;
+    basic_client(&state, &headers, peer).await?;
     Ok(Json(CategoryTree {
         categories: TREE
             .iter()
@@ -166,7 +166,7 @@ pub(crate) async fn add_rule(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<RuleDto>), ApiError> {
-    let client = basic_client(&state, &headers, peer.ip()).await?;
+    let client = basic_client(&state, &headers, peer).await?;
     let body = parse::body(body)?;
     parse::kind(&headers, &[Kind::Json])?;
     let b: RuleBody = parse::json(&body)?;
@@ -202,7 +202,7 @@ pub(crate) async fn list_rules(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Json<RuleList>, ApiError> {
-    let client = basic_client(&state, &headers, peer.ip()).await?;
+    let client = basic_client(&state, &headers, peer).await?;
     Ok(Json(RuleList {
         rules: client.category_rules.iter().map(RuleDto::of).collect(),
     }))
@@ -225,7 +225,7 @@ pub(crate) async fn delete_rule(
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let client = basic_client(&state, &headers, peer.ip()).await?;
+    let client = basic_client(&state, &headers, peer).await?;
     let Ok(Path(id)) = id else {
         return Err(ApiError::invalid("rule_id", "is not a valid path segment"));
     };

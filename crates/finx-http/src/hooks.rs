@@ -146,8 +146,7 @@ async fn client_id(
     peer: SocketAddr,
     headers: &HeaderMap,
 ) -> Result<String, ApiError> {
-    let ip = crate::addr::client_ip(peer, headers, &state.config.trusted_proxies);
-    Ok(basic_client(state, headers, ip)
+    Ok(basic_client(state, headers, peer)
         .await?
         .id
         .as_str()

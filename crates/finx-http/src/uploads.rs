@@ -254,9 +254,8 @@ pub(crate) async fn create(
     headers: HeaderMap,
     request: Request,
 ) -> Result<(StatusCode, Json<UploadDto>), ApiError> {
-    let ip = crate::addr::client_ip(peer, &headers, &state.config.trusted_proxies);
     // The client first: nobody unknown gets a large body read.
-    let client = basic_client(&state, &headers, ip).await?;
+    let client = basic_client(&state, &headers, peer).await?;
     parse::kind(&headers, &[Kind::Json])?;
     // Read under the route's own limit (`DefaultBodyLimit` on the route).
     let body = Bytes::from_request(request, &()).await.map_err(|e| {
@@ -308,8 +307,7 @@ pub(crate) async fn show(
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<UploadDto>, ApiError> {
-    let ip = crate::addr::client_ip(peer, &headers, &state.config.trusted_proxies);
-    let client = basic_client(&state, &headers, ip).await?;
+    let client = basic_client(&state, &headers, peer).await?;
     let id = path_id(id, "upload_id")?;
     let (upload, token) = state.finx.upload_status(&client.id, &id).await?;
     debug_assert!(token.is_none() || upload.status == UploadStatus::Completed);

@@ -138,8 +138,7 @@ pub(crate) async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<OnetimeAccessResponse>, ApiError> {
-    let ip = crate::addr::client_ip(peer, &headers, &state.config.trusted_proxies);
-    let client = basic_client(&state, &headers, ip).await?;
+    let client = basic_client(&state, &headers, peer).await?;
     let body = parse::body(body)?;
     parse::kind(&headers, &[Kind::Json])?;
     let b: VerificationBody = parse::json(&body)?;
