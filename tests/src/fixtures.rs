@@ -561,6 +561,18 @@ pub fn everything(
     }
 }
 
+/// The `code` of the redirect a completed flow sends the end user back with.
+///
+/// # Panics
+/// When it carries none.
+#[must_use]
+pub fn code_of(back: &url::Url) -> String {
+    back.query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("no code in {back}"))
+}
+
 /// The `token` query parameter of a widget link.
 ///
 /// # Panics
@@ -1021,11 +1033,7 @@ impl App {
             .await
             .expect("choose");
         let url = self.finx.complete(flow.id).await.expect("complete");
-        let code = url
-            .query_pairs()
-            .find(|(k, _)| k == "code")
-            .map(|(_, v)| v.into_owned())
-            .expect("code");
+        let code = code_of(&url);
         self.finx
             .exchange_code(&self.client, &code, REDIRECT)
             .await
@@ -1059,11 +1067,7 @@ pub async fn connect_ongoing(s: &Served, login: &str, user_id: &str) -> serde_js
         login,
     )
     .await;
-    let code = back
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .expect("code");
+    let code = code_of(&back);
     let tokens: serde_json::Value = s
         .http
         .post(s.url("/auth/token"))

@@ -966,11 +966,7 @@ async fn uploads_and_account_verifications_through_the_sdk() {
         "demo",
     )
     .await;
-    let code = back
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .expect("code");
+    let code = finx_tests::fixtures::code_of(&back);
     let tokens = finx.exchange_code(&code, REDIRECT).await.expect("exchange");
     let result = finx
         .account_verification(&tokens.access_token, &link.id)

@@ -4,7 +4,7 @@
 //! the widget walked over loopback HTTP.
 
 use finx_ports::Clock;
-use finx_tests::fixtures::{App, DEMO_SECRET, REDIRECT, Served, walk_widget};
+use finx_tests::fixtures::{App, DEMO_SECRET, REDIRECT, Served, code_of, walk_widget};
 use serde_json::{Value, json};
 
 const BANK: &str = "sandbox-90094815";
@@ -29,28 +29,7 @@ async fn bearer(s: &Served, language: &str) -> String {
         "demo",
     )
     .await;
-    let code = back
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .expect("code");
-    let tokens: Value = s
-        .http
-        .post(s.url("/auth/token"))
-        .basic_auth("demo-app", Some(DEMO_SECRET))
-        .json(
-            &json!({ "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT }),
-        )
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
-    tokens["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{tokens}"))
-        .to_owned()
+    exchange(s, &back).await
 }
 
 async fn get(s: &Served, bearer: &str, path: &str) -> Value {
@@ -309,11 +288,7 @@ async fn the_bank_catalog_finds_banks_by_name_bic_and_code_in_pages() {
 
 /// The code of a widget walk's redirect, exchanged for the grant's access token.
 async fn exchange(s: &Served, back: &url::Url) -> String {
-    let code = back
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| panic!("no code in {back}"));
+    let code = code_of(back);
     let (status, tokens) = as_client(
         s,
         reqwest::Method::POST,
@@ -522,39 +497,65 @@ async fn a_bad_upload_is_refused_naming_the_field_and_stores_nothing() {
     assert_eq!((purged.uploads, purged.accounts), (0, 0));
 }
 
+/// The status a bearer GET answers.
+async fn status_of(s: &Served, bearer: &str, path: &str) -> u16 {
+    let res = s
+        .http
+        .get(s.url(path))
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .expect("send");
+    res.status().as_u16()
+}
+
+/// An account verification of `fields` (`name`, `account`, `readout`) walked through the
+/// widget at `bank` by `demo`: the grant's token, the verification's id and its result.
+async fn verification(s: &Served, fields: Value, bank: &str) -> (String, String, Value) {
+    let mut body = fields;
+    body["redirect_uri"] = json!(REDIRECT);
+    let (status, link) = as_client(
+        s,
+        reqwest::Method::POST,
+        "/onetime/account-verification",
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 200, "{link}");
+    // A bank app approves on the bank's clock, which moves on meanwhile.
+    let clock = s.app.clock.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            clock.advance(chrono::TimeDelta::seconds(3));
+        }
+    });
+    let back = walk_widget(
+        &s.http,
+        link["location"].as_str().expect("location"),
+        bank,
+        "demo",
+    )
+    .await;
+    ticker.abort();
+    let token = exchange(s, &back).await;
+    let id = link["id"].as_str().expect("id").to_owned();
+    let result = get(s, &token, &format!("/rest/account-verifications/{id}")).await;
+    (token, id, result)
+}
+
 /// Account verification: the widget flow, then the holder's name against the one given,
 /// as each bank writes it; the readout decides what else the token reads.
 #[tokio::test]
 async fn an_account_verification_matches_the_holder_as_the_bank_writes_it() {
     let s = Served::start(App::new().await).await;
-    let verify = |name: &str, iban: &str, readout: Value| {
-        let body = json!({ "redirect_uri": REDIRECT, "name": name, "account": iban,
-                           "readout": readout });
-        let s = &s;
-        async move {
-            let (status, link) = as_client(
-                s,
-                reqwest::Method::POST,
-                "/onetime/account-verification",
-                Some(body),
-            )
-            .await;
-            assert_eq!(status, 200, "{link}");
-            link
-        }
-    };
     // finX Sandbox Bank writes "MUSTERMANN, ERIKA".
-    let link = verify("Erika Mustermann", "DE82900948150000002881", json!([])).await;
-    let back = walk_widget(
-        &s.http,
-        link["location"].as_str().expect("location"),
+    let (token, id, result) = verification(
+        &s,
+        json!({ "name": "Erika Mustermann", "account": "DE82900948150000002881" }),
         "sandbox-90094815",
-        "demo",
     )
     .await;
-    let token = exchange(&s, &back).await;
-    let id = link["id"].as_str().expect("id");
-    let result = get(&s, &token, &format!("/rest/account-verifications/{id}")).await;
     assert_eq!(result["id"], id);
     assert_eq!(
         result["provided"],
@@ -569,44 +570,14 @@ async fn an_account_verification_matches_the_holder_as_the_bank_writes_it() {
     assert_eq!(result["account"]["owners"], json!(["MUSTERMANN, ERIKA"]));
     assert_eq!(result["account"]["currency"], "EUR");
     // Without a readout the token reads the result only.
-    let res = s
-        .http
-        .get(s.url("/rest/accounts"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(res.status().as_u16(), 403);
+    assert_eq!(status_of(&s, &token, "/rest/accounts").await, 403);
 
     // Testbank Direkt writes "Dr. Erika Müller-Mustermann"; with transactions read out.
-    let link = verify(
-        "Erika Mueller-Mustermann",
-        "DE42900948175550012345",
-        json!(["TRANSACTIONS"]),
-    )
-    .await;
-    // The bank app approves on the bank's clock, which the test moves on meanwhile.
-    let clock = s.app.clock.clone();
-    let ticker = tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            clock.advance(chrono::TimeDelta::seconds(3));
-        }
-    });
-    let back = walk_widget(
-        &s.http,
-        link["location"].as_str().expect("location"),
-        "sandbox-90094817",
-        "demo",
-    )
-    .await;
-    ticker.abort();
-    let second = exchange(&s, &back).await;
-    let second_id = link["id"].as_str().expect("id");
-    let result = get(
+    let (second, second_id, result) = verification(
         &s,
-        &second,
-        &format!("/rest/account-verifications/{second_id}"),
+        json!({ "name": "Erika Mueller-Mustermann", "account": "DE42900948175550012345",
+                "readout": ["TRANSACTIONS"] }),
+        "sandbox-90094817",
     )
     .await;
     assert_eq!(result["matched"]["name"], "Dr. Erika Müller-Mustermann");
@@ -614,35 +585,15 @@ async fn an_account_verification_matches_the_holder_as_the_bank_writes_it() {
     let txs = get(&s, &second, "/rest/transactions").await;
     assert!(!txs["transactions"].as_array().expect("list").is_empty());
     // A token reads its own verification only.
-    let res = s
-        .http
-        .get(s.url(&format!("/rest/account-verifications/{second_id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(res.status().as_u16(), 404);
+    let other = format!("/rest/account-verifications/{second_id}");
+    assert_eq!(status_of(&s, &token, &other).await, 404);
 
     // Sparkasse's joint account: either holder matches.
-    let link = verify(
-        "Max Mustermann",
-        "DE46900948161002003004",
-        json!(["ACCOUNTS"]),
-    )
-    .await;
-    let back = walk_widget(
-        &s.http,
-        link["location"].as_str().expect("location"),
-        "sandbox-90094816",
-        "demo",
-    )
-    .await;
-    let third = exchange(&s, &back).await;
-    let third_id = link["id"].as_str().expect("id");
-    let result = get(
+    let (third, _, result) = verification(
         &s,
-        &third,
-        &format!("/rest/account-verifications/{third_id}"),
+        json!({ "name": "Max Mustermann", "account": "DE46900948161002003004",
+                "readout": ["ACCOUNTS"] }),
+        "sandbox-90094816",
     )
     .await;
     assert_eq!(result["matched"]["name"], "Erika und Max Mustermann");

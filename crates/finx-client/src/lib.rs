@@ -313,11 +313,20 @@ impl FinxClient {
     /// [`Error::Api`] with the field named for bad input; [`Error::Api`] 401 for bad client
     /// credentials.
     pub async fn create_onetime_access(&self, req: &OnetimeAccess) -> Result<Link, Error> {
-        let url = self.url("onetime/access")?;
+        self.client_post("onetime/access", req).await
+    }
+
+    /// POSTs `body` as JSON under the client's own credentials and reads the answer.
+    async fn client_post<B: serde::Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, Error> {
+        let url = self.url(path)?;
         let res = self
             .send(|| {
                 self.client_auth(self.request(Method::POST, url.clone()))
-                    .json(req)
+                    .json(body)
             })
             .await?;
         Self::json(res).await
@@ -333,14 +342,7 @@ impl FinxClient {
         &self,
         req: &AccountVerification,
     ) -> Result<Link, Error> {
-        let url = self.url("onetime/account-verification")?;
-        let res = self
-            .send(|| {
-                self.client_auth(self.request(Method::POST, url.clone()))
-                    .json(req)
-            })
-            .await?;
-        Self::json(res).await
+        self.client_post("onetime/account-verification", req).await
     }
 
     /// The result of account verification `id` (the link's `id`), with its grant's token.
@@ -366,14 +368,7 @@ impl FinxClient {
     /// # Errors
     /// [`Error::Api`] 400 naming the wrong field; nothing is stored then.
     pub async fn upload(&self, upload: &Upload) -> Result<UploadState, Error> {
-        let url = self.url("uploads")?;
-        let res = self
-            .send(|| {
-                self.client_auth(self.request(Method::POST, url.clone()))
-                    .json(upload)
-            })
-            .await?;
-        Self::json(res).await
+        self.client_post("uploads", upload).await
     }
 
     /// An upload's state; once completed, with a new access token for its data.
