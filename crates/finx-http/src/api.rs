@@ -153,9 +153,7 @@ pub(crate) async fn onetime_access(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<OnetimeAccessResponse>, ApiError> {
     let client = basic_client(&state, &headers, peer).await?;
-    let body = parse::body(body)?;
-    parse::kind(&headers, &[Kind::Json])?;
-    let b: OnetimeAccessBody = parse::json(&body)?;
+    let b: OnetimeAccessBody = parse::json_body(&headers, body)?;
     let flow = state
         .finx
         .create_onetime_access(&client, flow_request(b))
@@ -228,9 +226,7 @@ pub(crate) async fn ongoing_access(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<OnetimeAccessResponse>, ApiError> {
     let client = basic_client(&state, &headers, peer).await?;
-    let body = parse::body(body)?;
-    parse::kind(&headers, &[Kind::Json])?;
-    let b: crate::wire::OngoingAccessBody = parse::json(&body)?;
+    let b: crate::wire::OngoingAccessBody = parse::json_body(&headers, body)?;
     let (flow, user_id, access_id) = b.into_parts();
     let req = finx_core::OngoingAccessRequest {
         flow: flow_request(flow),

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::api::basic_client;
 use crate::error::ApiError;
-use crate::parse::{self, Kind};
+use crate::parse;
 
 /// One category of the tree.
 #[derive(Debug, Serialize, ToSchema)]
@@ -167,9 +167,7 @@ pub(crate) async fn add_rule(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<RuleDto>), ApiError> {
     let client = basic_client(&state, &headers, peer).await?;
-    let body = parse::body(body)?;
-    parse::kind(&headers, &[Kind::Json])?;
-    let b: RuleBody = parse::json(&body)?;
+    let b: RuleBody = parse::json_body(&headers, body)?;
     let rule = state
         .finx
         .add_category_rule(

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::api::basic_client;
 use crate::error::ApiError;
-use crate::parse::{self, Kind};
+use crate::parse;
 
 /// `POST /webhooks`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -173,9 +173,7 @@ pub(crate) async fn add(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<WebhookSecretDto>), ApiError> {
     let client = client_id(&state, peer, &headers).await?;
-    let body = parse::body(body)?;
-    parse::kind(&headers, &[Kind::Json])?;
-    let b: WebhookBody = parse::json(&body)?;
+    let b: WebhookBody = parse::json_body(&headers, body)?;
     let e = state.finx.add_webhook(&client, &b.url).await?;
     Ok((StatusCode::CREATED, Json(WebhookSecretDto::of(&e))))
 }

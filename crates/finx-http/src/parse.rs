@@ -72,6 +72,17 @@ pub(crate) fn kind(headers: &HeaderMap, allowed: &[Kind]) -> Result<Kind, ApiErr
     })
 }
 
+/// A JSON-only endpoint's body: read within the limit, its media type JSON, then parsed
+/// as [`json`] does, in that order.
+pub(crate) fn json_body<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let bytes = body(bytes)?;
+    kind(headers, &[Kind::Json])?;
+    json(&bytes)
+}
+
 /// Parses a JSON body strictly: valid UTF-8, one value, no unknown fields, right types. The
 /// error names the field.
 pub(crate) fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

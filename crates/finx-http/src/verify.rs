@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::api::{authorized, basic_client, path_id, widget_link};
 use crate::error::ApiError;
-use crate::parse::{self, Kind};
+use crate::parse;
 use crate::wire::OnetimeAccessResponse;
 
 /// `POST /onetime/account-verification`.
@@ -139,9 +139,7 @@ pub(crate) async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<OnetimeAccessResponse>, ApiError> {
     let client = basic_client(&state, &headers, peer).await?;
-    let body = parse::body(body)?;
-    parse::kind(&headers, &[Kind::Json])?;
-    let b: VerificationBody = parse::json(&body)?;
+    let b: VerificationBody = parse::json_body(&headers, body)?;
     let flow = state
         .finx
         .create_account_verification(
